@@ -1,0 +1,148 @@
+// Package abi holds the constants of the edgehost plugin ABI, version 1, as specified in
+// ABI.md. The host and the Go SDK both import it; the C SDK's header is written from the
+// same spec. It imports nothing and must never import host or sdk packages.
+package abi
+
+// Version is the ABI version this package describes. A module whose
+// edgehost_abi_version export returns another value is rejected at load.
+const Version = 1
+
+// Names of the module exports (see ABI.md, "Module exports").
+const (
+	ExportABIVersion = "edgehost_abi_version" // () -> i32
+	ExportAlloc      = "edgehost_alloc"       // (size, align i32) -> i32 pointer, 0 on failure
+	ExportFree       = "edgehost_free"        // (ptr i32)
+	ExportInit       = "edgehost_init"        // (params_ptr, params_len i32) -> i32 status
+	ExportPre        = "edgehost_pre"         // (call_ptr i32) -> i32 status
+	ExportPost       = "edgehost_post"        // (call_ptr i32) -> i32 status
+	ExportInitialize = "_initialize"          // reactor start (WASI), run once if present
+)
+
+// HostModule is the import module name of the host functions.
+const HostModule = "edgehost"
+
+// Names of the host imports in module HostModule (see ABI.md, "Host imports").
+const (
+	ImportLog      = "log"       // (level, ptr, len i32)
+	ImportSetError = "set_error" // (ptr, len i32)
+)
+
+// ManifestSection is the name of the custom section that carries the plugin manifest (JSON).
+const ManifestSection = "edgehost.manifest"
+
+// SignatureSection is the name of the custom section that carries a plugin signature.
+const SignatureSection = "edgehost.signature"
+
+// Kind says which calls a plugin implements.
+type Kind string
+
+// Plugin kinds.
+const (
+	KindPre  Kind = "pre"
+	KindPost Kind = "post"
+	KindBoth Kind = "both"
+)
+
+// Status is the i32 a plugin call returns.
+type Status int32
+
+// Statuses (see ABI.md, "Errors").
+const (
+	StatusOK          Status = 0 // success
+	StatusBadInput    Status = 1 // the request's data is malformed: the caller's fault (HTTP 400)
+	StatusInternal    Status = 2 // the plugin failed: its own fault (HTTP 500)
+	StatusUnsupported Status = 3 // the input is well formed but not handled, e.g. an image format (HTTP 415)
+	StatusBadParams   Status = 4 // init: the parameters from config are invalid
+)
+
+// Log levels for the log import.
+const (
+	LogDebug = 0
+	LogInfo  = 1
+	LogWarn  = 2
+	LogError = 3
+)
+
+// DType is a tensor element type code. The values equal TFLite's TfLiteType.
+type DType uint32
+
+// Tensor element types.
+const (
+	Float32 DType = 1
+	Int32   DType = 2
+	UInt8   DType = 3
+	Int64   DType = 4
+	Int16   DType = 7
+	Int8    DType = 9
+	Float16 DType = 10
+)
+
+// Size returns the size in bytes of one element, or 0 for an unknown type.
+func (d DType) Size() int {
+	switch d {
+	case UInt8, Int8:
+		return 1
+	case Int16, Float16:
+		return 2
+	case Float32, Int32:
+		return 4
+	case Int64:
+		return 8
+	}
+	return 0
+}
+
+// String returns the KServe v2 name of the type (FP32, UINT8, ...).
+func (d DType) String() string {
+	switch d {
+	case Float32:
+		return "FP32"
+	case Int32:
+		return "INT32"
+	case UInt8:
+		return "UINT8"
+	case Int64:
+		return "INT64"
+	case Int16:
+		return "INT16"
+	case Int8:
+		return "INT8"
+	case Float16:
+		return "FP16"
+	}
+	return "UNKNOWN"
+}
+
+// MaxDims is the largest tensor rank a descriptor holds.
+const MaxDims = 8
+
+// TensorAlign is the alignment, in bytes, of every tensor buffer in guest memory.
+const TensorAlign = 64
+
+// Tensor descriptor layout: TensorDescSize bytes, little-endian, written by the host.
+const (
+	TensorDescSize     = 64
+	TensorOffDType     = 0  // u32
+	TensorOffNDims     = 4  // u32
+	TensorOffDims      = 8  // i32[MaxDims]
+	TensorOffScale     = 40 // f32 quantisation scale (0 when not quantised)
+	TensorOffZeroPoint = 44 // i32 quantisation zero point
+	TensorOffData      = 48 // u32 pointer to the data (TensorAlign-aligned)
+	TensorOffBytes     = 52 // u32 data length in bytes
+	TensorOffName      = 56 // u32 pointer to the tensor name (UTF-8, not NUL-terminated)
+	TensorOffNameLen   = 60 // u32 name length
+)
+
+// Call block layout: CallSize bytes, little-endian, allocated by the host with
+// edgehost_alloc once per instance and passed to edgehost_pre / edgehost_post.
+const (
+	CallSize        = 32
+	CallOffABI      = 0  // u32 ABI version (host writes)
+	CallOffInput    = 4  // u32 pointer to the request bytes (host writes; pre only)
+	CallOffInputLen = 8  // u32 request length
+	CallOffNTensors = 12 // u32 number of tensor descriptors
+	CallOffTensors  = 16 // u32 pointer to the first descriptor
+	CallOffOutput   = 20 // u32 pointer to the result bytes (plugin writes; post)
+	CallOffOutLen   = 24 // u32 result length (plugin writes)
+	CallOffFlags    = 28 // u32 reserved, 0
+)

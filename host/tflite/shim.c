@@ -1,0 +1,124 @@
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shim.h"
+
+void eh_reporter(void* user_data, const char* format, va_list args) {
+	eh_errbuf* b = (eh_errbuf*)user_data;
+	if (b == NULL || b->len >= EH_ERRBUF - 2) return;
+	if (b->len > 0) b->msg[b->len++] = ';', b->msg[b->len] = 0;
+	int n = vsnprintf(b->msg + b->len, EH_ERRBUF - b->len, format, args);
+	if (n > 0) {
+		b->len += (size_t)n;
+		if (b->len >= EH_ERRBUF) b->len = EH_ERRBUF - 1;
+	}
+}
+
+void eh_set_reporter(TfLiteInterpreterOptions* options, eh_errbuf* buf) {
+	TfLiteInterpreterOptionsSetErrorReporter(options, eh_reporter, buf);
+}
+
+static void* sym(const char* name) { return dlsym(RTLD_DEFAULT, name); }
+
+int eh_has_custom_allocation(void) { return sym("TfLiteInterpreterSetCustomAllocationForTensor") != NULL; }
+int eh_has_xnnpack(void) { return sym("TfLiteXNNPackDelegateCreate") != NULL; }
+int eh_has_tensor_index(void) { return sym("TfLiteInterpreterGetInputTensorIndex") != NULL; }
+
+/* TfLiteXNNPackDelegateOptions grows between TFLite releases; only its first two fields
+ * (int32 num_threads, uint32 flags) are stable. The options are obtained from the library's
+ * own default into a buffer larger than any version's struct, so the layout never matters. */
+typedef struct {
+	int32_t num_threads;
+	uint32_t flags;
+	unsigned char rest[504];
+} eh_xnn_options;
+
+#define EH_XNN_FLAG_QS8 0x1
+#define EH_XNN_FLAG_QU8 0x2
+
+TfLiteDelegate* eh_xnnpack_create(int num_threads) {
+	eh_xnn_options (*def)(void) = (eh_xnn_options(*)(void))sym("TfLiteXNNPackDelegateOptionsDefault");
+	TfLiteDelegate* (*create)(const eh_xnn_options*) = (TfLiteDelegate * (*)(const eh_xnn_options*)) sym("TfLiteXNNPackDelegateCreate");
+	if (def == NULL || create == NULL) return NULL;
+	eh_xnn_options o;
+	memset(&o, 0, sizeof o);
+	o = def();
+	o.num_threads = num_threads;
+	o.flags |= EH_XNN_FLAG_QS8 | EH_XNN_FLAG_QU8;
+	return create(&o);
+}
+
+void eh_xnnpack_delete(TfLiteDelegate* d) {
+	void (*del)(TfLiteDelegate*) = (void (*)(TfLiteDelegate*))sym("TfLiteXNNPackDelegateDelete");
+	if (d != NULL && del != NULL) del(d);
+}
+
+static __thread char* eh_ext_err;
+static __thread size_t eh_ext_errlen;
+static void eh_ext_report(const char* msg) {
+	if (eh_ext_err != NULL && msg != NULL) snprintf(eh_ext_err, eh_ext_errlen, "%s", msg);
+}
+
+int eh_external_load(const char* path, char** keys, char** values, size_t n, eh_external* out, char* err, size_t errlen) {
+	memset(out, 0, sizeof *out);
+	err[0] = 0;
+	void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		snprintf(err, errlen, "dlopen: %s", dlerror());
+		return -1;
+	}
+	typedef TfLiteDelegate* (*create_fn)(char**, char**, size_t, void (*)(const char*));
+	create_fn create = (create_fn)dlsym(h, "tflite_plugin_create_delegate");
+	void (*destroy)(TfLiteDelegate*) = (void (*)(TfLiteDelegate*))dlsym(h, "tflite_plugin_destroy_delegate");
+	if (create == NULL || destroy == NULL) {
+		snprintf(err, errlen, "%s does not export tflite_plugin_create_delegate and tflite_plugin_destroy_delegate", path);
+		dlclose(h);
+		return -1;
+	}
+	eh_ext_err = err;
+	eh_ext_errlen = errlen;
+	TfLiteDelegate* d = create(keys, values, n, eh_ext_report);
+	eh_ext_err = NULL;
+	if (d == NULL) {
+		if (err[0] == 0) snprintf(err, errlen, "tflite_plugin_create_delegate returned NULL");
+		dlclose(h);
+		return -1;
+	}
+	out->handle = h;
+	out->delegate = d;
+	out->destroy = destroy;
+	return 0;
+}
+
+void eh_external_unload(eh_external* ext) {
+	if (ext->delegate != NULL && ext->destroy != NULL) ext->destroy(ext->delegate);
+	if (ext->handle != NULL) dlclose(ext->handle);
+	memset(ext, 0, sizeof *ext);
+}
+
+typedef struct {
+	void* data;
+	size_t bytes;
+} eh_custom_allocation;
+
+int eh_set_custom_allocation(TfLiteInterpreter* interp, int tensor_index, void* data, size_t bytes) {
+	TfLiteStatus (*set)(TfLiteInterpreter*, int, const eh_custom_allocation*, int64_t) =
+	    (TfLiteStatus(*)(TfLiteInterpreter*, int, const eh_custom_allocation*, int64_t))sym("TfLiteInterpreterSetCustomAllocationForTensor");
+	if (set == NULL) return -1;
+	eh_custom_allocation a = {data, bytes};
+	return (int)set(interp, tensor_index, &a, 0);
+}
+
+int eh_input_tensor_index(TfLiteInterpreter* interp, int input) {
+	int (*f)(const TfLiteInterpreter*, int32_t) = (int (*)(const TfLiteInterpreter*, int32_t))sym("TfLiteInterpreterGetInputTensorIndex");
+	return f == NULL ? -1 : f(interp, input);
+}
+
+int eh_output_tensor_index(TfLiteInterpreter* interp, int output) {
+	int (*f)(const TfLiteInterpreter*, int32_t) = (int (*)(const TfLiteInterpreter*, int32_t))sym("TfLiteInterpreterGetOutputTensorIndex");
+	return f == NULL ? -1 : f(interp, output);
+}

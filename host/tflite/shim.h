@@ -1,0 +1,48 @@
+/* shim.h: edgehost's thin C layer beside go-tflite (see RATIONALE.md, "cgo layer").
+ * Everything that go-tflite v1.0.1 lacks: capability probing, XNNPACK with explicit options,
+ * external (vendor) delegates through the tflite_plugin_* interface, custom tensor
+ * allocation, and an error reporter that formats its va_list correctly. Functions that
+ * only newer TFLite libraries export are resolved with dlsym, so one binary runs on both. */
+#ifndef EDGEHOST_SHIM_H_
+#define EDGEHOST_SHIM_H_
+
+#include <stddef.h>
+#include <stdint.h>
+#include <tensorflow/lite/c/c_api.h>
+#include <tensorflow/lite/c/common.h>
+
+#define EH_ERRBUF 2048
+
+/* eh_errbuf collects the messages TFLite reports for one interpreter or model. */
+typedef struct eh_errbuf {
+	char msg[EH_ERRBUF];
+	size_t len;
+} eh_errbuf;
+
+void eh_reporter(void* user_data, const char* format, va_list args);
+void eh_set_reporter(TfLiteInterpreterOptions* options, eh_errbuf* buf);
+
+/* capabilities: 1 when the loaded library exports the symbol. */
+int eh_has_custom_allocation(void);
+int eh_has_xnnpack(void);
+int eh_has_tensor_index(void);
+
+/* XNNPACK with num_threads; qu8 and qs8 kernels forced on. NULL when unavailable. */
+TfLiteDelegate* eh_xnnpack_create(int num_threads);
+void eh_xnnpack_delete(TfLiteDelegate* d);
+
+/* External delegate: dlopen path, call tflite_plugin_create_delegate with options. */
+typedef struct eh_external {
+	void* handle;
+	TfLiteDelegate* delegate;
+	void (*destroy)(TfLiteDelegate*);
+} eh_external;
+int eh_external_load(const char* path, char** keys, char** values, size_t n, eh_external* out, char* err, size_t errlen);
+void eh_external_unload(eh_external* ext);
+
+/* Custom allocation: returns kTfLiteOk, or -1 when the library lacks it. */
+int eh_set_custom_allocation(TfLiteInterpreter* interp, int tensor_index, void* data, size_t bytes);
+int eh_input_tensor_index(TfLiteInterpreter* interp, int input);
+int eh_output_tensor_index(TfLiteInterpreter* interp, int output);
+
+#endif

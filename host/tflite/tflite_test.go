@@ -1,0 +1,307 @@
+package tflite_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"image"
+	_ "image/jpeg"
+	_ "image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/tflite"
+)
+
+const models = "../../.deps/models/"
+
+// rgbResize decodes an image file and resizes it (bilinear) to w×h packed RGB bytes.
+func rgbResize(t testing.TB, path string, w, h int) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	out := make([]byte, 0, w*h*3)
+	for y := 0; y < h; y++ {
+		sy := b.Min.Y + (y*b.Dy())/h
+		for x := 0; x < w; x++ {
+			sx := b.Min.X + (x*b.Dx())/w
+			r, g, bb, _ := img.At(sx, sy).RGBA()
+			out = append(out, byte(r>>8), byte(g>>8), byte(bb>>8))
+		}
+	}
+	return out
+}
+
+func lines(t testing.TB, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		out = append(out, strings.TrimSpace(s.Text()))
+	}
+	return out
+}
+
+func TestProbe(t *testing.T) {
+	c := tflite.Probe()
+	t.Log(c)
+	if c.Version == "" {
+		t.Fatal("no TFLite version")
+	}
+}
+
+func TestMobilenetPeacock(t *testing.T) {
+	for _, xnn := range []bool{false, true} {
+		m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 2, XNNPACK: xnn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := m.Inputs[0]
+		if in.Type != abi.UInt8 || len(in.Shape) != 4 || in.Shape[1] != 224 || in.Scale == 0 {
+			t.Fatalf("unexpected input %v", in)
+		}
+		it, err := m.NewInterpreter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(it.Input(0), rgbResize(t, models+"peacock.png", 224, 224))
+		if err := it.Invoke(); err != nil {
+			t.Fatal(err)
+		}
+		out := it.Output(0)
+		best := 0
+		for i, v := range out {
+			if v > out[best] {
+				best = i
+			}
+		}
+		labels := lines(t, models+"mobilenet_labels.txt")
+		if labels[best] != "peacock" {
+			t.Errorf("xnnpack=%v: top-1 %q (score %d), want peacock", xnn, labels[best], out[best])
+		}
+		t.Logf("xnnpack=%v delegates=%v top-1 %s %d/255", xnn, it.Delegates(), labels[best], out[best])
+		it.Close()
+		m.Close()
+	}
+}
+
+func TestSSDFindsPerson(t *testing.T) {
+	m, err := tflite.LoadModel(models+"ssd_detect.tflite", tflite.Options{Threads: 2, XNNPACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if len(m.Outputs) != 4 {
+		t.Fatalf("outputs %v", m.Outputs)
+	}
+	it, err := m.NewInterpreter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	copy(it.Input(0), rgbResize(t, models+"ssd_example.jpg", m.Inputs[0].Shape[2], m.Inputs[0].Shape[1]))
+	if err := it.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	f32 := func(b []byte) []float32 { return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4) }
+	classes, scores, count := f32(it.Output(1)), f32(it.Output(2)), f32(it.Output(3))
+	labels := lines(t, models+"ssd_labelmap.txt")
+	found := false
+	for i := 0; i < int(count[0]); i++ {
+		label := labels[int(classes[i])+1]
+		t.Logf("%s %.2f", label, scores[i])
+		if label == "person" && scores[i] > 0.5 {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no person found with score > 0.5")
+	}
+}
+
+func TestBadModels(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(models + "mobilenet_quant_v1_224.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	corrupt := append([]byte(nil), good...)
+	for i := 64; i < 4096; i++ {
+		corrupt[i] ^= 0xA5
+	}
+	cases := []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(dir, "nope.tflite"), "no such file"},
+		{"empty", write("empty.tflite", nil), "too short"},
+		{"directory", dir, "is a directory"},
+		{"not tflite", write("peacock.tflite", lines2bytes(t, models+"peacock.png")), "not a TFLite model"},
+		{"truncated", write("trunc.tflite", good[:len(good)/3]), ""},
+		{"corrupt", write("corrupt.tflite", corrupt), ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := tflite.LoadModel(c.path, tflite.Options{})
+			if err == nil {
+				m.Close()
+				t.Fatal("loaded a bad model")
+			}
+			if !errors.Is(err, tflite.ErrBadModel) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q, want ErrBadModel containing %q", err, c.want)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func lines2bytes(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// buildTestDelegate compiles testdata/testdelegate.c into a shared library.
+func buildTestDelegate(t *testing.T) string {
+	t.Helper()
+	so := filepath.Join(t.TempDir(), "libtestdelegate.so")
+	cmd := exec.Command("cc", "-shared", "-fPIC", "-O2", "-I../../.deps/tflite/include", "-o", so, "testdata/testdelegate.c")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building test delegate: %v\n%s", err, out)
+	}
+	return so
+}
+
+func TestExternalDelegate(t *testing.T) {
+	so := buildTestDelegate(t)
+	marker := filepath.Join(t.TempDir(), "prepared")
+	var warnings []string
+	var mu sync.Mutex
+	warn := func(msg string, kv ...any) { mu.Lock(); warnings = append(warnings, msg); mu.Unlock() }
+
+	t.Run("applied", func(t *testing.T) {
+		m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{
+			Delegate: &tflite.ExternalOptions{Path: so, Options: map[string]string{"marker": marker}}, Warn: warn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		it, err := m.NewInterpreter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer it.Close()
+		got, err := os.ReadFile(marker)
+		if err != nil {
+			t.Fatalf("delegate Prepare did not run: %v", err)
+		}
+		if !strings.HasPrefix(string(got), "prepared nodes=31") {
+			t.Errorf("marker %q", got)
+		}
+		if d := it.Delegates(); len(d) != 1 || !strings.HasPrefix(d[0], "external:") {
+			t.Errorf("delegates %v", d)
+		}
+		if len(warnings) != 0 {
+			t.Errorf("warnings %v", warnings)
+		}
+	})
+	for _, c := range []struct {
+		name, path string
+		opts       map[string]string
+	}{
+		{"prepare fails", so, map[string]string{"fail": "prepare"}},
+		{"create fails", so, map[string]string{"fail": "create"}},
+		{"missing library", "/nonexistent/libvendor.so", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			warnings = nil
+			m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{
+				Delegate: &tflite.ExternalOptions{Path: c.path, Options: c.opts}, Warn: warn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			it, err := m.NewInterpreter()
+			if err != nil {
+				t.Fatalf("no CPU fallback: %v", err)
+			}
+			defer it.Close()
+			if len(it.Delegates()) != 0 || len(warnings) != 1 {
+				t.Fatalf("delegates %v warnings %v", it.Delegates(), warnings)
+			}
+			if err := it.Invoke(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestPoolConcurrent(t *testing.T) {
+	m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 1, XNNPACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := tflite.NewPool(m, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	img := rgbResize(t, models+"peacock.png", 224, 224)
+	labels := lines(t, models+"mobilenet_labels.txt")
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 3; n++ {
+				it, err := p.Get(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				copy(it.Input(0), img)
+				err = it.Invoke()
+				out := it.Output(0)
+				best := 0
+				for i, v := range out {
+					if v > out[best] {
+						best = i
+					}
+				}
+				p.Put(it)
+				if err != nil || labels[best] != "peacock" {
+					t.Errorf("err %v label %s", err, labels[best])
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
