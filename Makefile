@@ -8,7 +8,8 @@ export CGO_CFLAGS := -I$(ROOT)/host/tflite/include -I$(ROOT)/.deps/tflite/includ
 export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
-.PHONY: all deps build plugins run test test-race bench fuzz vet fmt clean
+.SECONDEXPANSION:
+.PHONY: all deps build plugins c-plugins run test test-race bench fuzz vet fmt clean
 
 all: build plugins
 
@@ -19,6 +20,20 @@ deps: .deps/.ok
 
 build: deps
 	go build -o bin/edgehost ./cmd/edgehost
+
+GO_PLUGINS := imagepre-go classify-go ssd-go
+C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
+SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go)
+
+plugins: $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
+
+# Go plugins: a reactor module for wasip1, then the manifest embedded as a custom section.
+plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/examples/$$(*D)/manifest.json) $(SDK_GO)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
+	go run ./sdk/cmd/ehmanifest -in $@ -manifest plugins/examples/$(*D)/manifest.json
+
+c-plugins:
+	@for p in $(C_PLUGINS); do $(MAKE) --no-print-directory -C plugins/examples/$$p || exit 1; done
 
 run: build plugins
 	./bin/edgehost --config config.toml run --pipeline classify .deps/models/peacock.png

@@ -204,3 +204,9 @@ func (i *Interpreter) Close() {
 		i.errbuf = nil
 	}
 }
+
+// InputCount is the number of input tensors.
+func (i *Interpreter) InputCount() int { return i.it.GetInputTensorCount() }
+
+// OutputCount is the number of output tensors.
+func (i *Interpreter) OutputCount() int { return i.it.GetOutputTensorCount() }

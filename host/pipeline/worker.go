@@ -1,0 +1,181 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/tflite"
+)
+
+// worker is one pre instance, one interpreter and one post instance, bound together: the
+// interpreter's inputs live in the pre instance's memory and its outputs in the post's.
+type worker struct {
+	pre, post *plugin.Instance
+	it        *tflite.Interpreter
+}
+
+func tensors(ts []tflite.TensorInfo) []plugin.Tensor {
+	out := make([]plugin.Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = plugin.Tensor{Name: t.Name, DType: t.Type, Shape: t.Shape, Scale: t.Scale, ZeroPoint: t.ZeroPoint, Bytes: t.Bytes}
+	}
+	return out
+}
+
+func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
+	w := &worker{}
+	var err error
+	if w.it, err = spec.Model.NewInterpreter(); err != nil {
+		return nil, err
+	}
+	if err = w.replacePre(ctx, spec, zeroCopy); err == nil {
+		err = w.replacePost(ctx, spec, zeroCopy)
+	}
+	if err != nil {
+		w.close(ctx)
+		return nil, err
+	}
+	return w, nil
+}
+
+// replacePre makes a fresh pre instance, binds the model inputs in it and, in zero-copy
+// mode, points the interpreter at them before closing the old instance.
+func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error {
+	inst, err := spec.Pre.NewInstance(ctx)
+	if err != nil {
+		return err
+	}
+	if err := inst.Bind(ctx, tensors(spec.Model.Inputs)); err != nil {
+		inst.Close(ctx)
+		return err
+	}
+	if zeroCopy {
+		for n := range spec.Model.Inputs {
+			b, p := inst.TensorData(n)
+			if err := w.it.BindInput(n, p, len(b)); err != nil {
+				inst.Close(ctx)
+				return err
+			}
+		}
+		if err := w.it.AllocateTensors(); err != nil {
+			inst.Close(ctx)
+			return err
+		}
+	}
+	if w.pre != nil {
+		w.pre.Close(ctx)
+	}
+	w.pre = inst
+	return nil
+}
+
+func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) error {
+	inst, err := spec.Post.NewInstance(ctx)
+	if err != nil {
+		return err
+	}
+	if err := inst.Bind(ctx, tensors(spec.Model.Outputs)); err != nil {
+		inst.Close(ctx)
+		return err
+	}
+	if zeroCopy {
+		for n := range spec.Model.Outputs {
+			b, p := inst.TensorData(n)
+			if err := w.it.BindOutput(n, p, len(b)); err != nil {
+				inst.Close(ctx)
+				return err
+			}
+		}
+		if err := w.it.AllocateTensors(); err != nil {
+			inst.Close(ctx)
+			return err
+		}
+	}
+	if w.post != nil {
+		w.post.Close(ctx)
+	}
+	w.post = inst
+	return nil
+}
+
+// repair replaces an instance that trapped on an earlier request.
+func (w *worker) repair(ctx context.Context, spec Spec, zeroCopy bool) error {
+	if w.pre == nil || w.pre.Broken() != nil {
+		if err := w.replacePre(ctx, spec, zeroCopy); err != nil {
+			return fmt.Errorf("replacing trapped pre instance: %w", err)
+		}
+	}
+	if w.post == nil || w.post.Broken() != nil {
+		if err := w.replacePost(ctx, spec, zeroCopy); err != nil {
+			return fmt.Errorf("replacing trapped post instance: %w", err)
+		}
+	}
+	return nil
+}
+
+// BadRequestError is a request the host itself rejects before any plugin runs.
+type BadRequestError struct{ Msg string }
+
+func (e *BadRequestError) Error() string { return e.Msg }
+
+func (w *worker) run(ctx context.Context, body io.Reader, size int, fn Result, zeroCopy bool) (Stats, error) {
+	var st Stats
+	if size < 0 || size > 1<<30 {
+		return st, &BadRequestError{Msg: fmt.Sprintf("request size %d is invalid", size)}
+	}
+	buf, err := w.pre.InputBuffer(ctx, uint32(size))
+	if err != nil {
+		return st, err
+	}
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return st, &BadRequestError{Msg: fmt.Sprintf("reading request body: %v", err)}
+	}
+	t0 := time.Now()
+	if err := w.pre.Pre(ctx, uint32(size)); err != nil {
+		return st, err
+	}
+	t1 := time.Now()
+	st.Pre = t1.Sub(t0)
+	if !zeroCopy {
+		for n := range w.it.InputCount() {
+			b, _ := w.pre.TensorData(n)
+			st.CopiedBytes += copy(w.it.Input(n), b)
+		}
+	}
+	if err := w.it.Invoke(); err != nil {
+		return st, err
+	}
+	if !zeroCopy {
+		for n := range w.it.OutputCount() {
+			b, _ := w.post.TensorData(n)
+			st.CopiedBytes += copy(b, w.it.Output(n))
+		}
+	}
+	t2 := time.Now()
+	st.Infer = t2.Sub(t1)
+	res, err := w.post.Post(ctx)
+	st.Post = time.Since(t2)
+	if err != nil {
+		return st, err
+	}
+	return st, fn(res, w.post.Module().Manifest.ResultType())
+}
+
+func (w *worker) close(ctx context.Context) {
+	// The interpreter points into both instances' memory: close it first.
+	if w.it != nil {
+		w.it.Close()
+		w.it = nil
+	}
+	if w.pre != nil {
+		w.pre.Close(ctx)
+		w.pre = nil
+	}
+	if w.post != nil {
+		w.post.Close(ctx)
+		w.post = nil
+	}
+}

@@ -1,0 +1,59 @@
+package plugin
+
+import (
+	"fmt"
+
+	"github.com/edgehost/edgehost/abi"
+)
+
+// LoadError says why a plugin file could not be loaded or validated.
+type LoadError struct {
+	Path string
+	Err  error
+}
+
+func (e *LoadError) Error() string { return fmt.Sprintf("plugin %s: %v", e.Path, e.Err) }
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// StatusError is a plugin call that returned a non-zero status, with the plugin's message.
+type StatusError struct {
+	Plugin string // name@version
+	Func   string
+	Status abi.Status
+	Msg    string
+}
+
+func (e *StatusError) Error() string {
+	msg := e.Msg
+	if msg == "" {
+		msg = "(the plugin set no error message)"
+	}
+	return fmt.Sprintf("plugin %s: %s returned status %d (%s): %s", e.Plugin, e.Func, e.Status, statusName(e.Status), msg)
+}
+
+func statusName(s abi.Status) string {
+	switch s {
+	case abi.StatusBadInput:
+		return "bad_input"
+	case abi.StatusInternal:
+		return "internal"
+	case abi.StatusUnsupported:
+		return "unsupported"
+	case abi.StatusBadParams:
+		return "bad_params"
+	}
+	return "unknown"
+}
+
+// TrapError is a plugin call that trapped (including an exceeded budget) or broke the ABI
+// (an out-of-bounds pointer, an oversized result). The instance is discarded.
+type TrapError struct {
+	Plugin string // name@version
+	Func   string
+	Err    error // wazero's error, with the guest stack trace
+}
+
+func (e *TrapError) Error() string {
+	return fmt.Sprintf("plugin %s: %s trapped: %v", e.Plugin, e.Func, e.Err)
+}
+func (e *TrapError) Unwrap() error { return e.Err }

@@ -1,0 +1,325 @@
+package plugin
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// Tensor describes a tensor a plugin reads or writes; the host takes it from its own model
+// metadata, never from the guest.
+type Tensor struct {
+	Name      string
+	DType     abi.DType
+	Shape     []int
+	Scale     float32
+	ZeroPoint int32
+	Bytes     int
+}
+
+type bound struct {
+	Tensor
+	data, name uint32
+}
+
+// Instance is one instantiated plugin. It is not safe for concurrent use. Slices it returns
+// alias guest memory, which never moves: they stay valid until Close.
+type Instance struct {
+	m          *Module
+	mod        api.Module
+	mem        *mmapMemory
+	alloc      api.Function
+	free       api.Function
+	pre, post  api.Function
+	stack      [2]uint64
+	call       uint32 // call block
+	table      uint32 // tensor descriptor table
+	tensors    []bound
+	input      uint32 // request buffer (pre)
+	inputCap   uint32
+	errMsg     string
+	logLines   int
+	logDropped int
+	broken     error
+}
+
+type recordingAllocator struct {
+	mmapAllocator
+	mem *mmapMemory
+}
+
+func (a *recordingAllocator) Allocate(cap, max uint64) experimental.LinearMemory {
+	lm := a.mmapAllocator.Allocate(cap, max).(*mmapMemory)
+	a.mem = lm
+	return lm
+}
+
+// NewInstance instantiates the module, runs _initialize, checks the ABI version and calls
+// edgehost_init with the plugin's params.
+func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
+	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live}}
+	ictx := experimental.WithMemoryAllocator(ctx, alloc)
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
+	if err != nil {
+		if alloc.mem != nil {
+			alloc.mem.Free()
+		}
+		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: instantiate: %w", m.Name(), err)}
+	}
+	i := &Instance{m: m, mod: mod, mem: alloc.mem,
+		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
+		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost)}
+	m.rt.instances.Store(mod, i)
+	fail := func(err error) (*Instance, error) {
+		i.Close(ctx)
+		return nil, &LoadError{Path: m.Path, Err: err}
+	}
+	if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
+		if _, err := f.Call(ctx); err != nil {
+			return fail(i.trap("_initialize", err))
+		}
+	}
+	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(ctx)
+	if err != nil {
+		return fail(i.trap(abi.ExportABIVersion, err))
+	}
+	if v := int32(res[0]); v != abi.Version {
+		return fail(fmt.Errorf("plugin %s: ABI version %d is not supported (this host supports %d)", m.Name(), v, abi.Version))
+	}
+	if v := m.Manifest.ABI; v != abi.Version {
+		return fail(fmt.Errorf("plugin %s: manifest ABI %d does not match", m.Name(), v))
+	}
+	p, err := i.Alloc(ctx, uint32(len(m.params)), 1)
+	if err != nil {
+		return fail(err)
+	}
+	b, _ := i.Bytes(p, uint32(len(m.params)))
+	copy(b, m.params)
+	if err := i.callStatus(ctx, abi.ExportInit, mod.ExportedFunction(abi.ExportInit), uint64(p), uint64(len(m.params))); err != nil {
+		return fail(err)
+	}
+	i.Free(ctx, p)
+	if i.call, err = i.Alloc(ctx, abi.CallSize, 8); err != nil {
+		return fail(err)
+	}
+	return i, nil
+}
+
+// Module returns the plugin version this instance runs.
+func (i *Instance) Module() *Module { return i.m }
+
+// Broken is non-nil once the instance trapped; it must then be closed and replaced.
+func (i *Instance) Broken() error { return i.broken }
+
+// trap wraps a failed guest call; the instance may not be called again.
+func (i *Instance) trap(fn string, err error) error {
+	i.broken = err
+	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err}
+}
+
+func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, args ...uint64) error {
+	if i.broken != nil {
+		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
+	}
+	i.errMsg, i.logLines, i.logDropped = "", 0, 0
+	stack := i.stack[:]
+	copy(stack, args)
+	err := f.CallWithStack(ctx, stack)
+	if i.logDropped > 0 {
+		i.m.log.Warn("plugin log lines dropped over budget", "dropped", i.logDropped, "call", name)
+	}
+	if err != nil {
+		return i.trap(name, err)
+	}
+	if st := abi.Status(int32(stack[0])); st != abi.StatusOK {
+		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg}
+	}
+	return nil
+}
+
+// Alloc allocates size bytes aligned to align in guest memory through edgehost_alloc.
+func (i *Instance) Alloc(ctx context.Context, size, align uint32) (uint32, error) {
+	if i.broken != nil {
+		return 0, &TrapError{Plugin: i.m.Name(), Func: abi.ExportAlloc, Err: i.broken}
+	}
+	stack := i.stack[:]
+	stack[0], stack[1] = uint64(size), uint64(align)
+	if err := i.alloc.CallWithStack(ctx, stack); err != nil {
+		return 0, i.trap(abi.ExportAlloc, err)
+	}
+	p := uint32(stack[0])
+	if p == 0 {
+		return 0, fmt.Errorf("plugin %s: edgehost_alloc(%d, %d) failed: out of guest memory (budget %d bytes)", i.m.Name(), size, align, i.m.cfg.MemoryLimit)
+	}
+	if p%align != 0 || uint64(p)+uint64(size) > uint64(i.mod.Memory().Size()) {
+		return 0, i.trap(abi.ExportAlloc, fmt.Errorf("edgehost_alloc(%d, %d) returned %d: misaligned or outside memory (%d bytes)", size, align, p, i.mod.Memory().Size()))
+	}
+	return p, nil
+}
+
+// Free releases guest memory from Alloc.
+func (i *Instance) Free(ctx context.Context, p uint32) {
+	if i.broken != nil || p == 0 {
+		return
+	}
+	stack := i.stack[:]
+	stack[0] = uint64(p)
+	if err := i.free.CallWithStack(ctx, stack); err != nil {
+		_ = i.trap(abi.ExportFree, err)
+	}
+}
+
+// Bytes returns n bytes of guest memory at p, bounds-checked.
+func (i *Instance) Bytes(p, n uint32) ([]byte, bool) { return i.mod.Memory().Read(p, n) }
+
+// Pointer returns the host address of guest offset p (for TFLite custom allocation).
+func (i *Instance) Pointer(p uint32) unsafe.Pointer { return unsafe.Add(i.mem.base(), p) }
+
+// Bind allocates, in guest memory, a 64-byte-aligned buffer for each tensor plus the
+// descriptor table, once for the instance's life.
+func (i *Instance) Bind(ctx context.Context, tensors []Tensor) error {
+	if len(i.tensors) != 0 {
+		return errors.New("plugin: instance already bound")
+	}
+	var err error
+	if i.table, err = i.Alloc(ctx, uint32(len(tensors)*abi.TensorDescSize), 8); err != nil {
+		return err
+	}
+	for _, t := range tensors {
+		if len(t.Shape) > abi.MaxDims {
+			return fmt.Errorf("plugin: tensor %s has rank %d > %d", t.Name, len(t.Shape), abi.MaxDims)
+		}
+		b := bound{Tensor: t}
+		if b.data, err = i.Alloc(ctx, uint32(t.Bytes), abi.TensorAlign); err != nil {
+			return err
+		}
+		if b.name, err = i.Alloc(ctx, uint32(len(t.Name))+1, 1); err != nil {
+			return err
+		}
+		nb, _ := i.Bytes(b.name, uint32(len(t.Name)))
+		copy(nb, t.Name)
+		i.tensors = append(i.tensors, b)
+	}
+	return nil
+}
+
+// TensorData returns bound tensor n's buffer in guest memory and its host address.
+func (i *Instance) TensorData(n int) ([]byte, unsafe.Pointer) {
+	t := i.tensors[n]
+	b, _ := i.Bytes(t.data, uint32(t.Bytes))
+	return b, i.Pointer(t.data)
+}
+
+// writeCall rewrites the call block and the descriptor table before a call.
+func (i *Instance) writeCall(input, inputLen uint32) {
+	le := binary.LittleEndian
+	tb, _ := i.Bytes(i.table, uint32(len(i.tensors)*abi.TensorDescSize))
+	for n, t := range i.tensors {
+		d := tb[n*abi.TensorDescSize : (n+1)*abi.TensorDescSize]
+		clear(d)
+		le.PutUint32(d[abi.TensorOffDType:], uint32(t.DType))
+		le.PutUint32(d[abi.TensorOffNDims:], uint32(len(t.Shape)))
+		for k, v := range t.Shape {
+			le.PutUint32(d[abi.TensorOffDims+4*k:], uint32(int32(v)))
+		}
+		le.PutUint32(d[abi.TensorOffScale:], math.Float32bits(t.Scale))
+		le.PutUint32(d[abi.TensorOffZeroPoint:], uint32(t.ZeroPoint))
+		le.PutUint32(d[abi.TensorOffData:], t.data)
+		le.PutUint32(d[abi.TensorOffBytes:], uint32(t.Bytes))
+		le.PutUint32(d[abi.TensorOffName:], t.name)
+		le.PutUint32(d[abi.TensorOffNameLen:], uint32(len(t.Name)))
+	}
+	c, _ := i.Bytes(i.call, abi.CallSize)
+	clear(c)
+	le.PutUint32(c[abi.CallOffABI:], abi.Version)
+	le.PutUint32(c[abi.CallOffInput:], input)
+	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
+	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
+	le.PutUint32(c[abi.CallOffTensors:], i.table)
+}
+
+// InputBuffer returns an n-byte buffer in guest memory for the next Pre's request bytes,
+// growing the instance's request buffer through edgehost_alloc when needed.
+func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
+	if n > i.inputCap || i.input == 0 {
+		c := uint32(4096)
+		for c < n {
+			c *= 2
+		}
+		if i.input != 0 {
+			i.Free(ctx, i.input)
+			i.input, i.inputCap = 0, 0
+		}
+		p, err := i.Alloc(ctx, c, 8)
+		if err != nil {
+			return nil, err
+		}
+		i.input, i.inputCap = p, c
+	}
+	b, _ := i.Bytes(i.input, n)
+	return b, nil
+}
+
+// Pre runs edgehost_pre on the first n bytes of the InputBuffer.
+func (i *Instance) Pre(ctx context.Context, n uint32) error {
+	if i.pre == nil {
+		return fmt.Errorf("plugin %s is not a pre plugin", i.m.Name())
+	}
+	i.writeCall(i.input, n)
+	return i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call))
+}
+
+// MaxResult caps the size of a post plugin's result.
+const MaxResult = 16 << 20
+
+// Post runs edgehost_post and returns the result, which aliases guest memory and stays
+// valid until the next call on the instance.
+func (i *Instance) Post(ctx context.Context) ([]byte, error) {
+	if i.post == nil {
+		return nil, fmt.Errorf("plugin %s is not a post plugin", i.m.Name())
+	}
+	i.writeCall(0, 0)
+	if err := i.callStatus(ctx, abi.ExportPost, i.post, uint64(i.call)); err != nil {
+		return nil, err
+	}
+	c, _ := i.Bytes(i.call, abi.CallSize)
+	p, n := binary.LittleEndian.Uint32(c[abi.CallOffOutput:]), binary.LittleEndian.Uint32(c[abi.CallOffOutLen:])
+	if n > MaxResult {
+		return nil, i.trap(abi.ExportPost, fmt.Errorf("result of %d bytes exceeds the cap of %d bytes", n, MaxResult))
+	}
+	b, ok := i.Bytes(p, n)
+	if !ok {
+		return nil, i.trap(abi.ExportPost, &boundsError{what: "result", ptr: p, n: n, size: i.mod.Memory().Size()})
+	}
+	return b, nil
+}
+
+type boundsError struct {
+	what    string
+	ptr, n  uint32
+	size    uint32
+}
+
+func (e *boundsError) Error() string {
+	return fmt.Sprintf("%s [%d, +%d) lies outside guest memory (%d bytes)", e.what, e.ptr, e.n, e.size)
+}
+
+// Close closes the instance and unmaps its memory. No call may be running on it and
+// nothing (TFLite) may still point into its memory.
+func (i *Instance) Close(ctx context.Context) {
+	if i.mod == nil {
+		return
+	}
+	i.m.rt.instances.Delete(i.mod)
+	_ = i.mod.Close(ctx)
+	i.mod = nil
+}

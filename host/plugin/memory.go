@@ -1,0 +1,71 @@
+package plugin
+
+import (
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
+)
+
+// mmapAllocator backs each guest memory with an mmap reservation of the plugin's memory
+// budget (PROT_NONE, MAP_NORESERVE) whose pages are made accessible as the guest grows.
+// The base address never moves, so TFLite may keep pointers into guest memory, and the
+// budget is enforced: growing past it fails (memory.grow returns -1).
+type mmapAllocator struct {
+	budget uint64
+	live   *atomic.Int64 // reservations not yet freed, for leak checks
+}
+
+func (a mmapAllocator) Allocate(cap, max uint64) experimental.LinearMemory {
+	reserve := a.budget
+	if max < reserve {
+		reserve = max
+	}
+	reserve = (reserve + pageSize - 1) &^ (pageSize - 1)
+	if reserve == 0 {
+		reserve = pageSize
+	}
+	buf, err := unix.Mmap(-1, 0, int(reserve), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return &mmapMemory{}
+	}
+	a.live.Add(1)
+	return &mmapMemory{buf: buf, live: a.live}
+}
+
+const pageSize = 65536
+
+type mmapMemory struct {
+	buf       []byte // the whole reservation
+	committed uint64 // bytes made readable and writable
+	live      *atomic.Int64
+}
+
+func (m *mmapMemory) Reallocate(size uint64) []byte {
+	if size > uint64(len(m.buf)) {
+		return nil // over budget
+	}
+	if size > m.committed {
+		end := (size + pageSize - 1) &^ (pageSize - 1)
+		if end > uint64(len(m.buf)) {
+			end = uint64(len(m.buf))
+		}
+		if err := unix.Mprotect(m.buf[m.committed:end], unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			return nil
+		}
+		m.committed = end
+	}
+	return m.buf[:size:size]
+}
+
+func (m *mmapMemory) Free() {
+	if m.buf != nil {
+		_ = unix.Munmap(m.buf)
+		m.buf = nil
+		m.live.Add(-1)
+	}
+}
+
+// base returns the address of guest memory offset 0.
+func (m *mmapMemory) base() unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(m.buf)) }

@@ -1,0 +1,213 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Runtime compiles and instantiates plugins. It owns one wazero runtime with the WASI and
+// edgehost host modules. It is safe for concurrent use.
+type Runtime struct {
+	rt        wazero.Runtime
+	cache     wazero.CompilationCache
+	log       hclog.Logger
+	instances sync.Map // api.Module -> *Instance, for host functions
+	live      atomic.Int64
+}
+
+// RuntimeOptions configure a Runtime. The zero value works.
+type RuntimeOptions struct {
+	CacheDir string       // wazero compilation cache directory; "" keeps it in memory
+	Logger   hclog.Logger // nil discards
+}
+
+// NewRuntime creates a runtime.
+func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
+	r := &Runtime{log: o.Logger}
+	if r.log == nil {
+		r.log = hclog.NewNullLogger()
+	}
+	var err error
+	if o.CacheDir != "" {
+		if r.cache, err = wazero.NewCompilationCacheWithDir(o.CacheDir); err != nil {
+			return nil, fmt.Errorf("plugin: compilation cache %s: %w", o.CacheDir, err)
+		}
+	} else {
+		r.cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(r.cache)
+	r.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		return nil, err
+	}
+	if err := r.instantiateHost(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close closes every module of the runtime. No call may be running.
+func (r *Runtime) Close(ctx context.Context) error {
+	err := r.rt.Close(ctx)
+	if cerr := r.cache.Close(ctx); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// LiveMemories is the number of guest memories currently mapped (for leak checks).
+func (r *Runtime) LiveMemories() int64 { return r.live.Load() }
+
+// Config says how to load one plugin.
+type Config struct {
+	Path        string         // the .wasm file
+	Params      map[string]any // passed to edgehost_init as JSON
+	MemoryLimit uint64         // guest memory budget in bytes; 0 means DefaultMemoryLimit
+	WantKind    abi.Kind       // "pre" or "post": the role the pipeline needs; "" accepts any
+}
+
+// DefaultMemoryLimit is the guest memory budget of a plugin whose config names none.
+const DefaultMemoryLimit = 64 << 20
+
+// Module is one compiled, validated version of a plugin. It is safe for concurrent use.
+type Module struct {
+	Manifest abi.Manifest
+	Hash     string // sha256 of the module bytes, hex
+	Path     string
+	LoadedAt time.Time
+	cfg      Config
+	params   []byte
+	rt       *Runtime
+	compiled wazero.CompiledModule
+	log      hclog.Logger
+}
+
+// Name is "name@version" from the manifest.
+func (m *Module) Name() string { return m.Manifest.Name + "@" + m.Manifest.Version }
+
+// Load reads, compiles and validates a plugin, then instantiates and initialises one
+// instance to prove that init succeeds. Errors name the file and say what is wrong.
+func (r *Runtime) Load(ctx context.Context, cfg Config) (*Module, error) {
+	b, err := os.ReadFile(cfg.Path)
+	if err != nil {
+		return nil, &LoadError{Path: cfg.Path, Err: err}
+	}
+	return r.LoadBytes(ctx, cfg, b)
+}
+
+// LoadBytes is Load with the module bytes already read.
+func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module, error) {
+	fail := func(format string, a ...any) (*Module, error) {
+		return nil, &LoadError{Path: cfg.Path, Err: fmt.Errorf(format, a...)}
+	}
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	sum := sha256.Sum256(b)
+	raw, ok, err := abi.CustomSection(b, abi.ManifestSection)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if !ok {
+		return fail("no %q custom section: embed a manifest (see abi/ABI.md §6)", abi.ManifestSection)
+	}
+	man, err := abi.ParseManifest(raw)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if cfg.WantKind != "" && man.Kind != abi.KindBoth && man.Kind != cfg.WantKind {
+		return fail("plugin %s is kind %q but is configured as a %s plugin", man.Name, man.Kind, cfg.WantKind)
+	}
+	params := []byte("{}")
+	if cfg.Params != nil {
+		if params, err = json.Marshal(cfg.Params); err != nil {
+			return fail("params: %v", err)
+		}
+	}
+	compiled, err := r.rt.CompileModule(ctx, b)
+	if err != nil {
+		return fail("compile: %v", err)
+	}
+	m := &Module{Manifest: man, Hash: hex.EncodeToString(sum[:]), Path: cfg.Path, LoadedAt: time.Now(),
+		cfg: cfg, params: params, rt: r, compiled: compiled,
+		log: r.log.Named("plugin").With("plugin", man.Name, "version", man.Version)}
+	if err := m.checkExports(); err != nil {
+		compiled.Close(ctx)
+		return fail("plugin %s: %v", man.Name, err)
+	}
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		compiled.Close(ctx)
+		return nil, err
+	}
+	inst.Close(ctx)
+	return m, nil
+}
+
+var i32 = api.ValueTypeI32
+
+func (m *Module) checkExports() error {
+	type sig struct{ params, results int }
+	want := map[string]sig{
+		abi.ExportABIVersion: {0, 1},
+		abi.ExportAlloc:      {2, 1},
+		abi.ExportFree:       {1, 0},
+		abi.ExportInit:       {2, 1},
+	}
+	if m.Manifest.Kind == abi.KindPre || m.Manifest.Kind == abi.KindBoth {
+		want[abi.ExportPre] = sig{1, 1}
+	}
+	if m.Manifest.Kind == abi.KindPost || m.Manifest.Kind == abi.KindBoth {
+		want[abi.ExportPost] = sig{1, 1}
+	}
+	exports := m.compiled.ExportedFunctions()
+	for name, s := range want {
+		def, ok := exports[name]
+		if !ok {
+			return fmt.Errorf("missing export %s (required by ABI v%d for kind %s)", name, abi.Version, m.Manifest.Kind)
+		}
+		p, res := def.ParamTypes(), def.ResultTypes()
+		okSig := len(p) == s.params && len(res) == s.results
+		for _, t := range append(append([]api.ValueType{}, p...), res...) {
+			okSig = okSig && t == i32
+		}
+		if !okSig {
+			return fmt.Errorf("export %s has signature %v -> %v, want %d i32 params and %d i32 results",
+				name, typeNames(p), typeNames(res), s.params, s.results)
+		}
+	}
+	if _, ok := m.compiled.ExportedMemories()["memory"]; !ok {
+		return fmt.Errorf("missing exported memory \"memory\"")
+	}
+	for _, imp := range m.compiled.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		if mod != abi.HostModule && mod != wasi_snapshot_preview1.ModuleName {
+			return fmt.Errorf("imports %s.%s: only %q and %q imports are allowed", mod, name, abi.HostModule, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	return nil
+}
+
+func typeNames(ts []api.ValueType) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueTypeName(t)
+	}
+	return out
+}
+
+// Close releases the compiled module. Every instance must be closed first.
+func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
