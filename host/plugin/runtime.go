@@ -189,8 +189,12 @@ func (m *Module) checkExports() error {
 				name, typeNames(p), typeNames(res), s.params, s.results)
 		}
 	}
-	if _, ok := m.compiled.ExportedMemories()["memory"]; !ok {
+	mem, ok := m.compiled.ExportedMemories()["memory"]
+	if !ok {
 		return fmt.Errorf("missing exported memory \"memory\"")
+	}
+	if min := uint64(mem.Min()) * pageSize; min > m.cfg.MemoryLimit {
+		return fmt.Errorf("initial memory of %d bytes exceeds the plugin's memory budget of %d bytes (raise memory_limit)", min, m.cfg.MemoryLimit)
 	}
 	for _, imp := range m.compiled.ImportedFunctions() {
 		mod, name, _ := imp.Import()

@@ -1,0 +1,232 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pipeline"
+	"github.com/edgehost/edgehost/host/plugin"
+)
+
+var (
+	hostileOnce sync.Once
+	hostileDir  string
+)
+
+// hostile builds variant v of testdata/hostile.c into a plugin with a manifest of kind.
+func hostile(t testing.TB, v string, kind abi.Kind) string {
+	t.Helper()
+	hostileOnce.Do(func() {
+		d, err := os.MkdirTemp("", "edgehost-hostile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostileDir = d
+	})
+	out := filepath.Join(hostileDir, fmt.Sprintf("%s-%s.wasm", v, kind))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	raw := out + ".raw"
+	cmd := exec.Command("clang", "--target=wasm32-wasi", "-O1", "-mexec-model=reactor", "-D", "V_"+v, "-o", raw, "../plugin/testdata/hostile.c")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building hostile plugin %s: %v\n%s", v, err, b)
+	}
+	wasmBytes, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := fmt.Sprintf(`{"name":"hostile-%s","version":"1.0.0","abi":1,"kind":%q}`, strings.ToLower(strings.ReplaceAll(v, "_", "-")), kind)
+	wasmBytes, err = abi.SetCustomSection(wasmBytes, abi.ManifestSection, []byte(man))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, wasmBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRejectedAtLoad: modules that break the ABI never load, with a message naming the
+// plugin file and the fault.
+func TestRejectedAtLoad(t *testing.T) {
+	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
+	for _, c := range []struct {
+		variant string
+		kind    abi.Kind
+		want    string
+	}{
+		{"ABI2", abi.KindBoth, "ABI version 2 is not supported (this host supports 1)"},
+		{"NO_PRE", abi.KindBoth, "missing export edgehost_pre"},
+		{"BADSIG", abi.KindBoth, "export edgehost_alloc has signature [i64] -> [i64]"},
+		{"TRAP_INIT", abi.KindBoth, "_initialize"}, // placeholder replaced below
+		{"BAD_PARAMS", abi.KindBoth, "params rejected on purpose"},
+	} {
+		t.Run(c.variant, func(t *testing.T) {
+			path := hostile(t, c.variant, c.kind)
+			_, err := f.rt.Load(context.Background(), plugin.Config{Path: path})
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			want := c.want
+			if c.variant == "TRAP_INIT" {
+				want = "edgehost_init trapped"
+			}
+			var le *plugin.LoadError
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("error %q, want a LoadError naming %s and containing %q", err, path, want)
+			}
+			if c.variant == "TRAP_INIT" && !strings.Contains(err.Error(), "wasm stack trace") {
+				t.Errorf("no guest stack in %q", err)
+			}
+			t.Log(err)
+		})
+	}
+	t.Run("not wasm", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "x.wasm")
+		os.WriteFile(p, []byte("hello"), 0o644)
+		_, err := f.rt.Load(context.Background(), plugin.Config{Path: p})
+		if err == nil || !strings.Contains(err.Error(), "not a WebAssembly module") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("no manifest", func(t *testing.T) {
+		b, _ := os.ReadFile(hostile(t, "GOOD", abi.KindBoth))
+		b, _ = abi.SetCustomSection(b, abi.ManifestSection, nil)
+		p := filepath.Join(t.TempDir(), "x.wasm")
+		os.WriteFile(p, b, 0o644)
+		_, err := f.rt.Load(context.Background(), plugin.Config{Path: p})
+		if err == nil || !strings.Contains(err.Error(), "embed a manifest") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("wrong kind", func(t *testing.T) {
+		_, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, "classify-go"), WantKind: abi.KindPre})
+		if err == nil || !strings.Contains(err.Error(), `is kind "post" but is configured as a pre plugin`) {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+// hostilePipeline builds mobilenet with a hostile pre or post plugin and the good other half.
+func hostilePipeline(t *testing.T, f *fixture, v string, role abi.Kind, limit uint64) *pipeline.Pipeline {
+	t.Helper()
+	ctx := context.Background()
+	good, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, "GOOD", abi.KindBoth)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), MemoryLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := pipeline.Spec{Name: "hostile-" + v, Model: f.model, Workers: 1, Pre: good, Post: good}
+	if role == abi.KindPre {
+		spec.Pre = bad
+	} else {
+		spec.Post = bad
+	}
+	p, err := pipeline.New(ctx, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(ctx) })
+	return p
+}
+
+func runErr(p *pipeline.Pipeline, in []byte) (string, error) {
+	var out string
+	_, err := p.Run(context.Background(), bytes.NewReader(in), len(in), func(b []byte, _ string) error {
+		out = string(b)
+		return nil
+	})
+	return out, err
+}
+
+// TestHostileAtRunTime: each hostile behaviour fails its request with a clear error; the
+// instance is replaced and the same pipeline, and a good one beside it, keep serving.
+func TestHostileAtRunTime(t *testing.T) {
+	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
+	img, _ := os.ReadFile(models + "peacock.png")
+	goodPipe := f.pipeline(t, "imagepre-go", "classify-go", map[string]any{"labels": labels(t, models+"mobilenet_labels.txt")}, false, 1)
+	for _, c := range []struct {
+		variant string
+		role    abi.Kind
+		limit   uint64
+		want    string // in the error
+		trap    bool
+	}{
+		{"TRAP_PRE", abi.KindPre, 0, "edgehost_pre trapped: wasm error: unreachable", true},
+		{"TRAP_POST", abi.KindPost, 0, "edgehost_post trapped: wasm error: unreachable", true},
+		{"RECURSION", abi.KindPre, 0, "edgehost_pre trapped", true},
+		{"MEMBOMB", abi.KindPre, 8 << 20, "memory exhausted as planned", false},
+		{"MALLOC_BOMB", abi.KindPre, 8 << 20, "malloc returned NULL", false},
+		{"OOB_LOG", abi.KindPre, 0, "lies outside guest memory", true},
+		{"OOB_ERROR", abi.KindPre, 0, "lies outside guest memory", true},
+		{"OOB_RESULT", abi.KindPost, 0, "result [4294967280, +100) lies outside guest memory", true},
+		{"HUGE_RESULT", abi.KindPost, 0, "exceeds the cap", true},
+		{"OPEN_FILE", abi.KindPre, 0, "open /etc/hostname failed as it should", false},
+		{"GETENV", abi.KindPre, 0, "environment is empty as it should be", false},
+		{"CLOCK", abi.KindPre, 0, "realtime clock says 1640995200", false},
+	} {
+		t.Run(c.variant, func(t *testing.T) {
+			p := hostilePipeline(t, f, c.variant, c.role, c.limit)
+			for round := 0; round < 2; round++ { // the second round runs on a replaced instance
+				_, err := runErr(p, []byte{42, 1, 2})
+				if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "hostile-") {
+					t.Fatalf("round %d: error %v, want one naming the plugin and containing %q", round, err, c.want)
+				}
+				var trap *plugin.TrapError
+				if errors.As(err, &trap) != c.trap {
+					t.Fatalf("trap=%v for %v", !c.trap, err)
+				}
+			}
+			if out, err := runErr(goodPipe, img); err != nil || !strings.Contains(out, "peacock") {
+				t.Fatalf("good pipeline broken after %s: %v %s", c.variant, err, out)
+			}
+		})
+	}
+	t.Run("LOG_FLOOD", func(t *testing.T) {
+		p := hostilePipeline(t, f, "LOG_FLOOD", abi.KindPre, 0)
+		out, err := runErr(p, []byte{42})
+		if err != nil || !strings.HasPrefix(out, `{"ok":true`) {
+			t.Fatalf("%v %s", err, out)
+		}
+	})
+	t.Run("WRITE_PAST_TENSOR", func(t *testing.T) {
+		// Writing past its tensor only corrupts the plugin's own memory; TFLite reads its
+		// own bytes and the host is unaffected.
+		p := hostilePipeline(t, f, "WRITE_PAST_TENSOR", abi.KindPre, 0)
+		if _, err := runErr(p, []byte{42}); err != nil {
+			t.Logf("error (acceptable): %v", err)
+		}
+		if out, err := runErr(goodPipe, img); err != nil || !strings.Contains(out, "peacock") {
+			t.Fatalf("good pipeline broken: %v %s", err, out)
+		}
+	})
+	t.Run("MISALIGNED_ALLOC", func(t *testing.T) {
+		_, err := pipeline.New(context.Background(), pipeline.Spec{Name: "x", Model: f.model,
+			Pre: mustLoad(t, f, hostile(t, "MISALIGNED_ALLOC", abi.KindBoth)), Post: mustLoad(t, f, hostile(t, "GOOD", abi.KindBoth))}, nil)
+		if err == nil || !strings.Contains(err.Error(), "misaligned") {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+func mustLoad(t *testing.T, f *fixture, path string) *plugin.Module {
+	t.Helper()
+	m, err := f.rt.Load(context.Background(), plugin.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,0 +1,161 @@
+/* hostile.c: test plugins that break the edgehost ABI on purpose, one per -DV_<NAME>.
+ * Written against abi/ABI.md directly (no SDK) so they can violate it. Built by the tests:
+ *   clang --target=wasm32-wasi -O1 -mexec-model=reactor -DV_<NAME> -o x.wasm hostile.c
+ * V_GOOD is a well-behaved plugin of kind "both": pre fills every input tensor with the
+ * first request byte, post returns {"ok":true,"first":<first byte of output 0>}. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define EXPORT(name) __attribute__((export_name(name)))
+__attribute__((import_module("edgehost"), import_name("log"))) void eh_log(int32_t level, const char* p, uint32_t n);
+__attribute__((import_module("edgehost"), import_name("set_error"))) void eh_set_error(const char* p, uint32_t n);
+
+static int32_t fail(int32_t status, const char* msg) {
+	eh_set_error(msg, (uint32_t)strlen(msg));
+	return status;
+}
+
+typedef struct { uint32_t abi, input, input_len, n, tensors, output, output_len, flags; } call_t;
+typedef struct { uint32_t dtype, ndims; int32_t dims[8]; float scale; int32_t zp; uint32_t data, bytes, name, name_len; } desc_t;
+
+EXPORT("edgehost_abi_version") int32_t abi_version(void) {
+#ifdef V_ABI2
+	return 2;
+#else
+	return 1;
+#endif
+}
+
+#ifdef V_BADSIG
+EXPORT("edgehost_alloc") int64_t eh_alloc(int64_t size) { return (int64_t)(uintptr_t)malloc((size_t)size); }
+#else
+EXPORT("edgehost_alloc") uint32_t eh_alloc(uint32_t size, uint32_t align) {
+#ifdef V_MISALIGNED_ALLOC
+	if (align == 64) return (uint32_t)(uintptr_t)malloc(size + 65) + 1;
+#endif
+	void* p = NULL;
+	if (align < sizeof(void*)) align = sizeof(void*);
+	if (posix_memalign(&p, align, size ? size : 1) != 0) return 0;
+	return (uint32_t)(uintptr_t)p;
+}
+#endif
+
+EXPORT("edgehost_free") void eh_free(uint32_t p) { free((void*)(uintptr_t)p); }
+
+static int recurse(int n) {
+	volatile char pad[256];
+	pad[0] = (char)n;
+	return recurse(n + 1) + pad[0];
+}
+
+EXPORT("edgehost_init") int32_t eh_init(uint32_t p, uint32_t n) {
+	(void)p; (void)n;
+#ifdef V_TRAP_INIT
+	__builtin_trap();
+#endif
+#ifdef V_LOOP_INIT
+	for (volatile int i = 0;; i++) {}
+#endif
+#ifdef V_BAD_PARAMS
+	return fail(4, "hostile: params rejected on purpose");
+#endif
+	return 0;
+}
+
+#ifndef V_NO_PRE
+EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
+	call_t* c = (call_t*)(uintptr_t)cp;
+#ifdef V_TRAP_PRE
+	if (c->input_len > 0) __builtin_trap();
+#endif
+#ifdef V_LOOP_PRE
+	for (volatile int i = 0;; i++) {}
+#endif
+#ifdef V_RECURSION
+	return recurse(0);
+#endif
+#ifdef V_MEMBOMB
+	for (;;) {
+		if (__builtin_wasm_memory_grow(0, 16) == (size_t)-1) return fail(2, "hostile: memory exhausted as planned");
+	}
+#endif
+#ifdef V_MALLOC_BOMB
+	static void* volatile keep[4096];
+	for (int i = 0;; i = (i + 1) % 4096) {
+		void* p = malloc(1 << 20);
+		if (p == NULL) return fail(2, "hostile: malloc returned NULL");
+		memset(p, 1, 1 << 20);
+		keep[i] = p;
+	}
+#endif
+#ifdef V_LOG_FLOOD
+	for (int i = 0; i < 100000; i++) eh_log(1, "flood", 5);
+#endif
+#ifdef V_OOB_LOG
+	eh_log(1, (const char*)(uintptr_t)0xFFFFFF00u, 4096);
+#endif
+#ifdef V_OOB_ERROR
+	eh_set_error((const char*)(uintptr_t)0xFFFFFFF0u, 64);
+	return 2;
+#endif
+#ifdef V_OPEN_FILE
+	int fd = open("/etc/hostname", O_RDONLY);
+	if (fd >= 0) return fail(2, "hostile: opened /etc/hostname");
+	return fail(1, "hostile: open /etc/hostname failed as it should");
+#endif
+#ifdef V_GETENV
+	if (getenv("HOME") != NULL || getenv("PATH") != NULL) return fail(2, "hostile: read the host environment");
+	return fail(1, "hostile: environment is empty as it should be");
+#endif
+#ifdef V_CLOCK
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	char msg[96];
+	snprintf(msg, sizeof msg, "hostile: realtime clock says %lld", (long long)ts.tv_sec);
+	return fail(1, msg);
+#endif
+#ifdef V_WRITE_PAST_TENSOR
+	desc_t* d0 = (desc_t*)(uintptr_t)c->tensors;
+	memset((void*)(uintptr_t)d0->data, 7, d0->bytes + 4096);
+	return 0;
+#endif
+	if (c->input_len == 0) return fail(1, "hostile-good: empty input");
+	uint8_t first = *(uint8_t*)(uintptr_t)c->input;
+	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
+	for (uint32_t i = 0; i < c->n; i++) memset((void*)(uintptr_t)d[i].data, first, d[i].bytes);
+	return 0;
+}
+#endif
+
+static char result[128];
+
+EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
+	call_t* c = (call_t*)(uintptr_t)cp;
+#ifdef V_TRAP_POST
+	__builtin_trap();
+#endif
+#ifdef V_LOOP_POST
+	for (volatile int i = 0;; i++) {}
+#endif
+#ifdef V_OOB_RESULT
+	c->output = 0xFFFFFFF0u;
+	c->output_len = 100;
+	return 0;
+#endif
+#ifdef V_HUGE_RESULT
+	c->output = 0;
+	c->output_len = 0x7FFFFFFF;
+	return 0;
+#endif
+	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
+	int first = c->n > 0 ? *(uint8_t*)(uintptr_t)d[0].data : -1;
+	int n = snprintf(result, sizeof result, "{\"ok\":true,\"first\":%d}", first);
+	c->output = (uint32_t)(uintptr_t)result;
+	c->output_len = (uint32_t)n;
+	return 0;
+}
