@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 )
@@ -57,3 +58,15 @@ func (e *TrapError) Error() string {
 	return fmt.Sprintf("plugin %s: %s trapped: %v", e.Plugin, e.Func, e.Err)
 }
 func (e *TrapError) Unwrap() error { return e.Err }
+
+// TimeoutError is a plugin call stopped because it exceeded its time budget. The instance
+// is discarded.
+type TimeoutError struct {
+	Plugin string // name@version
+	Func   string
+	Budget time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("plugin %s: %s exceeded its time budget of %v and was stopped", e.Plugin, e.Func, e.Budget)
+}

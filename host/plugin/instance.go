@@ -1,10 +1,14 @@
 package plugin
 
 import (
+	"crypto/rand"
+	"os"
+
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/hashicorp/go-hclog"
 	"math"
 	"unsafe"
 
@@ -49,6 +53,48 @@ type Instance struct {
 	logLines   int
 	logDropped int
 	broken     error
+	roots      []*os.Root
+}
+
+// moduleConfig applies the plugin's grants: by default no files, no environment, no
+// arguments, a fixed fake clock, deterministic randomness and discarded stdio.
+func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
+	g := m.cfg.Grants
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	var roots []*os.Root
+	if len(g.Dirs) > 0 {
+		fsc := wazero.NewFSConfig()
+		for guest, host := range g.Dirs {
+			r, err := os.OpenRoot(host)
+			if err != nil {
+				closeRoots(roots)
+				return nil, nil, err
+			}
+			roots = append(roots, r)
+			fsc = fsc.WithFSMount(r.FS(), guest)
+		}
+		cfg = cfg.WithFSConfig(fsc)
+	}
+	for k, v := range g.Env {
+		cfg = cfg.WithEnv(k, v)
+	}
+	if g.Clock {
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+	}
+	if g.Random {
+		cfg = cfg.WithRandSource(rand.Reader)
+	}
+	if g.Stdout {
+		w := m.log.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
+		cfg = cfg.WithStdout(w).WithStderr(w)
+	}
+	return cfg, roots, nil
+}
+
+func closeRoots(roots []*os.Root) {
+	for _, r := range roots {
+		r.Close()
+	}
 }
 
 type recordingAllocator struct {
@@ -67,15 +113,19 @@ func (a *recordingAllocator) Allocate(cap, max uint64) experimental.LinearMemory
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live}}
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
-	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	cfg, roots, err := m.moduleConfig()
+	if err != nil {
+		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: grants: %w", m.Name(), err)}
+	}
 	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		if alloc.mem != nil {
 			alloc.mem.Free()
 		}
+		closeRoots(roots)
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: instantiate: %w", m.Name(), err)}
 	}
-	i := &Instance{m: m, mod: mod, mem: alloc.mem,
+	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots,
 		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost)}
 	m.rt.instances.Store(mod, i)
@@ -304,9 +354,9 @@ func (i *Instance) Post(ctx context.Context) ([]byte, error) {
 }
 
 type boundsError struct {
-	what    string
-	ptr, n  uint32
-	size    uint32
+	what   string
+	ptr, n uint32
+	size   uint32
 }
 
 func (e *boundsError) Error() string {
@@ -322,4 +372,6 @@ func (i *Instance) Close(ctx context.Context) {
 	i.m.rt.instances.Delete(i.mod)
 	_ = i.mod.Close(ctx)
 	i.mod = nil
+	closeRoots(i.roots)
+	i.roots = nil
 }

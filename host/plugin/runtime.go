@@ -2,11 +2,14 @@ package plugin
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +80,52 @@ type Config struct {
 	Params      map[string]any // passed to edgehost_init as JSON
 	MemoryLimit uint64         // guest memory budget in bytes; 0 means DefaultMemoryLimit
 	WantKind    abi.Kind       // "pre" or "post": the role the pipeline needs; "" accepts any
+	Timeout     time.Duration  // time budget per guest call; 0 means DefaultTimeout
+	Grants      Grants         // what the plugin may touch; the zero value grants nothing
+
+	// TrustedKeys verify the module's signature; RequireSignature rejects unsigned modules.
+	TrustedKeys      []ed25519.PublicKey
+	RequireSignature bool
 }
+
+// Grants are the capabilities a plugin gets beyond pure computation. Deny by default.
+type Grants struct {
+	// Dirs maps a guest path (e.g. "/data") to a host directory mounted read-only. The
+	// mount is an os.Root: symlinks and ".." cannot leave the directory.
+	Dirs   map[string]string
+	Env    map[string]string // environment variables the guest sees
+	Clock  bool              // the real wall and monotonic clocks (default: a fixed fake clock)
+	Random bool              // the host's cryptographic randomness (default: deterministic)
+	Stdout bool              // the guest's stdout/stderr go to the host log (default: discarded)
+}
+
+// String describes the grants for humans ("none" when nothing is granted).
+func (g Grants) String() string {
+	var parts []string
+	for guest, host := range g.Dirs {
+		parts = append(parts, fmt.Sprintf("dir %s=%s (read-only)", guest, host))
+	}
+	for k := range g.Env {
+		parts = append(parts, "env "+k)
+	}
+	if g.Clock {
+		parts = append(parts, "clock")
+	}
+	if g.Random {
+		parts = append(parts, "random")
+	}
+	if g.Stdout {
+		parts = append(parts, "stdout")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// DefaultTimeout is the time budget of one guest call when the config names none.
+const DefaultTimeout = time.Second
 
 // DefaultMemoryLimit is the guest memory budget of a plugin whose config names none.
 const DefaultMemoryLimit = 64 << 20
@@ -115,6 +163,21 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	}
 	if cfg.MemoryLimit == 0 {
 		cfg.MemoryLimit = DefaultMemoryLimit
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if len(cfg.TrustedKeys) > 0 || cfg.RequireSignature {
+		key, err := Verify(b, cfg.TrustedKeys)
+		switch {
+		case err == ErrUnsigned && !cfg.RequireSignature:
+		case err == ErrUnsigned:
+			return fail("rejected: unsigned, and signatures are required (sign it with `edgehost plugin sign`)")
+		case err != nil:
+			return fail("rejected: %v", err)
+		default:
+			r.log.Debug("plugin signature verified", "path", cfg.Path, "key", key)
+		}
 	}
 	sum := sha256.Sum256(b)
 	raw, ok, err := abi.CustomSection(b, abi.ManifestSection)

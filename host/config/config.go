@@ -1,0 +1,402 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole config.toml.
+type Config struct {
+	Server    Server              `toml:"server"`
+	Log       Log                 `toml:"log"`
+	Runtime   Runtime             `toml:"runtime"`
+	Trust     Trust               `toml:"trust"`
+	Models    map[string]Model    `toml:"models"`
+	Pipelines map[string]Pipeline `toml:"pipelines"`
+
+	// File is the absolute path of the file the config was read from; relative paths in
+	// the config are resolved against its directory.
+	File string `toml:"-"`
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	Address         string   `toml:"address"`          // host:port; default 127.0.0.1:8080
+	MaxBodyBytes    int64    `toml:"max_body_bytes"`   // default 16 MiB
+	RequestTimeout  Duration `toml:"request_timeout"`  // default 30s
+	ShutdownTimeout Duration `toml:"shutdown_timeout"` // default 15s
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `toml:"level"`  // trace, debug, info, warn, error; default info
+	Format string `toml:"format"` // text or json; default text
+}
+
+// Runtime configures the Wasm runtime.
+type Runtime struct {
+	CacheDir string `toml:"cache_dir"` // wazero compilation cache; "" keeps it in memory
+	Watch    *bool  `toml:"watch"`     // hot reload plugins, models and config; default true
+}
+
+// Trust lists the keys plugin signatures are checked against.
+type Trust struct {
+	Keys              []string `toml:"keys"`               // base64 ed25519 public keys
+	KeyFiles          []string `toml:"key_files"`          // files holding one such key each
+	RequireSignatures bool     `toml:"require_signatures"` // every plugin must be signed by a trusted key
+}
+
+// Grants are what one plugin may touch; everything is denied by default.
+type Grants struct {
+	Dirs   map[string]string `toml:"dirs"`   // guest path -> host directory, mounted read-only
+	Env    map[string]string `toml:"env"`    // environment variables
+	Clock  bool              `toml:"clock"`  // the real clock
+	Random bool              `toml:"random"` // real randomness
+	Stdout bool              `toml:"stdout"` // stdout/stderr to the log
+}
+
+// Model is one .tflite model.
+type Model struct {
+	Path     string    `toml:"path"`
+	Threads  int       `toml:"threads"` // default 2
+	XNNPACK  *bool     `toml:"xnnpack"` // default true
+	Delegate *Delegate `toml:"delegate"`
+	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
+}
+
+// Delegate is an external (vendor) delegate library.
+type Delegate struct {
+	Path    string            `toml:"path"`
+	Options map[string]string `toml:"options"`
+}
+
+// Pipeline is pre plugin → model → post plugin.
+type Pipeline struct {
+	Model        string   `toml:"model"`
+	Workers      int      `toml:"workers"`       // default 2
+	QueueTimeout Duration `toml:"queue_timeout"` // default 5s
+	// RequireSignatures rejects unsigned plugins in this pipeline (see [trust]).
+	RequireSignatures bool   `toml:"require_signatures"`
+	Pre               Plugin `toml:"pre"`
+	Post              Plugin `toml:"post"`
+}
+
+// Plugin is one plugin of a pipeline.
+type Plugin struct {
+	Path          string            `toml:"path"`
+	MemoryLimitMB int               `toml:"memory_limit_mb"` // default 64
+	TimeoutMS     int               `toml:"timeout_ms"`      // per-call time budget; default 1000
+	Params        map[string]any    `toml:"params"`
+	ParamsFiles   map[string]string `toml:"params_files"` // param name -> text file; its lines become a string array
+	Grants        Grants            `toml:"grants"`
+}
+
+// Duration is a time.Duration written as a string such as "1.5s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. \"500ms\", \"2s\")", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Error is a config problem, located as precisely as the TOML library allows.
+type Error struct {
+	File string
+	Line int    // 0 when unknown
+	Key  string // dotted key, "" when not about one key
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	fmt.Fprintf(&b, ": %s", e.Msg)
+	return b.String()
+}
+
+// Load reads, checks and completes the config at path: defaults applied, paths absolute.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(abs, data)
+}
+
+// Parse is Load with the file's bytes already read; file names the source in errors.
+func Parse(file string, data []byte) (*Config, error) {
+	var c Config
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: file, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	var errs []error
+	for _, k := range md.Undecoded() {
+		if isParams(k) {
+			continue
+		}
+		errs = append(errs, &Error{File: file, Line: lineOf(data, k), Key: k.String(), Msg: "unknown key"})
+	}
+	c.File = file
+	errs = append(errs, c.complete(data)...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+// isParams reports keys inside a plugin's free-form params table.
+func isParams(k toml.Key) bool {
+	return len(k) >= 5 && k[0] == "pipelines" && (k[2] == "pre" || k[2] == "post") && k[3] == "params"
+}
+
+// lineOf finds the line that defines the last part of key k, searching after the table
+// header of its parent; 0 when it cannot tell.
+func lineOf(data []byte, k toml.Key) int {
+	last := k[len(k)-1]
+	header := ""
+	if len(k) > 1 {
+		header = "[" + strings.Join(k[:len(k)-1], ".") + "]"
+	}
+	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(last) + `"?\s*=`)
+	tableRE := regexp.MustCompile(`^\s*\[+\s*"?` + regexp.QuoteMeta(strings.Join(k, ".")) + `"?\s*\]+`)
+	s := bufio.NewScanner(strings.NewReader(string(data)))
+	inTable := header == ""
+	first := 0
+	for n := 1; s.Scan(); n++ {
+		line := s.Text()
+		if tableRE.MatchString(line) {
+			return n
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "[") {
+			inTable = strings.TrimSpace(line) == header
+			continue
+		}
+		if keyRE.MatchString(line) {
+			if inTable {
+				return n
+			}
+			if first == 0 {
+				first = n
+			}
+		}
+	}
+	return first
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// complete applies defaults, resolves paths and validates values.
+func (c *Config) complete(data []byte) []error {
+	var errs []error
+	bad := func(msg string, key ...string) {
+		k := toml.Key(key)
+		errs = append(errs, &Error{File: c.File, Line: lineOf(data, k), Key: k.String(), Msg: msg})
+	}
+	dir := filepath.Dir(c.File)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	if c.Server.Address == "" {
+		c.Server.Address = "127.0.0.1:8080"
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Address); err != nil {
+		bad(fmt.Sprintf("invalid address %q: %v", c.Server.Address, err), "server", "address")
+	}
+	if c.Server.MaxBodyBytes == 0 {
+		c.Server.MaxBodyBytes = 16 << 20
+	} else if c.Server.MaxBodyBytes < 0 {
+		bad("must be positive", "server", "max_body_bytes")
+	}
+	if c.Server.RequestTimeout.Duration == 0 {
+		c.Server.RequestTimeout.Duration = 30 * time.Second
+	}
+	if c.Server.ShutdownTimeout.Duration == 0 {
+		c.Server.ShutdownTimeout.Duration = 15 * time.Second
+	}
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad(fmt.Sprintf("level %q must be one of trace, debug, info, warn, error", c.Log.Level), "log", "level")
+	}
+	switch c.Log.Format {
+	case "":
+		c.Log.Format = "text"
+	case "text", "json":
+	default:
+		bad(fmt.Sprintf("format %q must be text or json", c.Log.Format), "log", "format")
+	}
+	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	for i, f := range c.Trust.KeyFiles {
+		c.Trust.KeyFiles[i] = abs(f)
+	}
+	if c.Runtime.Watch == nil {
+		t := true
+		c.Runtime.Watch = &t
+	}
+	for _, name := range sortedKeys(c.Models) {
+		m := c.Models[name]
+		if !nameRE.MatchString(name) {
+			bad("model names may use letters, digits, '.', '_' and '-'", "models", name)
+		}
+		if m.Path == "" {
+			bad("is required", "models", name, "path")
+		}
+		m.Path = abs(m.Path)
+		if m.Threads == 0 {
+			m.Threads = 2
+		} else if m.Threads < 0 || m.Threads > 64 {
+			bad(fmt.Sprintf("threads %d must be between 1 and 64", m.Threads), "models", name, "threads")
+		}
+		if m.XNNPACK == nil {
+			t := true
+			m.XNNPACK = &t
+		}
+		if m.Workers == 0 {
+			m.Workers = 1
+		} else if m.Workers < 0 {
+			bad("must be positive", "models", name, "workers")
+		}
+		if m.Delegate != nil {
+			if m.Delegate.Path == "" {
+				bad("is required", "models", name, "delegate", "path")
+			}
+			m.Delegate.Path = abs(m.Delegate.Path)
+		}
+		c.Models[name] = m
+	}
+	if len(c.Pipelines) == 0 {
+		errs = append(errs, &Error{File: c.File, Msg: "no [pipelines.NAME] defined: nothing to serve"})
+	}
+	for _, name := range sortedKeys(c.Pipelines) {
+		p := c.Pipelines[name]
+		if !nameRE.MatchString(name) {
+			bad("pipeline names may use letters, digits, '.', '_' and '-'", "pipelines", name)
+		}
+		if _, ok := c.Models[name]; ok {
+			bad(fmt.Sprintf("a model is also called %q: pipeline and model names share one namespace", name), "pipelines", name)
+		}
+		if _, ok := c.Models[p.Model]; !ok {
+			bad(fmt.Sprintf("model %q is not defined under [models]", p.Model), "pipelines", name, "model")
+		}
+		if p.Workers == 0 {
+			p.Workers = 2
+		} else if p.Workers < 0 || p.Workers > 256 {
+			bad(fmt.Sprintf("workers %d must be between 1 and 256", p.Workers), "pipelines", name, "workers")
+		}
+		if p.QueueTimeout.Duration == 0 {
+			p.QueueTimeout.Duration = 5 * time.Second
+		}
+		for _, role := range []string{"pre", "post"} {
+			pl := &p.Pre
+			if role == "post" {
+				pl = &p.Post
+			}
+			if pl.Path == "" {
+				bad("is required", "pipelines", name, role, "path")
+			}
+			pl.Path = abs(pl.Path)
+			if pl.MemoryLimitMB == 0 {
+				pl.MemoryLimitMB = 64
+			} else if pl.MemoryLimitMB < 1 || pl.MemoryLimitMB > 4096 {
+				bad(fmt.Sprintf("memory_limit_mb %d must be between 1 and 4096", pl.MemoryLimitMB), "pipelines", name, role, "memory_limit_mb")
+			}
+			if pl.TimeoutMS == 0 {
+				pl.TimeoutMS = 1000
+			} else if pl.TimeoutMS < 1 {
+				bad("must be positive", "pipelines", name, role, "timeout_ms")
+			}
+			for k, f := range pl.ParamsFiles {
+				pl.ParamsFiles[k] = abs(f)
+			}
+			for guest, host := range pl.Grants.Dirs {
+				if !strings.HasPrefix(guest, "/") {
+					bad(fmt.Sprintf("guest path %q must be absolute", guest), "pipelines", name, role, "grants", "dirs")
+				}
+				pl.Grants.Dirs[guest] = abs(host)
+				if st, err := os.Stat(pl.Grants.Dirs[guest]); err != nil || !st.IsDir() {
+					bad(fmt.Sprintf("%s is not a directory", pl.Grants.Dirs[guest]), "pipelines", name, role, "grants", "dirs")
+				}
+			}
+		}
+		c.Pipelines[name] = p
+	}
+	return errs
+}
+
+// ResolveParams returns the plugin's params with each params_files entry read in as an
+// array of its lines (trailing blank lines dropped).
+func (p Plugin) ResolveParams() (map[string]any, error) {
+	out := map[string]any{}
+	for k, v := range p.Params {
+		out[k] = v
+	}
+	for k, f := range p.ParamsFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("params_files.%s: %w", k, err)
+		}
+		lines := strings.Split(strings.TrimRight(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n"), "\n")
+		arr := make([]any, len(lines))
+		for i, l := range lines {
+			arr[i] = strings.TrimSpace(l)
+		}
+		out[k] = arr
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// PipelineNames returns the pipeline names in order.
+func (c *Config) PipelineNames() []string { return sortedKeys(c.Pipelines) }
+
+// ModelNames returns the model names in order.
+func (c *Config) ModelNames() []string { return sortedKeys(c.Models) }

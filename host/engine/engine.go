@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/pipeline"
+	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/tflite"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Engine is the running set of models and pipelines. Its methods are safe for concurrent use.
+type Engine struct {
+	log hclog.Logger
+	rt  *plugin.Runtime
+
+	errs           errorLog
+	reloads        atomic.Int64
+	reloadFailures atomic.Int64
+	rollbacks      atomic.Int64
+	configLoaded   time.Time
+
+	mu        sync.RWMutex
+	cfg       *config.Config
+	models    map[string]*Model
+	pipelines map[string]*Pipeline
+}
+
+// Model is a loaded model with a pool of interpreters for bare-model requests.
+type Model struct {
+	Name     string
+	Config   config.Model
+	Model    *tflite.Model
+	Pool     *tflite.Pool
+	LoadedAt time.Time
+	Hash     string // sha256 of the model file
+}
+
+// Pipeline is a serving pipeline and the plugin versions it runs.
+type Pipeline struct {
+	Name      string
+	Config    config.Pipeline
+	Pipeline  *pipeline.Pipeline
+	Pre, Post *plugin.Module
+	ModelName string
+}
+
+// New loads every model and pipeline of cfg. Any failure is an error; nothing is left open.
+func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cfg.Runtime.CacheDir, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{log: log, rt: rt, cfg: cfg, models: map[string]*Model{}, pipelines: map[string]*Pipeline{}, configLoaded: time.Now()}
+	caps := tflite.Probe()
+	log.Info("tflite library", "version", caps.Version, "xnnpack", caps.XNNPACK, "custom_allocation", caps.CustomAllocation)
+	if !caps.CustomAllocation {
+		log.Warn("this TFLite library cannot bind tensors in guest memory: pipelines copy each tensor once")
+	}
+	for _, name := range cfg.ModelNames() {
+		m, err := e.loadModel(name, cfg.Models[name])
+		if err != nil {
+			e.Close(ctx)
+			return nil, err
+		}
+		e.models[name] = m
+	}
+	for _, name := range cfg.PipelineNames() {
+		p, err := e.buildPipeline(ctx, name, cfg.Pipelines[name], nil)
+		if err != nil {
+			e.Close(ctx)
+			return nil, err
+		}
+		e.pipelines[name] = p
+	}
+	return e, nil
+}
+
+func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
+	opts := tflite.Options{Threads: mc.Threads, XNNPACK: *mc.XNNPACK,
+		Warn: func(msg string, kv ...any) { e.log.Warn(msg, append([]any{"model", name}, kv...)...) }}
+	if mc.Delegate != nil {
+		opts.Delegate = &tflite.ExternalOptions{Path: mc.Delegate.Path, Options: mc.Delegate.Options}
+	}
+	m, err := tflite.LoadModel(mc.Path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	pool, err := tflite.NewPool(m, mc.Workers)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	var delegates []string
+	if it, err := pool.Get(context.Background()); err == nil {
+		delegates = it.Delegates()
+		pool.Put(it)
+	}
+	e.log.Info("model loaded", "model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "delegates", fmt.Sprint(delegates))
+	return &Model{Name: name, Config: mc, Model: m, Pool: pool, LoadedAt: time.Now(), Hash: fileHash(mc.Path)}, nil
+}
+
+// loadPlugin compiles and validates one plugin of a pipeline.
+func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind, requireSig bool) (*plugin.Module, error) {
+	params, err := pc.ResolveParams()
+	if err != nil {
+		return nil, &plugin.LoadError{Path: pc.Path, Err: err}
+	}
+	keys, err := TrustedKeys(e.Config().Trust)
+	if err != nil {
+		return nil, err
+	}
+	return e.rt.Load(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
+		MemoryLimit: uint64(pc.MemoryLimitMB) << 20, Timeout: time.Duration(pc.TimeoutMS) * time.Millisecond,
+		Grants: PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig})
+}
+
+// PluginGrants converts config grants to plugin grants.
+func PluginGrants(g config.Grants) plugin.Grants {
+	return plugin.Grants{Dirs: g.Dirs, Env: g.Env, Clock: g.Clock, Random: g.Random, Stdout: g.Stdout}
+}
+
+// TrustedKeys reads the public keys of [trust].
+func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for i, k := range t.Keys {
+		pk, err := plugin.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("trust.keys[%d]: %w", i, err)
+		}
+		keys = append(keys, pk)
+	}
+	for _, f := range t.KeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("trust.key_files: %w", err)
+		}
+		pk, err := plugin.ParsePublicKey(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("trust.key_files: %s: %w", f, err)
+		}
+		keys = append(keys, pk)
+	}
+	return keys, nil
+}
+
+// buildPipeline loads a pipeline's plugins and builds it; old, if non-nil, is swapped in
+// place instead of creating a new pipeline.
+func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, old *Pipeline) (*Pipeline, error) {
+	e.mu.RLock()
+	m := e.models[pc.Model]
+	e.mu.RUnlock()
+	if m == nil {
+		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
+	}
+	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
+	pre, err := e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: pre: %w", name, err)
+	}
+	post, err := e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig)
+	if err != nil {
+		pre.Close(ctx)
+		return nil, fmt.Errorf("pipeline %s: post: %w", name, err)
+	}
+	spec := pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, QueueTimeout: pc.QueueTimeout.Duration}
+	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
+	if old != nil {
+		if err := old.Pipeline.Swap(ctx, spec); err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", name, err)
+		}
+		np.Pipeline = old.Pipeline
+	} else {
+		p, err := pipeline.New(ctx, spec, e.log)
+		if err != nil {
+			return nil, err
+		}
+		np.Pipeline = p
+	}
+	e.log.Info("pipeline ready", "pipeline", name, "model", pc.Model, "pre", pre.Name(), "post", post.Name(),
+		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy())
+	return np, nil
+}
+
+// Pipeline returns the named pipeline.
+func (e *Engine) Pipeline(name string) (*Pipeline, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	p, ok := e.pipelines[name]
+	return p, ok
+}
+
+// Model returns the named model.
+func (e *Engine) Model(name string) (*Model, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	m, ok := e.models[name]
+	return m, ok
+}
+
+// Pipelines returns every pipeline, by name.
+func (e *Engine) Pipelines() []*Pipeline {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*Pipeline, 0, len(e.pipelines))
+	for _, p := range e.pipelines {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Models returns every model, by name.
+func (e *Engine) Models() []*Model {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*Model, 0, len(e.models))
+	for _, m := range e.models {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Config returns the config in force.
+func (e *Engine) Config() *config.Config {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.cfg
+}
+
+// ErrNotFound is returned for an unknown pipeline or model.
+var ErrNotFound = errors.New("not found")
+
+// Close drains and releases everything.
+func (e *Engine) Close(ctx context.Context) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.pipelines {
+		p.Pipeline.Close(ctx)
+	}
+	for _, m := range e.models {
+		m.Pool.Close()
+		m.Model.Close()
+	}
+	e.pipelines, e.models = nil, nil
+	_ = e.rt.Close(ctx)
+}
+
+func fileHash(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

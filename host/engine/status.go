@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"sync"
+	"time"
+)
+
+// Status is what GET /status reports: for every model, plugin and pipeline, the version in
+// force, when it was loaded, and the last load or reload error.
+type Status struct {
+	Config    ItemStatus            `json:"config"`
+	Models    map[string]ItemStatus `json:"models"`
+	Pipelines map[string]PipeStatus `json:"pipelines"`
+	Reloads   int64                 `json:"reloads"`
+	Failures  int64                 `json:"reload_failures"`
+	Rollbacks int64                 `json:"rollbacks"`
+}
+
+// ItemStatus is the state of one loaded file.
+type ItemStatus struct {
+	Path      string    `json:"path"`
+	Hash      string    `json:"hash,omitempty"`
+	LoadedAt  time.Time `json:"loaded_at"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorAt   time.Time `json:"last_error_at,omitzero"`
+}
+
+// PipeStatus is the state of one pipeline.
+type PipeStatus struct {
+	Model     string     `json:"model"`
+	Pre       ItemStatus `json:"pre"`
+	PreName   string     `json:"pre_plugin"`
+	Post      ItemStatus `json:"post"`
+	PostName  string     `json:"post_plugin"`
+	ZeroCopy  bool       `json:"zero_copy"`
+	Requests  int64      `json:"requests"`
+	Failures  int64      `json:"failures"`
+	Traps     int64      `json:"traps"`
+	LastError string     `json:"last_error,omitempty"`
+}
+
+// errorLog remembers the last error per file path or pipeline name.
+type errorLog struct {
+	mu   sync.Mutex
+	errs map[string]ItemStatus
+}
+
+func (l *errorLog) set(key string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.errs == nil {
+		l.errs = map[string]ItemStatus{}
+	}
+	if err == nil {
+		delete(l.errs, key)
+		return
+	}
+	l.errs[key] = ItemStatus{LastError: err.Error(), ErrorAt: time.Now()}
+}
+
+func (l *errorLog) get(key string) (string, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.errs[key]
+	return s.LastError, s.ErrorAt
+}
+
+// Status reports the engine's state.
+func (e *Engine) Status() Status {
+	st := Status{Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
+		Reloads: e.reloads.Load(), Failures: e.reloadFailures.Load(), Rollbacks: e.rollbacks.Load()}
+	cfg := e.Config()
+	st.Config = ItemStatus{Path: cfg.File, LoadedAt: e.configLoaded}
+	st.Config.LastError, st.Config.ErrorAt = e.errs.get(cfg.File)
+	for _, m := range e.Models() {
+		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt}
+		it.LastError, it.ErrorAt = e.errs.get(m.Config.Path)
+		st.Models[m.Name] = it
+	}
+	for _, p := range e.Pipelines() {
+		ps := PipeStatus{Model: p.ModelName, PreName: p.Pre.Name(), PostName: p.Post.Name(), ZeroCopy: p.Pipeline.ZeroCopy(),
+			Requests: p.Pipeline.Requests.Load(), Failures: p.Pipeline.Failures.Load(), Traps: p.Pipeline.Traps.Load(),
+			Pre:  ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},
+			Post: ItemStatus{Path: p.Post.Path, Hash: p.Post.Hash, LoadedAt: p.Post.LoadedAt}}
+		ps.Pre.LastError, ps.Pre.ErrorAt = e.errs.get(p.Pre.Path)
+		ps.Post.LastError, ps.Post.ErrorAt = e.errs.get(p.Post.Path)
+		ps.LastError, _ = e.errs.get("pipeline:" + p.Name)
+		st.Pipelines[p.Name] = ps
+	}
+	return st
+}

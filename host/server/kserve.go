@@ -1,0 +1,573 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/tflite"
+)
+
+// KServe v2 / Open Inference Protocol. Each pipeline is a model with one BYTES input (the
+// raw request, e.g. an image; UINT8 [N] is accepted too) and one BYTES output, "result" (the
+// post plugin's result). Each model is also served bare: its own tensors in and out.
+
+const headerLen = "Inference-Header-Content-Length"
+
+type tensorMeta struct {
+	Name     string `json:"name"`
+	Datatype string `json:"datatype"`
+	Shape    []int  `json:"shape"`
+}
+
+type modelMeta struct {
+	Name     string       `json:"name"`
+	Versions []string     `json:"versions"`
+	Platform string       `json:"platform"`
+	Inputs   []tensorMeta `json:"inputs"`
+	Outputs  []tensorMeta `json:"outputs"`
+}
+
+func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"name": "edgehost", "version": Version,
+		"extensions": []string{"binary_tensor_data"}})
+}
+
+// lookup finds a pipeline or bare model by KServe model name.
+func (s *Server) lookup(name string) (*engine.Pipeline, *engine.Model, error) {
+	if p, ok := s.e.Pipeline(name); ok {
+		return p, nil, nil
+	}
+	if m, ok := s.e.Model(name); ok {
+		return nil, m, nil
+	}
+	return nil, nil, fmt.Errorf("%w: model %q is neither a pipeline nor a model", engine.ErrNotFound, name)
+}
+
+func tensorMetas(ts []tflite.TensorInfo) []tensorMeta {
+	out := make([]tensorMeta, len(ts))
+	for i, t := range ts {
+		out[i] = tensorMeta{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape}
+	}
+	return out
+}
+
+func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
+	p, m, err := s.lookup(r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, "", "", err)
+		return
+	}
+	if p != nil {
+		writeJSON(w, http.StatusOK, modelMeta{Name: p.Name, Versions: []string{p.Pre.Hash[:12] + "-" + p.Post.Hash[:12]}, Platform: "edgehost_pipeline",
+			Inputs:  []tensorMeta{{Name: "input", Datatype: "BYTES", Shape: []int{1}}},
+			Outputs: []tensorMeta{{Name: "result", Datatype: "BYTES", Shape: []int{1}}}})
+		return
+	}
+	writeJSON(w, http.StatusOK, modelMeta{Name: m.Name, Versions: []string{"1"}, Platform: "tensorflow_lite",
+		Inputs: tensorMetas(m.Model.Inputs), Outputs: tensorMetas(m.Model.Outputs)})
+}
+
+func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, _, err := s.lookup(name); err != nil {
+		s.fail(w, r, "", "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
+}
+
+// inferRequest is a KServe v2 inference request header.
+type inferRequest struct {
+	ID         string           `json:"id,omitempty"`
+	Parameters map[string]any   `json:"parameters,omitempty"`
+	Inputs     []inferTensor    `json:"inputs"`
+	Outputs    []requestedOuput `json:"outputs,omitempty"`
+}
+
+type requestedOuput struct {
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+type inferTensor struct {
+	Name       string          `json:"name"`
+	Shape      []int           `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	raw        []byte          // binary data, or the decoded JSON data, as little-endian bytes
+}
+
+type inferResponse struct {
+	ModelName    string         `json:"model_name"`
+	ModelVersion string         `json:"model_version,omitempty"`
+	ID           string         `json:"id,omitempty"`
+	Outputs      []outputTensor `json:"outputs"`
+}
+
+type outputTensor struct {
+	Name       string         `json:"name"`
+	Datatype   string         `json:"datatype"`
+	Shape      []int          `json:"shape"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       any            `json:"data,omitempty"`
+	binary     []byte
+}
+
+// DecodeInferRequest parses a KServe v2 request body: JSON, or JSON followed by binary
+// tensor data when headerLength >= 0 (the binary tensor data extension).
+func DecodeInferRequest(body []byte, headerLength int) (*inferRequest, error) {
+	hdr := body
+	var bin []byte
+	if headerLength >= 0 {
+		if headerLength > len(body) {
+			return nil, badf("%s is %d but the body has only %d bytes", headerLen, headerLength, len(body))
+		}
+		hdr, bin = body[:headerLength], body[headerLength:]
+	}
+	var req inferRequest
+	dec := json.NewDecoder(bytes.NewReader(hdr))
+	if err := dec.Decode(&req); err != nil {
+		return nil, badf("malformed inference request JSON: %v", err)
+	}
+	if len(req.Inputs) == 0 {
+		return nil, badf("inference request has no inputs")
+	}
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		if in.Name == "" {
+			return nil, badf("input %d has no name", i)
+		}
+		n, err := elements(in.Shape)
+		if err != nil {
+			return nil, badf("input %q: %v", in.Name, err)
+		}
+		if size, ok := in.Parameters["binary_data_size"]; ok {
+			sz, ok := size.(float64)
+			if !ok || sz < 0 || sz != math.Trunc(sz) || int(sz) > len(bin) {
+				return nil, badf("input %q: binary_data_size %v does not fit the %d bytes of binary data left", in.Name, size, len(bin))
+			}
+			in.raw, bin = bin[:int(sz)], bin[int(sz):]
+			if err := checkBinarySize(in, n); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if len(in.Data) == 0 {
+			return nil, badf("input %q has neither data nor binary_data_size", in.Name)
+		}
+		raw, err := decodeJSONData(in.Data, in.Datatype, n)
+		if err != nil {
+			return nil, badf("input %q: %v", in.Name, err)
+		}
+		in.raw = raw
+	}
+	if len(bin) != 0 {
+		return nil, badf("%d bytes of binary data are not claimed by any input's binary_data_size", len(bin))
+	}
+	return &req, nil
+}
+
+func elements(shape []int) (int, error) {
+	if len(shape) == 0 {
+		return 0, errors.New("shape is missing")
+	}
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v has a negative dimension", shape)
+		}
+		if d > 0 && n > math.MaxInt32/d {
+			return 0, fmt.Errorf("shape %v is too large", shape)
+		}
+		n *= d
+	}
+	return n, nil
+}
+
+var dtypes = map[string]abi.DType{"FP32": abi.Float32, "INT32": abi.Int32, "UINT8": abi.UInt8,
+	"INT64": abi.Int64, "INT16": abi.Int16, "INT8": abi.Int8}
+
+func checkBinarySize(in *inferTensor, n int) error {
+	if in.Datatype == "BYTES" {
+		return nil
+	}
+	dt, ok := dtypes[in.Datatype]
+	if !ok {
+		return badf("input %q: unsupported datatype %q", in.Name, in.Datatype)
+	}
+	if len(in.raw) != n*dt.Size() {
+		return badf("input %q: %d bytes of binary data for shape %v of %s, want %d", in.Name, len(in.raw), in.Shape, in.Datatype, n*dt.Size())
+	}
+	return nil
+}
+
+// decodeJSONData flattens a (possibly nested) JSON array into little-endian bytes of dtype.
+func decodeJSONData(data json.RawMessage, datatype string, n int) ([]byte, error) {
+	var v any
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return nil, fmt.Errorf("data is not valid JSON: %v", err)
+	}
+	var flat []any
+	var walk func(any) error
+	walk = func(x any) error {
+		if a, ok := x.([]any); ok {
+			for _, e := range a {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if len(flat) >= n+1 {
+			return nil
+		}
+		flat = append(flat, x)
+		return nil
+	}
+	if err := walk(v); err != nil {
+		return nil, err
+	}
+	if len(flat) != n {
+		return nil, fmt.Errorf("data has %d elements, shape says %d", len(flat), n)
+	}
+	if datatype == "BYTES" {
+		var out []byte
+		for _, e := range flat {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("BYTES data must be strings, got %T", e)
+			}
+			out = binary.LittleEndian.AppendUint32(out, uint32(len(s)))
+			out = append(out, s...)
+		}
+		return out, nil
+	}
+	dt, ok := dtypes[datatype]
+	if !ok {
+		return nil, fmt.Errorf("unsupported datatype %q (want FP32, INT32, INT64, INT16, INT8, UINT8 or BYTES)", datatype)
+	}
+	out := make([]byte, 0, n*dt.Size())
+	for _, e := range flat {
+		num, ok := e.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("%s data must be numbers, got %v", datatype, e)
+		}
+		f, err := num.Float64()
+		if err != nil {
+			return nil, fmt.Errorf("bad number %v", num)
+		}
+		var err2 error
+		out, err2 = appendNumber(out, dt, f)
+		if err2 != nil {
+			return nil, err2
+		}
+	}
+	return out, nil
+}
+
+func appendNumber(out []byte, dt abi.DType, f float64) ([]byte, error) {
+	le := binary.LittleEndian
+	integer := func(lo, hi float64) error {
+		if f != math.Trunc(f) || f < lo || f > hi {
+			return fmt.Errorf("%v is not a valid %s", f, dt)
+		}
+		return nil
+	}
+	switch dt {
+	case abi.Float32:
+		return le.AppendUint32(out, math.Float32bits(float32(f))), nil
+	case abi.UInt8:
+		if err := integer(0, 255); err != nil {
+			return nil, err
+		}
+		return append(out, byte(f)), nil
+	case abi.Int8:
+		if err := integer(-128, 127); err != nil {
+			return nil, err
+		}
+		return append(out, byte(int8(f))), nil
+	case abi.Int16:
+		if err := integer(math.MinInt16, math.MaxInt16); err != nil {
+			return nil, err
+		}
+		return le.AppendUint16(out, uint16(int16(f))), nil
+	case abi.Int32:
+		if err := integer(math.MinInt32, math.MaxInt32); err != nil {
+			return nil, err
+		}
+		return le.AppendUint32(out, uint32(int32(f))), nil
+	case abi.Int64:
+		if err := integer(-1<<53, 1<<53); err != nil {
+			return nil, err
+		}
+		return le.AppendUint64(out, uint64(int64(f))), nil
+	}
+	return nil, fmt.Errorf("unsupported datatype %s", dt)
+}
+
+// pipelineInput extracts the raw request bytes from a pipeline's single input.
+func pipelineInput(req *inferRequest) ([]byte, error) {
+	if len(req.Inputs) != 1 {
+		return nil, badf("a pipeline takes exactly one input (the raw request bytes), got %d", len(req.Inputs))
+	}
+	in := req.Inputs[0]
+	switch in.Datatype {
+	case "BYTES":
+		n, _ := elements(in.Shape)
+		if n != 1 {
+			return nil, badf("input %q: a pipeline takes one BYTES element, shape %v has %d", in.Name, in.Shape, n)
+		}
+		if len(in.raw) < 4 {
+			return nil, badf("input %q: BYTES element is missing its 4-byte length prefix", in.Name)
+		}
+		l := binary.LittleEndian.Uint32(in.raw)
+		if int(l) != len(in.raw)-4 {
+			return nil, badf("input %q: BYTES element length prefix %d does not match the %d bytes given", in.Name, l, len(in.raw)-4)
+		}
+		return in.raw[4:], nil
+	case "UINT8":
+		return in.raw, nil
+	}
+	return nil, badf("input %q: a pipeline takes BYTES or UINT8 input, got %s", in.Name, in.Datatype)
+}
+
+func wantsBinary(req *inferRequest, name string) bool {
+	for _, o := range req.Outputs {
+		if o.Name == name {
+			if b, ok := o.Parameters["binary_data"].(bool); ok {
+				return b
+			}
+		}
+	}
+	b, _ := req.Parameters["binary_data_output"].(bool)
+	return b
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p, m, err := s.lookup(name)
+	if err != nil {
+		s.fail(w, r, "", "", err)
+		return
+	}
+	err = s.inferModel(w, r, name, p, m)
+	if err != nil {
+		s.fail(w, r, name, "kserve", err)
+		return
+	}
+	s.Metrics.Requests.WithLabelValues(name, "kserve", "200").Inc()
+}
+
+func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string, p *engine.Pipeline, m *engine.Model) error {
+	body, n, err := s.body(w, r)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return badf("reading request body: %v", err)
+	}
+	hl := -1
+	if h := r.Header.Get(headerLen); h != "" {
+		if hl, err = strconv.Atoi(h); err != nil || hl < 0 {
+			return badf("invalid %s header %q", headerLen, h)
+		}
+	} else if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return badf("Content-Type %q: send application/json, or set %s for the binary tensor data extension", ct, headerLen)
+	}
+	req, err := DecodeInferRequest(buf, hl)
+	if err != nil {
+		return err
+	}
+	resp := inferResponse{ModelName: name, ID: req.ID}
+	if p != nil {
+		input, err := pipelineInput(req)
+		if err != nil {
+			return err
+		}
+		err = s.run(r.Context(), p, bytes.NewReader(input), len(input), func(res []byte, ct string) error {
+			out := outputTensor{Name: "result", Datatype: "BYTES", Shape: []int{1}}
+			if wantsBinary(req, "result") {
+				out.binary = binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(res)), uint32(len(res)))
+				out.binary = append(out.binary, res...)
+			} else {
+				out.Data = []string{string(res)}
+			}
+			resp.Outputs = []outputTensor{out}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		if resp.Outputs, err = s.runModel(r.Context(), m, req); err != nil {
+			return err
+		}
+	}
+	return writeInferResponse(w, &resp)
+}
+
+// runModel runs a bare model: inputs are matched by name (or by position when a request has
+// as many unnamed-matching inputs as the model), checked for dtype and shape, and copied in.
+func (s *Server) runModel(ctx context.Context, m *engine.Model, req *inferRequest) ([]outputTensor, error) {
+	model := m.Model
+	if len(req.Inputs) != len(model.Inputs) {
+		return nil, badf("model %s takes %d inputs, got %d", m.Name, len(model.Inputs), len(req.Inputs))
+	}
+	ordered := make([]*inferTensor, len(model.Inputs))
+	for i := range req.Inputs {
+		in := &req.Inputs[i]
+		idx := -1
+		for k, t := range model.Inputs {
+			if t.Name == in.Name {
+				idx = k
+			}
+		}
+		if idx < 0 {
+			names := make([]string, len(model.Inputs))
+			for k, t := range model.Inputs {
+				names[k] = t.Name
+			}
+			return nil, badf("model %s has no input %q (inputs: %s)", m.Name, in.Name, strings.Join(names, ", "))
+		}
+		t := model.Inputs[idx]
+		if in.Datatype != t.Type.String() {
+			return nil, badf("input %q: datatype %s, model wants %s", in.Name, in.Datatype, t.Type)
+		}
+		if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
+			return nil, badf("input %q: shape %v, model wants %v", in.Name, in.Shape, t.Shape)
+		}
+		ordered[idx] = in
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
+	defer cancel()
+	it, err := m.Pool.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Pool.Put(it)
+	for i, in := range ordered {
+		copy(it.Input(i), in.raw)
+	}
+	if err := it.Invoke(); err != nil {
+		return nil, err
+	}
+	var outs []outputTensor
+	for i, t := range model.Outputs {
+		data := it.Output(i)
+		o := outputTensor{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape}
+		if wantsBinary(req, t.Name) {
+			o.binary = append([]byte(nil), data...)
+		} else {
+			o.Data = typedData(t.Type, data)
+		}
+		outs = append(outs, o)
+	}
+	return outs, nil
+}
+
+func typedData(dt abi.DType, b []byte) any {
+	le := binary.LittleEndian
+	switch dt {
+	case abi.Float32:
+		out := make([]float32, len(b)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(le.Uint32(b[4*i:]))
+		}
+		return out
+	case abi.UInt8:
+		out := make([]int, len(b))
+		for i, v := range b {
+			out[i] = int(v)
+		}
+		return out
+	case abi.Int8:
+		out := make([]int, len(b))
+		for i, v := range b {
+			out[i] = int(int8(v))
+		}
+		return out
+	case abi.Int32:
+		out := make([]int32, len(b)/4)
+		for i := range out {
+			out[i] = int32(le.Uint32(b[4*i:]))
+		}
+		return out
+	case abi.Int64:
+		out := make([]int64, len(b)/8)
+		for i := range out {
+			out[i] = int64(le.Uint64(b[8*i:]))
+		}
+		return out
+	case abi.Int16:
+		out := make([]int16, len(b)/2)
+		for i := range out {
+			out[i] = int16(le.Uint16(b[2*i:]))
+		}
+		return out
+	}
+	return nil
+}
+
+func writeInferResponse(w http.ResponseWriter, resp *inferResponse) error {
+	var bin []byte
+	for i := range resp.Outputs {
+		o := &resp.Outputs[i]
+		if o.binary != nil {
+			if o.Parameters == nil {
+				o.Parameters = map[string]any{}
+			}
+			o.Parameters["binary_data_size"] = len(o.binary)
+			bin = append(bin, o.binary...)
+		}
+	}
+	hdr, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	if bin == nil {
+		w.Header().Set("Content-Type", "application/json")
+		_, err = w.Write(hdr)
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(headerLen, strconv.Itoa(len(hdr)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(hdr)+len(bin)))
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err = w.Write(bin)
+	return err
+}
+
+// trapPlugin names the plugin when err is a trap.
+func trapPlugin(err error) string {
+	var t *plugin.TrapError
+	if errors.As(err, &t) {
+		return t.Plugin
+	}
+	var to *plugin.TimeoutError
+	if errors.As(err, &to) {
+		return to.Plugin
+	}
+	return ""
+}

@@ -1,0 +1,221 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/pipeline"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Version is edgehost's version, reported by the KServe server metadata endpoint.
+var Version = "0.1.0"
+
+// Server serves the raw, KServe v2, metrics and status endpoints for an engine.
+type Server struct {
+	e       *engine.Engine
+	log     hclog.Logger
+	cfg     config.Server
+	Metrics *Metrics
+	mux     *http.ServeMux
+	ready   func() bool
+}
+
+// New builds the HTTP handlers. ready reports readiness (nil: always ready).
+func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
+	s := &Server{e: e, log: log.Named("http"), cfg: cfg, Metrics: newMetrics(e), mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /v1/pipelines/{name}", s.raw)
+	s.mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
+	s.mux.HandleFunc("GET /v2", s.serverMetadata)
+	s.mux.HandleFunc("GET /v2/health/live", s.live)
+	s.mux.HandleFunc("GET /v2/health/ready", s.readyHandler)
+	s.mux.HandleFunc("GET /v2/models/{name}", s.modelMetadata)
+	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.modelMetadata)
+	s.mux.HandleFunc("GET /v2/models/{name}/ready", s.modelReady)
+	s.mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.modelReady)
+	s.mux.HandleFunc("POST /v2/models/{name}/infer", s.infer)
+	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.infer)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /status", s.status)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, "", "", fmt.Errorf("%w: no route for %s %s (see README.md, HTTP API)", engine.ErrNotFound, r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// SetReady installs the readiness check used by /v2/health/ready.
+func (s *Server) SetReady(f func() bool) { s.ready = f }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Serve serves on l until ctx ends, then shuts down gracefully: it stops accepting, lets
+// in-flight requests finish (up to the shutdown timeout) and returns nil.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.Duration)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+type errorBody struct {
+	Error string `json:"error"`
+	Class string `json:"class"`
+}
+
+// fail writes err as JSON with the status from the error table, and counts it.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, target, endpoint string, err error) {
+	code, class := classify(err)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Class: class})
+	if target != "" {
+		s.Metrics.Requests.WithLabelValues(target, endpoint, strconv.Itoa(code)).Inc()
+		s.Metrics.Errors.WithLabelValues(target, class).Inc()
+	}
+	lvl := hclog.Debug
+	if code >= 500 {
+		lvl = hclog.Warn
+	}
+	s.log.Log(lvl, "request failed", "method", r.Method, "path", r.URL.Path, "status", code, "class", class, "error", err)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// body returns the request body limited to the configured size and its length if known.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, int, error) {
+	max := s.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, 0, &http.MaxBytesError{Limit: max}
+	}
+	rd := http.MaxBytesReader(w, r.Body, max)
+	if r.ContentLength >= 0 {
+		return rd, int(r.ContentLength), nil
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	return bytes.NewReader(b), len(b), nil
+}
+
+func (s *Server) pipeline(name string) (*engine.Pipeline, error) {
+	p, ok := s.e.Pipeline(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: pipeline %q (GET /v1/pipelines lists them)", engine.ErrNotFound, name)
+	}
+	return p, nil
+}
+
+// run runs a pipeline, records metrics, and hands the result to fn.
+func (s *Server) run(ctx context.Context, p *engine.Pipeline, body io.Reader, n int, fn pipeline.Result) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
+	defer cancel()
+	start := time.Now()
+	st, err := p.Pipeline.Run(ctx, body, n, fn)
+	if err == nil {
+		s.Metrics.Stage.WithLabelValues(p.Name, "pre").Observe(st.Pre.Seconds())
+		s.Metrics.Stage.WithLabelValues(p.Name, "inference").Observe(st.Infer.Seconds())
+		s.Metrics.Stage.WithLabelValues(p.Name, "post").Observe(st.Post.Seconds())
+		s.Metrics.Stage.WithLabelValues(p.Name, "total").Observe(time.Since(start).Seconds())
+	}
+	s.Metrics.CopiedBytes.WithLabelValues(p.Name).Add(float64(st.CopiedBytes))
+	if tr := trapPlugin(err); tr != "" {
+		s.Metrics.Traps.WithLabelValues(p.Name, tr).Inc()
+	}
+	return err
+}
+
+// raw serves POST /v1/pipelines/{name}: the body is the input (an image, say), the response
+// is the post plugin's result as it wrote it.
+func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	p, err := s.pipeline(name)
+	if err != nil {
+		s.fail(w, r, "", "", err)
+		return
+	}
+	body, n, err := s.body(w, r)
+	if err == nil && n == 0 {
+		err = badf("empty request body: POST the input (for example a JPEG or PNG image)")
+	}
+	if err == nil {
+		err = s.run(r.Context(), p, body, n, func(res []byte, ct string) error {
+			w.Header().Set("Content-Type", ct)
+			w.Header().Set("Content-Length", strconv.Itoa(len(res)))
+			_, werr := w.Write(res)
+			return werr
+		})
+	}
+	if err != nil {
+		s.fail(w, r, name, "raw", err)
+		return
+	}
+	s.Metrics.Requests.WithLabelValues(name, "raw", "200").Inc()
+}
+
+func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {
+	type item struct {
+		Name     string `json:"name"`
+		Model    string `json:"model"`
+		Pre      string `json:"pre"`
+		Post     string `json:"post"`
+		ZeroCopy bool   `json:"zero_copy"`
+	}
+	var out []item
+	for _, p := range s.e.Pipelines() {
+		out = append(out, item{p.Name, p.ModelName, p.Pre.Name(), p.Post.Name(), p.Pipeline.ZeroCopy()})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipelines": out})
+}
+
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]bool{"live": true})
+}
+
+func (s *Server) readyHandler(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil && !s.ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.e.Status())
+}
