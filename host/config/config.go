@@ -86,9 +86,18 @@ type Pipeline struct {
 	Workers      int      `toml:"workers"`       // default 2
 	QueueTimeout Duration `toml:"queue_timeout"` // default 5s
 	// RequireSignatures rejects unsigned plugins in this pipeline (see [trust]).
-	RequireSignatures bool   `toml:"require_signatures"`
-	Pre               Plugin `toml:"pre"`
-	Post              Plugin `toml:"post"`
+	RequireSignatures bool `toml:"require_signatures"`
+	// Golden input checked before a new version serves: the result must equal the file
+	// GoldenExpectFile, or contain GoldenExpectContains.
+	GoldenInput          string `toml:"golden_input"`
+	GoldenExpectFile     string `toml:"golden_expect_file"`
+	GoldenExpectContains string `toml:"golden_expect_contains"`
+	// After a swap, roll back by itself if more than RollbackTrapShare of the first
+	// RollbackWindow requests trap. Defaults 20 and 0.5; window 0 disables.
+	RollbackWindow    *int    `toml:"rollback_window"`
+	RollbackTrapShare float64 `toml:"rollback_trap_share"`
+	Pre               Plugin  `toml:"pre"`
+	Post              Plugin  `toml:"post"`
 }
 
 // Plugin is one plugin of a pipeline.
@@ -326,6 +335,21 @@ func (c *Config) complete(data []byte) []error {
 		}
 		if p.QueueTimeout.Duration == 0 {
 			p.QueueTimeout.Duration = 5 * time.Second
+		}
+		p.GoldenInput, p.GoldenExpectFile = abs(p.GoldenInput), abs(p.GoldenExpectFile)
+		if p.GoldenInput == "" && (p.GoldenExpectFile != "" || p.GoldenExpectContains != "") {
+			bad("golden_expect_* needs golden_input", "pipelines", name, "golden_input")
+		}
+		if p.RollbackWindow == nil {
+			w := 20
+			p.RollbackWindow = &w
+		} else if *p.RollbackWindow < 0 {
+			bad("must not be negative", "pipelines", name, "rollback_window")
+		}
+		if p.RollbackTrapShare == 0 {
+			p.RollbackTrapShare = 0.5
+		} else if p.RollbackTrapShare < 0 || p.RollbackTrapShare > 1 {
+			bad("must be between 0 and 1", "pipelines", name, "rollback_trap_share")
 		}
 		for _, role := range []string{"pre", "post"} {
 			pl := &p.Pre

@@ -27,6 +27,7 @@ type Engine struct {
 	rt  *plugin.Runtime
 
 	errs           errorLog
+	reloadMu       sync.Mutex
 	reloads        atomic.Int64
 	reloadFailures atomic.Int64
 	rollbacks      atomic.Int64
@@ -161,7 +162,7 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 
 // buildPipeline loads a pipeline's plugins and builds it; old, if non-nil, is swapped in
 // place instead of creating a new pipeline.
-func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, old *Pipeline) (*Pipeline, error) {
+func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, _ *Pipeline) (*Pipeline, error) {
 	e.mu.RLock()
 	m := e.models[pc.Model]
 	e.mu.RUnlock()
@@ -180,17 +181,24 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 	}
 	spec := pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, QueueTimeout: pc.QueueTimeout.Duration}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
-	if old != nil {
-		if err := old.Pipeline.Swap(ctx, spec); err != nil {
-			return nil, fmt.Errorf("pipeline %s: %w", name, err)
+	spec.Probation = pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: pc.RollbackTrapShare}
+	p, err := pipeline.New(ctx, spec, e.log)
+	pre.Release(ctx) // the pipeline holds its own references now
+	post.Release(ctx)
+	if err != nil {
+		return nil, err
+	}
+	np.Pipeline = p
+	p.OnRollback = func(reason string) {
+		e.rollbacks.Add(1)
+		e.errs.set("pipeline:"+name, fmt.Errorf("rolled back automatically: %s", reason))
+		e.mu.Lock()
+		if cur, ok := e.pipelines[name]; ok && cur.Pipeline == p {
+			c := *cur
+			c.Pre, c.Post = p.Modules()
+			e.pipelines[name] = &c
 		}
-		np.Pipeline = old.Pipeline
-	} else {
-		p, err := pipeline.New(ctx, spec, e.log)
-		if err != nil {
-			return nil, err
-		}
-		np.Pipeline = p
+		e.mu.Unlock()
 	}
 	e.log.Info("pipeline ready", "pipeline", name, "model", pc.Model, "pre", pre.Name(), "post", post.Name(),
 		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy())

@@ -26,6 +26,16 @@ type Spec struct {
 	OneCopy bool
 	// QueueTimeout bounds how long a request waits for a free worker; 0 means 5s.
 	QueueTimeout time.Duration
+	// Probation, when Requests > 0, keeps the previous version ready after a swap: if more
+	// than MaxTrapShare of the new version's first Requests requests trap, the pipeline
+	// rolls back to it by itself.
+	Probation Probation
+}
+
+// Probation configures automatic rollback after a swap.
+type Probation struct {
+	Requests     int
+	MaxTrapShare float64
 }
 
 // Stats describes one request.
@@ -41,27 +51,40 @@ type Pipeline struct {
 	log  hclog.Logger
 	mu   sync.RWMutex
 	gen  *generation
+	prev *generation          // the version before the last swap, kept during probation
+	live map[*generation]bool // every generation not yet closed
+
+	// OnRollback, if set, is called (in its own goroutine) after an automatic rollback.
+	OnRollback func(reason string)
 
 	Requests, Failures, Traps atomic.Int64
 	Copied                    atomic.Int64
 }
 
-// generation is one immutable version of a pipeline with its workers.
+// generation is one immutable version of a pipeline with its workers. It holds a
+// reference on its plugin modules, dropped when it is closed.
 type generation struct {
 	spec     Spec
 	zeroCopy bool
 	workers  chan *worker
 	all      []*worker
 	inflight sync.WaitGroup
+	closed   chan struct{}
+	// probation counters (guarded by Pipeline.mu)
+	probReqs, probTraps int
+	owner               *Pipeline
 }
+
+// Version is a built, not yet serving, version of a pipeline (see Prepare).
+type Version struct{ g *generation }
 
 // New builds a pipeline and all its workers. Errors leave nothing allocated.
 func New(ctx context.Context, spec Spec, log hclog.Logger) (*Pipeline, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	p := &Pipeline{name: spec.Name, log: log.Named("pipeline").With("pipeline", spec.Name)}
-	g, err := newGeneration(ctx, spec)
+	p := &Pipeline{name: spec.Name, log: log.Named("pipeline").With("pipeline", spec.Name), live: map[*generation]bool{}}
+	g, err := p.newGeneration(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +92,7 @@ func New(ctx context.Context, spec Spec, log hclog.Logger) (*Pipeline, error) {
 	return p, nil
 }
 
-func newGeneration(ctx context.Context, spec Spec) (*generation, error) {
+func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, error) {
 	if spec.Workers <= 0 {
 		spec.Workers = 1
 	}
@@ -77,7 +100,12 @@ func newGeneration(ctx context.Context, spec Spec) (*generation, error) {
 		spec.QueueTimeout = 5 * time.Second
 	}
 	g := &generation{spec: spec, workers: make(chan *worker, spec.Workers),
-		zeroCopy: !spec.OneCopy && tflite.Probe().CustomAllocation}
+		zeroCopy: !spec.OneCopy && tflite.Probe().CustomAllocation, closed: make(chan struct{}), owner: p}
+	p.mu.Lock()
+	p.live[g] = true
+	p.mu.Unlock()
+	spec.Pre.Retain()
+	spec.Post.Retain()
 	for n := 0; n < spec.Workers; n++ {
 		w, err := newWorker(ctx, spec, g.zeroCopy)
 		if err != nil {
@@ -95,6 +123,32 @@ func (g *generation) close(ctx context.Context) {
 		w.close(ctx)
 	}
 	g.all = nil
+	g.spec.Pre.Release(ctx)
+	g.spec.Post.Release(ctx)
+	g.owner.mu.Lock()
+	delete(g.owner.live, g)
+	g.owner.mu.Unlock()
+	close(g.closed)
+}
+
+// UsesModel reports whether any version of the pipeline not yet closed runs on m.
+func (p *Pipeline) UsesModel(m *tflite.Model) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for g := range p.live {
+		if g.spec.Model == m {
+			return true
+		}
+	}
+	return false
+}
+
+// retire closes g once its in-flight requests have finished.
+func retire(g *generation) {
+	go func() {
+		g.inflight.Wait()
+		g.close(context.Background())
+	}()
 }
 
 // Name is the pipeline's name.
@@ -107,47 +161,132 @@ func (p *Pipeline) Spec() Spec {
 	return p.gen.spec
 }
 
+// InProbation reports whether the previous version is still kept for rollback.
+func (p *Pipeline) InProbation() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.prev != nil
+}
+
 // ZeroCopy reports whether the current version binds tensors in guest memory.
 func (p *Pipeline) ZeroCopy() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.gen.zeroCopy
+	return p.gen != nil && p.gen.zeroCopy
 }
 
 // Usage returns the number of busy and total workers.
 func (p *Pipeline) Usage() (busy, total int) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if p.gen == nil {
+		return 0, 0
+	}
 	return len(p.gen.all) - len(p.gen.workers), len(p.gen.all)
 }
 
-// Swap builds a new version from spec and replaces the current one atomically. Requests
-// in flight finish on the old version, whose workers are closed once they drain. On error
-// the current version keeps serving.
+// Prepare builds a new version from spec, with all its workers, without serving it. Check
+// it with Version.Run, then Commit or Discard it.
+func (p *Pipeline) Prepare(ctx context.Context, spec Spec) (*Version, error) {
+	g, err := p.newGeneration(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &Version{g: g}, nil
+}
+
+// Run runs one request on a prepared version (for golden-input checks).
+func (v *Version) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
+	return v.g.run(ctx, body, size, fn)
+}
+
+// Discard releases a prepared version that will not be committed.
+func (v *Version) Discard(ctx context.Context) { v.g.close(ctx) }
+
+// Commit makes v the serving version atomically. Requests in flight finish on the old
+// version, which is closed once they drain (or, under probation, kept for rollback).
+func (p *Pipeline) Commit(v *Version) (oldClosed <-chan struct{}) {
+	p.mu.Lock()
+	old := p.gen
+	oldClosed = old.closed
+	p.gen = v.g
+	if p.prev != nil {
+		retire(p.prev)
+		p.prev = nil
+	}
+	if v.g.spec.Probation.Requests > 0 {
+		p.prev = old
+	} else {
+		retire(old)
+	}
+	p.mu.Unlock()
+	return oldClosed
+}
+
+// Swap is Prepare followed by Commit. On error the current version keeps serving.
 func (p *Pipeline) Swap(ctx context.Context, spec Spec) error {
-	g, err := newGeneration(ctx, spec)
+	v, err := p.Prepare(ctx, spec)
 	if err != nil {
 		return err
 	}
-	p.mu.Lock()
-	old := p.gen
-	p.gen = g
-	p.mu.Unlock()
-	go func() {
-		old.inflight.Wait()
-		old.close(context.Background())
-	}()
+	p.Commit(v)
 	return nil
 }
+
+// probation records a request's outcome on g; it rolls back when g traps too often, and
+// ends probation after enough requests.
+func (p *Pipeline) probation(g *generation, trapped bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.prev == nil || p.gen != g {
+		return
+	}
+	pr := g.spec.Probation
+	g.probReqs++
+	if trapped {
+		g.probTraps++
+	}
+	if float64(g.probTraps) > pr.MaxTrapShare*float64(pr.Requests) {
+		reason := fmt.Sprintf("%d of the first %d requests trapped (limit %.0f%% of %d)", g.probTraps, g.probReqs, 100*pr.MaxTrapShare, pr.Requests)
+		p.gen = p.prev
+		p.prev = nil
+		retire(g)
+		p.log.Warn("rolled back to the previous version", "reason", reason, "pre", p.gen.spec.Pre.Name(), "post", p.gen.spec.Post.Name())
+		if p.OnRollback != nil {
+			go p.OnRollback(reason)
+		}
+		return
+	}
+	if g.probReqs >= pr.Requests {
+		retire(p.prev)
+		p.prev = nil
+	}
+}
+
+// Modules returns the plugin versions serving now.
+func (p *Pipeline) Modules() (pre, post *plugin.Module) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.gen.spec.Pre, p.gen.spec.Post
+}
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("pipeline is closed")
 
 // Close waits for in-flight requests and releases every worker.
 func (p *Pipeline) Close(ctx context.Context) {
 	p.mu.Lock()
-	g := p.gen
-	p.gen = &generation{spec: g.spec, workers: make(chan *worker)}
+	g, prev := p.gen, p.prev
+	p.gen, p.prev = nil, nil
 	p.mu.Unlock()
-	g.inflight.Wait()
-	g.close(ctx)
+	if g != nil {
+		g.inflight.Wait()
+		g.close(ctx)
+	}
+	if prev != nil {
+		prev.inflight.Wait()
+		prev.close(ctx)
+	}
 }
 
 // ErrOverloaded is returned when no worker became free within the queue timeout.
@@ -163,18 +302,29 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 	p.Requests.Add(1)
 	p.mu.RLock()
 	g := p.gen
+	if g == nil {
+		p.mu.RUnlock()
+		return Stats{}, ErrClosed
+	}
 	g.inflight.Add(1)
+	probation := p.prev != nil
 	p.mu.RUnlock()
 	defer g.inflight.Done()
 
 	st, err := g.run(ctx, body, size, fn)
+	trapped := false
 	if err != nil {
 		p.Failures.Add(1)
 		var trap *plugin.TrapError
-		if errors.As(err, &trap) {
+		var timeout *plugin.TimeoutError
+		if errors.As(err, &trap) || errors.As(err, &timeout) {
+			trapped = true
 			p.Traps.Add(1)
 			p.log.Error("plugin trapped", "error", err)
 		}
+	}
+	if probation {
+		p.probation(g, trapped)
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
 	return st, err

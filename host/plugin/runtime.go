@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +31,7 @@ type Runtime struct {
 	log       hclog.Logger
 	instances sync.Map // api.Module -> *Instance, for host functions
 	live      atomic.Int64
+	cacheDir  string
 }
 
 // RuntimeOptions configure a Runtime. The zero value works.
@@ -39,7 +42,7 @@ type RuntimeOptions struct {
 
 // NewRuntime creates a runtime.
 func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
-	r := &Runtime{log: o.Logger}
+	r := &Runtime{log: o.Logger, cacheDir: o.CacheDir}
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
@@ -141,6 +144,24 @@ type Module struct {
 	rt       *Runtime
 	compiled wazero.CompiledModule
 	log      hclog.Logger
+	refs     atomic.Int32
+	// cacheFiles are the compilation cache entries written when this version was compiled;
+	// they are deleted when the version is released, so the cache does not grow.
+	cacheFiles []string
+}
+
+// Retain adds a reference to the module. Load returns a module with one reference.
+func (m *Module) Retain() { m.refs.Add(1) }
+
+// Release drops a reference; the last one closes the compiled module and prunes its
+// compilation cache entries. Every instance must be closed by then.
+func (m *Module) Release(ctx context.Context) {
+	if m.refs.Add(-1) == 0 {
+		m.compiled.Close(ctx)
+		for _, f := range m.cacheFiles {
+			_ = os.Remove(f)
+		}
+	}
 }
 
 // Name is "name@version" from the manifest.
@@ -200,24 +221,49 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 			return fail("params: %v", err)
 		}
 	}
+	before := r.cacheEntries()
 	compiled, err := r.rt.CompileModule(ctx, b)
 	if err != nil {
 		return fail("compile: %v", err)
 	}
+	var created []string
+	for f := range r.cacheEntries() {
+		if !before[f] {
+			created = append(created, f)
+		}
+	}
 	m := &Module{Manifest: man, Hash: hex.EncodeToString(sum[:]), Path: cfg.Path, LoadedAt: time.Now(),
-		cfg: cfg, params: params, rt: r, compiled: compiled,
+		cfg: cfg, params: params, rt: r, compiled: compiled, cacheFiles: created,
 		log: r.log.Named("plugin").With("plugin", man.Name, "version", man.Version)}
 	if err := m.checkExports(); err != nil {
-		compiled.Close(ctx)
+		m.refs.Store(1)
+		m.Release(ctx)
 		return fail("plugin %s: %v", man.Name, err)
 	}
 	inst, err := m.NewInstance(ctx)
 	if err != nil {
-		compiled.Close(ctx)
+		m.refs.Store(1)
+		m.Release(ctx)
 		return nil, err
 	}
 	inst.Close(ctx)
+	m.refs.Store(1)
 	return m, nil
+}
+
+// cacheEntries lists the files of the compilation cache directory.
+func (r *Runtime) cacheEntries() map[string]bool {
+	out := map[string]bool{}
+	if r.cacheDir == "" {
+		return out
+	}
+	_ = filepath.WalkDir(r.cacheDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out[p] = true
+		}
+		return nil
+	})
+	return out
 }
 
 var i32 = api.ValueTypeI32
@@ -276,5 +322,5 @@ func typeNames(ts []api.ValueType) []string {
 	return out
 }
 
-// Close releases the compiled module. Every instance must be closed first.
-func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
+// Close drops the caller's reference (see Release).
+func (m *Module) Close(ctx context.Context) { m.Release(ctx) }

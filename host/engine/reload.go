@@ -1,0 +1,346 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/pipeline"
+	"github.com/edgehost/edgehost/host/plugin"
+)
+
+// Reloads go through one lock so that two changes never race; requests never take it.
+
+// spec builds a pipeline spec from config with the given modules and model.
+func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
+	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
+		QueueTimeout: pc.QueueTimeout.Duration,
+		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: pc.RollbackTrapShare}}
+}
+
+// golden runs the pipeline's golden input, if any, on a prepared version.
+func golden(ctx context.Context, pc config.Pipeline, v *pipeline.Version) error {
+	if pc.GoldenInput == "" {
+		return nil
+	}
+	in, err := os.ReadFile(pc.GoldenInput)
+	if err != nil {
+		return fmt.Errorf("golden input: %w", err)
+	}
+	var got []byte
+	if _, err := v.Run(ctx, bytes.NewReader(in), len(in), func(b []byte, _ string) error {
+		got = append(got, b...)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("golden input %s failed: %w", pc.GoldenInput, err)
+	}
+	if pc.GoldenExpectFile != "" {
+		want, err := os.ReadFile(pc.GoldenExpectFile)
+		if err != nil {
+			return fmt.Errorf("golden expect file: %w", err)
+		}
+		if !bytes.Equal(bytes.TrimRight(got, "\n"), bytes.TrimRight(want, "\n")) {
+			return fmt.Errorf("golden input %s: result %.200q differs from %s", pc.GoldenInput, got, pc.GoldenExpectFile)
+		}
+	}
+	if pc.GoldenExpectContains != "" && !strings.Contains(string(got), pc.GoldenExpectContains) {
+		return fmt.Errorf("golden input %s: result %.200q does not contain %q", pc.GoldenInput, got, pc.GoldenExpectContains)
+	}
+	return nil
+}
+
+// install prepares, checks and commits a new version of pipeline p. On any error the
+// current version keeps serving.
+func (e *Engine) install(ctx context.Context, p *Pipeline, pc config.Pipeline, m *Model, pre, post *plugin.Module) (<-chan struct{}, error) {
+	v, err := p.Pipeline.Prepare(ctx, e.spec(p.Name, pc, m, pre, post))
+	if err != nil {
+		return nil, err
+	}
+	if err := golden(ctx, pc, v); err != nil {
+		v.Discard(ctx)
+		return nil, err
+	}
+	closed := p.Pipeline.Commit(v)
+	e.mu.Lock()
+	np := *p
+	np.Config, np.Pre, np.Post, np.ModelName = pc, pre, post, pc.Model
+	e.pipelines[p.Name] = &np
+	e.mu.Unlock()
+	return closed, nil
+}
+
+// ReloadFile reacts to a change of a watched file: the config, a model, a plugin or a
+// params file. It never breaks what serves: a failure is logged, counted and shown in
+// Status, and the old version keeps serving.
+func (e *Engine) ReloadFile(ctx context.Context, path string) {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	cfg := e.Config()
+	if path == cfg.File {
+		e.applyConfigFile(ctx)
+		return
+	}
+	for _, name := range cfg.ModelNames() {
+		if cfg.Models[name].Path == path {
+			e.reloadModel(ctx, name)
+		}
+	}
+	for _, p := range e.Pipelines() {
+		uses := p.Config.Pre.Path == path || p.Config.Post.Path == path
+		for _, f := range p.Config.Pre.ParamsFiles {
+			uses = uses || f == path
+		}
+		for _, f := range p.Config.Post.ParamsFiles {
+			uses = uses || f == path
+		}
+		uses = uses || p.Config.GoldenInput == path || p.Config.GoldenExpectFile == path
+		if uses {
+			e.reloadPipelinePlugins(ctx, p, path)
+		}
+	}
+}
+
+func (e *Engine) failed(key, what string, err error) {
+	e.reloadFailures.Add(1)
+	e.errs.set(key, err)
+	e.log.Error("reload rejected; the previous version keeps serving", "what", what, "error", err)
+}
+
+// reloadPipelinePlugins reloads whichever of p's plugins changed (by content hash).
+func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path string) {
+	pc := p.Config
+	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
+	load := func(cur *plugin.Module, c config.Plugin, kind abi.Kind) (*plugin.Module, bool, error) {
+		if c.Path != path && !usesFile(c, path) {
+			return cur, false, nil
+		}
+		if c.Path == path && !usesFile(c, path) && fileHash(path) == cur.Hash {
+			return cur, false, nil // touched, same bytes
+		}
+		m, err := e.loadPlugin(ctx, c, kind, requireSig)
+		if err != nil {
+			return nil, false, err
+		}
+		return m, true, nil
+	}
+	pre, newPre, err := load(p.Pre, pc.Pre, abi.KindPre)
+	if err != nil {
+		e.failed(pc.Pre.Path, "pipeline "+p.Name+" pre plugin", err)
+		return
+	}
+	post, newPost, err := load(p.Post, pc.Post, abi.KindPost)
+	if err != nil {
+		if newPre {
+			pre.Release(ctx)
+		}
+		e.failed(pc.Post.Path, "pipeline "+p.Name+" post plugin", err)
+		return
+	}
+	if !newPre && !newPost && p.Config.GoldenInput != path && p.Config.GoldenExpectFile != path {
+		return
+	}
+	m, ok := e.Model(pc.Model)
+	if !ok {
+		return
+	}
+	_, err = e.install(ctx, p, pc, m, pre, post)
+	// install's generation holds its own references; drop the ones Load gave us.
+	if newPre {
+		pre.Release(ctx)
+	}
+	if newPost {
+		post.Release(ctx)
+	}
+	if err != nil {
+		e.failed(path, "pipeline "+p.Name, err)
+		return
+	}
+	e.reloads.Add(1)
+	e.errs.set(path, nil)
+	e.errs.set(pc.Pre.Path, nil)
+	e.errs.set(pc.Post.Path, nil)
+	e.log.Info("plugin swapped in", "pipeline", p.Name, "pre", pre.Name(), "post", post.Name(), "pre_hash", pre.Hash[:12], "post_hash", post.Hash[:12])
+}
+
+func usesFile(c config.Plugin, path string) bool {
+	for _, f := range c.ParamsFiles {
+		if f == path {
+			return true
+		}
+	}
+	return false
+}
+
+// reloadModel loads a changed model and moves every pipeline that uses it onto it.
+func (e *Engine) reloadModel(ctx context.Context, name string) {
+	old, ok := e.Model(name)
+	if !ok {
+		return
+	}
+	if h := fileHash(old.Config.Path); h == old.Hash || h == "" {
+		return
+	}
+	m, err := e.loadModel(name, old.Config)
+	if err != nil {
+		e.failed(old.Config.Path, "model "+name, err)
+		return
+	}
+	var waits []<-chan struct{}
+	for _, p := range e.Pipelines() {
+		if p.ModelName != name {
+			continue
+		}
+		closed, err := e.install(ctx, p, p.Config, m, p.Pre, p.Post)
+		if err != nil {
+			// Pipelines already moved keep the new model; this one keeps the old.
+			e.failed(old.Config.Path, "pipeline "+p.Name+" on the new model", err)
+			e.errs.set("pipeline:"+p.Name, err)
+			m.Pool.Close()
+			m.Model.Close()
+			return
+		}
+		waits = append(waits, closed)
+	}
+	e.mu.Lock()
+	e.models[name] = m
+	e.mu.Unlock()
+	e.reloads.Add(1)
+	e.errs.set(old.Config.Path, nil)
+	e.log.Info("model swapped in", "model", name, "hash", m.Hash[:12])
+	go func() {
+		for _, w := range waits {
+			<-w
+		}
+		old.Pool.Close()
+		old.Model.Close()
+	}()
+}
+
+// applyConfigFile reads the config again and applies it pipeline by pipeline. A config
+// that does not parse or validate changes nothing.
+func (e *Engine) applyConfigFile(ctx context.Context) {
+	cur := e.Config()
+	next, err := config.Load(cur.File)
+	if err != nil {
+		e.failed(cur.File, "config", err)
+		return
+	}
+	if !reflect.DeepEqual(next.Server, cur.Server) || !reflect.DeepEqual(next.Log, cur.Log) || !reflect.DeepEqual(next.Runtime, cur.Runtime) {
+		e.log.Warn("changes to [server], [log] and [runtime] take effect at the next restart")
+	}
+	var errs []error
+	// Models: new ones are loaded; changed ones reloaded (their pipelines move with them).
+	for _, name := range next.ModelNames() {
+		mc := next.Models[name]
+		if old, ok := e.Model(name); ok && reflect.DeepEqual(old.Config, mc) {
+			continue
+		}
+		m, err := e.loadModel(name, mc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		e.mu.Lock()
+		oldM := e.models[name]
+		e.models[name] = m
+		e.mu.Unlock()
+		if oldM != nil {
+			defer e.closeModelWhenUnused(oldM)
+		}
+	}
+	e.mu.Lock()
+	e.cfg = next
+	e.mu.Unlock()
+	// Pipelines: removed ones drain and close; new and changed ones are built and checked.
+	for _, p := range e.Pipelines() {
+		if _, ok := next.Pipelines[p.Name]; !ok {
+			e.mu.Lock()
+			delete(e.pipelines, p.Name)
+			e.mu.Unlock()
+			go p.Pipeline.Close(context.Background())
+			e.log.Info("pipeline removed", "pipeline", p.Name)
+		}
+	}
+	for _, name := range next.PipelineNames() {
+		pc := next.Pipelines[name]
+		old, exists := e.Pipeline(name)
+		m, _ := e.Model(pc.Model)
+		if exists && reflect.DeepEqual(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model {
+			continue
+		}
+		var err error
+		if exists {
+			err = e.rebuild(ctx, old, pc)
+		} else {
+			var np *Pipeline
+			if np, err = e.buildPipeline(ctx, name, pc, nil); err == nil {
+				e.mu.Lock()
+				e.pipelines[name] = np
+				e.mu.Unlock()
+			}
+		}
+		if err != nil {
+			e.errs.set("pipeline:"+name, err)
+			errs = append(errs, fmt.Errorf("pipeline %s: %w", name, err))
+		} else {
+			e.errs.set("pipeline:"+name, nil)
+		}
+	}
+	e.mu.Lock()
+	e.configLoaded = timeNow()
+	e.mu.Unlock()
+	if len(errs) > 0 {
+		e.failed(cur.File, "config (partly applied: the failing pipelines keep their old version)", errors.Join(errs...))
+		return
+	}
+	e.reloads.Add(1)
+	e.errs.set(cur.File, nil)
+	e.log.Info("config applied", "file", cur.File)
+}
+
+// rebuild loads a pipeline's plugins again from pc and installs them.
+func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) error {
+	m, ok := e.Model(pc.Model)
+	if !ok {
+		return fmt.Errorf("model %q is not loaded", pc.Model)
+	}
+	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
+	pre, err := e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig)
+	if err != nil {
+		return fmt.Errorf("pre: %w", err)
+	}
+	defer pre.Release(ctx)
+	post, err := e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig)
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	defer post.Release(ctx)
+	_, err = e.install(ctx, p, pc, m, pre, post)
+	return err
+}
+
+// closeModelWhenUnused closes a replaced model once no pipeline version uses it.
+func (e *Engine) closeModelWhenUnused(m *Model) {
+	go func() {
+		for {
+			used := false
+			for _, p := range e.Pipelines() {
+				if p.Pipeline.UsesModel(m.Model) {
+					used = true
+				}
+			}
+			if !used {
+				m.Pool.Close()
+				m.Model.Close()
+				return
+			}
+			sleep()
+		}
+	}()
+}
