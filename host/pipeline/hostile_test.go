@@ -4,57 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
 )
 
-var (
-	hostileOnce sync.Once
-	hostileDir  string
-)
-
-// hostile builds variant v of testdata/hostile.c into a plugin with a manifest of kind.
-func hostile(t testing.TB, v string, kind abi.Kind) string {
-	t.Helper()
-	hostileOnce.Do(func() {
-		d, err := os.MkdirTemp("", "edgehost-hostile")
-		if err != nil {
-			t.Fatal(err)
-		}
-		hostileDir = d
-	})
-	out := filepath.Join(hostileDir, fmt.Sprintf("%s-%s.wasm", v, kind))
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	raw := out + ".raw"
-	cmd := exec.Command("clang", "--target=wasm32-wasi", "-O1", "-mexec-model=reactor", "-D", "V_"+v, "-o", raw, "../plugin/testdata/hostile.c")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building hostile plugin %s: %v\n%s", v, err, b)
-	}
-	wasmBytes, err := os.ReadFile(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	man := fmt.Sprintf(`{"name":"hostile-%s","version":"1.0.0","abi":1,"kind":%q}`, strings.ToLower(strings.ReplaceAll(v, "_", "-")), kind)
-	wasmBytes, err = abi.SetCustomSection(wasmBytes, abi.ManifestSection, []byte(man))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, wasmBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func hostile(t testing.TB, v string, kind abi.Kind) string { return testplugins.Hostile(t, v, kind) }
 
 // TestRejectedAtLoad: modules that break the ABI never load, with a message naming the
 // plugin file and the fault.
@@ -70,10 +32,11 @@ func TestRejectedAtLoad(t *testing.T) {
 		{"BADSIG", abi.KindBoth, "export edgehost_alloc has signature [i64] -> [i64]"},
 		{"TRAP_INIT", abi.KindBoth, "_initialize"}, // placeholder replaced below
 		{"BAD_PARAMS", abi.KindBoth, "params rejected on purpose"},
+		{"LOOP_INIT", abi.KindBoth, "edgehost_init exceeded its time budget of 100ms"},
 	} {
 		t.Run(c.variant, func(t *testing.T) {
 			path := hostile(t, c.variant, c.kind)
-			_, err := f.rt.Load(context.Background(), plugin.Config{Path: path})
+			_, err := f.rt.Load(context.Background(), plugin.Config{Path: path, Timeout: 100 * time.Millisecond})
 			if err == nil {
 				t.Fatal("loaded")
 			}
@@ -125,7 +88,7 @@ func hostilePipeline(t *testing.T, f *fixture, v string, role abi.Kind, limit ui
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), MemoryLimit: limit})
+	bad, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), MemoryLimit: limit, Timeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +138,8 @@ func TestHostileAtRunTime(t *testing.T) {
 		{"OOB_RESULT", abi.KindPost, 0, "result [4294967280, +100) lies outside guest memory", true},
 		{"HUGE_RESULT", abi.KindPost, 0, "exceeds the cap", true},
 		{"OPEN_FILE", abi.KindPre, 0, "open /etc/hostname failed as it should", false},
+		{"LOOP_PRE", abi.KindPre, 0, "edgehost_pre exceeded its time budget of 100ms", false},
+		{"LOOP_POST", abi.KindPost, 0, "edgehost_post exceeded its time budget of 100ms", false},
 		{"GETENV", abi.KindPre, 0, "environment is empty as it should be", false},
 		{"CLOCK", abi.KindPre, 0, "realtime clock says 1640995200", false},
 	} {

@@ -3,6 +3,7 @@ package plugin
 import (
 	"crypto/rand"
 	"os"
+	"time"
 
 	"context"
 	"encoding/binary"
@@ -54,6 +55,35 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
+	interrupt  api.MutableGlobal
+	timedOut   chan struct{} // closed by the watchdog when it stops the guest
+}
+
+// call runs f under the plugin's time budget: a watchdog sets the interrupt global when
+// the budget runs out, and the guest traps at its next loop head or function entry.
+func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stack []uint64) error {
+	if i.broken != nil {
+		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
+	}
+	fired := make(chan struct{})
+	t := time.AfterFunc(i.m.cfg.Timeout, func() {
+		i.interrupt.Set(1)
+		close(fired)
+	})
+	err := f.CallWithStack(ctx, stack)
+	if !t.Stop() {
+		<-fired
+		// Whatever the call returned, the instance is now interrupted: discard it.
+		i.broken = &TimeoutError{Plugin: i.m.Name(), Func: name, Budget: i.m.cfg.Timeout}
+		if err != nil {
+			return i.broken
+		}
+		return nil
+	}
+	if err != nil {
+		return i.trap(name, err)
+	}
+	return nil
 }
 
 // moduleConfig applies the plugin's grants: by default no files, no environment, no
@@ -129,20 +159,25 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost)}
 	m.rt.instances.Store(mod, i)
+	g, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
+	if !ok {
+		i.Close(ctx)
+		return nil, &LoadError{Path: m.Path, Err: errors.New("instrumented module lacks its interrupt global")}
+	}
+	i.interrupt = g
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
 		return nil, &LoadError{Path: m.Path, Err: err}
 	}
 	if f := mod.ExportedFunction(abi.ExportInitialize); f != nil {
-		if _, err := f.Call(ctx); err != nil {
-			return fail(i.trap("_initialize", err))
+		if err := i.invoke(ctx, "_initialize", f, i.stack[:]); err != nil {
+			return fail(err)
 		}
 	}
-	res, err := mod.ExportedFunction(abi.ExportABIVersion).Call(ctx)
-	if err != nil {
-		return fail(i.trap(abi.ExportABIVersion, err))
+	if err := i.invoke(ctx, abi.ExportABIVersion, mod.ExportedFunction(abi.ExportABIVersion), i.stack[:]); err != nil {
+		return fail(err)
 	}
-	if v := int32(res[0]); v != abi.Version {
+	if v := int32(i.stack[0]); v != abi.Version {
 		return fail(fmt.Errorf("plugin %s: ABI version %d is not supported (this host supports %d)", m.Name(), v, abi.Version))
 	}
 	if v := m.Manifest.ABI; v != abi.Version {
@@ -177,18 +212,15 @@ func (i *Instance) trap(fn string, err error) error {
 }
 
 func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, args ...uint64) error {
-	if i.broken != nil {
-		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
-	}
 	i.errMsg, i.logLines, i.logDropped = "", 0, 0
 	stack := i.stack[:]
 	copy(stack, args)
-	err := f.CallWithStack(ctx, stack)
+	err := i.invoke(ctx, name, f, stack)
 	if i.logDropped > 0 {
 		i.m.log.Warn("plugin log lines dropped over budget", "dropped", i.logDropped, "call", name)
 	}
 	if err != nil {
-		return i.trap(name, err)
+		return err
 	}
 	if st := abi.Status(int32(stack[0])); st != abi.StatusOK {
 		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg}
@@ -198,13 +230,10 @@ func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, 
 
 // Alloc allocates size bytes aligned to align in guest memory through edgehost_alloc.
 func (i *Instance) Alloc(ctx context.Context, size, align uint32) (uint32, error) {
-	if i.broken != nil {
-		return 0, &TrapError{Plugin: i.m.Name(), Func: abi.ExportAlloc, Err: i.broken}
-	}
 	stack := i.stack[:]
 	stack[0], stack[1] = uint64(size), uint64(align)
-	if err := i.alloc.CallWithStack(ctx, stack); err != nil {
-		return 0, i.trap(abi.ExportAlloc, err)
+	if err := i.invoke(ctx, abi.ExportAlloc, i.alloc, stack); err != nil {
+		return 0, err
 	}
 	p := uint32(stack[0])
 	if p == 0 {
@@ -223,9 +252,7 @@ func (i *Instance) Free(ctx context.Context, p uint32) {
 	}
 	stack := i.stack[:]
 	stack[0] = uint64(p)
-	if err := i.free.CallWithStack(ctx, stack); err != nil {
-		_ = i.trap(abi.ExportFree, err)
-	}
+	_ = i.invoke(ctx, abi.ExportFree, i.free, stack)
 }
 
 // Bytes returns n bytes of guest memory at p, bounds-checked.

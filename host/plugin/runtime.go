@@ -221,8 +221,12 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 			return fail("params: %v", err)
 		}
 	}
+	ib, err := instrument(b)
+	if err != nil {
+		return fail("cannot add time-budget checks: %v", err)
+	}
 	before := r.cacheEntries()
-	compiled, err := r.rt.CompileModule(ctx, b)
+	compiled, err := r.rt.CompileModule(ctx, ib)
 	if err != nil {
 		return fail("compile: %v", err)
 	}

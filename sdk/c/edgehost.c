@@ -6,6 +6,7 @@
  * helpers declared in edgehost.h: messages, quantisation, an output buffer and a small JSON
  * reader.
  */
+#define _POSIX_C_SOURCE 200112L /* posix_memalign, also under -std=c11 */
 #include "edgehost.h"
 
 #include <math.h>

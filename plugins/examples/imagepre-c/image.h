@@ -1,0 +1,49 @@
+/*
+ * image.h - shared types of the imagepre-c decoders (PNG, JPEG, zlib inflate).
+ *
+ * The decoders do not depend on the edgehost SDK, so they also build natively for the tests
+ * under test/. Their status codes equal the ABI statuses the plugin returns.
+ */
+#ifndef IMAGEPRE_IMAGE_H
+#define IMAGEPRE_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Decoder results; the values equal the edgehost ABI statuses. */
+#define IMG_OK 0
+#define IMG_BAD 1         /* malformed or truncated data (ABI bad_input) */
+#define IMG_NOMEM 2       /* allocation failed (ABI internal) */
+#define IMG_UNSUPPORTED 3 /* well formed, but a feature the decoder lacks (ABI unsupported) */
+
+/* A decoded image: 8-bit RGB, row-major, 3 bytes per pixel, no padding. Alpha is dropped
+ * (the colour channels are kept as they are, not composited). */
+typedef struct img {
+    uint32_t w, h;
+    uint8_t *pix; /* w*h*3 bytes, malloc'd; free with img_free */
+} img;
+
+/* Error message buffer filled by a failing decoder. */
+typedef struct img_err {
+    char msg[256];
+} img_err;
+
+/* Format the message into e and return code. */
+int img_fail(img_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void img_free(img *im);
+
+/* Decoders: on IMG_OK *out holds the image; otherwise *out is empty and e->msg says why.
+ * Images with more than max_pixels pixels are refused with IMG_UNSUPPORTED. */
+int png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e);
+int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e);
+
+/* Signature checks. */
+int png_sniff(const uint8_t *data, size_t len);
+int jpeg_sniff(const uint8_t *data, size_t len);
+
+/* zlib (RFC 1950) + deflate (RFC 1951) decoder into a fixed buffer. The stream must produce
+ * exactly out_len bytes and end with a valid Adler-32. */
+int zlib_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, img_err *e);
+
+#endif

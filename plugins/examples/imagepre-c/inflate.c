@@ -1,0 +1,289 @@
+/*
+ * inflate.c - zlib (RFC 1950) and deflate (RFC 1951) decoder, written from the RFCs.
+ *
+ * Decodes into a caller-provided buffer of known size (PNG knows how many bytes its image
+ * data inflates to). Every read of the input and every write of the output is bounds-checked:
+ * corrupt or truncated streams return IMG_BAD, never read or write out of bounds.
+ *
+ * Huffman decoding uses a FAST_BITS-bit lookup table for short codes and falls back to the
+ * canonical-code walk of RFC 1951 §3.2.2 for longer ones.
+ */
+#include <string.h>
+
+#include "image.h"
+
+/* ---- Bit reader (LSB first, RFC 1951 §3.1.1) ------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p, *end;
+    uint64_t buf;   /* pending bits, the next one in bit 0 */
+    unsigned cnt;   /* number of bits in buf */
+    unsigned pad;   /* zero bits appended past the end of the input (still in buf or used) */
+} bits;
+
+/* Make sure buf holds at least 32 bits, appending zero bytes past the end of the input. */
+static inline void refill(bits *b) {
+    while (b->cnt <= 56) {
+        if (b->p < b->end) b->buf |= (uint64_t)*b->p++ << b->cnt;
+        else b->pad += 8;
+        b->cnt += 8;
+    }
+}
+
+static inline void consume(bits *b, unsigned n) {
+    b->buf >>= n;
+    b->cnt -= n;
+}
+
+/* True once a bit past the real input has been consumed. */
+static inline int overrun(const bits *b) { return b->pad > b->cnt; }
+
+static inline uint32_t getbits(bits *b, unsigned n) {
+    if (b->cnt < n) refill(b);
+    uint32_t v = (uint32_t)(b->buf & ((1u << n) - 1));
+    consume(b, n);
+    return v;
+}
+
+/* ---- Huffman tables -------------------------------------------------------------------- */
+
+#define MAX_BITS 15
+#define FAST_BITS 10
+#define MAX_SYMS 288
+
+typedef struct {
+    uint16_t fast[1 << FAST_BITS]; /* (len << 9) | symbol, 0: longer code or none */
+    uint16_t count[MAX_BITS + 1];  /* number of codes of each length */
+    uint16_t sym[MAX_SYMS];        /* symbols sorted by code */
+} huff;
+
+/* Build a table from code lengths (0 = unused). Over-subscribed sets are an error; incomplete
+ * sets are allowed (RFC 1951 permits e.g. a single distance code) and their unused codes fail
+ * when decoded. Returns 0 or -1. */
+static int huff_build(huff *h, const uint8_t *lens, unsigned n) {
+    uint16_t offs[MAX_BITS + 2];
+    memset(h->count, 0, sizeof h->count);
+    memset(h->fast, 0, sizeof h->fast);
+    for (unsigned i = 0; i < n; i++) h->count[lens[i]]++;
+    h->count[0] = 0;
+    int left = 1; /* number of unassigned codes at the current length */
+    for (unsigned len = 1; len <= MAX_BITS; len++) {
+        left <<= 1;
+        left -= h->count[len];
+        if (left < 0) return -1; /* over-subscribed */
+    }
+    offs[1] = 0;
+    for (unsigned len = 1; len <= MAX_BITS; len++) offs[len + 1] = offs[len] + h->count[len];
+    for (unsigned i = 0; i < n; i++)
+        if (lens[i]) h->sym[offs[lens[i]]++] = (uint16_t)i;
+    /* Fast table: walk the canonical codes in order (RFC 1951 §3.2.2). */
+    unsigned code = 0, k = 0;
+    for (unsigned len = 1; len <= FAST_BITS; len++) {
+        for (unsigned j = 0; j < h->count[len]; j++, k++, code++) {
+            unsigned rev = 0; /* codes are stored MSB first; the reader is LSB first */
+            for (unsigned b = 0; b < len; b++) rev |= ((code >> b) & 1) << (len - 1 - b);
+            for (unsigned f = rev; f < (1u << FAST_BITS); f += 1u << len)
+                h->fast[f] = (uint16_t)(len << 9 | h->sym[k]);
+        }
+        code <<= 1;
+    }
+    return 0;
+}
+
+/* Decode one symbol; -1 for a code that is not in the table. */
+static int huff_decode(bits *b, const huff *h) {
+    if (b->cnt < MAX_BITS) refill(b);
+    unsigned e = h->fast[b->buf & ((1u << FAST_BITS) - 1)];
+    if (e) {
+        consume(b, e >> 9);
+        return (int)(e & 511);
+    }
+    int code = 0, first = 0, index = 0;
+    for (unsigned len = 1; len <= MAX_BITS; len++) {
+        code |= (int)((b->buf >> (len - 1)) & 1);
+        int count = h->count[len];
+        if (code - first < count) {
+            consume(b, len);
+            return h->sym[index + code - first];
+        }
+        index += count;
+        first = (first + count) << 1;
+        code <<= 1;
+    }
+    return -1;
+}
+
+/* ---- Deflate --------------------------------------------------------------------------- */
+
+static const uint16_t len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                      35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const uint8_t len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                      2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const uint16_t dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129,
+                                       193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
+                                       6145, 8193, 12289, 16385, 24577};
+static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
+                                       6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
+typedef struct {
+    bits in;
+    uint8_t *out;
+    size_t pos, cap;
+    huff lit, dist; /* tables of the current block */
+    img_err *e;
+} inflater;
+
+#define TRUNC(s) img_fail((s)->e, IMG_BAD, "zlib: truncated data")
+
+/* Decode the symbols of a compressed block with the tables in s->lit / s->dist. */
+static int inflate_codes(inflater *s) {
+    for (;;) {
+        int sym = huff_decode(&s->in, &s->lit);
+        if (overrun(&s->in)) return TRUNC(s);
+        if (sym < 0) return img_fail(s->e, IMG_BAD, "zlib: invalid literal/length code");
+        if (sym < 256) {
+            if (s->pos >= s->cap) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+            s->out[s->pos++] = (uint8_t)sym;
+            continue;
+        }
+        if (sym == 256) return IMG_OK;
+        sym -= 257;
+        if (sym >= 29) return img_fail(s->e, IMG_BAD, "zlib: invalid length symbol");
+        size_t len = len_base[sym] + getbits(&s->in, len_extra[sym]);
+        int ds = huff_decode(&s->in, &s->dist);
+        if (ds < 0 || ds >= 30) return img_fail(s->e, IMG_BAD, "zlib: invalid distance code");
+        size_t dist = dist_base[ds] + getbits(&s->in, dist_extra[ds]);
+        if (overrun(&s->in)) return TRUNC(s);
+        if (dist > s->pos) return img_fail(s->e, IMG_BAD, "zlib: distance too far back");
+        if (len > s->cap - s->pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+        uint8_t *d = s->out + s->pos;
+        const uint8_t *src = d - dist;
+        for (size_t i = 0; i < len; i++) d[i] = src[i]; /* may overlap: byte by byte */
+        s->pos += len;
+    }
+}
+
+/* Stored block (BTYPE 00). */
+static int inflate_stored(inflater *s) {
+    consume(&s->in, s->in.cnt & 7); /* skip to a byte boundary */
+    uint32_t len = getbits(&s->in, 16), nlen = getbits(&s->in, 16);
+    if (overrun(&s->in)) return TRUNC(s);
+    if ((len ^ 0xffff) != nlen) return img_fail(s->e, IMG_BAD, "zlib: stored block length mismatch");
+    if (len > s->cap - s->pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+    /* Whole bytes still in the bit buffer first, then straight from the input. */
+    while (len > 0 && s->in.cnt >= 8) {
+        s->out[s->pos++] = (uint8_t)getbits(&s->in, 8);
+        len--;
+        if (overrun(&s->in)) return TRUNC(s);
+    }
+    if (len > (size_t)(s->in.end - s->in.p)) return TRUNC(s);
+    memcpy(s->out + s->pos, s->in.p, len);
+    s->in.p += len;
+    s->pos += len;
+    return IMG_OK;
+}
+
+/* Fixed Huffman codes (BTYPE 01, RFC 1951 §3.2.6). */
+static int inflate_fixed_tables(inflater *s) {
+    uint8_t lens[288 + 30];
+    unsigned i = 0;
+    for (; i < 144; i++) lens[i] = 8;
+    for (; i < 256; i++) lens[i] = 9;
+    for (; i < 280; i++) lens[i] = 7;
+    for (; i < 288; i++) lens[i] = 8;
+    for (; i < 288 + 30; i++) lens[i] = 5;
+    huff_build(&s->lit, lens, 288);
+    huff_build(&s->dist, lens + 288, 30);
+    return IMG_OK;
+}
+
+/* Dynamic Huffman codes (BTYPE 10, RFC 1951 §3.2.7). */
+static int inflate_dynamic_tables(inflater *s) {
+    static const uint8_t order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+    unsigned hlit = getbits(&s->in, 5) + 257;
+    unsigned hdist = getbits(&s->in, 5) + 1;
+    unsigned hclen = getbits(&s->in, 4) + 4;
+    if (hlit > 286 || hdist > 30) return img_fail(s->e, IMG_BAD, "zlib: bad code counts");
+    uint8_t cl[19] = {0};
+    for (unsigned i = 0; i < hclen; i++) cl[order[i]] = (uint8_t)getbits(&s->in, 3);
+    if (overrun(&s->in)) return TRUNC(s);
+    huff clh;
+    if (huff_build(&clh, cl, 19) != 0) return img_fail(s->e, IMG_BAD, "zlib: bad code length code");
+    uint8_t lens[286 + 30];
+    unsigned n = 0;
+    while (n < hlit + hdist) {
+        int sym = huff_decode(&s->in, &clh);
+        if (sym < 0) return img_fail(s->e, IMG_BAD, "zlib: invalid code length code");
+        if (sym < 16) { lens[n++] = (uint8_t)sym; continue; }
+        uint8_t v = 0;
+        unsigned rep;
+        if (sym == 16) {
+            if (n == 0) return img_fail(s->e, IMG_BAD, "zlib: repeat with no previous length");
+            v = lens[n - 1];
+            rep = 3 + getbits(&s->in, 2);
+        } else if (sym == 17) {
+            rep = 3 + getbits(&s->in, 3);
+        } else {
+            rep = 11 + getbits(&s->in, 7);
+        }
+        if (n + rep > hlit + hdist) return img_fail(s->e, IMG_BAD, "zlib: too many code lengths");
+        while (rep--) lens[n++] = v;
+        if (overrun(&s->in)) return TRUNC(s);
+    }
+    if (overrun(&s->in)) return TRUNC(s);
+    if (lens[256] == 0) return img_fail(s->e, IMG_BAD, "zlib: no end-of-block code");
+    if (huff_build(&s->lit, lens, hlit) != 0) return img_fail(s->e, IMG_BAD, "zlib: bad literal/length code");
+    if (huff_build(&s->dist, lens + hlit, hdist) != 0) return img_fail(s->e, IMG_BAD, "zlib: bad distance code");
+    return IMG_OK;
+}
+
+static uint32_t adler32(const uint8_t *p, size_t n) {
+    uint32_t a = 1, b = 0;
+    while (n > 0) {
+        size_t k = n < 5552 ? n : 5552; /* largest run before b can overflow 32 bits */
+        n -= k;
+        while (k--) { a += *p++; b += a; }
+        a %= 65521;
+        b %= 65521;
+    }
+    return b << 16 | a;
+}
+
+int zlib_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, img_err *e) {
+    if (in_len < 2) return img_fail(e, IMG_BAD, "zlib: truncated header");
+    unsigned cmf = in[0], flg = in[1];
+    if ((cmf & 15) != 8 || (cmf >> 4) > 7) return img_fail(e, IMG_BAD, "zlib: not a deflate stream");
+    if ((cmf * 256 + flg) % 31 != 0) return img_fail(e, IMG_BAD, "zlib: header check failed");
+    if (flg & 0x20) return img_fail(e, IMG_BAD, "zlib: preset dictionary not allowed");
+
+    static inflater s; /* ~6 KiB of tables: keep them off the (small) wasm stack */
+    memset(&s, 0, sizeof s);
+    s.in.p = in + 2;
+    s.in.end = in + in_len;
+    s.out = out;
+    s.cap = out_len;
+    s.e = e;
+    int final, rc;
+    do {
+        final = (int)getbits(&s.in, 1);
+        unsigned type = getbits(&s.in, 2);
+        if (overrun(&s.in)) return TRUNC(&s);
+        switch (type) {
+        case 0: rc = inflate_stored(&s); break;
+        case 1: rc = inflate_fixed_tables(&s); if (rc == IMG_OK) rc = inflate_codes(&s); break;
+        case 2: rc = inflate_dynamic_tables(&s); if (rc == IMG_OK) rc = inflate_codes(&s); break;
+        default: rc = img_fail(e, IMG_BAD, "zlib: invalid block type 3"); break;
+        }
+        if (rc != IMG_OK) return rc;
+    } while (!final);
+
+    /* Adler-32 of the output, big-endian, at the next byte boundary. */
+    consume(&s.in, s.in.cnt & 7);
+    uint32_t want = 0;
+    for (int i = 0; i < 4; i++) want = want << 8 | getbits(&s.in, 8);
+    if (overrun(&s.in)) return img_fail(e, IMG_BAD, "zlib: truncated data (missing checksum)");
+    if (s.pos != out_len)
+        return img_fail(e, IMG_BAD, "zlib: not enough data (%zu of %zu bytes)", s.pos, out_len);
+    if (adler32(out, out_len) != want) return img_fail(e, IMG_BAD, "zlib: checksum mismatch");
+    return IMG_OK;
+}

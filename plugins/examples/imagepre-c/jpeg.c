@@ -1,0 +1,456 @@
+/*
+ * jpeg.c - baseline JPEG decoder written from ITU-T T.81 (ISO/IEC 10918-1) and JFIF.
+ *
+ * Supports: baseline and extended sequential DCT with Huffman coding (SOF0, SOF1), 8-bit
+ * precision, 1 component (greyscale) or 3 (YCbCr, or RGB when an Adobe APP14 marker says
+ * transform 0 or the component ids are 'R','G','B'), any sampling factors 1..4, interleaved
+ * and non-interleaved scans, restart intervals, 8- and 16-bit quantisation tables.
+ * Refused with IMG_UNSUPPORTED: progressive (SOF2), lossless, hierarchical and arithmetic
+ * coded JPEGs, 12-bit precision, CMYK/4-component images, DNL-defined heights.
+ *
+ * Chroma is upsampled by replication and YCbCr is converted to RGB with the same fixed-point
+ * formula as Go's image/color, so output differs from Go's image/jpeg only by IDCT rounding.
+ * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+
+int jpeg_sniff(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
+
+/* Natural (row-major) index of the k-th coefficient in zig-zag order (T.81 figure A.6). */
+static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+                                   12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+                                   35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                                   58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+
+#define FAST 9
+
+/* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
+typedef struct {
+    int present;
+    uint8_t fast_len[1 << FAST]; /* code length for a FAST-bit prefix, 0 if longer */
+    uint8_t fast_val[1 << FAST];
+    int32_t maxcode[17], mincode[17], valptr[17];
+    uint8_t vals[256];
+} jhuff;
+
+typedef struct {
+    int id, h, v, tq;  /* frame header: id, sampling factors, quantisation table */
+    int td, ta;        /* scan header: DC and AC table */
+    int bw, bh;        /* plane size in blocks */
+    uint8_t *plane;    /* bw*8 x bh*8 samples */
+    int dcpred, scanned;
+} jcomp;
+
+typedef struct {
+    const uint8_t *data, *end;
+    const uint8_t *p; /* scan bit reader position */
+    uint32_t acc;     /* pending bits, the next one at bit n-1 */
+    int n;
+    unsigned pad;     /* zero bits appended past the end of the scan data */
+    int marker;       /* reached a marker: feed zeros */
+
+    jhuff dc[4], ac[4];
+    uint16_t q[4][64]; /* zig-zag order */
+    int qset[4];
+    int frame, ncomp, w, h, hmax, vmax, mcux, mcuy, restart;
+    int adobe, adobe_transform;
+    jcomp comp[3];
+    float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 16) */
+    img_err *e;
+} jdec;
+
+static int bad(jdec *j, const char *what) { return img_fail(j->e, IMG_BAD, "jpeg: %s", what); }
+
+static int be16(const uint8_t *p) { return p[0] << 8 | p[1]; }
+
+/* ---- Huffman tables -------------------------------------------------------------------- */
+
+static int build_huff(jhuff *t, const uint8_t counts[16], const uint8_t *vals, int nvals) {
+    memset(t, 0, sizeof *t);
+    memcpy(t->vals, vals, (size_t)nvals);
+    int code = 0, k = 0;
+    for (int len = 1; len <= 16; len++) {
+        int c = counts[len - 1];
+        t->valptr[len] = k;
+        t->mincode[len] = code;
+        t->maxcode[len] = c ? code + c - 1 : -1;
+        for (int i = 0; i < c; i++, k++, code++) {
+            if (code >= (1 << len)) return -1; /* over-subscribed */
+            if (len <= FAST) {
+                int shift = FAST - len;
+                for (int f = code << shift; f < (code + 1) << shift; f++) {
+                    t->fast_len[f] = (uint8_t)len;
+                    t->fast_val[f] = vals[k];
+                }
+            }
+        }
+        code <<= 1;
+    }
+    t->present = 1;
+    return 0;
+}
+
+/* ---- Entropy-coded data ---------------------------------------------------------------- */
+
+/* Top up the bit buffer to more than 24 bits, undoing FF00 stuffing, stopping at a marker. */
+static void fill(jdec *j) {
+    while (j->n <= 24) {
+        unsigned b = 0;
+        if (!j->marker && j->p < j->end) {
+            b = *j->p;
+            if (b == 0xff) {
+                if (j->p + 1 < j->end && j->p[1] == 0x00) j->p += 2;
+                else { j->marker = 1; b = 0; j->pad += 8; }
+            } else {
+                j->p++;
+            }
+        } else {
+            j->pad += 8;
+        }
+        j->acc = j->acc << 8 | b;
+        j->n += 8;
+    }
+}
+
+static inline int overrun(const jdec *j) { return j->pad > (unsigned)j->n; }
+
+static inline unsigned getbits(jdec *j, int n) {
+    if (n == 0) return 0;
+    if (j->n < n) fill(j);
+    j->n -= n;
+    return (j->acc >> j->n) & ((1u << n) - 1);
+}
+
+static int decode_huff(jdec *j, const jhuff *t) {
+    if (j->n < 16) fill(j);
+    unsigned peek = (j->acc >> (j->n - FAST)) & ((1u << FAST) - 1);
+    if (t->fast_len[peek]) {
+        j->n -= t->fast_len[peek];
+        return t->fast_val[peek];
+    }
+    for (int len = FAST + 1; len <= 16; len++) {
+        int code = (int)((j->acc >> (j->n - len)) & ((1u << len) - 1));
+        if (code <= t->maxcode[len]) {
+            j->n -= len;
+            int idx = t->valptr[len] + code - t->mincode[len];
+            return idx >= 0 && idx < 256 ? t->vals[idx] : -1;
+        }
+    }
+    return -1;
+}
+
+/* T.81 F.2.2.1: the s-bit value v as a signed coefficient. */
+static inline int extend(unsigned v, int s) {
+    return s == 0 ? 0 : (v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v);
+}
+
+/* Decode one 8x8 block of component c and write its samples at (bx, by) in the plane. */
+static int decode_block(jdec *j, jcomp *c, int bx, int by) {
+    float coef[64];
+    memset(coef, 0, sizeof coef);
+    const uint16_t *q = j->q[c->tq];
+    int s = decode_huff(j, &j->dc[c->td]);
+    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+    int pred = c->dcpred + extend(getbits(j, s), s);
+    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+    if (pred < -32768) pred = -32768;
+    c->dcpred = pred;
+    coef[0] = (float)pred * q[0];
+    for (int k = 1; k < 64;) {
+        int rs = decode_huff(j, &j->ac[c->ta]);
+        if (rs < 0) return bad(j, "invalid AC Huffman code");
+        int r = rs >> 4, sz = rs & 15;
+        if (sz == 0) {
+            if (r != 15) break; /* EOB */
+            k += 16;             /* ZRL */
+            continue;
+        }
+        k += r;
+        if (k > 63) return bad(j, "AC coefficient index out of range");
+        coef[zigzag[k]] = (float)extend(getbits(j, sz), sz) * q[k];
+        k++;
+    }
+    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+
+    /* Separable float IDCT (T.81 A.3.3), then level shift and clamp. */
+    float tmp[64];
+    for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 8; x++) {
+            float sum = 0;
+            for (int u = 0; u < 8; u++) sum += j->idct[x][u] * coef[y * 8 + u];
+            tmp[y * 8 + x] = sum;
+        }
+    uint8_t *out = c->plane + (size_t)by * 8 * c->bw * 8 + (size_t)bx * 8;
+    for (int y = 0; y < 8; y++, out += c->bw * 8)
+        for (int x = 0; x < 8; x++) {
+            float sum = 128.0f;
+            for (int v = 0; v < 8; v++) sum += j->idct[y][v] * tmp[v * 8 + x];
+            out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)lrintf(sum);
+        }
+    return IMG_OK;
+}
+
+/* Expect RSTn at a restart boundary and reset the decoder state (T.81 F.2.1.3). */
+static int restart(jdec *j, int n) {
+    j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
+    while (j->p < j->end && *j->p == 0xff && j->p + 1 < j->end && j->p[1] == 0xff) j->p++;
+    if (j->end - j->p < 2 || j->p[0] != 0xff || j->p[1] != 0xd0 + (n & 7))
+        return bad(j, "missing or wrong restart marker");
+    j->p += 2;
+    for (int i = 0; i < j->ncomp; i++) j->comp[i].dcpred = 0;
+    return IMG_OK;
+}
+
+/* Decode one scan starting at p; on return j->p is at or before the next marker. */
+static int decode_scan(jdec *j, jcomp **sc, int ns) {
+    j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
+    for (int i = 0; i < ns; i++) sc[i]->dcpred = 0;
+    int rc, mcu = 0, rst = 0;
+    if (ns == 1) {
+        /* Non-interleaved: one block per MCU over the component's own extent. */
+        jcomp *c = sc[0];
+        int cw = (j->w * c->h + j->hmax - 1) / j->hmax, ch = (j->h * c->v + j->vmax - 1) / j->vmax;
+        int nbx = (cw + 7) / 8, nby = (ch + 7) / 8, total = nbx * nby;
+        for (int by = 0; by < nby; by++)
+            for (int bx = 0; bx < nbx; bx++) {
+                if ((rc = decode_block(j, c, bx, by)) != IMG_OK) return rc;
+                if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
+                    return rc;
+            }
+        return IMG_OK;
+    }
+    int total = j->mcux * j->mcuy;
+    for (int my = 0; my < j->mcuy; my++)
+        for (int mx = 0; mx < j->mcux; mx++) {
+            for (int i = 0; i < ns; i++) {
+                jcomp *c = sc[i];
+                for (int v = 0; v < c->v; v++)
+                    for (int h = 0; h < c->h; h++)
+                        if ((rc = decode_block(j, c, mx * c->h + h, my * c->v + v)) != IMG_OK) return rc;
+            }
+            if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
+                return rc;
+        }
+    return IMG_OK;
+}
+
+/* ---- Marker segments ------------------------------------------------------------------- */
+
+static int parse_dqt(jdec *j, const uint8_t *d, int len) {
+    while (len > 0) {
+        int pq = d[0] >> 4, tq = d[0] & 15, n = pq ? 129 : 65;
+        if (pq > 1 || tq > 3 || len < n) return bad(j, "invalid DQT segment");
+        for (int k = 0; k < 64; k++) j->q[tq][k] = (uint16_t)(pq ? be16(d + 1 + 2 * k) : d[1 + k]);
+        j->qset[tq] = 1;
+        d += n, len -= n;
+    }
+    return IMG_OK;
+}
+
+static int parse_dht(jdec *j, const uint8_t *d, int len) {
+    while (len > 0) {
+        if (len < 17) return bad(j, "invalid DHT segment");
+        int tc = d[0] >> 4, th = d[0] & 15, total = 0;
+        if (tc > 1 || th > 3) return bad(j, "invalid DHT table class or id");
+        for (int i = 0; i < 16; i++) total += d[1 + i];
+        if (total > 256 || len < 17 + total) return bad(j, "invalid DHT segment length");
+        if (build_huff(tc ? &j->ac[th] : &j->dc[th], d + 1, d + 17, total) != 0)
+            return bad(j, "invalid Huffman table");
+        d += 17 + total, len -= 17 + total;
+    }
+    return IMG_OK;
+}
+
+static int parse_sof(jdec *j, const uint8_t *d, int len, uint64_t max_pixels) {
+    if (j->frame) return bad(j, "more than one frame header");
+    if (len < 6) return bad(j, "invalid SOF segment");
+    if (d[0] != 8) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %d-bit JPEG", d[0]);
+    j->h = be16(d + 1), j->w = be16(d + 3), j->ncomp = d[5];
+    if (j->h == 0) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: JPEG with the height in a DNL marker");
+    if (j->w == 0) return bad(j, "image width is 0");
+    if (j->ncomp == 4) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: CMYK JPEG");
+    if (j->ncomp != 1 && j->ncomp != 3) return bad(j, "invalid number of components");
+    if (len < 6 + 3 * j->ncomp) return bad(j, "invalid SOF segment");
+    if ((uint64_t)j->w * (uint64_t)j->h > max_pixels)
+        return img_fail(j->e, IMG_UNSUPPORTED, "jpeg: image %dx%d is larger than the limit of %llu pixels",
+                        j->w, j->h, (unsigned long long)max_pixels);
+    j->hmax = j->vmax = 1;
+    for (int i = 0; i < j->ncomp; i++) {
+        jcomp *c = &j->comp[i];
+        const uint8_t *p = d + 6 + 3 * i;
+        c->id = p[0], c->h = p[1] >> 4, c->v = p[1] & 15, c->tq = p[2];
+        if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3)
+            return bad(j, "invalid component sampling factors or table");
+        for (int k = 0; k < i; k++)
+            if (j->comp[k].id == c->id) return bad(j, "duplicate component id");
+        if (j->ncomp == 1) c->h = c->v = 1; /* a single component is never interleaved */
+        if (c->h > j->hmax) j->hmax = c->h;
+        if (c->v > j->vmax) j->vmax = c->v;
+    }
+    j->mcux = (j->w + 8 * j->hmax - 1) / (8 * j->hmax);
+    j->mcuy = (j->h + 8 * j->vmax - 1) / (8 * j->vmax);
+    for (int i = 0; i < j->ncomp; i++) {
+        jcomp *c = &j->comp[i];
+        c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
+        c->plane = calloc((size_t)c->bw * 64, (size_t)c->bh);
+        if (!c->plane) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
+    }
+    j->frame = 1;
+    return IMG_OK;
+}
+
+static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
+    if (!j->frame) return bad(j, "scan before frame header");
+    if (len < 1) return bad(j, "invalid SOS segment");
+    *ns = d[0];
+    if (*ns < 1 || *ns > j->ncomp || len != 4 + 2 * *ns) return bad(j, "invalid SOS segment");
+    int blocks = 0;
+    for (int i = 0; i < *ns; i++) {
+        int id = d[1 + 2 * i], t = d[2 + 2 * i];
+        jcomp *c = NULL;
+        for (int k = 0; k < j->ncomp; k++)
+            if (j->comp[k].id == id) c = &j->comp[k];
+        if (!c) return bad(j, "scan names an unknown component");
+        for (int k = 0; k < i; k++)
+            if (sc[k] == c) return bad(j, "scan names a component twice");
+        c->td = t >> 4, c->ta = t & 15;
+        if (c->td > 3 || c->ta > 3 || !j->dc[c->td].present || !j->ac[c->ta].present)
+            return bad(j, "scan uses an undefined Huffman table");
+        if (!j->qset[c->tq]) return bad(j, "component uses an undefined quantisation table");
+        c->scanned = 1;
+        sc[i] = c;
+        blocks += c->h * c->v;
+    }
+    if (*ns > 1 && blocks > 10) return bad(j, "too many blocks per MCU");
+    const uint8_t *p = d + 1 + 2 * *ns;
+    if (p[0] != 0 || p[1] != 63 || p[2] != 0) return bad(j, "invalid spectral selection for a sequential scan");
+    return IMG_OK;
+}
+
+/* Convert the component planes to RGB. */
+static int to_rgb(jdec *j, img *out) {
+    uint8_t *rgb = malloc((size_t)j->w * j->h * 3);
+    if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
+    int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
+                                   (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
+    uint8_t *o = rgb;
+    for (int y = 0; y < j->h; y++) {
+        const uint8_t *row[3];
+        for (int i = 0; i < j->ncomp; i++) {
+            jcomp *c = &j->comp[i];
+            row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * 8;
+        }
+        for (int x = 0; x < j->w; x++, o += 3) {
+            if (j->ncomp == 1) {
+                o[0] = o[1] = o[2] = row[0][x];
+                continue;
+            }
+            int s[3];
+            for (int i = 0; i < 3; i++) s[i] = row[i][x * j->comp[i].h / j->hmax];
+            if (is_rgb) {
+                o[0] = (uint8_t)s[0], o[1] = (uint8_t)s[1], o[2] = (uint8_t)s[2];
+                continue;
+            }
+            /* Go's color.YCbCrToRGB: 16.16 fixed point, JFIF coefficients. */
+            int32_t yy = s[0] * 0x10101, cb = s[1] - 128, cr = s[2] - 128;
+            int32_t v[3] = {yy + 91881 * cr, yy - 22554 * cb - 46802 * cr, yy + 116130 * cb};
+            for (int i = 0; i < 3; i++)
+                o[i] = ((uint32_t)v[i] & 0xff000000u) == 0 ? (uint8_t)(v[i] >> 16) : v[i] < 0 ? 0 : 255;
+        }
+    }
+    out->w = (uint32_t)j->w;
+    out->h = (uint32_t)j->h;
+    out->pix = rgb;
+    return IMG_OK;
+}
+
+static const char *sof_name(int m) {
+    switch (m) {
+    case 0xc2: return "progressive JPEG";
+    case 0xc3: return "lossless JPEG";
+    case 0xc5: case 0xc6: case 0xc7: return "hierarchical JPEG";
+    default: return "arithmetic-coded JPEG";
+    }
+}
+
+static int decode(jdec *j, uint64_t max_pixels, img *out) {
+    const uint8_t *p = j->data + 2; /* after SOI */
+    for (;;) {
+        /* Find the next marker: FF, optional FF fill bytes, then the code. */
+        if (j->end - p < 2) {
+            /* Tolerate a missing EOI once every component has been decoded. */
+            int done = j->frame;
+            for (int i = 0; i < j->ncomp; i++) done = done && j->comp[i].scanned;
+            if (done) return to_rgb(j, out);
+            return bad(j, "truncated file");
+        }
+        if (p[0] != 0xff) return bad(j, "expected a marker");
+        int m = p[1];
+        p += 2;
+        if (m == 0xff) { p--; continue; } /* fill byte */
+        if (m == 0xd9) {                   /* EOI */
+            if (!j->frame) return bad(j, "no frame header before EOI");
+            for (int i = 0; i < j->ncomp; i++)
+                if (!j->comp[i].scanned) return bad(j, "a component has no scan");
+            return to_rgb(j, out);
+        }
+        if (m == 0xd8) return bad(j, "unexpected SOI marker");
+        if ((m >= 0xd0 && m <= 0xd7) || m == 0x01) continue; /* no payload */
+        if (j->end - p < 2) return bad(j, "truncated marker segment");
+        int len = be16(p);
+        if (len < 2 || len > j->end - p) return bad(j, "truncated marker segment");
+        const uint8_t *d = p + 2;
+        int n = len - 2, rc = IMG_OK;
+        p += len;
+        switch (m) {
+        case 0xc0: case 0xc1: rc = parse_sof(j, d, n, max_pixels); break;
+        case 0xc2: case 0xc3: case 0xc5: case 0xc6: case 0xc7: case 0xc9: case 0xca: case 0xcb:
+        case 0xcd: case 0xce: case 0xcf:
+            return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %s (only baseline JPEG is decoded)", sof_name(m));
+        case 0xc4: rc = parse_dht(j, d, n); break;
+        case 0xcc: return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: arithmetic-coded JPEG");
+        case 0xdb: rc = parse_dqt(j, d, n); break;
+        case 0xdd:
+            if (n != 2) return bad(j, "invalid DRI segment");
+            j->restart = be16(d);
+            break;
+        case 0xee: /* APP14 "Adobe": colour transform flag */
+            if (n >= 12 && memcmp(d, "Adobe", 5) == 0) j->adobe = 1, j->adobe_transform = d[11];
+            break;
+        case 0xda: {
+            jcomp *sc[3];
+            int ns;
+            if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
+            j->p = p;
+            if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
+            /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
+            p = j->p;
+            while (p < j->end && !(p[0] == 0xff && p + 1 < j->end && p[1] != 0 && !(p[1] >= 0xd0 && p[1] <= 0xd7)))
+                p++;
+            break;
+        }
+        default: break; /* APPn, COM, DHP, EXP, ... : skipped */
+        }
+        if (rc != IMG_OK) return rc;
+    }
+}
+
+int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e) {
+    memset(out, 0, sizeof *out);
+    if (!jpeg_sniff(data, len)) return img_fail(e, IMG_BAD, "jpeg: bad signature");
+    if (len > 0x7fffffff) return img_fail(e, IMG_UNSUPPORTED, "jpeg: file too large");
+    jdec *j = calloc(1, sizeof *j);
+    if (!j) return img_fail(e, IMG_NOMEM, "jpeg: out of memory");
+    j->data = data, j->end = data + len, j->e = e;
+    for (int x = 0; x < 8; x++)
+        for (int u = 0; u < 8; u++)
+            j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) * cosf((float)((2 * x + 1) * u) * 3.14159265f / 16.0f);
+    int rc = decode(j, max_pixels, out);
+    for (int i = 0; i < 3; i++) free(j->comp[i].plane);
+    free(j);
+    return rc;
+}

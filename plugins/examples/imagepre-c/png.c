@@ -1,0 +1,311 @@
+/*
+ * png.c - PNG decoder written from the PNG specification (ISO/IEC 15948, W3C PNG 2nd ed.).
+ *
+ * Supports every standard colour type and bit depth: greyscale (1/2/4/8/16 bits), truecolour
+ * (8/16), indexed (1/2/4/8), greyscale+alpha (8/16), truecolour+alpha (8/16), non-interlaced
+ * and Adam7-interlaced. Output is 8-bit RGB: 16-bit samples keep their high byte, low bit
+ * depths are scaled to 0..255, alpha is dropped. Chunk CRCs and the zlib Adler-32 are
+ * verified. Ancillary chunks (tRNS, gAMA, ...) are ignored.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+
+static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+int png_sniff(const uint8_t *data, size_t len) {
+    return len >= 8 && memcmp(data, png_sig, 8) == 0;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* CRC-32 (ISO 3309, PNG spec annex D), table built on first use. */
+static uint32_t crc_table[256];
+
+static uint32_t crc32(const uint8_t *p, size_t n) {
+    if (crc_table[1] == 0) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+            crc_table[i] = c;
+        }
+    }
+    uint32_t c = 0xffffffffu;
+    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c ^ 0xffffffffu;
+}
+
+/* Header fields and palette. */
+typedef struct {
+    uint32_t w, h;
+    unsigned depth, ctype, interlace;
+    unsigned channels; /* samples per pixel */
+    unsigned bpp;      /* bytes per complete pixel for filtering, at least 1 */
+    uint8_t pal[256][3];
+    unsigned npal;
+} png_info;
+
+static const char *ctype_name(unsigned t) {
+    switch (t) {
+    case 0: return "greyscale";
+    case 2: return "truecolour";
+    case 3: return "indexed";
+    case 4: return "greyscale+alpha";
+    case 6: return "truecolour+alpha";
+    }
+    return "unknown";
+}
+
+static int parse_ihdr(png_info *pi, const uint8_t *d, uint32_t len, uint64_t max_pixels, img_err *e) {
+    if (len != 13) return img_fail(e, IMG_BAD, "png: IHDR has length %u, want 13", len);
+    pi->w = be32(d);
+    pi->h = be32(d + 4);
+    pi->depth = d[8];
+    pi->ctype = d[9];
+    pi->interlace = d[12];
+    if (pi->w == 0 || pi->h == 0 || pi->w > 0x7fffffff || pi->h > 0x7fffffff)
+        return img_fail(e, IMG_BAD, "png: invalid size %ux%u", pi->w, pi->h);
+    unsigned d_ = pi->depth;
+    int ok;
+    switch (pi->ctype) {
+    case 0: pi->channels = 1; ok = d_ == 1 || d_ == 2 || d_ == 4 || d_ == 8 || d_ == 16; break;
+    case 3: pi->channels = 1; ok = d_ == 1 || d_ == 2 || d_ == 4 || d_ == 8; break;
+    case 2: pi->channels = 3; ok = d_ == 8 || d_ == 16; break;
+    case 4: pi->channels = 2; ok = d_ == 8 || d_ == 16; break;
+    case 6: pi->channels = 4; ok = d_ == 8 || d_ == 16; break;
+    default: return img_fail(e, IMG_BAD, "png: invalid colour type %u", pi->ctype);
+    }
+    if (!ok) return img_fail(e, IMG_BAD, "png: invalid bit depth %u for %s", d_, ctype_name(pi->ctype));
+    if (d[10] != 0) return img_fail(e, IMG_BAD, "png: invalid compression method %u", d[10]);
+    if (d[11] != 0) return img_fail(e, IMG_BAD, "png: invalid filter method %u", d[11]);
+    if (pi->interlace > 1) return img_fail(e, IMG_BAD, "png: invalid interlace method %u", pi->interlace);
+    if ((uint64_t)pi->w * pi->h > max_pixels)
+        return img_fail(e, IMG_UNSUPPORTED, "png: image %ux%u is larger than the limit of %llu pixels",
+                        pi->w, pi->h, (unsigned long long)max_pixels);
+    unsigned bits = pi->channels * pi->depth;
+    pi->bpp = bits < 8 ? 1 : bits / 8;
+    return IMG_OK;
+}
+
+/* Bytes in one filtered row of `w` pixels, without the filter-type byte. */
+static uint64_t row_bytes(const png_info *pi, uint64_t w) {
+    return (w * pi->channels * pi->depth + 7) / 8;
+}
+
+/* Adam7 passes: x0, y0, dx, dy. Non-interlaced images use the single pass {0,0,1,1}. */
+static const uint8_t adam7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                    {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+static const uint8_t single[1][4] = {{0, 0, 1, 1}};
+
+static void pass_size(const png_info *pi, const uint8_t p[4], uint32_t *pw, uint32_t *ph) {
+    *pw = pi->w > p[0] ? (pi->w - p[0] + p[2] - 1) / p[2] : 0;
+    *ph = pi->h > p[1] ? (pi->h - p[1] + p[3] - 1) / p[3] : 0;
+}
+
+static unsigned paeth(int a, int b, int c) {
+    int p = a + b - c;
+    int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    if (pa <= pb && pa <= pc) return (unsigned)a;
+    if (pb <= pc) return (unsigned)b;
+    return (unsigned)c;
+}
+
+/* Undo the filter of one row in place (PNG spec §9). prev is the previous row of the same
+ * pass, already unfiltered, or NULL for the first row. */
+static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, unsigned ft, img_err *e) {
+    switch (ft) {
+    case 0: break;
+    case 1:
+        for (size_t i = bpp; i < n; i++) row[i] += row[i - bpp];
+        break;
+    case 2:
+        if (prev)
+            for (size_t i = 0; i < n; i++) row[i] += prev[i];
+        break;
+    case 3:
+        for (size_t i = 0; i < n; i++) {
+            unsigned a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
+            row[i] += (uint8_t)((a + b) >> 1);
+        }
+        break;
+    case 4:
+        for (size_t i = 0; i < n; i++) {
+            int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
+            int c = (i >= bpp && prev) ? prev[i - bpp] : 0;
+            row[i] += (uint8_t)paeth(a, b, c);
+        }
+        break;
+    default: return img_fail(e, IMG_BAD, "png: invalid filter type %u", ft);
+    }
+    return IMG_OK;
+}
+
+/* Convert one unfiltered row of n pixels to RGB8. */
+static void row_to_rgb(const png_info *pi, const uint8_t *row, uint32_t n, uint8_t *rgb) {
+    unsigned d = pi->depth;
+    if (d < 8) {
+        /* Packed samples, most significant bits first. Grey is scaled to 0..255. */
+        unsigned mask = (1u << d) - 1, scale = 255 / mask;
+        for (uint32_t x = 0; x < n; x++) {
+            size_t bit = (size_t)x * d;
+            unsigned v = (row[bit >> 3] >> (8 - d - (bit & 7))) & mask;
+            if (pi->ctype == 3) {
+                /* Out-of-range indices read as black, as Go's image/png does. */
+                const uint8_t *c = v < pi->npal ? pi->pal[v] : (const uint8_t *)"\0\0\0";
+                rgb[0] = c[0], rgb[1] = c[1], rgb[2] = c[2];
+            } else {
+                rgb[0] = rgb[1] = rgb[2] = (uint8_t)(v * scale);
+            }
+            rgb += 3;
+        }
+        return;
+    }
+    unsigned step = d / 8;        /* bytes per sample: 1, or 2 with the high byte first */
+    unsigned px = step * pi->channels;
+    for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) {
+        switch (pi->ctype) {
+        case 0: case 4: /* grey, grey+alpha */
+            rgb[0] = rgb[1] = rgb[2] = row[0];
+            break;
+        case 2: case 6: /* RGB, RGBA */
+            rgb[0] = row[0], rgb[1] = row[step], rgb[2] = row[2 * step];
+            break;
+        case 3: {
+            const uint8_t *c = row[0] < pi->npal ? pi->pal[row[0]] : (const uint8_t *)"\0\0\0";
+            rgb[0] = c[0], rgb[1] = c[1], rgb[2] = c[2];
+            break;
+        }
+        }
+    }
+}
+
+/* Walk the chunks. With idat == NULL: validate structure and CRCs, parse IHDR/PLTE and sum
+ * the IDAT lengths into *idat_len. With idat != NULL: copy the IDAT payloads into it. */
+static int walk_chunks(const uint8_t *data, size_t len, png_info *pi, uint64_t max_pixels,
+                       uint8_t *idat, size_t *idat_len, img_err *e) {
+    size_t pos = 8, total = 0;
+    int seen_ihdr = 0, seen_idat = 0, idat_done = 0, seen_plte = 0;
+    for (;;) {
+        if (len - pos < 12) return img_fail(e, IMG_BAD, "png: truncated file (no IEND chunk)");
+        uint32_t clen = be32(data + pos);
+        const uint8_t *type = data + pos + 4, *body = data + pos + 8;
+        if (clen > 0x7fffffffu || clen > len - pos - 12)
+            return img_fail(e, IMG_BAD, "png: truncated %.4s chunk (%u bytes declared)",
+                            (const char *)type, clen);
+        for (int i = 0; i < 4; i++) {
+            uint8_t c = type[i] & ~0x20; /* letters only, either case */
+            if (c < 'A' || c > 'Z') return img_fail(e, IMG_BAD, "png: invalid chunk type");
+        }
+        if (!idat && crc32(type, clen + 4) != be32(body + clen))
+            return img_fail(e, IMG_BAD, "png: CRC mismatch in %.4s chunk", (const char *)type);
+        pos += 12 + (size_t)clen;
+
+        int is_idat = memcmp(type, "IDAT", 4) == 0;
+        if (seen_idat && !is_idat) idat_done = 1;
+        if (!seen_ihdr) {
+            if (memcmp(type, "IHDR", 4) != 0) return img_fail(e, IMG_BAD, "png: first chunk is not IHDR");
+            seen_ihdr = 1;
+            if (!idat) {
+                int rc = parse_ihdr(pi, body, clen, max_pixels, e);
+                if (rc != IMG_OK) return rc;
+            }
+        } else if (is_idat) {
+            if (idat_done) return img_fail(e, IMG_BAD, "png: IDAT chunks are not consecutive");
+            if (pi->ctype == 3 && !seen_plte) return img_fail(e, IMG_BAD, "png: indexed image without PLTE before IDAT");
+            seen_idat = 1;
+            if (idat) memcpy(idat + total, body, clen);
+            total += clen;
+        } else if (memcmp(type, "PLTE", 4) == 0) {
+            if (seen_idat) return img_fail(e, IMG_BAD, "png: PLTE after IDAT");
+            if (clen == 0 || clen % 3 != 0 || clen > 768)
+                return img_fail(e, IMG_BAD, "png: invalid PLTE length %u", clen);
+            seen_plte = 1;
+            pi->npal = clen / 3;
+            memcpy(pi->pal, body, clen);
+        } else if (memcmp(type, "IEND", 4) == 0) {
+            if (!seen_idat) return img_fail(e, IMG_BAD, "png: no IDAT chunk");
+            *idat_len = total;
+            return IMG_OK;
+        } else if (memcmp(type, "IHDR", 4) == 0) {
+            return img_fail(e, IMG_BAD, "png: duplicate IHDR");
+        } else if (!(type[0] & 0x20)) {
+            return img_fail(e, IMG_UNSUPPORTED, "png: unknown critical chunk %.4s", (const char *)type);
+        }
+        /* Other ancillary chunks are skipped. */
+    }
+}
+
+int png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e) {
+    memset(out, 0, sizeof *out);
+    if (!png_sniff(data, len)) return img_fail(e, IMG_BAD, "png: bad signature");
+    png_info pi;
+    memset(&pi, 0, sizeof pi);
+    size_t idat_len = 0;
+    int rc = walk_chunks(data, len, &pi, max_pixels, NULL, &idat_len, e);
+    if (rc != IMG_OK) return rc;
+
+    const uint8_t(*passes)[4] = pi.interlace ? adam7 : single;
+    int npass = pi.interlace ? 7 : 1;
+    uint64_t raw_len = 0;
+    for (int p = 0; p < npass; p++) {
+        uint32_t pw, ph;
+        pass_size(&pi, passes[p], &pw, &ph);
+        if (pw && ph) raw_len += (uint64_t)ph * (1 + row_bytes(&pi, pw));
+    }
+    if (raw_len > SIZE_MAX / 2 || (uint64_t)pi.w * pi.h * 3 > SIZE_MAX / 2)
+        return img_fail(e, IMG_UNSUPPORTED, "png: image %ux%u is too large", pi.w, pi.h);
+
+    uint8_t *idat = malloc(idat_len ? idat_len : 1);
+    uint8_t *raw = malloc((size_t)raw_len);
+    uint8_t *rgb = malloc((size_t)pi.w * pi.h * 3);
+    uint8_t *line = malloc((size_t)pi.w * 3);
+    if (!idat || !raw || !rgb || !line) {
+        rc = img_fail(e, IMG_NOMEM, "png: out of memory for a %ux%u image", pi.w, pi.h);
+        goto fail;
+    }
+    walk_chunks(data, len, &pi, max_pixels, idat, &idat_len, e); /* validated above */
+    rc = zlib_decode(idat, idat_len, raw, (size_t)raw_len, e);
+    if (rc != IMG_OK) goto fail;
+
+    uint8_t *r = raw;
+    for (int p = 0; p < npass; p++) {
+        uint32_t pw, ph;
+        pass_size(&pi, passes[p], &pw, &ph);
+        if (!pw || !ph) continue;
+        size_t rb = (size_t)row_bytes(&pi, pw);
+        const uint8_t *prev = NULL;
+        for (uint32_t y = 0; y < ph; y++) {
+            rc = unfilter(r + 1, prev, rb, pi.bpp, r[0], e);
+            if (rc != IMG_OK) goto fail;
+            uint32_t oy = passes[p][1] + y * passes[p][3];
+            if (npass == 1) {
+                row_to_rgb(&pi, r + 1, pw, rgb + (size_t)oy * pi.w * 3);
+            } else {
+                row_to_rgb(&pi, r + 1, pw, line);
+                for (uint32_t x = 0; x < pw; x++) {
+                    size_t ox = passes[p][0] + (size_t)x * passes[p][2];
+                    memcpy(rgb + ((size_t)oy * pi.w + ox) * 3, line + (size_t)x * 3, 3);
+                }
+            }
+            prev = r + 1;
+            r += 1 + rb;
+        }
+    }
+    free(idat);
+    free(raw);
+    free(line);
+    out->w = pi.w;
+    out->h = pi.h;
+    out->pix = rgb;
+    return IMG_OK;
+
+fail:
+    free(idat);
+    free(raw);
+    free(rgb);
+    free(line);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * fuzz.c - robustness test for the imagepre-c decoders (not part of the plugin).
+ *
+ *   fuzz ITERATIONS FILE...
+ *
+ * For each file: decodes every truncation (all lengths for files up to 64 KiB, else 4096
+ * random ones), then ITERATIONS random corruptions. For PNG inputs the chunk CRCs are fixed
+ * up after corrupting, so that the damage reaches the zlib and filter code instead of being
+ * stopped by the CRC check. Build with -fsanitize=address,undefined: any out-of-bounds
+ * access or undefined behaviour aborts. Prints a count of results per status.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../image.h"
+
+static unsigned long counts[4];
+
+static uint32_t rng_state = 12345;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void decode(const uint8_t *d, size_t n) {
+    /* Copy into an exact-size heap block so that ASan sees any overread. */
+    uint8_t *b = malloc(n ? n : 1);
+    memcpy(b, d, n);
+    img im;
+    img_err e;
+    int rc = png_sniff(b, n) ? png_decode(b, n, 1u << 24, &im, &e)
+           : jpeg_sniff(b, n) ? jpeg_decode(b, n, 1u << 24, &im, &e)
+           : IMG_UNSUPPORTED;
+    if (rc == IMG_OK) img_free(&im);
+    counts[rc & 3]++;
+    free(b);
+}
+
+static uint32_t crc(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+}
+
+/* Recompute the CRC of every complete chunk of a PNG. */
+static void fix_crcs(uint8_t *d, size_t n) {
+    size_t pos = 8;
+    while (n - pos >= 12) {
+        uint32_t len = (uint32_t)d[pos] << 24 | d[pos + 1] << 16 | d[pos + 2] << 8 | d[pos + 3];
+        if (len > n - pos - 12) return;
+        uint32_t c = crc(d + pos + 4, len + 4);
+        uint8_t *q = d + pos + 8 + len;
+        q[0] = (uint8_t)(c >> 24), q[1] = (uint8_t)(c >> 16), q[2] = (uint8_t)(c >> 8), q[3] = (uint8_t)c;
+        pos += 12 + len;
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: fuzz ITERATIONS FILE...\n");
+        return 1;
+    }
+    long iters = atol(argv[1]);
+    for (int a = 2; a < argc; a++) {
+        FILE *f = fopen(argv[a], "rb");
+        if (!f) { perror(argv[a]); return 1; }
+        fseek(f, 0, SEEK_END);
+        size_t n = (size_t)ftell(f);
+        fseek(f, 0, SEEK_SET);
+        uint8_t *d = malloc(n), *m = malloc(n);
+        if (fread(d, 1, n, f) != n) return 1;
+        fclose(f);
+        int png = png_sniff(d, n);
+        /* Truncations. */
+        if (n <= 65536)
+            for (size_t k = 0; k < n; k++) decode(d, k);
+        else
+            for (int k = 0; k < 256; k++) decode(d, rnd() % n);
+        /* Corruptions: 1..8 random bytes set to random values, sometimes also truncated. */
+        for (long i = 0; i < iters; i++) {
+            memcpy(m, d, n);
+            int k = 1 + (int)(rnd() % 8);
+            for (int j = 0; j < k; j++) {
+                size_t at = png ? 8 + rnd() % (n - 8) : rnd() % n;
+                m[at] = (rnd() & 3) ? (uint8_t)rnd() : (uint8_t)(m[at] ^ (1u << (rnd() % 8)));
+            }
+            if (png) fix_crcs(m, n);
+            size_t len = (rnd() % 4 == 0) ? rnd() % n : n;
+            decode(m, len);
+        }
+        free(d);
+        free(m);
+    }
+    printf("ok=%lu bad_input=%lu internal=%lu unsupported=%lu\n", counts[0], counts[1], counts[2], counts[3]);
+    return 0;
+}
