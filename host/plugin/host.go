@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/hashicorp/go-hclog"
@@ -22,6 +23,8 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 		WithParameterNames("level", "ptr", "len").Export(abi.ImportLog).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostSetError), []api.ValueType{i32, i32}, nil).
 		WithParameterNames("ptr", "len").Export(abi.ImportSetError).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostFuel), nil, []api.ValueType{i32}).
+		Export(FuelImport).
 		Instantiate(ctx)
 	return err
 }
@@ -77,4 +80,15 @@ func (r *Runtime) hostSetError(ctx context.Context, mod api.Module, stack []uint
 	if inst := r.caller(mod); inst != nil {
 		inst.errMsg = msg
 	}
+}
+
+// hostFuel is called by instrumented guests every FuelRefill ticks: it traps the guest
+// when its call is past the deadline and otherwise refills its fuel.
+func (r *Runtime) hostFuel(ctx context.Context, mod api.Module, stack []uint64) {
+	inst := r.caller(mod)
+	if inst != nil && !inst.deadline.IsZero() && time.Now().After(inst.deadline) {
+		inst.timedOut = true
+		panic(&TimeoutError{Plugin: inst.m.Name(), Func: inst.calling, Budget: inst.m.cfg.Timeout})
+	}
+	stack[0] = FuelRefill
 }

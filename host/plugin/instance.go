@@ -55,32 +55,26 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
-	interrupt  api.MutableGlobal
-	timedOut   chan struct{} // closed by the watchdog when it stops the guest
+	deadline   time.Time // of the running call, checked by hostFuel
+	calling    string    // name of the running export
+	timedOut   bool      // hostFuel stopped the running call
 }
 
-// call runs f under the plugin's time budget: a watchdog sets the interrupt global when
-// the budget runs out, and the guest traps at its next loop head or function entry.
+// invoke runs f under the plugin's time budget: the instrumented guest calls hostFuel
+// every FuelRefill ticks, which traps it once the deadline has passed.
 func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stack []uint64) error {
 	if i.broken != nil {
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
-	fired := make(chan struct{})
-	t := time.AfterFunc(i.m.cfg.Timeout, func() {
-		i.interrupt.Set(1)
-		close(fired)
-	})
+	i.deadline, i.calling, i.timedOut = time.Now().Add(i.m.cfg.Timeout), name, false
 	err := f.CallWithStack(ctx, stack)
-	if !t.Stop() {
-		<-fired
-		// Whatever the call returned, the instance is now interrupted: discard it.
-		i.broken = &TimeoutError{Plugin: i.m.Name(), Func: name, Budget: i.m.cfg.Timeout}
-		if err != nil {
-			return i.broken
-		}
-		return nil
-	}
+	i.deadline = time.Time{}
 	if err != nil {
+		if i.timedOut {
+			te := &TimeoutError{Plugin: i.m.Name(), Func: name, Budget: i.m.cfg.Timeout}
+			i.broken = te
+			return te
+		}
 		return i.trap(name, err)
 	}
 	return nil
@@ -159,12 +153,6 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost)}
 	m.rt.instances.Store(mod, i)
-	g, ok := mod.ExportedGlobal(InterruptGlobal).(api.MutableGlobal)
-	if !ok {
-		i.Close(ctx)
-		return nil, &LoadError{Path: m.Path, Err: errors.New("instrumented module lacks its interrupt global")}
-	}
-	i.interrupt = g
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
 		return nil, &LoadError{Path: m.Path, Err: err}
