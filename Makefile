@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-race bench fuzz vet fmt clean
+.PHONY: all deps build plugins c-plugins run test bench fuzz clean
 
 all: build plugins
 
@@ -38,15 +38,25 @@ c-plugins:
 run: build plugins
 	./bin/edgehost --config config.toml run --pipeline classify .deps/models/peacock.png
 
+# The README's test command: vet, every test, then the race detector over the host's
+# concurrent parts (-short trims the load tests' request counts under -race).
 test: build plugins
+	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	go test -count=1 ./...
-
-test-race: build plugins
-	go test -race -count=1 ./host/...
+	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
 
 bench: build plugins
-	go test -run '^$$' -bench . -benchtime 3s ./host/...
+	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./host/...
+
+BENCHTIME ?= 2s
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./host/plugin:FuzzInstrument ./host/plugin:FuzzGuestPointers ./host/plugin:FuzzSections ./host/server:FuzzDecodeInferRequest
+
+fuzz: build plugins
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
 clean:
 	rm -rf bin .deps

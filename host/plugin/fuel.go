@@ -770,3 +770,7 @@ func skipAtomic(r *reader) error {
 	}
 	return fmt.Errorf("unsupported atomic opcode %d", sub)
 }
+
+// Instrument exposes the load-time rewriter for tests and tools: it returns the module
+// with fuel checks added.
+func Instrument(wasm []byte) ([]byte, error) { return instrument(wasm) }

@@ -47,6 +47,8 @@ EXPORT("edgehost_alloc") uint32_t eh_alloc(uint32_t size, uint32_t align) {
 
 EXPORT("edgehost_free") void eh_free(uint32_t p) { free((void*)(uintptr_t)p); }
 
+static uint32_t fuzz_out_ptr, fuzz_out_len;
+
 static int recurse(int n) {
 	volatile char pad[256];
 	pad[0] = (char)n;
@@ -119,6 +121,20 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 	snprintf(msg, sizeof msg, "hostile: realtime clock says %lld", (long long)ts.tv_sec);
 	return fail(1, msg);
 #endif
+#ifdef V_FUZZ_PTRS
+	/* The request is a list of 9-byte commands [op u8][ptr u32][len u32]: op 0 logs, op 1
+	 * sets the error and fails, op 2 picks what post returns as its result. */
+	for (uint32_t k = 0; k + 9 <= c->input_len; k += 9) {
+		uint8_t* cmd = (uint8_t*)(uintptr_t)(c->input + k);
+		uint32_t ptr, len;
+		memcpy(&ptr, cmd + 1, 4);
+		memcpy(&len, cmd + 5, 4);
+		if (cmd[0] % 3 == 0) eh_log(1, (const char*)(uintptr_t)ptr, len);
+		if (cmd[0] % 3 == 1) { eh_set_error((const char*)(uintptr_t)ptr, len); return 2; }
+		if (cmd[0] % 3 == 2) { fuzz_out_ptr = ptr; fuzz_out_len = len; }
+	}
+	return 0;
+#endif
 #ifdef V_WRITE_PAST_TENSOR
 	desc_t* d0 = (desc_t*)(uintptr_t)c->tensors;
 	memset((void*)(uintptr_t)d0->data, 7, d0->bytes + 4096);
@@ -145,6 +161,11 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 #ifdef V_OOB_RESULT
 	c->output = 0xFFFFFFF0u;
 	c->output_len = 100;
+	return 0;
+#endif
+#ifdef V_FUZZ_PTRS
+	c->output = fuzz_out_ptr;
+	c->output_len = fuzz_out_len;
 	return 0;
 #endif
 #ifdef V_HUGE_RESULT
