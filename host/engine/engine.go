@@ -189,6 +189,13 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 		return nil, err
 	}
 	np.Pipeline = p
+	if pc.GoldenInput != "" {
+		v := pipeline.Current(p)
+		if err := golden(ctx, pc, v); err != nil {
+			p.Close(ctx)
+			return nil, fmt.Errorf("pipeline %s: %w", name, err)
+		}
+	}
 	p.OnRollback = func(reason string) {
 		e.rollbacks.Add(1)
 		e.errs.set("pipeline:"+name, fmt.Errorf("rolled back automatically: %s", reason))

@@ -195,6 +195,14 @@ func (p *Pipeline) Prepare(ctx context.Context, spec Spec) (*Version, error) {
 	return &Version{g: g}, nil
 }
 
+// Current returns the serving version of p, for checks such as golden inputs. Requests
+// run on it are not counted in p's statistics.
+func Current(p *Pipeline) *Version {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return &Version{g: p.gen}
+}
+
 // Run runs one request on a prepared version (for golden-input checks).
 func (v *Version) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
 	return v.g.run(ctx, body, size, fn)
