@@ -50,19 +50,28 @@ type fixture struct {
 	model *tflite.Model
 }
 
+var (
+	sharedOnce sync.Once
+	sharedRT   *plugin.Runtime
+)
+
+// newFixture loads a model; all fixtures share one plugin runtime, so each plugin is
+// compiled once per test binary (compiling is the slow part, above all under -race).
 func newFixture(t testing.TB, modelFile string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sharedOnce.Do(func() {
+		rt, err := plugin.NewRuntime(context.Background(), plugin.RuntimeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sharedRT = rt
+	})
 	m, err := tflite.LoadModel(models+modelFile, tflite.Options{Threads: 2, XNNPACK: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close(); rt.Close(ctx) })
-	return &fixture{rt: rt, model: m}
+	t.Cleanup(func() { m.Close() })
+	return &fixture{rt: sharedRT, model: m}
 }
 
 func (f *fixture) load(t testing.TB, name string, kind string, params map[string]any) *plugin.Module {

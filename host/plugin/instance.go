@@ -44,6 +44,7 @@ type Instance struct {
 	alloc      api.Function
 	free       api.Function
 	pre, post  api.Function
+	abiVersion api.Function
 	stack      [2]uint64
 	call       uint32 // call block
 	table      uint32 // tensor descriptor table
@@ -151,7 +152,8 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	}
 	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots,
 		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
-		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost)}
+		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost),
+		abiVersion: mod.ExportedFunction(abi.ExportABIVersion)}
 	m.rt.instances.Store(mod, i)
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
@@ -389,4 +391,14 @@ func (i *Instance) Close(ctx context.Context) {
 	i.mod = nil
 	closeRoots(i.roots)
 	i.roots = nil
+}
+
+// ABIVersion calls edgehost_abi_version: the cheapest full host→guest call, with the time
+// budget armed (used to measure call overhead).
+func (i *Instance) ABIVersion(ctx context.Context) (int32, error) {
+	stack := i.stack[:]
+	if err := i.invoke(ctx, abi.ExportABIVersion, i.abiVersion, stack); err != nil {
+		return 0, err
+	}
+	return int32(stack[0]), nil
 }

@@ -89,6 +89,10 @@ type Config struct {
 	// TrustedKeys verify the module's signature; RequireSignature rejects unsigned modules.
 	TrustedKeys      []ed25519.PublicKey
 	RequireSignature bool
+
+	// Unmetered skips the time-budget instrumentation. It exists only to measure what the
+	// instrumentation costs (see BenchmarkFuel); config.toml cannot set it.
+	Unmetered bool
 }
 
 // Grants are the capabilities a plugin gets beyond pure computation. Deny by default.
@@ -221,9 +225,11 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 			return fail("params: %v", err)
 		}
 	}
-	ib, err := instrument(b)
-	if err != nil {
-		return fail("cannot add time-budget checks: %v", err)
+	ib := b
+	if !cfg.Unmetered {
+		if ib, err = instrument(b); err != nil {
+			return fail("cannot add time-budget checks: %v", err)
+		}
 	}
 	before := r.cacheEntries()
 	compiled, err := r.rt.CompileModule(ctx, ib)
