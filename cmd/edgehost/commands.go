@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -24,7 +25,7 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	return config.Load(g.config)
 }
 
-func newLogger(c config.Log, w *os.File) hclog.Logger {
+func newLogger(c config.Log, w io.Writer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: "edgehost", Level: hclog.LevelFromString(c.Level),
 		JSONFormat: c.Format == "json", Output: w})
 }
@@ -45,7 +46,7 @@ func cmdServe(g *globals, args []string) error {
 	if *addr != "" {
 		cfg.Server.Address = *addr
 	}
-	log := newLogger(cfg.Log, os.Stderr)
+	log := newLogger(cfg.Log, g.stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e, err := engine.New(ctx, cfg, log)
@@ -106,7 +107,7 @@ func cmdRun(g *globals, args []string) error {
 	if err := only(cfg, *name); err != nil {
 		return err
 	}
-	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, os.Stderr)
+	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, g.stderr)
 	ctx := context.Background()
 	e, err := engine.New(ctx, cfg, log)
 	if err != nil {
@@ -181,7 +182,11 @@ func cmdInspect(g *globals, args []string) error {
 	for _, name := range cfg.PipelineNames() {
 		p := cfg.Pipelines[name]
 		fmt.Fprintf(w, "\npipeline %s: model %s, %d workers\n", name, p.Model, p.Workers)
-		for role, pl := range map[string]config.Plugin{"pre": p.Pre, "post": p.Post} {
+		for _, rp := range []struct {
+			role string
+			pl   config.Plugin
+		}{{"pre", p.Pre}, {"post", p.Post}} {
+			role, pl := rp.role, rp.pl
 			fmt.Fprintf(w, "  %s plugin %s\n", role, pl.Path)
 			if err := inspectPlugin(g, pl.Path, "    "); err != nil {
 				return err

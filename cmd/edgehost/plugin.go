@@ -42,7 +42,7 @@ func pluginKeygen(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, []byte(base64.StdEncoding.EncodeToString(priv.Seed())+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(*out, []byte(plugin.FormatPrivateKey(priv)+"\n"), 0o600); err != nil {
 		return err
 	}
 	if err := os.WriteFile(*out+".pub", []byte(base64.StdEncoding.EncodeToString(pub)+"\n"), 0o644); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,10 +95,10 @@ type Pipeline struct {
 	GoldenExpectContains string `toml:"golden_expect_contains"`
 	// After a swap, roll back by itself if more than RollbackTrapShare of the first
 	// RollbackWindow requests trap. Defaults 20 and 0.5; window 0 disables.
-	RollbackWindow    *int    `toml:"rollback_window"`
-	RollbackTrapShare float64 `toml:"rollback_trap_share"`
-	Pre               Plugin  `toml:"pre"`
-	Post              Plugin  `toml:"post"`
+	RollbackWindow    *int     `toml:"rollback_window"`
+	RollbackTrapShare *float64 `toml:"rollback_trap_share"`
+	Pre               Plugin   `toml:"pre"`
+	Post              Plugin   `toml:"post"`
 }
 
 // Plugin is one plugin of a pipeline.
@@ -170,15 +171,21 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{File: file, Line: pe.Position.Line, Msg: pe.Message}
+			return nil, &Error{File: file, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		if m := decodeErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: file, Line: line, Key: m[2], Msg: m[3]}
 		}
 		return nil, &Error{File: file, Msg: err.Error()}
 	}
 	var errs []error
+	var reported []toml.Key
 	for _, k := range md.Undecoded() {
-		if isParams(k) {
+		if isParams(k) || under(k, reported) {
 			continue
 		}
+		reported = append(reported, k)
 		errs = append(errs, &Error{File: file, Line: lineOf(data, k), Key: k.String(), Msg: "unknown key"})
 	}
 	c.File = file
@@ -189,43 +196,104 @@ func Parse(file string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
+// decodeErrRE matches the library's type errors: toml: line 6 (last key "a.b"): msg.
+var decodeErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
+// under reports whether k lies inside a key already reported (an unknown table).
+func under(k toml.Key, reported []toml.Key) bool {
+	for _, r := range reported {
+		if len(k) > len(r) && equalKey(r, k[:len(r)]) {
+			return true
+		}
+	}
+	return false
+}
+
 // isParams reports keys inside a plugin's free-form params table.
 func isParams(k toml.Key) bool {
 	return len(k) >= 5 && k[0] == "pipelines" && (k[2] == "pre" || k[2] == "post") && k[3] == "params"
 }
 
-// lineOf finds the line that defines the last part of key k, searching after the table
-// header of its parent; 0 when it cannot tell.
+// lineOf finds the line that defines key k: its own table header, its "key =" line inside
+// its parent table, or the line of an inline table that contains it; failing those, the
+// line of its parent. 0 when it cannot tell.
 func lineOf(data []byte, k toml.Key) int {
-	last := k[len(k)-1]
-	header := ""
-	if len(k) > 1 {
-		header = "[" + strings.Join(k[:len(k)-1], ".") + "]"
+	if len(k) == 0 {
+		return 0
 	}
-	keyRE := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(last) + `"?\s*=`)
-	tableRE := regexp.MustCompile(`^\s*\[+\s*"?` + regexp.QuoteMeta(strings.Join(k, ".")) + `"?\s*\]+`)
 	s := bufio.NewScanner(strings.NewReader(string(data)))
-	inTable := header == ""
-	first := 0
+	var table []string
+	inline := 0
 	for n := 1; s.Scan(); n++ {
-		line := s.Text()
-		if tableRE.MatchString(line) {
-			return n
-		}
-		if strings.HasPrefix(strings.TrimSpace(line), "[") {
-			inTable = strings.TrimSpace(line) == header
-			continue
-		}
-		if keyRE.MatchString(line) {
-			if inTable {
+		line := stripComment(s.Text())
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[") {
+			table = splitKey(strings.Trim(t, "[] \t"))
+			if equalKey(table, k) {
 				return n
 			}
-			if first == 0 {
-				first = n
-			}
+			continue
+		}
+		eq := strings.Index(t, "=")
+		if eq <= 0 {
+			continue
+		}
+		full := append(append([]string{}, table...), splitKey(strings.TrimSpace(t[:eq]))...)
+		if equalKey(full, k) {
+			return n
+		}
+		if inline == 0 && len(full) < len(k) && equalKey(full, k[:len(full)]) && strings.HasPrefix(strings.TrimSpace(t[eq+1:]), "{") {
+			inline = n
 		}
 	}
-	return first
+	if inline > 0 {
+		return inline
+	}
+	return lineOf(data, k[:len(k)-1])
+}
+
+func stripComment(line string) string {
+	inStr := false
+	for i, r := range line {
+		switch {
+		case r == '"':
+			inStr = !inStr
+		case r == '#' && !inStr:
+			return line[:i]
+		}
+	}
+	return line
+}
+
+// splitKey splits a dotted TOML key, honouring quotes.
+func splitKey(s string) []string {
+	var parts []string
+	var cur strings.Builder
+	inStr := false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			inStr = !inStr
+		case r == '.' && !inStr:
+			parts = append(parts, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	return append(parts, strings.TrimSpace(cur.String()))
+}
+
+func equalKey(a []string, b toml.Key) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -338,7 +406,11 @@ func (c *Config) complete(data []byte) []error {
 		}
 		p.GoldenInput, p.GoldenExpectFile = abs(p.GoldenInput), abs(p.GoldenExpectFile)
 		if p.GoldenInput == "" && (p.GoldenExpectFile != "" || p.GoldenExpectContains != "") {
-			bad("golden_expect_* needs golden_input", "pipelines", name, "golden_input")
+			key := "golden_expect_file"
+			if p.GoldenExpectFile == "" {
+				key = "golden_expect_contains"
+			}
+			bad("needs golden_input", "pipelines", name, key)
 		}
 		if p.RollbackWindow == nil {
 			w := 20
@@ -346,9 +418,10 @@ func (c *Config) complete(data []byte) []error {
 		} else if *p.RollbackWindow < 0 {
 			bad("must not be negative", "pipelines", name, "rollback_window")
 		}
-		if p.RollbackTrapShare == 0 {
-			p.RollbackTrapShare = 0.5
-		} else if p.RollbackTrapShare < 0 || p.RollbackTrapShare > 1 {
+		if p.RollbackTrapShare == nil {
+			share := 0.5
+			p.RollbackTrapShare = &share
+		} else if *p.RollbackTrapShare < 0 || *p.RollbackTrapShare > 1 {
 			bad("must be between 0 and 1", "pipelines", name, "rollback_trap_share")
 		}
 		for _, role := range []string{"pre", "post"} {

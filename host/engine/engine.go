@@ -181,7 +181,7 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 	}
 	spec := pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, QueueTimeout: pc.QueueTimeout.Duration}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
-	spec.Probation = pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: pc.RollbackTrapShare}
+	spec.Probation = pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: *pc.RollbackTrapShare}
 	p, err := pipeline.New(ctx, spec, e.log)
 	pre.Release(ctx) // the pipeline holds its own references now
 	post.Release(ctx)

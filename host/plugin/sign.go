@@ -97,9 +97,22 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(b), nil
 }
 
-// ParsePrivateKey decodes a base64 ed25519 seed as written by `edgehost plugin keygen`.
+// PrivateKeyPrefix starts a private key file, so that a public key (also 32 bytes of
+// base64) is never mistaken for one.
+const PrivateKeyPrefix = "edgehost-ed25519-private:"
+
+// FormatPrivateKey encodes a private key as `edgehost plugin keygen` writes it.
+func FormatPrivateKey(k ed25519.PrivateKey) string {
+	return PrivateKeyPrefix + base64.StdEncoding.EncodeToString(k.Seed())
+}
+
+// ParsePrivateKey decodes a private key written by FormatPrivateKey.
 func ParsePrivateKey(s string) (ed25519.PrivateKey, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, PrivateKeyPrefix) {
+		return nil, fmt.Errorf("not an edgehost private key (it must start with %q; is this the .pub file?)", PrivateKeyPrefix)
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, PrivateKeyPrefix))
 	if err != nil || len(b) != ed25519.SeedSize {
 		return nil, fmt.Errorf("not a base64 ed25519 private key seed (%d bytes)", ed25519.SeedSize)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -142,6 +143,9 @@ func DecodeInferRequest(body []byte, headerLength int) (*inferRequest, error) {
 	if err := dec.Decode(&req); err != nil {
 		return nil, badf("malformed inference request JSON: %v", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badf("unexpected data after the inference request JSON")
+	}
 	if len(req.Inputs) == 0 {
 		return nil, badf("inference request has no inputs")
 	}
@@ -156,7 +160,7 @@ func DecodeInferRequest(body []byte, headerLength int) (*inferRequest, error) {
 		}
 		if size, ok := in.Parameters["binary_data_size"]; ok {
 			sz, ok := size.(float64)
-			if !ok || sz < 0 || sz != math.Trunc(sz) || int(sz) > len(bin) {
+			if !ok || sz < 0 || sz != math.Trunc(sz) || sz > float64(len(bin)) {
 				return nil, badf("input %q: binary_data_size %v does not fit the %d bytes of binary data left", in.Name, size, len(bin))
 			}
 			in.raw, bin = bin[:int(sz)], bin[int(sz):]
@@ -391,7 +395,7 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 		if hl, err = strconv.Atoi(h); err != nil || hl < 0 {
 			return badf("invalid %s header %q", headerLen, h)
 		}
-	} else if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+	} else if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		return badf("Content-Type %q: send application/json, or set %s for the binary tensor data extension", ct, headerLen)
 	}
 	req, err := DecodeInferRequest(buf, hl)
@@ -426,8 +430,8 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 	return writeInferResponse(w, &resp)
 }
 
-// runModel runs a bare model: inputs are matched by name (or by position when a request has
-// as many unnamed-matching inputs as the model), checked for dtype and shape, and copied in.
+// runModel runs a bare model: inputs are matched by name, checked for dtype and shape, and
+// copied into a pooled interpreter.
 func (s *Server) runModel(ctx context.Context, m *engine.Model, req *inferRequest) ([]outputTensor, error) {
 	model := m.Model
 	if len(req.Inputs) != len(model.Inputs) {
@@ -455,6 +459,9 @@ func (s *Server) runModel(ctx context.Context, m *engine.Model, req *inferReques
 		}
 		if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
 			return nil, badf("input %q: shape %v, model wants %v", in.Name, in.Shape, t.Shape)
+		}
+		if ordered[idx] != nil {
+			return nil, badf("input %q is given twice", in.Name)
 		}
 		ordered[idx] = in
 	}
@@ -570,4 +577,9 @@ func trapPlugin(err error) string {
 		return to.Plugin
 	}
 	return ""
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }

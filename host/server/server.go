@@ -94,6 +94,10 @@ type errorBody struct {
 // fail writes err as JSON with the status from the error table, and counts it.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, target, endpoint string, err error) {
 	code, class := classify(err)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		err = fmt.Errorf("request body too large: the limit is server.max_body_bytes = %d bytes", tooBig.Limit)
+	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}

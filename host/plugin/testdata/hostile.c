@@ -55,6 +55,87 @@ static int recurse(int n) {
 	return recurse(n + 1) + pad[0];
 }
 
+#ifdef V_READ_FILE
+/* V_READ_FILE: the request body is a command, a NUL-free string; pre always returns status 1
+ * with the outcome as the error message:
+ *   "<path>"        read the file: "read:<first bytes>" or "denied:<strerror>"
+ *   "ls:<path>"     list the directory: "ls:<name>,<name>,..." or "denied:<strerror>"
+ *   "write:<path>"  create and write the file: "wrote" or "denied:<strerror>" */
+#include <dirent.h>
+#include <errno.h>
+static char rf_msg[1024];
+static int32_t read_file_cmd(const uint8_t* in, uint32_t n) {
+	char path[512];
+	if (n == 0 || n >= sizeof path || memchr(in, 0, n) != NULL) return fail(1, "bad command: want a NUL-free path");
+	memcpy(path, in, n);
+	path[n] = 0;
+	if (strncmp(path, "ls:", 3) == 0) {
+		DIR* d = opendir(path + 3);
+		if (d == NULL) {
+			snprintf(rf_msg, sizeof rf_msg, "denied:%s", strerror(errno));
+			return fail(1, rf_msg);
+		}
+		size_t len = (size_t)snprintf(rf_msg, sizeof rf_msg, "ls:");
+		struct dirent* e;
+		while ((e = readdir(d)) != NULL && len < sizeof rf_msg - 1)
+			len += (size_t)snprintf(rf_msg + len, sizeof rf_msg - len, "%s,", e->d_name);
+		closedir(d);
+		return fail(1, rf_msg);
+	}
+	if (strncmp(path, "write:", 6) == 0) {
+		FILE* f = fopen(path + 6, "w");
+		if (f == NULL || fputs("hostile", f) < 0 || fclose(f) != 0) {
+			snprintf(rf_msg, sizeof rf_msg, "denied:%s", strerror(errno));
+			return fail(1, rf_msg);
+		}
+		return fail(1, "wrote");
+	}
+	FILE* f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(rf_msg, sizeof rf_msg, "denied:%s", strerror(errno));
+		return fail(1, rf_msg);
+	}
+	char buf[256];
+	errno = 0;
+	size_t got = fread(buf, 1, sizeof buf - 1, f);
+	int ferr = ferror(f), saved = errno;
+	fclose(f);
+	if (ferr) {
+		snprintf(rf_msg, sizeof rf_msg, "denied:%s", strerror(saved));
+		return fail(1, rf_msg);
+	}
+	buf[got] = 0;
+	snprintf(rf_msg, sizeof rf_msg, "read:%s", buf);
+	return fail(1, rf_msg);
+}
+#endif
+
+#ifdef V_LIST_ENV
+/* V_LIST_ENV: pre returns status 1 with "env:" and every environment entry, each followed
+ * by ";". */
+extern char** environ;
+static char env_msg[2048];
+static int32_t list_env(void) {
+	size_t len = (size_t)snprintf(env_msg, sizeof env_msg, "env:");
+	for (char** e = environ; e != NULL && *e != NULL && len < sizeof env_msg - 1; e++)
+		len += (size_t)snprintf(env_msg + len, sizeof env_msg - len, "%s;", *e);
+	return fail(1, env_msg);
+}
+#endif
+
+#ifdef V_RANDOM
+/* V_RANDOM: pre returns status 1 with "random:" and 16 bytes from getentropy in hex. */
+int getentropy(void*, size_t);
+static int32_t random_bytes(void) {
+	uint8_t b[16];
+	if (getentropy(b, sizeof b) != 0) return fail(2, "hostile: getentropy failed");
+	char msg[64];
+	size_t len = (size_t)snprintf(msg, sizeof msg, "random:");
+	for (size_t i = 0; i < sizeof b; i++) len += (size_t)snprintf(msg + len, sizeof msg - len, "%02x", b[i]);
+	return fail(1, msg);
+}
+#endif
+
 EXPORT("edgehost_init") int32_t eh_init(uint32_t p, uint32_t n) {
 	(void)p; (void)n;
 #ifdef V_TRAP_INIT
@@ -120,6 +201,15 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 	char msg[96];
 	snprintf(msg, sizeof msg, "hostile: realtime clock says %lld", (long long)ts.tv_sec);
 	return fail(1, msg);
+#endif
+#ifdef V_READ_FILE
+	return read_file_cmd((const uint8_t*)(uintptr_t)c->input, c->input_len);
+#endif
+#ifdef V_LIST_ENV
+	return list_env();
+#endif
+#ifdef V_RANDOM
+	return random_bytes();
 #endif
 #ifdef V_FUZZ_PTRS
 	/* The request is a list of 9-byte commands [op u8][ptr u32][len u32]: op 0 logs, op 1
