@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test bench fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-tflite29 bench fuzz clean
 
 all: build plugins
 
@@ -45,6 +45,11 @@ test: build plugins
 	go vet ./...
 	go test -count=1 ./...
 	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
+	$(MAKE) --no-print-directory test-tflite29
+
+# The same native and pipeline tests on the TFLite 2.9 fallback library (one-copy mode).
+test-tflite29: deps plugins
+	. scripts/env.sh 2.9 && go test -count=1 ./host/tflite ./host/pipeline
 
 bench: build plugins
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./host/...

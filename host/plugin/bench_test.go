@@ -9,6 +9,7 @@ import (
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // BenchmarkCallOverhead: one host→guest call through Instance (time budget armed), against
@@ -20,12 +21,13 @@ func BenchmarkCallOverhead(b *testing.B) {
 		wasm, _ := os.ReadFile(path)
 		rt := wazero.NewRuntime(ctx)
 		defer rt.Close(ctx)
+		wasi_snapshot_preview1.MustInstantiate(ctx, rt)
 		rt.NewHostModuleBuilder("edgehost").
 			NewFunctionBuilder().WithFunc(func(int32, int32, int32) {}).Export("log").
 			NewFunctionBuilder().WithFunc(func(int32, int32) {}).Export("set_error").Instantiate(ctx)
 		mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions())
 		if err != nil {
-			b.Skip("bare instantiate:", err)
+			b.Fatal(err)
 		}
 		f := mod.ExportedFunction(abi.ExportABIVersion)
 		stack := make([]uint64, 1)

@@ -26,7 +26,6 @@ type badInputCase struct {
 	code  int
 	class string
 	want  []string
-	bug   string // a known server bug makes this case fail: it is skipped with this note
 }
 
 func readModel(t testing.TB, name string) []byte {
@@ -249,9 +248,6 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" {
-				t.Skip("known bug: " + c.bug)
-			}
 			url := shippedURL
 			if c.small {
 				url = smallURL

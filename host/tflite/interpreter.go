@@ -45,17 +45,42 @@ func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
 			warn("vendor delegate could not be loaded; running on CPU", "delegate", opts.Delegate.Path, "error", err)
 		}
 	}
-	it, err := m.build(opts, ext)
+	xnn := xnnOff
+	if opts.XNNPACK {
+		xnn = xnnQuantized
+	}
+	it, err := m.build(opts, ext, xnn)
 	if err != nil && ext != nil {
 		warn("vendor delegate could not be applied; running on CPU", "delegate", opts.Delegate.Path, "error", err)
 		C.eh_external_unload(ext)
 		C.free(unsafe.Pointer(ext))
-		it, err = m.build(opts, nil)
+		ext = nil
+		it, err = m.build(opts, nil, xnn)
+	}
+	// Older XNNPACK builds cannot prepare some quantized graphs with the quantized kernels
+	// forced on; then try the library's default flags, then no XNNPACK.
+	for _, fallback := range []xnnMode{xnnDefault, xnnOff} {
+		if err == nil || xnn == xnnOff {
+			break
+		}
+		warn("XNNPACK could not prepare the model; retrying", "mode", fallback.String(), "error", err)
+		xnn = fallback
+		it, err = m.build(opts, ext, xnn)
 	}
 	return it, err
 }
 
-func (m *Model) build(opts Options, ext *C.eh_external) (*Interpreter, error) {
+type xnnMode int
+
+const (
+	xnnOff       xnnMode = iota
+	xnnDefault           // the library's default XNNPACK flags
+	xnnQuantized         // QS8 and QU8 kernels forced on
+)
+
+func (x xnnMode) String() string { return [...]string{"off", "default", "quantized"}[x] }
+
+func (m *Model) build(opts Options, ext *C.eh_external, xnn xnnMode) (*Interpreter, error) {
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = 1
@@ -70,8 +95,12 @@ func (m *Model) build(opts Options, ext *C.eh_external) (*Interpreter, error) {
 		o.AddDelegate(cDelegate{ext.delegate})
 		i.delegates = append(i.delegates, "external:"+opts.Delegate.Path)
 	}
-	if opts.XNNPACK {
-		if i.xnn = C.eh_xnnpack_create(C.int(threads)); i.xnn != nil {
+	if xnn != xnnOff {
+		force := C.int(0)
+		if xnn == xnnQuantized {
+			force = 1
+		}
+		if i.xnn = C.eh_xnnpack_create(C.int(threads), force); i.xnn != nil {
 			o.AddDelegate(cDelegate{i.xnn})
 			i.delegates = append(i.delegates, "xnnpack")
 		} else if opts.Warn != nil {

@@ -40,7 +40,7 @@ typedef struct {
 #define EH_XNN_FLAG_QS8 0x1
 #define EH_XNN_FLAG_QU8 0x2
 
-TfLiteDelegate* eh_xnnpack_create(int num_threads) {
+TfLiteDelegate* eh_xnnpack_create(int num_threads, int force_quantized) {
 	eh_xnn_options (*def)(void) = (eh_xnn_options(*)(void))sym("TfLiteXNNPackDelegateOptionsDefault");
 	TfLiteDelegate* (*create)(const eh_xnn_options*) = (TfLiteDelegate * (*)(const eh_xnn_options*)) sym("TfLiteXNNPackDelegateCreate");
 	if (def == NULL || create == NULL) return NULL;
@@ -48,7 +48,7 @@ TfLiteDelegate* eh_xnnpack_create(int num_threads) {
 	memset(&o, 0, sizeof o);
 	o = def();
 	o.num_threads = num_threads;
-	o.flags |= EH_XNN_FLAG_QS8 | EH_XNN_FLAG_QU8;
+	if (force_quantized) o.flags |= EH_XNN_FLAG_QS8 | EH_XNN_FLAG_QU8;
 	return create(&o);
 }
 

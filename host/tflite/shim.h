@@ -27,8 +27,9 @@ int eh_has_custom_allocation(void);
 int eh_has_xnnpack(void);
 int eh_has_tensor_index(void);
 
-/* XNNPACK with num_threads; qu8 and qs8 kernels forced on. NULL when unavailable. */
-TfLiteDelegate* eh_xnnpack_create(int num_threads);
+/* XNNPACK with num_threads; qu8 and qs8 kernels forced on when force_quantized (older
+ * libraries cannot prepare some quantized graphs that way). NULL when unavailable. */
+TfLiteDelegate* eh_xnnpack_create(int num_threads, int force_quantized);
 void eh_xnnpack_delete(TfLiteDelegate* d);
 
 /* External delegate: dlopen path, call tflite_plugin_create_delegate with options. */
