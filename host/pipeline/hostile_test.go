@@ -121,6 +121,13 @@ func TestHostileAtRunTime(t *testing.T) {
 	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
 	img, _ := os.ReadFile(models + "peacock.png")
 	goodPipe := f.pipeline(t, "imagepre-go", "classify-go", map[string]any{"labels": labels(t, models+"mobilenet_labels.txt")}, false, 1)
+	// Nothing leaks: every hostile pipeline's guest memories are unmapped when it closes.
+	live := f.rt.LiveMemories()
+	defer func() {
+		if got := f.rt.LiveMemories(); got != live {
+			t.Errorf("guest memories mapped: %d before the hostile suite, %d after", live, got)
+		}
+	}()
 	for _, c := range []struct {
 		variant string
 		role    abi.Kind
@@ -141,6 +148,7 @@ func TestHostileAtRunTime(t *testing.T) {
 		{"LOOP_PRE", abi.KindPre, 0, "edgehost_pre exceeded its time budget of 100ms", false},
 		{"LOOP_POST", abi.KindPost, 0, "edgehost_post exceeded its time budget of 100ms", false},
 		{"GETENV", abi.KindPre, 0, "environment is empty as it should be", false},
+		{"SOCKET", abi.KindPre, 0, "no socket reachable as it should be", false},
 		{"CLOCK", abi.KindPre, 0, "realtime clock says 1640995200", false},
 	} {
 		t.Run(c.variant, func(t *testing.T) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <wasi/api.h>
 
 #define EXPORT(name) __attribute__((export_name(name)))
 __attribute__((import_module("edgehost"), import_name("log"))) void eh_log(int32_t level, const char* p, uint32_t n);
@@ -190,6 +191,17 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 	int fd = open("/etc/hostname", O_RDONLY);
 	if (fd >= 0) return fail(2, "hostile: opened /etc/hostname");
 	return fail(1, "hostile: open /etc/hostname failed as it should");
+#endif
+#ifdef V_SOCKET
+	/* WASI preview 1 can only use sockets the host pre-opened: try the first few fds. */
+	for (__wasi_fd_t fd = 0; fd < 16; fd++) {
+		__wasi_fd_t conn;
+		if (__wasi_sock_accept(fd, 0, &conn) == 0) return fail(2, "hostile: accepted a connection");
+		__wasi_ciovec_t iov = {(const uint8_t*)"x", 1};
+		__wasi_size_t sent;
+		if (fd > 2 && __wasi_sock_send(fd, &iov, 1, 0, &sent) == 0) return fail(2, "hostile: sent on a socket");
+	}
+	return fail(1, "hostile: no socket reachable as it should be");
 #endif
 #ifdef V_GETENV
 	if (getenv("HOME") != NULL || getenv("PATH") != NULL) return fail(2, "hostile: read the host environment");
