@@ -3,9 +3,11 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/edgehost/edgehost/host/plugin"
 	"io"
 	"os"
 	"os/exec"
@@ -54,12 +56,33 @@ type fixture struct {
 // newFixture serves pipeline "p": imagepre-c → mobilenet → dir/post.wasm (echo v1).
 func newFixture(t *testing.T, extra string) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir()}
-	f.post = filepath.Join(f.dir, "post.wasm")
-	if err := os.WriteFile(f.post, echo(t, f.dir, 1), 0o644); err != nil {
+	dir := t.TempDir()
+	return makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", extra)
+}
+
+// newSignedFixture is newFixture with signatures required, key trusted, and the pre plugin
+// a copy of imagepre-c signed with priv.
+func newSignedFixture(t *testing.T, post []byte, key string, priv ed25519.PrivateKey) *fixture {
+	dir := t.TempDir()
+	pre, err := plugin.Sign(mustRead(t, testplugins.Example(t, "imagepre-c")), priv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf(`
+	prePath := filepath.Join(dir, "pre.wasm")
+	if err := os.WriteFile(prePath, pre, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return makeFixture(t, dir, prePath, post, fmt.Sprintf("[trust]\nkeys = [%q]\nrequire_signatures = true\n", key), "")
+}
+
+func makeFixture(t *testing.T, dir, prePath string, post []byte, top, extra string) *fixture {
+	t.Helper()
+	f := &fixture{dir: dir}
+	f.post = filepath.Join(f.dir, "post.wasm")
+	if err := os.WriteFile(f.post, post, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := top + fmt.Sprintf(`
 [runtime]
 cache_dir = %q
 [models.mobilenet]
@@ -74,7 +97,7 @@ path = %q
 [pipelines.p.post]
 path = %q
 `, filepath.Join(f.dir, "cache"), testplugins.Model("mobilenet_quant_v1_224.tflite"), extra,
-		testplugins.Example(t, "imagepre-c"), f.post)
+		prePath, f.post)
 	f.cfgPath = filepath.Join(f.dir, "config.toml")
 	if err := os.WriteFile(f.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -335,7 +358,7 @@ func TestReloadCyclesDoNotLeak(t *testing.T) {
 	}
 	// Warm up until the Go heap, the allocator's arenas and wazero's caches reach their
 	// working size (RSS rises over the first ~200 reloads, then stays flat).
-	for i := 0; i < cycles/4; i++ {
+	for i := 0; i < 250; i++ {
 		cycle(i)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -345,6 +368,7 @@ func TestReloadCyclesDoNotLeak(t *testing.T) {
 	for i := 1; i <= cycles; i++ {
 		cycle(i)
 		if i%(cycles/5) == 0 {
+			runtime.GC()
 			marks = append(marks, fmt.Sprintf("%d:%dMiB", i, rssKiB()/1024))
 		}
 	}
