@@ -88,11 +88,11 @@ func SetCustomSection(wasm []byte, name string, payload []byte) ([]byte, error) 
 		return out, nil
 	}
 	var body []byte
-	body = appendULEB(body, uint64(len(name)))
+	body = AppendULEB(body, uint64(len(name)))
 	body = append(body, name...)
 	body = append(body, payload...)
 	out = append(out, 0)
-	out = appendULEB(out, uint64(len(body)))
+	out = AppendULEB(out, uint64(len(body)))
 	return append(out, body...), nil
 }
 
@@ -107,7 +107,9 @@ func uleb(b []byte) (uint64, int, error) {
 	return 0, 0, errors.New("bad LEB128 integer")
 }
 
-func appendULEB(b []byte, v uint64) []byte {
+// AppendULEB appends v as an unsigned LEB128 integer, as WebAssembly encodes sizes and
+// indices.
+func AppendULEB(b []byte, v uint64) []byte {
 	for {
 		c := byte(v & 0x7f)
 		v >>= 7

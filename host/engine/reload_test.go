@@ -75,7 +75,7 @@ func newSignedFixture(t *testing.T, post []byte, key string, priv ed25519.Privat
 	return makeFixture(t, dir, prePath, post, fmt.Sprintf("[trust]\nkeys = [%q]\nrequire_signatures = true\n", key), "")
 }
 
-func makeFixture(t *testing.T, dir, prePath string, post []byte, top, extra string) *fixture {
+func makeFixture(t testing.TB, dir, prePath string, post []byte, top, extra string) *fixture {
 	t.Helper()
 	f := &fixture{dir: dir}
 	f.post = filepath.Join(f.dir, "post.wasm")
@@ -392,8 +392,6 @@ func TestReloadCyclesDoNotLeak(t *testing.T) {
 func BenchmarkReloadLatency(b *testing.B) {
 	for _, kind := range []string{"c", "go"} {
 		b.Run(kind, func(b *testing.B) {
-			t := &testing.T{}
-			_ = t
 			dir := b.TempDir()
 			var versions [][]byte
 			if kind == "c" {
@@ -403,7 +401,7 @@ func BenchmarkReloadLatency(b *testing.B) {
 				g2, _ := abi.SetCustomSection(g, "edgehost.bench", []byte("v2")) // same code, new hash
 				versions = [][]byte{g, g2}
 			}
-			f := benchFixture(b, dir, versions[0])
+			f := makeFixture(b, dir, testplugins.Example(b, "imagepre-c"), versions[0], "", "")
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -425,35 +423,6 @@ func mustReadB(b testing.TB, p string) []byte {
 		b.Fatal(err)
 	}
 	return x
-}
-
-func benchFixture(b *testing.B, dir string, post []byte) *fixture {
-	f := &fixture{dir: dir, post: filepath.Join(dir, "post.wasm")}
-	os.WriteFile(f.post, post, 0o644)
-	cfg := fmt.Sprintf(`
-[models.mobilenet]
-path = %q
-threads = 1
-[pipelines.p]
-model = "mobilenet"
-workers = 2
-[pipelines.p.pre]
-path = %q
-[pipelines.p.post]
-path = %q
-params = { labels = ["a"] }
-`, testplugins.Model("mobilenet_quant_v1_224.tflite"), testplugins.Example(b, "imagepre-c"), f.post)
-	f.cfgPath = filepath.Join(dir, "config.toml")
-	os.WriteFile(f.cfgPath, []byte(cfg), 0o644)
-	c, err := config.Load(f.cfgPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if f.e, err = engine.New(context.Background(), c, hclog.NewNullLogger()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { f.e.Close(context.Background()) })
-	return f
 }
 
 func engineHash(b []byte) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/edgehost/edgehost/host/tflite"
@@ -44,61 +45,54 @@ func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
 // replacePre makes a fresh pre instance, binds the model inputs in it and, in zero-copy
 // mode, points the interpreter at them before closing the old instance.
 func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := spec.Pre.NewInstance(ctx)
-	if err != nil {
-		return err
-	}
-	if err := inst.Bind(ctx, tensors(spec.Model.Inputs)); err != nil {
-		inst.Close(ctx)
-		return err
-	}
-	if zeroCopy {
-		for n := range spec.Model.Inputs {
-			b, p := inst.TensorData(n)
-			if err := w.it.BindInput(n, p, len(b)); err != nil {
-				inst.Close(ctx)
-				return err
-			}
+	inst, err := w.fresh(ctx, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	if err == nil {
+		if w.pre != nil {
+			w.pre.Close(ctx)
 		}
-		if err := w.it.AllocateTensors(); err != nil {
-			inst.Close(ctx)
-			return err
-		}
+		w.pre = inst
 	}
-	if w.pre != nil {
-		w.pre.Close(ctx)
-	}
-	w.pre = inst
-	return nil
+	return err
 }
 
+// replacePost is replacePre for the post instance and the model outputs.
 func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := spec.Post.NewInstance(ctx)
-	if err != nil {
-		return err
+	inst, err := w.fresh(ctx, spec.Post, spec.Model.Outputs, zeroCopy, w.it.BindOutput)
+	if err == nil {
+		if w.post != nil {
+			w.post.Close(ctx)
+		}
+		w.post = inst
 	}
-	if err := inst.Bind(ctx, tensors(spec.Model.Outputs)); err != nil {
+	return err
+}
+
+// fresh instantiates m, binds ts in its memory and, in zero-copy mode, binds the
+// interpreter's tensors to those buffers.
+func (w *worker) fresh(ctx context.Context, m *plugin.Module, ts []tflite.TensorInfo, zeroCopy bool,
+	bind func(n int, p unsafe.Pointer, size int) error) (*plugin.Instance, error) {
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := inst.Bind(ctx, tensors(ts)); err != nil {
 		inst.Close(ctx)
-		return err
+		return nil, err
 	}
 	if zeroCopy {
-		for n := range spec.Model.Outputs {
+		for n := range ts {
 			b, p := inst.TensorData(n)
-			if err := w.it.BindOutput(n, p, len(b)); err != nil {
+			if err := bind(n, p, len(b)); err != nil {
 				inst.Close(ctx)
-				return err
+				return nil, err
 			}
 		}
 		if err := w.it.AllocateTensors(); err != nil {
 			inst.Close(ctx)
-			return err
+			return nil, err
 		}
 	}
-	if w.post != nil {
-		w.post.Close(ctx)
-	}
-	w.post = inst
-	return nil
+	return inst, nil
 }
 
 // repair replaces an instance that trapped on an earlier request.

@@ -2,7 +2,9 @@ package plugin
 
 import (
 	"errors"
+
 	"fmt"
+	"github.com/edgehost/edgehost/abi"
 	"strings"
 )
 
@@ -106,17 +108,7 @@ func (r *reader) limits() error {
 	return err
 }
 
-func appendU32(b []byte, v uint32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if v != 0 {
-			b = append(b, c|0x80)
-		} else {
-			return append(b, c)
-		}
-	}
-}
+func appendU32(b []byte, v uint32) []byte { return abi.AppendULEB(b, uint64(v)) }
 
 type rawSection struct {
 	id      byte
