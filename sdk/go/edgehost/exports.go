@@ -71,7 +71,8 @@ func mem(p, n uint32) []byte {
 	if n == 0 {
 		return nil
 	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(uintptr(p))), n)
+	// Guest pointers are offsets into linear memory, which starts at address 0.
+	return unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(nil), uintptr(p))), n)
 }
 
 //go:wasmexport edgehost_init
