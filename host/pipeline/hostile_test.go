@@ -147,6 +147,7 @@ func TestHostileAtRunTime(t *testing.T) {
 		{"OPEN_FILE", abi.KindPre, 0, "open /etc/hostname failed as it should", false},
 		{"LOOP_PRE", abi.KindPre, 0, "edgehost_pre exceeded its time budget of 100ms", false},
 		{"LOOP_POST", abi.KindPost, 0, "edgehost_post exceeded its time budget of 100ms", false},
+		{"FIB", abi.KindPre, 0, "edgehost_pre exceeded its time budget of 100ms", false},
 		{"GETENV", abi.KindPre, 0, "environment is empty as it should be", false},
 		{"SOCKET", abi.KindPre, 0, "no socket reachable as it should be", false},
 		{"CLOCK", abi.KindPre, 0, "realtime clock says 1640995200", false},

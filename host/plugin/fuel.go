@@ -10,8 +10,8 @@ import (
 
 // Time budgets (see RATIONALE.md, "Stopping runaway plugins").
 //
-// At load, the module is rewritten so that every function entry and every loop head
-// decrements a new mutable i32 global, the fuel, and calls the host import edgehost.fuel
+// At load, the module is rewritten so that every loop head and the entry of every function
+// that calls another (only those can recurse) decrements a new mutable i32 global, the fuel, and calls the host import edgehost.fuel
 // when it reaches zero or less:
 //
 //	global.get $fuel  i32.const 1  i32.sub  global.set $fuel
@@ -543,7 +543,15 @@ func (w *rewriter) body(body []byte) ([]byte, error) {
 	}
 	out := make([]byte, 0, len(body)+len(w.check)*4)
 	out = append(out, body[:r.pos]...)
-	out = append(out, w.check...) // function entry
+	calls, err := hasCalls(body, r.pos)
+	if err != nil {
+		return nil, err
+	}
+	if calls {
+		// Only functions that call can recurse: leaf functions need no entry check, and
+		// their loops are checked at the loop heads.
+		out = append(out, w.check...)
+	}
 	for r.pos < len(body) {
 		start := r.pos
 		op, _ := r.byte()
@@ -564,6 +572,21 @@ func (w *rewriter) body(body []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// hasCalls reports whether the code from pos calls another function.
+func hasCalls(body []byte, pos int) (bool, error) {
+	r := &reader{b: body, pos: pos}
+	for r.pos < len(body) {
+		op, _ := r.byte()
+		if op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 {
+			return true, nil
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // nameSection renumbers function names (subsection 1) and local names (subsection 2).

@@ -50,6 +50,9 @@ EXPORT("edgehost_free") void eh_free(uint32_t p) { free((void*)(uintptr_t)p); }
 
 static uint32_t fuzz_out_ptr, fuzz_out_len;
 
+/* fib without loops: exponential calls, bounded depth. */
+__attribute__((noinline)) static int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }
+
 static int recurse(int n) {
 	volatile char pad[256];
 	pad[0] = (char)n;
@@ -162,6 +165,9 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 #endif
 #ifdef V_RECURSION
 	return recurse(0);
+#endif
+#ifdef V_FIB
+	return fib(60) == 7 ? 0 : fail(2, "hostile: fib finished");
 #endif
 #ifdef V_MEMBOMB
 	for (;;) {
