@@ -20,11 +20,11 @@ func TestQuantizeRoundTrip(t *testing.T) {
 		{u8, 0, 128, 0},
 		{u8, 1, 255, 0.9921875}, // 1/scale+128 = 256 clamps to 255
 		{u8, -1, 0, -1},
-		{u8, -5, 0, -1},          // clamped at 0
-		{u8, 0.00390625, 128, 0}, // half a step rounds to even: 128.5 → 128
-		{i8, 3.2, 5, 3},          // 3.2/0.5-1 = 5.4 → 5
-		{i8, -100, -128, -63.5},  // clamped at -128
-		{i8, 100, 127, 64},       // clamped at 127
+		{u8, -5, 0, -1},                  // clamped at 0
+		{u8, 0.00390625, 129, 0.0078125}, // half a step rounds away from zero, as TFLite does
+		{i8, 3.2, 5, 3},                  // 3.2/0.5-1 = 5.4 → 5
+		{i8, -100, -128, -63.5},          // clamped at -128
+		{i8, 100, 127, 64},               // clamped at 127
 	} {
 		if q := c.t.Quantize(c.in); q != c.q {
 			t.Errorf("%v Quantize(%v) = %d, want %d", c.t.DType, c.in, q, c.q)
