@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-tflite29 bench fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-tflite29 client-check bench fuzz clean
 
 all: build plugins
 
@@ -56,6 +56,10 @@ test-tflite29: deps plugins
 
 bench: build plugins
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./host/...
+
+# An unmodified Triton/KServe client (tritonclient.http) against the shipped config.
+client-check: build plugins
+	bash scripts/client_check.sh
 
 BENCHTIME ?= 2s
 FUZZTIME ?= 30s
