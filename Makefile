@@ -68,7 +68,7 @@ FUZZ_TARGETS := ./host/plugin:FuzzInstrument ./host/plugin:FuzzGuestPointers ./h
 fuzz: build plugins
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($(FUZZTIME))"; \
-		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg || exit 1; done
 
 clean:
 	rm -rf bin .deps
