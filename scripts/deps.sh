@@ -30,7 +30,7 @@ fetch_pypi() {
 	local name=$1 version=$2 file=$3 sum=$4
 	if [ -f "$DL/$file" ]; then check "$DL/$file" "$sum"; return; fi
 	say "fetching $name==$version from PyPI (pip download)"
-	pip download --no-deps --only-binary=:all: --platform manylinux_2_35_x86_64 \
+	python3 -m pip download --no-deps --only-binary=:all: --platform manylinux_2_35_x86_64 \
 		--python-version 3.11 --progress-bar on -d "$DL" "$name==$version" >&2 ||
 		die "could not fetch $name==$version from PyPI (pip download); check the PyPI registry is reachable"
 	[ -f "$DL/$file" ] || die "PyPI package $name==$version did not contain $file"
