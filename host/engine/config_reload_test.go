@@ -5,7 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -149,4 +152,44 @@ func TestSignaturesOnReload(t *testing.T) {
 	if f.postHash() != sha(signed) {
 		t.Fatalf("signed version not swapped in: %+v", f.e.Status().Pipelines["p"].Post)
 	}
+}
+
+// TestCachePrunedAtStart: compilation cache entries that no loaded plugin uses (left by
+// versions replaced while edgehost was stopped) are deleted at start; a restart reuses the
+// entries of the plugins in use.
+func TestCachePrunedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "cache", "wazero-old", "0123456789abcdef")
+	os.MkdirAll(filepath.Dir(stale), 0o755)
+	os.WriteFile(stale, []byte("stale compiled code"), 0o644)
+	f := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale cache entry survived the start: %v", err)
+	}
+	entries := cacheFiles(t, dir)
+	if len(entries) == 0 {
+		t.Fatal("no cache entries for the plugins in use")
+	}
+	// A second engine on the same cache (a restart) keeps them all and adds none.
+	f.e.Close(context.Background())
+	f2 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
+	if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
+		t.Fatalf("cache entries changed across a restart:\n%v\n%v", entries, got)
+	}
+	if _, err := f2.run(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func cacheFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(filepath.Join(dir, "cache"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), "edgehost-cache-index") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
 }

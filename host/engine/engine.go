@@ -89,6 +89,9 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		}
 		e.pipelines[name] = p
 	}
+	if n := rt.PruneCache(); n > 0 {
+		log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
+	}
 	return e, nil
 }
 

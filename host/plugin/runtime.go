@@ -32,6 +32,63 @@ type Runtime struct {
 	instances sync.Map // api.Module -> *Instance, for host functions
 	live      atomic.Int64
 	cacheDir  string
+
+	cacheMu    sync.Mutex
+	cacheIndex map[string][]string // compiled-module key -> its compilation cache files
+	cacheLive  map[string]int      // compiled-module key -> loaded modules using it
+}
+
+const cacheIndexFile = "edgehost-cache-index.json"
+
+func (r *Runtime) loadCacheIndex() {
+	r.cacheIndex, r.cacheLive = map[string][]string{}, map[string]int{}
+	if r.cacheDir == "" {
+		return
+	}
+	if b, err := os.ReadFile(filepath.Join(r.cacheDir, cacheIndexFile)); err == nil {
+		_ = json.Unmarshal(b, &r.cacheIndex)
+	}
+}
+
+// saveCacheIndex writes the index; r.cacheMu must be held.
+func (r *Runtime) saveCacheIndex() {
+	if r.cacheDir == "" {
+		return
+	}
+	b, _ := json.Marshal(r.cacheIndex)
+	tmp := filepath.Join(r.cacheDir, cacheIndexFile+".tmp")
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		_ = os.Rename(tmp, filepath.Join(r.cacheDir, cacheIndexFile))
+	}
+}
+
+// PruneCache deletes every compilation cache entry that no loaded module uses: entries of
+// plugin versions replaced while edgehost was stopped, or written by other programs.
+func (r *Runtime) PruneCache() (removed int) {
+	if r.cacheDir == "" {
+		return 0
+	}
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	keep := map[string]bool{}
+	for key, files := range r.cacheIndex {
+		if r.cacheLive[key] == 0 {
+			delete(r.cacheIndex, key)
+			continue
+		}
+		for _, f := range files {
+			keep[f] = true
+		}
+	}
+	for f := range r.cacheEntries() {
+		if !keep[f] && filepath.Base(f) != cacheIndexFile {
+			if os.Remove(f) == nil {
+				removed++
+			}
+		}
+	}
+	r.saveCacheIndex()
+	return removed
 }
 
 // RuntimeOptions configure a Runtime. The zero value works.
@@ -43,6 +100,7 @@ type RuntimeOptions struct {
 // NewRuntime creates a runtime.
 func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 	r := &Runtime{log: o.Logger, cacheDir: o.CacheDir}
+	r.loadCacheIndex()
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
@@ -149,9 +207,9 @@ type Module struct {
 	compiled wazero.CompiledModule
 	log      hclog.Logger
 	refs     atomic.Int32
-	// cacheFiles are the compilation cache entries written when this version was compiled;
-	// they are deleted when the version is released, so the cache does not grow.
-	cacheFiles []string
+	// cacheKey names this version's compiled code in the runtime's cache index; its cache
+	// files are deleted when the last module using them is released.
+	cacheKey string
 }
 
 // Retain adds a reference to the module. Load returns a module with one reference.
@@ -162,8 +220,16 @@ func (m *Module) Retain() { m.refs.Add(1) }
 func (m *Module) Release(ctx context.Context) {
 	if m.refs.Add(-1) == 0 {
 		m.compiled.Close(ctx)
-		for _, f := range m.cacheFiles {
-			_ = os.Remove(f)
+		r := m.rt
+		r.cacheMu.Lock()
+		defer r.cacheMu.Unlock()
+		if r.cacheLive[m.cacheKey]--; r.cacheLive[m.cacheKey] <= 0 {
+			delete(r.cacheLive, m.cacheKey)
+			for _, f := range r.cacheIndex[m.cacheKey] {
+				_ = os.Remove(f)
+			}
+			delete(r.cacheIndex, m.cacheKey)
+			r.saveCacheIndex()
 		}
 	}
 }
@@ -242,12 +308,21 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 			created = append(created, f)
 		}
 	}
+	ikey := sha256.Sum256(ib)
+	cacheKey := hex.EncodeToString(ikey[:])
+	r.cacheMu.Lock()
+	if len(created) > 0 {
+		r.cacheIndex[cacheKey] = append(r.cacheIndex[cacheKey], created...)
+		r.saveCacheIndex()
+	}
+	r.cacheLive[cacheKey]++
+	r.cacheMu.Unlock()
 	m := &Module{Manifest: man, Hash: hex.EncodeToString(sum[:]), Path: cfg.Path, LoadedAt: time.Now(),
-		cfg: cfg, params: params, rt: r, compiled: compiled, cacheFiles: created,
+		cfg: cfg, params: params, rt: r, compiled: compiled, cacheKey: cacheKey,
 		log: r.log.Named("plugin").With("plugin", man.Name, "version", man.Version)}
 	if err := m.checkExports(); err != nil {
 		m.refs.Store(1)
-		m.Release(ctx)
+		m.Release(ctx) // closes the compiled module and drops its cache entry
 		return fail("plugin %s: %v", man.Name, err)
 	}
 	inst, err := m.NewInstance(ctx)
@@ -268,7 +343,7 @@ func (r *Runtime) cacheEntries() map[string]bool {
 		return out
 	}
 	_ = filepath.WalkDir(r.cacheDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && filepath.Base(p) != cacheIndexFile && filepath.Base(p) != cacheIndexFile+".tmp" {
 			out[p] = true
 		}
 		return nil
