@@ -89,20 +89,23 @@ func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
 }
 
-// inferRequest is a KServe v2 inference request header.
-type inferRequest struct {
-	ID         string           `json:"id,omitempty"`
-	Parameters map[string]any   `json:"parameters,omitempty"`
-	Inputs     []inferTensor    `json:"inputs"`
-	Outputs    []requestedOuput `json:"outputs,omitempty"`
+// InferRequest is a decoded KServe v2 inference request; InferTensor.Bytes gives each
+// input's data.
+type InferRequest struct {
+	ID         string            `json:"id,omitempty"`
+	Parameters map[string]any    `json:"parameters,omitempty"`
+	Inputs     []InferTensor     `json:"inputs"`
+	Outputs    []RequestedOutput `json:"outputs,omitempty"`
 }
 
-type requestedOuput struct {
+// RequestedOutput names an output the client wants and how (binary_data).
+type RequestedOutput struct {
 	Name       string         `json:"name"`
 	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
-type inferTensor struct {
+// InferTensor is one input tensor of an InferRequest.
+type InferTensor struct {
 	Name       string          `json:"name"`
 	Shape      []int           `json:"shape"`
 	Datatype   string          `json:"datatype"`
@@ -129,7 +132,7 @@ type outputTensor struct {
 
 // DecodeInferRequest parses a KServe v2 request body: JSON, or JSON followed by binary
 // tensor data when headerLength >= 0 (the binary tensor data extension).
-func DecodeInferRequest(body []byte, headerLength int) (*inferRequest, error) {
+func DecodeInferRequest(body []byte, headerLength int) (*InferRequest, error) {
 	hdr := body
 	var bin []byte
 	if headerLength >= 0 {
@@ -138,7 +141,7 @@ func DecodeInferRequest(body []byte, headerLength int) (*inferRequest, error) {
 		}
 		hdr, bin = body[:headerLength], body[headerLength:]
 	}
-	var req inferRequest
+	var req InferRequest
 	dec := json.NewDecoder(bytes.NewReader(hdr))
 	if err := dec.Decode(&req); err != nil {
 		return nil, badf("malformed inference request JSON: %v", err)
@@ -204,7 +207,7 @@ func elements(shape []int) (int, error) {
 var dtypes = map[string]abi.DType{"FP32": abi.Float32, "INT32": abi.Int32, "UINT8": abi.UInt8,
 	"INT64": abi.Int64, "INT16": abi.Int16, "INT8": abi.Int8}
 
-func checkBinarySize(in *inferTensor, n int) error {
+func checkBinarySize(in *InferTensor, n int) error {
 	if in.Datatype == "BYTES" {
 		return nil
 	}
@@ -325,7 +328,7 @@ func appendNumber(out []byte, dt abi.DType, f float64) ([]byte, error) {
 }
 
 // pipelineInput extracts the raw request bytes from a pipeline's single input.
-func pipelineInput(req *inferRequest) ([]byte, error) {
+func pipelineInput(req *InferRequest) ([]byte, error) {
 	if len(req.Inputs) != 1 {
 		return nil, badf("a pipeline takes exactly one input (the raw request bytes), got %d", len(req.Inputs))
 	}
@@ -350,7 +353,7 @@ func pipelineInput(req *inferRequest) ([]byte, error) {
 	return nil, badf("input %q: a pipeline takes BYTES or UINT8 input, got %s", in.Name, in.Datatype)
 }
 
-func wantsBinary(req *inferRequest, name string) bool {
+func wantsBinary(req *InferRequest, name string) bool {
 	for _, o := range req.Outputs {
 		if o.Name == name {
 			if b, ok := o.Parameters["binary_data"].(bool); ok {
@@ -432,12 +435,12 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 
 // runModel runs a bare model: inputs are matched by name, checked for dtype and shape, and
 // copied into a pooled interpreter.
-func (s *Server) runModel(ctx context.Context, m *engine.Model, req *inferRequest) ([]outputTensor, error) {
+func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferRequest) ([]outputTensor, error) {
 	model := m.Model
 	if len(req.Inputs) != len(model.Inputs) {
 		return nil, badf("model %s takes %d inputs, got %d", m.Name, len(model.Inputs), len(req.Inputs))
 	}
-	ordered := make([]*inferTensor, len(model.Inputs))
+	ordered := make([]*InferTensor, len(model.Inputs))
 	for i := range req.Inputs {
 		in := &req.Inputs[i]
 		idx := -1
@@ -583,3 +586,7 @@ func isJSON(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
 }
+
+// Bytes returns the tensor's data as little-endian bytes (BYTES elements keep their 4-byte
+// length prefixes), whether it came as JSON or as binary tensor data.
+func (t *InferTensor) Bytes() []byte { return t.raw }
