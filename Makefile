@@ -65,7 +65,10 @@ BENCHTIME ?= 2s
 FUZZTIME ?= 30s
 FUZZ_TARGETS := ./host/plugin:FuzzInstrument ./host/plugin:FuzzGuestPointers ./host/plugin:FuzzSections ./host/server:FuzzDecodeInferRequest
 
+# Each run starts from the seeds (go clean -fuzzcache): a corpus grown by earlier runs can
+# hold large inputs that make a bounded run stall past -fuzztime.
 fuzz: build plugins
+	go clean -fuzzcache
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($(FUZZTIME))"; \
 		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg || exit 1; done
