@@ -49,6 +49,7 @@ test: build plugins
 	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
+	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
 
 # The same native and pipeline tests on the TFLite 2.9 fallback library (one-copy mode).
 test-tflite29: deps plugins
