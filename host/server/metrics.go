@@ -45,12 +45,16 @@ var (
 	poolBusy = prometheus.NewDesc("edgehost_pool_busy", "Workers or interpreters in use.", []string{"target", "kind"}, nil)
 	poolSize = prometheus.NewDesc("edgehost_pool_size", "Workers or interpreters in the pool.", []string{"target", "kind"}, nil)
 	zeroCopy = prometheus.NewDesc("edgehost_pipeline_zero_copy", "1 when the pipeline binds tensors in guest memory, 0 in one-copy mode.", []string{"pipeline"}, nil)
+	reloads  = prometheus.NewDesc("edgehost_reloads_total", "Hot reloads of plugins, models and config, by result (applied, rejected).", []string{"result"}, nil)
+	rollback = prometheus.NewDesc("edgehost_rollbacks_total", "Automatic rollbacks after a new version trapped too often.", nil, nil)
 )
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- poolBusy
 	ch <- poolSize
 	ch <- zeroCopy
+	ch <- reloads
+	ch <- rollback
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -64,6 +68,10 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(zeroCopy, prometheus.GaugeValue, zc, p.Name)
 	}
+	st := c.e.Status()
+	ch <- prometheus.MustNewConstMetric(reloads, prometheus.CounterValue, float64(st.Reloads), "applied")
+	ch <- prometheus.MustNewConstMetric(reloads, prometheus.CounterValue, float64(st.Failures), "rejected")
+	ch <- prometheus.MustNewConstMetric(rollback, prometheus.CounterValue, float64(st.Rollbacks))
 	for _, m := range c.e.Models() {
 		ch <- prometheus.MustNewConstMetric(poolBusy, prometheus.GaugeValue, float64(m.Pool.InUse()), m.Name, "model")
 		ch <- prometheus.MustNewConstMetric(poolSize, prometheus.GaugeValue, float64(m.Pool.Size()), m.Name, "model")

@@ -192,8 +192,9 @@ func TestShippedConfigClassifies(t *testing.T) {
 			"/v2/models/classify": `"platform":"edgehost_pipeline"`, "/v2/models/classify/ready": `"ready":true`,
 			"/v2/models/ssd": `"TFLite_Detection_PostProcess"`, "/v1/pipelines": `"zero_copy":true`,
 			"/status": `"classify-c"`, "/metrics": "edgehost_stage_seconds_bucket",
+			"/metrics#reloads": `edgehost_reloads_total{result="rejected"} 0`,
 		} {
-			resp, err := http.Get(url + path)
+			resp, err := http.Get(url + strings.Split(path, "#")[0])
 			if err != nil {
 				t.Fatal(err)
 			}
