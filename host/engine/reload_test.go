@@ -342,6 +342,9 @@ func rssKiB() int64 {
 // the goroutine count flat.
 func TestReloadCyclesDoNotLeak(t *testing.T) {
 	cycles := 1000
+	if s := os.Getenv("EDGEHOST_RELOAD_CYCLES"); s != "" {
+		cycles, _ = strconv.Atoi(s)
+	}
 	if testing.Short() {
 		cycles = 100
 	}
@@ -365,19 +368,29 @@ func TestReloadCyclesDoNotLeak(t *testing.T) {
 	runtime.GC()
 	rss0, g0 := rssKiB(), runtime.NumGoroutine()
 	var marks []string
+	var firstHalf, secondHalf int64 // peak RSS in each half of the run
 	for i := 1; i <= cycles; i++ {
 		cycle(i)
-		if i%(cycles/5) == 0 {
+		if i%(cycles/10) == 0 {
 			runtime.GC()
-			marks = append(marks, fmt.Sprintf("%d:%dMiB", i, rssKiB()/1024))
+			r := rssKiB()
+			marks = append(marks, fmt.Sprintf("%d:%dMiB", i, r/1024))
+			if i <= cycles/2 {
+				firstHalf = max(firstHalf, r)
+			} else {
+				secondHalf = max(secondHalf, r)
+			}
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // let old versions drain and close
 	runtime.GC()
 	rss1, g1 := rssKiB(), runtime.NumGoroutine()
 	t.Logf("%d reload cycles: RSS %d MiB -> %d MiB (%s), goroutines %d -> %d", cycles, rss0/1024, rss1/1024, strings.Join(marks, " "), g0, g1)
-	if rss1-rss0 > 24*1024 {
-		t.Errorf("RSS grew by %d MiB over %d reloads", (rss1-rss0)/1024, cycles)
+	// RSS settles over the first few hundred reloads (Go heap, malloc arenas of the
+	// interpreters each version builds) and then only fluctuates: a leak would keep the
+	// second half of the run climbing above the first half's peak.
+	if secondHalf-firstHalf > 16*1024 {
+		t.Errorf("RSS still climbing: peak %d MiB in the first half, %d MiB in the second", firstHalf/1024, secondHalf/1024)
 	}
 	if g1 > g0+5 {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
