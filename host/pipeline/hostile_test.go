@@ -204,3 +204,33 @@ func mustLoad(t *testing.T, f *fixture, path string) *plugin.Module {
 	}
 	return m
 }
+
+// TestCancelledRequestStopsPlugin: when a request's context ends (client gone, request
+// timeout), a plugin still running is stopped at its next fuel check, well before its own
+// time budget, and its instance is replaced.
+func TestCancelledRequestStopsPlugin(t *testing.T) {
+	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
+	ctx := context.Background()
+	good, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, "GOOD", abi.KindBoth)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, "LOOP_PRE", abi.KindBoth), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(ctx, pipeline.Spec{Name: "cancel", Model: f.model, Workers: 1, Pre: loop, Post: good}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	for round := 0; round < 2; round++ {
+		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		start := time.Now()
+		_, err := p.Run(rctx, bytes.NewReader([]byte{1}), 1, func([]byte, string) error { return nil })
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+			t.Fatalf("round %d: %v after %v, want the request's deadline error well before the 10 s budget", round, err, time.Since(start))
+		}
+	}
+}

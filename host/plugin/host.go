@@ -90,5 +90,10 @@ func (r *Runtime) hostFuel(ctx context.Context, mod api.Module, stack []uint64) 
 		inst.timedOut = true
 		panic(&TimeoutError{Plugin: inst.m.Name(), Func: inst.calling, Budget: inst.m.cfg.Timeout})
 	}
+	if err := ctx.Err(); err != nil && inst != nil {
+		// The request was cancelled (client gone, request_timeout): stop the guest too.
+		inst.cancelled = err
+		panic(err)
+	}
 	stack[0] = FuelRefill
 }

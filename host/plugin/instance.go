@@ -59,6 +59,7 @@ type Instance struct {
 	deadline   time.Time // of the running call, checked by hostFuel
 	calling    string    // name of the running export
 	timedOut   bool      // hostFuel stopped the running call
+	cancelled  error     // hostFuel stopped the running call because its context ended
 }
 
 // invoke runs f under the plugin's time budget: the instrumented guest calls hostFuel
@@ -67,10 +68,15 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 	if i.broken != nil {
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
-	i.deadline, i.calling, i.timedOut = time.Now().Add(i.m.cfg.Timeout), name, false
+	i.deadline, i.calling, i.timedOut, i.cancelled = time.Now().Add(i.m.cfg.Timeout), name, false, nil
 	err := f.CallWithStack(ctx, stack)
 	i.deadline = time.Time{}
 	if err != nil {
+		if i.cancelled != nil {
+			// The guest was stopped mid-flight: discard the instance.
+			i.broken = fmt.Errorf("plugin %s: %s stopped: %w", i.m.Name(), name, i.cancelled)
+			return i.broken
+		}
 		if i.timedOut {
 			te := &TimeoutError{Plugin: i.m.Name(), Func: name, Budget: i.m.cfg.Timeout}
 			i.broken = te
