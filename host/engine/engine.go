@@ -28,6 +28,7 @@ type Engine struct {
 
 	errs           errorLog
 	reloadMu       sync.Mutex
+	background     sync.WaitGroup // closes of replaced pipelines and models
 	reloads        atomic.Int64
 	reloadFailures atomic.Int64
 	rollbacks      atomic.Int64
@@ -267,16 +268,23 @@ var ErrNotFound = errors.New("not found")
 
 // Close drains and releases everything.
 func (e *Engine) Close(ctx context.Context) {
+	e.reloadMu.Lock() // no reload runs meanwhile
+	defer e.reloadMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range e.pipelines {
+	pipes := e.pipelines
+	e.pipelines = nil
+	e.mu.Unlock()
+	for _, p := range pipes {
 		p.Pipeline.Close(ctx)
 	}
+	e.background.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, m := range e.models {
 		m.Pool.Close()
 		m.Model.Close()
 	}
-	e.pipelines, e.models = nil, nil
+	e.models = nil
 	_ = e.rt.Close(ctx)
 }
 

@@ -213,7 +213,9 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 	e.reloads.Add(1)
 	e.errs.set(old.Config.Path, nil)
 	e.log.Info("model swapped in", "model", name, "hash", m.Hash[:12])
+	e.background.Add(1)
 	go func() {
+		defer e.background.Done()
 		for _, w := range waits {
 			<-w
 		}
@@ -263,7 +265,11 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 			e.mu.Lock()
 			delete(e.pipelines, p.Name)
 			e.mu.Unlock()
-			go p.Pipeline.Close(context.Background())
+			e.background.Add(1)
+			go func() {
+				defer e.background.Done()
+				p.Pipeline.Close(context.Background())
+			}()
 			e.log.Info("pipeline removed", "pipeline", p.Name)
 		}
 	}
@@ -327,7 +333,9 @@ func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) e
 
 // closeModelWhenUnused closes a replaced model once no pipeline version uses it.
 func (e *Engine) closeModelWhenUnused(m *Model) {
+	e.background.Add(1)
 	go func() {
+		defer e.background.Done()
 		for {
 			used := false
 			for _, p := range e.Pipelines() {

@@ -47,12 +47,13 @@ type Stats struct {
 // Pipeline runs pre → inference → post for requests. It is safe for concurrent use; Swap
 // replaces its version atomically while in-flight requests finish on the old one.
 type Pipeline struct {
-	name string
-	log  hclog.Logger
-	mu   sync.RWMutex
-	gen  *generation
-	prev *generation          // the version before the last swap, kept during probation
-	live map[*generation]bool // every generation not yet closed
+	name     string
+	log      hclog.Logger
+	mu       sync.RWMutex
+	gen      *generation
+	prev     *generation          // the version before the last swap, kept during probation
+	live     map[*generation]bool // every generation not yet closed
+	retiring sync.WaitGroup       // generations draining before they close
 
 	// OnRollback, if set, is called (in its own goroutine) after an automatic rollback.
 	OnRollback func(reason string)
@@ -145,7 +146,9 @@ func (p *Pipeline) UsesModel(m *tflite.Model) bool {
 
 // retire closes g once its in-flight requests have finished.
 func retire(g *generation) {
+	g.owner.retiring.Add(1)
 	go func() {
+		defer g.owner.retiring.Done()
 		g.inflight.Wait()
 		g.close(context.Background())
 	}()
@@ -295,6 +298,7 @@ func (p *Pipeline) Close(ctx context.Context) {
 		prev.inflight.Wait()
 		prev.close(ctx)
 	}
+	p.retiring.Wait()
 }
 
 // ErrOverloaded is returned when no worker became free within the queue timeout.

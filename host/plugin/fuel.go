@@ -147,9 +147,12 @@ func sectionsRaw(wasm []byte) ([]rawSection, error) {
 
 // rewriter holds what renumbering needs.
 type rewriter struct {
-	nImp  uint32 // imported functions before the rewrite
-	fuel  uint32 // index of the fuel global
-	check []byte // the instruction sequence inserted at entries and loop heads
+	nImp       uint32 // imported functions before the rewrite
+	fuel       uint32 // index of the fuel global
+	check      []byte // the inline check inserted at function entries (and loops with params)
+	fast       []byte // a wrapped loop's head: decrement, br_if 1 to the slow path
+	slow       []byte // a wrapped loop's slow path: refill, br 0 back to the loop
+	typeParams []int  // parameter count of each type
 }
 
 func (w *rewriter) fn(idx uint32) uint32 {
@@ -172,6 +175,9 @@ func instrument(wasm []byte) ([]byte, error) {
 		switch s.id {
 		case 1:
 			nTypes, err = r.u32()
+			if err == nil {
+				w.typeParams, err = typeParams(s.payload)
+			}
 		case 2:
 			w.nImp, nImpGlobals, err = countImports(s.payload)
 		case 6:
@@ -189,6 +195,13 @@ func instrument(wasm []byte) ([]byte, error) {
 	w.check = append(append(w.check, g...), 0x41, 0x00, 0x4c)                      // $fuel, i32.const 0, i32.le_s
 	w.check = append(append(w.check, 0x04, 0x40, 0x10), appendU32(nil, w.nImp)...) // if, call $fuel
 	w.check = append(append(append(w.check, 0x24), g...), 0x0b)                    // global.set $fuel, end
+
+	w.fast = append([]byte{0x23}, g...)                                 // global.get $fuel
+	w.fast = append(w.fast, 0x41, 0x01, 0x6b, 0x24)                     // i32.const 1, i32.sub, global.set
+	w.fast = append(append(w.fast, g...), 0x23)                         // $fuel, global.get
+	w.fast = append(append(w.fast, g...), 0x41, 0x00, 0x4c, 0x0d, 0x01) // $fuel, i32.const 0, i32.le_s, br_if 1
+	w.slow = append([]byte{0x10}, appendU32(nil, w.nImp)...)            // call $fuel
+	w.slow = append(append(append(w.slow, 0x24), g...), 0x0c, 0x00)     // global.set $fuel, br 0
 
 	fuelGlobal := append([]byte{0x7f, 0x01, 0x41}, appendSLEB32(nil, FuelRefill)...)
 	fuelGlobal = append(fuelGlobal, 0x0b)
@@ -552,24 +565,144 @@ func (w *rewriter) body(body []byte) ([]byte, error) {
 		// their loops are checked at the loop heads.
 		out = append(out, w.check...)
 	}
+	// A loop whose block type has no parameters is wrapped so that the slow path (the host
+	// call) lies outside it, which keeps the loop body free of calls:
+	//
+	//	block bt                ;; done: the loop's results
+	//	  loop                  ;; retry
+	//	    block               ;; slow
+	//	      loop bt           ;; the original loop
+	//	        <fast>          ;; fuel -= 1; br_if 1 (to slow) when fuel <= 0
+	//	        ...body...
+	//	      end
+	//	      br 2              ;; finished: to done, with the results
+	//	    end
+	//	    <slow>              ;; fuel = edgehost.fuel(); br 0 (to retry)
+	//	  end
+	//	  unreachable
+	//	end
+	//
+	// Branches from inside a wrapped loop to labels outside it cross three more blocks.
+	var frames []bool // open blocks, innermost last: true for a wrapped loop
+	depth := func(d uint32) uint32 {
+		extra := uint32(0)
+		for k := 0; k < int(d) && k < len(frames); k++ {
+			if frames[len(frames)-1-k] {
+				extra += 3
+			}
+		}
+		return d + extra
+	}
 	for r.pos < len(body) {
 		start := r.pos
 		op, _ := r.byte()
-		if op == 0x10 || op == 0x12 || op == 0xd2 { // call, return_call, ref.func
+		switch op {
+		case 0x10, 0x12, 0xd2: // call, return_call, ref.func
 			idx, err := r.u32()
 			if err != nil {
 				return nil, err
 			}
 			out = appendU32(append(out, op), w.fn(idx))
 			continue
+		case 0x0c, 0x0d: // br, br_if
+			d, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(append(out, op), depth(d))
+			continue
+		case 0x0e: // br_table
+			n, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(append(out, op), n)
+			for k := uint32(0); k <= n; k++ {
+				d, err := r.u32()
+				if err != nil {
+					return nil, err
+				}
+				out = appendU32(out, depth(d))
+			}
+			continue
+		case 0x03: // loop
+			btStart := r.pos
+			if err := r.blockType(); err != nil {
+				return nil, err
+			}
+			bt := body[btStart:r.pos]
+			if w.hasParams(bt) {
+				out = append(append(append(out, 0x03), bt...), w.check...)
+				frames = append(frames, false)
+				continue
+			}
+			out = append(append(out, 0x02), bt...)          // block bt (done)
+			out = append(out, 0x03, 0x40, 0x02, 0x40, 0x03) // loop (retry), block (slow), loop
+			out = append(append(out, bt...), w.fast...)
+			frames = append(frames, true)
+			continue
+		case 0x02, 0x04: // block, if
+			frames = append(frames, false)
+		case 0x0b: // end
+			if len(frames) > 0 {
+				wrapped := frames[len(frames)-1]
+				frames = frames[:len(frames)-1]
+				if wrapped {
+					out = append(out, 0x0b, 0x0c, 0x02, 0x0b) // end loop, br 2 (done), end slow
+					out = append(out, w.slow...)
+					out = append(out, 0x0b, 0x00, 0x0b) // end retry, unreachable, end done
+					continue
+				}
+			}
 		}
 		if err := skipImmediates(r, op); err != nil {
 			return nil, fmt.Errorf("opcode 0x%02x at byte %d: %w", op, start, err)
 		}
 		out = append(out, body[start:r.pos]...)
-		if op == 0x03 { // loop: check at the head of every iteration
-			out = append(out, w.check...)
+	}
+	return out, nil
+}
+
+// hasParams reports whether a block type (as encoded) takes parameters.
+func (w *rewriter) hasParams(bt []byte) bool {
+	if len(bt) == 1 && (bt[0] == 0x40 || bt[0]&0x80 == 0 && bt[0] >= 0x6f) {
+		return false // empty, or a single value type
+	}
+	r := &reader{b: bt}
+	idx, err := r.u32() // a non-negative s33 type index encodes like a u32
+	if err != nil || int(idx) >= len(w.typeParams) {
+		return true // unknown: keep the inline check, which is always valid
+	}
+	return w.typeParams[idx] > 0
+}
+
+// typeParams returns the parameter count of each function type of a type section.
+func typeParams(payload []byte) ([]int, error) {
+	r := &reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, n)
+	for i := uint32(0); i < n; i++ {
+		if form, err := r.byte(); err != nil || form != 0x60 {
+			return nil, fmt.Errorf("type %d is not a function type", i)
 		}
+		params, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if err := r.skip(int(params)); err != nil {
+			return nil, err
+		}
+		results, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if err := r.skip(int(results)); err != nil {
+			return nil, err
+		}
+		out = append(out, int(params))
 	}
 	return out, nil
 }
