@@ -683,7 +683,7 @@ func typeParams(payload []byte) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int, 0, n)
+	out := make([]int, 0, min(int(n), len(payload))) // n comes from the module: never trust it for sizes
 	for i := uint32(0); i < n; i++ {
 		if form, err := r.byte(); err != nil || form != 0x60 {
 			return nil, fmt.Errorf("type %d is not a function type", i)

@@ -1,7 +1,10 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,4 +73,47 @@ func TestInstrumentDifferential(t *testing.T) {
 		t.Errorf("edgehost.fuel called %d times: the checks do not run", refills-before)
 	}
 	t.Logf("results %v equal; %d fuel refills", want, refills-before)
+}
+
+// TestInstrumentedPluginsAgree: the example pre plugins (Go and C, real compilers' output)
+// write identical tensors with and without instrumentation.
+func TestInstrumentedPluginsAgree(t *testing.T) {
+	ctx := context.Background()
+	img, err := os.ReadFile(testplugins.Model("ssd_example.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensor := []plugin.Tensor{{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}}
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, name := range []string{"imagepre-go", "imagepre-c"} {
+		var outs [][]byte
+		for _, unmetered := range []bool{true, false} {
+			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := m.NewInstance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := inst.Bind(ctx, tensor); err != nil {
+				t.Fatal(err)
+			}
+			buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
+			copy(buf, img)
+			if err := inst.Pre(ctx, uint32(len(img))); err != nil {
+				t.Fatal(err)
+			}
+			data, _ := inst.TensorData(0)
+			outs = append(outs, append([]byte(nil), data...))
+			inst.Close(ctx)
+		}
+		if !bytes.Equal(outs[0], outs[1]) {
+			t.Errorf("%s: instrumented and plain modules wrote different tensors", name)
+		}
+	}
 }
