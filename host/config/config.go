@@ -497,3 +497,24 @@ func (c *Config) PipelineNames() []string { return sortedKeys(c.Pipelines) }
 
 // ModelNames returns the model names in order.
 func (c *Config) ModelNames() []string { return sortedKeys(c.Models) }
+
+// Files returns the files a plugin reads at load: its module and its params files.
+func (p Plugin) Files() []string {
+	out := []string{p.Path}
+	for _, f := range p.ParamsFiles {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Files returns every file a pipeline reads at load: both plugins' files and its golden
+// files. A change to any of them rebuilds the pipeline.
+func (p Pipeline) Files() []string {
+	out := append(p.Pre.Files(), p.Post.Files()...)
+	for _, f := range []string{p.GoldenInput, p.GoldenExpectFile} {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

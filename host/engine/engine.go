@@ -83,7 +83,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		e.models[name] = m
 	}
 	for _, name := range cfg.PipelineNames() {
-		p, err := e.buildPipeline(ctx, name, cfg.Pipelines[name], nil)
+		p, err := e.buildPipeline(ctx, name, cfg.Pipelines[name])
 		if err != nil {
 			e.Close(ctx)
 			return nil, err
@@ -164,29 +164,31 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
-// buildPipeline loads a pipeline's plugins and builds it; old, if non-nil, is swapped in
-// place instead of creating a new pipeline.
-func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, _ *Pipeline) (*Pipeline, error) {
-	e.mu.RLock()
-	m := e.models[pc.Model]
-	e.mu.RUnlock()
-	if m == nil {
+// loadPlugins loads both plugins of a pipeline; the caller releases them.
+func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post *plugin.Module, err error) {
+	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
+	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig); err != nil {
+		return nil, nil, fmt.Errorf("pre: %w", err)
+	}
+	if post, err = e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig); err != nil {
+		pre.Release(ctx)
+		return nil, nil, fmt.Errorf("post: %w", err)
+	}
+	return pre, post, nil
+}
+
+// buildPipeline loads a pipeline's plugins and builds it.
+func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline) (*Pipeline, error) {
+	m, ok := e.Model(pc.Model)
+	if !ok {
 		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
-	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
-	pre, err := e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig)
+	pre, post, err := e.loadPlugins(ctx, pc)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline %s: pre: %w", name, err)
+		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
-	post, err := e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig)
-	if err != nil {
-		pre.Close(ctx)
-		return nil, fmt.Errorf("pipeline %s: post: %w", name, err)
-	}
-	spec := pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, QueueTimeout: pc.QueueTimeout.Duration}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
-	spec.Probation = pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: *pc.RollbackTrapShare}
-	p, err := pipeline.New(ctx, spec, e.log)
+	p, err := pipeline.New(ctx, e.spec(name, pc, m, pre, post), e.log)
 	pre.Release(ctx) // the pipeline holds its own references now
 	post.Release(ctx)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
@@ -92,15 +93,7 @@ func (e *Engine) ReloadFile(ctx context.Context, path string) {
 		}
 	}
 	for _, p := range e.Pipelines() {
-		uses := p.Config.Pre.Path == path || p.Config.Post.Path == path
-		for _, f := range p.Config.Pre.ParamsFiles {
-			uses = uses || f == path
-		}
-		for _, f := range p.Config.Post.ParamsFiles {
-			uses = uses || f == path
-		}
-		uses = uses || p.Config.GoldenInput == path || p.Config.GoldenExpectFile == path
-		if uses {
+		if slices.Contains(p.Config.Files(), path) {
 			e.reloadPipelinePlugins(ctx, p, path)
 		}
 	}
@@ -117,11 +110,8 @@ func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path st
 	pc := p.Config
 	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
 	load := func(cur *plugin.Module, c config.Plugin, kind abi.Kind) (*plugin.Module, bool, error) {
-		if c.Path != path && !usesFile(c, path) {
-			return cur, false, nil
-		}
-		if c.Path == path && !usesFile(c, path) && fileHash(path) == cur.Hash {
-			return cur, false, nil // touched, same bytes
+		if !slices.Contains(c.Files(), path) || path == c.Path && fileHash(path) == cur.Hash {
+			return cur, false, nil // not this plugin's file, or touched with the same bytes
 		}
 		m, err := e.loadPlugin(ctx, c, kind, requireSig)
 		if err != nil {
@@ -166,15 +156,6 @@ func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path st
 	e.errs.set(pc.Pre.Path, nil)
 	e.errs.set(pc.Post.Path, nil)
 	e.log.Info("plugin swapped in", "pipeline", p.Name, "pre", pre.Name(), "post", post.Name(), "pre_hash", pre.Hash[:12], "post_hash", post.Hash[:12])
-}
-
-func usesFile(c config.Plugin, path string) bool {
-	for _, f := range c.ParamsFiles {
-		if f == path {
-			return true
-		}
-	}
-	return false
 }
 
 // reloadModel loads a changed model and moves every pipeline that uses it onto it.
@@ -285,7 +266,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 			err = e.rebuild(ctx, old, pc)
 		} else {
 			var np *Pipeline
-			if np, err = e.buildPipeline(ctx, name, pc, nil); err == nil {
+			if np, err = e.buildPipeline(ctx, name, pc); err == nil {
 				e.mu.Lock()
 				e.pipelines[name] = np
 				e.mu.Unlock()
@@ -316,16 +297,11 @@ func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) e
 	if !ok {
 		return fmt.Errorf("model %q is not loaded", pc.Model)
 	}
-	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
-	pre, err := e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig)
+	pre, post, err := e.loadPlugins(ctx, pc)
 	if err != nil {
-		return fmt.Errorf("pre: %w", err)
+		return err
 	}
 	defer pre.Release(ctx)
-	post, err := e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig)
-	if err != nil {
-		return fmt.Errorf("post: %w", err)
-	}
 	defer post.Release(ctx)
 	_, err = e.install(ctx, p, pc, m, pre, post)
 	return err

@@ -51,20 +51,8 @@ func (e *Engine) files() map[string]bool {
 		out[m.Path] = true
 	}
 	for _, p := range cfg.Pipelines {
-		for _, pl := range []struct {
-			path  string
-			files map[string]string
-		}{{p.Pre.Path, p.Pre.ParamsFiles}, {p.Post.Path, p.Post.ParamsFiles}} {
-			out[pl.path] = true
-			for _, f := range pl.files {
-				out[f] = true
-			}
-		}
-		if p.GoldenInput != "" {
-			out[p.GoldenInput] = true
-		}
-		if p.GoldenExpectFile != "" {
-			out[p.GoldenExpectFile] = true
+		for _, f := range p.Files() {
+			out[f] = true
 		}
 	}
 	return out
