@@ -32,7 +32,7 @@ plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/exampl
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
 	go run ./sdk/cmd/ehmanifest -in $@ -manifest plugins/examples/$(*D)/manifest.json
 
-c-plugins:
+c-plugins: deps
 	@for p in $(C_PLUGINS); do $(MAKE) --no-print-directory -C plugins/examples/$$p || exit 1; done
 
 run: build plugins

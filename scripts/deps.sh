@@ -8,6 +8,9 @@
 #   .deps/tflite/2.9/lib/libtensorflowlite_c.so    TF 2.9.0 (npm tfjs-tflite-node 0.0.2), fallback
 #   .deps/tflite/include/tensorflow/lite/c/*.h     C API headers (from tfjs-tflite-node)
 #   .deps/models/*                                 models, labels and test images
+#   .deps/zig/ziglang/zig                          Zig 0.17.0 (PyPI ziglang): clang + lld + wasi-libc
+#   .deps/bin/wasi-cc                              `zig cc -target wasm32-wasi` (the C plugins' compiler)
+#   .deps/bin/wasm32-cc                            `zig cc -target wasm32-freestanding` (libc-free test modules)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -101,4 +104,35 @@ fi
 install_file "$DL/facedet/package/face_detection_short_range.tflite" "$DEPS/models/face_detection_short_range.tflite" \
 	3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633
 
-say "ok: TFLite 2.17.1 and 2.9.0 in .deps/tflite, models in .deps/models"
+# 5. A wasm32-wasi C toolchain without root or apt: PyPI ziglang 0.17.0 bundles clang, lld,
+#    wasi-libc and compiler-rt. The wrappers keep zig's caches inside .deps/.
+ZIGWHEEL=ziglang-0.17.0-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl
+ZIGSUM=97079827064a7492cce5541ceb438ae8003ce1e54e399676da2d62fb7a5dc08b
+if ! [ -x "$DEPS/zig/ziglang/zig" ] || ! [ -f "$DEPS/zig/.ok" ] || [ "$(cat "$DEPS/zig/.ok")" != "$ZIGSUM" ]; then
+	if [ -f "$DL/$ZIGWHEEL" ]; then check "$DL/$ZIGWHEEL" "$ZIGSUM"; else
+		say "fetching ziglang==0.17.0 from PyPI (pip download; ~100 MB, a C toolchain for wasm32-wasi)"
+		python3 -m pip download --no-deps --only-binary=:all: --platform manylinux_2_12_x86_64 \
+			--python-version 3.11 --progress-bar on -d "$DL" "ziglang==0.17.0" >&2 ||
+			die "could not fetch ziglang==0.17.0 from PyPI (pip download); check the PyPI registry is reachable"
+		[ -f "$DL/$ZIGWHEEL" ] || die "PyPI package ziglang==0.17.0 did not contain $ZIGWHEEL"
+		check "$DL/$ZIGWHEEL" "$ZIGSUM"
+	fi
+	rm -rf "$DEPS/zig" && mkdir -p "$DEPS/zig"
+	python3 -m zipfile -e "$DL/$ZIGWHEEL" "$DEPS/zig" || die "could not unpack $ZIGWHEEL"
+	chmod +x "$DEPS/zig/ziglang/zig"
+	echo "$ZIGSUM" > "$DEPS/zig/.ok"
+fi
+mkdir -p "$DEPS/bin"
+for w in wasi:wasm32-wasi wasm32:wasm32-freestanding; do
+	name=${w%%:*}; target=${w#*:}
+	[ "$name" = wasi ] && name=wasi-cc || name=wasm32-cc
+	cat > "$DEPS/bin/$name.tmp" <<WRAP
+#!/bin/sh
+# Written by scripts/deps.sh: zig's clang for $target, caches kept in .deps/zig-cache.
+ZIG_GLOBAL_CACHE_DIR="$DEPS/zig-cache" ZIG_LOCAL_CACHE_DIR="$DEPS/zig-cache" exec "$DEPS/zig/ziglang/zig" cc -target $target "\$@"
+WRAP
+	chmod +x "$DEPS/bin/$name.tmp" && mv "$DEPS/bin/$name.tmp" "$DEPS/bin/$name"
+done
+"$DEPS/bin/wasi-cc" --version >/dev/null 2>&1 || die "the zig toolchain in .deps/zig does not run (zig cc --version failed)"
+
+say "ok: TFLite 2.17.1 and 2.9.0 in .deps/tflite, models in .deps/models, wasm32 C toolchain in .deps/bin"

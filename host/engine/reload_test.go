@@ -10,7 +10,6 @@ import (
 	"github.com/edgehost/edgehost/host/plugin"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -31,10 +30,7 @@ import (
 func echo(t testing.TB, dir string, version int, flags ...string) []byte {
 	t.Helper()
 	raw := filepath.Join(dir, fmt.Sprintf("echo-%d-%s.raw", version, strings.Join(flags, "")))
-	args := append([]string{"--target=wasm32-wasi", "-O2", "-mexec-model=reactor", "-DVERSION=" + strconv.Itoa(version), "-o", raw, "testdata/echo.c"}, flags...)
-	if out, err := exec.Command("clang", args...).CombinedOutput(); err != nil {
-		t.Fatalf("clang: %v\n%s", err, out)
-	}
+	testplugins.BuildC(t, true, append([]string{"-O2", "-DVERSION=" + strconv.Itoa(version), "-o", raw, "testdata/echo.c"}, flags...)...)
 	b, err := os.ReadFile(raw)
 	if err != nil {
 		t.Fatal(err)

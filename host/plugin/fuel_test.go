@@ -6,7 +6,6 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -21,10 +20,7 @@ import (
 func TestInstrumentDifferential(t *testing.T) {
 	ctx := context.Background()
 	tiny := filepath.Join(t.TempDir(), "tiny.wasm")
-	if out, err := exec.Command("clang", "--target=wasm32", "-O1", "-nostdlib", "-Wl,--no-entry", "-Wl,--export-all",
-		"-o", tiny, "testdata/tiny.c").CombinedOutput(); err != nil {
-		t.Fatalf("clang: %v\n%s", err, out)
-	}
+	testplugins.BuildC(t, false, "-O1", "-o", tiny, "testdata/tiny.c")
 	orig, err := os.ReadFile(tiny)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -40,11 +39,7 @@ func FuzzSections(f *testing.F) {
 func FuzzInstrument(f *testing.F) {
 	// A small libc-free seed keeps each execution fast (big modules make the fuzzer stall).
 	tiny := filepath.Join(f.TempDir(), "tiny.wasm")
-	cmd := exec.Command("clang", "--target=wasm32", "-O1", "-nostdlib", "-Wl,--no-entry", "-Wl,--export-all",
-		"-o", tiny, "testdata/tiny.c")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.Fatalf("clang: %v\n%s", err, out)
-	}
+	testplugins.BuildC(f, false, "-O1", "-o", tiny, "testdata/tiny.c")
 	b, err := os.ReadFile(tiny)
 	if err != nil {
 		f.Fatal(err)

@@ -34,6 +34,30 @@ func Example(t testing.TB, name string) string {
 	return p
 }
 
+// CC returns a command compiling C to WebAssembly with the toolchain `make deps` installs
+// (.deps/bin, zig cc from PyPI ziglang). wasi selects a wasm32-wasi reactor linked with
+// wasi-libc; otherwise a libc-free wasm32 module exporting every function. args are the
+// remaining flags, sources and -o.
+func CC(wasi bool, args ...string) *exec.Cmd {
+	var base []string
+	if wasi {
+		base = []string{filepath.Join(Root, ".deps/bin/wasi-cc"), "-mexec-model=reactor",
+			"-Wl,-z,stack-size=65536", "-Wl,--initial-memory=262144"}
+	} else {
+		base = []string{filepath.Join(Root, ".deps/bin/wasm32-cc"), "-nostdlib", "-Wl,--no-entry", "-rdynamic", "-fvisibility=default"}
+	}
+	return exec.Command(base[0], append(base[1:], args...)...)
+}
+
+// BuildC runs CC and fails the test, naming `make deps`, when the compiler is missing or fails.
+func BuildC(t testing.TB, wasi bool, args ...string) {
+	t.Helper()
+	cmd := CC(wasi, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("compiling C to wasm (%s): %v\n%s\n(the compiler comes from `make deps`)", cmd.Path, err, out)
+	}
+}
+
 var (
 	mu  sync.Mutex
 	dir string
@@ -58,10 +82,7 @@ func Hostile(t testing.TB, v string, kind abi.Kind) string {
 	}
 	raw := out + ".raw"
 	src := filepath.Join(Root, "host/plugin/testdata/hostile.c")
-	cmd := exec.Command("clang", "--target=wasm32-wasi", "-O1", "-mexec-model=reactor", "-D", "V_"+v, "-o", raw, src)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building hostile plugin %s: %v\n%s", v, err, b)
-	}
+	BuildC(t, true, "-O1", "-D", "V_"+v, "-o", raw, src)
 	b, err := os.ReadFile(raw)
 	if err != nil {
 		t.Fatal(err)

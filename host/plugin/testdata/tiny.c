@@ -1,7 +1,7 @@
 /* tiny.c: a small module without libc for the rewriter fuzzer's seeds: loops, recursion,
  * indirect calls through a table (element segment), globals, memory and exports.
  * An import (env.ext) makes the rewriter renumber every function index.
- * clang --target=wasm32 -O1 -nostdlib -Wl,--no-entry -Wl,--export-all -o tiny.wasm tiny.c */
+ * .deps/bin/wasm32-cc -O1 -nostdlib -Wl,--no-entry -rdynamic -fvisibility=default -o tiny.wasm tiny.c */
 __attribute__((import_module("env"), import_name("ext"))) int ext(int);
 
 static int counter;
