@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-tflite29 client-check bench fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check bench fuzz clean
 
 all: build plugins
 
@@ -50,6 +50,11 @@ test: build plugins
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
 	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
+
+# The packages whose tests involve time (budgets, queues, reload, serving) once more while
+# every core is kept busy by CPU-bound processes: they must hold on a loaded machine.
+test-busy: build plugins
+	bash scripts/busy.sh go test -count=1 ./host/... ./cmd/...
 
 # The same native and pipeline tests on the TFLite 2.9 fallback library (one-copy mode).
 test-tflite29: deps plugins

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/pipeline"
@@ -45,6 +46,11 @@ func wasm(t testing.TB, name string) string {
 	return p
 }
 
+// workBudget is the time budget of the example plugins in these tests: generous enough for a
+// machine ten times slower than a quiet one, since these tests check results, not budgets
+// (hostile_test.go checks that budgets stop runaways).
+const workBudget = time.Minute
+
 type fixture struct {
 	rt    *plugin.Runtime
 	model *tflite.Model
@@ -76,7 +82,7 @@ func newFixture(t testing.TB, modelFile string) *fixture {
 
 func (f *fixture) load(t testing.TB, name string, kind string, params map[string]any) *plugin.Module {
 	t.Helper()
-	m, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, name), Params: params, WantKind: abiKind(kind)})
+	m, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, name), Params: params, WantKind: abiKind(kind), Timeout: workBudget})
 	if err != nil {
 		t.Fatal(err)
 	}

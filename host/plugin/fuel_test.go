@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/tetratelabs/wazero"
@@ -88,7 +89,7 @@ func TestInstrumentedPluginsAgree(t *testing.T) {
 	for _, name := range []string{"imagepre-go", "imagepre-c"} {
 		var outs [][]byte
 		for _, unmetered := range []bool{true, false} {
-			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered})
+			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered, Timeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
