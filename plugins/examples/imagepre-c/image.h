@@ -37,6 +37,10 @@ void img_free(img *im);
  * Images with more than max_pixels pixels are refused with IMG_UNSUPPORTED. */
 int png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e);
 int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e);
+/* jpeg_decode at the smallest scale 1/1, 1/2, 1/4 or 1/8 whose size (rounded up) is still at
+ * least min_w x min_h (0 x 0: full size); max_pixels applies to the full-size image. */
+int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                       img *out, img_err *e);
 
 /* Signature checks. */
 int png_sniff(const uint8_t *data, size_t len);

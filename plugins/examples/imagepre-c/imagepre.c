@@ -168,7 +168,7 @@ int eh_plugin_pre(eh_call *call) {
     int rc;
     const char *other;
     if (png_sniff(in, n)) rc = png_decode(in, n, g_max_pixels, &im, &err);
-    else if (jpeg_sniff(in, n)) rc = jpeg_decode(in, n, g_max_pixels, &im, &err);
+    else if (jpeg_sniff(in, n)) rc = jpeg_decode_scaled(in, n, g_max_pixels, W, H, &im, &err); /* DCT-domain 1/2..1/8 */
     else if ((other = other_format(in, n)) != NULL)
         return eh_fail(EH_UNSUPPORTED, "unsupported: %s images (send PNG or JPEG)", other);
     else return eh_fail(EH_BAD_INPUT, "imagepre-c: request body is not a PNG or JPEG image");

@@ -10,6 +10,13 @@
  *
  * Chroma is upsampled by replication and YCbCr is converted to RGB with the same fixed-point
  * formula as Go's image/color, so output differs from Go's image/jpeg only by IDCT rounding.
+ *
+ * Scaled decoding (jpeg_decode_scaled): when the caller needs no more than 1/2, 1/4 or 1/8 of
+ * the image's size, each 8x8 block is transformed straight to 4x4, 2x2 or 1x1 samples by an
+ * N-point IDCT of its N x N lowest-frequency coefficients, as libjpeg's scaled IDCT and
+ * Pillow's draft() do: no full-resolution plane is ever built, and a block whose only
+ * coefficient is DC (most blocks at 1/8) costs a fill. Every coefficient is still entropy-
+ * decoded, so corrupt data is detected the same way at every scale.
  * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
  */
 #include <math.h>
@@ -26,13 +33,16 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
                                    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
                                    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
 
-#define FAST 9
+#define FAST 10
 
 /* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
 typedef struct {
     int present;
     uint8_t fast_len[1 << FAST]; /* code length for a FAST-bit prefix, 0 if longer */
     uint8_t fast_val[1 << FAST];
+    /* AC tables: for a FAST-bit prefix holding both the code and its magnitude bits, the
+     * decoded coefficient: value << 16 | run << 8 | bits consumed; 0 when it does not fit. */
+    int32_t fast_ac[1 << FAST];
     int32_t maxcode[17], mincode[17], valptr[17];
     uint8_t vals[256];
 } jhuff;
@@ -48,7 +58,7 @@ typedef struct {
 typedef struct {
     const uint8_t *data, *end;
     const uint8_t *p; /* scan bit reader position */
-    uint32_t acc;     /* pending bits, the next one at bit n-1 */
+    uint64_t acc;     /* pending bits, the next one at bit n-1 */
     int n;
     unsigned pad;     /* zero bits appended past the end of the scan data */
     int marker;       /* reached a marker: feed zeros */
@@ -59,7 +69,8 @@ typedef struct {
     int frame, ncomp, w, h, hmax, vmax, mcux, mcuy, restart;
     int adobe, adobe_transform;
     jcomp comp[3];
-    float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 16) */
+    int N;            /* samples per block side at the chosen scale: 8, 4, 2 or 1 */
+    float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 2N), x, u < N */
     img_err *e;
 } jdec;
 
@@ -90,15 +101,22 @@ static int build_huff(jhuff *t, const uint8_t counts[16], const uint8_t *vals, i
         }
         code <<= 1;
     }
+    for (int f = 0; f < (1 << FAST); f++) {
+        int len = t->fast_len[f], rs = t->fast_val[f], run = rs >> 4, sz = rs & 15;
+        if (len == 0 || sz == 0 || len + sz > FAST) continue;
+        int bits = (f >> (FAST - len - sz)) & ((1 << sz) - 1);
+        int v = bits < (1 << (sz - 1)) ? bits - (1 << sz) + 1 : bits;
+        t->fast_ac[f] = (int32_t)((uint32_t)v << 16) | run << 8 | (len + sz);
+    }
     t->present = 1;
     return 0;
 }
 
 /* ---- Entropy-coded data ---------------------------------------------------------------- */
 
-/* Top up the bit buffer to more than 24 bits, undoing FF00 stuffing, stopping at a marker. */
+/* Top up the bit buffer to more than 56 bits, undoing FF00 stuffing, stopping at a marker. */
 static void fill(jdec *j) {
-    while (j->n <= 24) {
+    while (j->n <= 56) {
         unsigned b = 0;
         if (!j->marker && j->p < j->end) {
             b = *j->p;
@@ -122,12 +140,12 @@ static inline unsigned getbits(jdec *j, int n) {
     if (n == 0) return 0;
     if (j->n < n) fill(j);
     j->n -= n;
-    return (j->acc >> j->n) & ((1u << n) - 1);
+    return (unsigned)(j->acc >> j->n) & ((1u << n) - 1);
 }
 
 static int decode_huff(jdec *j, const jhuff *t) {
     if (j->n < 16) fill(j);
-    unsigned peek = (j->acc >> (j->n - FAST)) & ((1u << FAST) - 1);
+    unsigned peek = (unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1);
     if (t->fast_len[peek]) {
         j->n -= t->fast_len[peek];
         return t->fast_val[peek];
@@ -148,10 +166,11 @@ static inline int extend(unsigned v, int s) {
     return s == 0 ? 0 : (v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v);
 }
 
-/* Decode one 8x8 block of component c and write its samples at (bx, by) in the plane. */
+/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by). */
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
+    const int N = j->N;
     float coef[64];
-    memset(coef, 0, sizeof coef);
+    for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N); /* only N x N is read */
     const uint16_t *q = j->q[c->tq];
     int s = decode_huff(j, &j->dc[c->td]);
     if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
@@ -160,8 +179,23 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     if (pred < -32768) pred = -32768;
     c->dcpred = pred;
     coef[0] = (float)pred * q[0];
+    unsigned rows = 1; /* bit v set: row v of coef has a non-zero coefficient (u, v < N) */
+    const jhuff *ac = &j->ac[c->ta];
     for (int k = 1; k < 64;) {
-        int rs = decode_huff(j, &j->ac[c->ta]);
+        if (j->n < 16) fill(j);
+        int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
+        if (fa) { /* short code and magnitude: one table look-up */
+            j->n -= fa & 255;
+            k += (fa >> 8) & 15;
+            if (k > 63) return bad(j, "AC coefficient index out of range");
+            int z = zigzag[k++];
+            if ((z & 7) < N && (z >> 3) < N) {
+                coef[z] = (float)(fa >> 16) * q[k - 1];
+                rows |= 1u << (z >> 3);
+            }
+            continue;
+        }
+        int rs = decode_huff(j, ac);
         if (rs < 0) return bad(j, "invalid AC Huffman code");
         int r = rs >> 4, sz = rs & 15;
         if (sz == 0) {
@@ -171,24 +205,40 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
         }
         k += r;
         if (k > 63) return bad(j, "AC coefficient index out of range");
-        coef[zigzag[k]] = (float)extend(getbits(j, sz), sz) * q[k];
+        int v = extend(getbits(j, sz), sz), z = zigzag[k];
+        if ((z & 7) < N && (z >> 3) < N) { /* coefficients past N x N do not reach the output */
+            coef[z] = (float)v * q[k];
+            rows |= 1u << (z >> 3);
+        }
         k++;
     }
     if (overrun(j)) return bad(j, "truncated or corrupt scan data");
 
-    /* Separable float IDCT (T.81 A.3.3), then level shift and clamp. */
+    size_t stride = (size_t)c->bw * N;
+    uint8_t *out = c->plane + (size_t)by * N * stride + (size_t)bx * N;
+    int only_dc = rows == 1;
+    for (int u = 1; only_dc && u < N; u++) only_dc = coef[u] == 0;
+    if (only_dc) { /* flat block: DC/8 + 128 everywhere */
+        float dc = coef[0] * 0.125f + 128.0f;
+        uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)lrintf(dc);
+        for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
+        return IMG_OK;
+    }
+    /* Separable float IDCT (T.81 A.3.3) over the N x N coefficients, skipping zero rows. */
     float tmp[64];
-    for (int y = 0; y < 8; y++)
-        for (int x = 0; x < 8; x++) {
+    for (int v = 0; v < N; v++) {
+        if (!(rows >> v & 1)) continue;
+        for (int x = 0; x < N; x++) {
             float sum = 0;
-            for (int u = 0; u < 8; u++) sum += j->idct[x][u] * coef[y * 8 + u];
-            tmp[y * 8 + x] = sum;
+            for (int u = 0; u < N; u++) sum += j->idct[x][u] * coef[v * 8 + u];
+            tmp[v * 8 + x] = sum;
         }
-    uint8_t *out = c->plane + (size_t)by * 8 * c->bw * 8 + (size_t)bx * 8;
-    for (int y = 0; y < 8; y++, out += c->bw * 8)
-        for (int x = 0; x < 8; x++) {
+    }
+    for (int y = 0; y < N; y++, out += stride)
+        for (int x = 0; x < N; x++) {
             float sum = 128.0f;
-            for (int v = 0; v < 8; v++) sum += j->idct[y][v] * tmp[v * 8 + x];
+            for (int v = 0; v < N; v++)
+                if (rows >> v & 1) sum += j->idct[y][v] * tmp[v * 8 + x];
             out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)lrintf(sum);
         }
     return IMG_OK;
@@ -265,19 +315,37 @@ static int parse_dht(jdec *j, const uint8_t *d, int len) {
     return IMG_OK;
 }
 
-static int parse_sof(jdec *j, const uint8_t *d, int len, uint64_t max_pixels) {
+/* Read the frame size from a SOF segment and check it against max_pixels. */
+static int parse_size(jdec *j, const uint8_t *d, int len, uint64_t max_pixels) {
     if (j->frame) return bad(j, "more than one frame header");
     if (len < 6) return bad(j, "invalid SOF segment");
     if (d[0] != 8) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %d-bit JPEG", d[0]);
     j->h = be16(d + 1), j->w = be16(d + 3), j->ncomp = d[5];
     if (j->h == 0) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: JPEG with the height in a DNL marker");
     if (j->w == 0) return bad(j, "image width is 0");
-    if (j->ncomp == 4) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: CMYK JPEG");
-    if (j->ncomp != 1 && j->ncomp != 3) return bad(j, "invalid number of components");
-    if (len < 6 + 3 * j->ncomp) return bad(j, "invalid SOF segment");
     if ((uint64_t)j->w * (uint64_t)j->h > max_pixels)
         return img_fail(j->e, IMG_UNSUPPORTED, "jpeg: image %dx%d is larger than the limit of %llu pixels",
                         j->w, j->h, (unsigned long long)max_pixels);
+    return IMG_OK;
+}
+
+/* The smallest scale N/8 (N = 8, 4, 2, 1) whose output is still at least min_w x min_h. */
+static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
+    j->N = 8;
+    while (j->N > 1 && (uint32_t)((j->w * (j->N / 2) + 7) / 8) >= min_w &&
+           (uint32_t)((j->h * (j->N / 2) + 7) / 8) >= min_h && min_w > 0 && min_h > 0)
+        j->N /= 2;
+    for (int x = 0; x < j->N; x++)
+        for (int u = 0; u < j->N; u++)
+            j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) *
+                            cosf((float)((2 * x + 1) * u) * 3.14159265f / (float)(2 * j->N));
+}
+
+static int parse_sof(jdec *j, const uint8_t *d, int len) {
+    j->h = be16(d + 1), j->w = be16(d + 3), j->ncomp = d[5];
+    if (j->ncomp == 4) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: CMYK JPEG");
+    if (j->ncomp != 1 && j->ncomp != 3) return bad(j, "invalid number of components");
+    if (len < 6 + 3 * j->ncomp) return bad(j, "invalid SOF segment");
     j->hmax = j->vmax = 1;
     for (int i = 0; i < j->ncomp; i++) {
         jcomp *c = &j->comp[i];
@@ -296,7 +364,7 @@ static int parse_sof(jdec *j, const uint8_t *d, int len, uint64_t max_pixels) {
     for (int i = 0; i < j->ncomp; i++) {
         jcomp *c = &j->comp[i];
         c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
-        c->plane = calloc((size_t)c->bw * 64, (size_t)c->bh);
+        c->plane = calloc((size_t)c->bw * j->N * j->N, (size_t)c->bh);
         if (!c->plane) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
     }
     j->frame = 1;
@@ -331,20 +399,21 @@ static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
     return IMG_OK;
 }
 
-/* Convert the component planes to RGB. */
+/* Convert the component planes to RGB, at the chosen scale: ceil(w*N/8) x ceil(h*N/8). */
 static int to_rgb(jdec *j, img *out) {
-    uint8_t *rgb = malloc((size_t)j->w * j->h * 3);
-    if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
+    int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
     uint8_t *o = rgb;
-    for (int y = 0; y < j->h; y++) {
+    for (int y = 0; y < H; y++) {
         const uint8_t *row[3];
         for (int i = 0; i < j->ncomp; i++) {
             jcomp *c = &j->comp[i];
-            row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * 8;
+            row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * j->N;
         }
-        for (int x = 0; x < j->w; x++, o += 3) {
+        for (int x = 0; x < W; x++, o += 3) {
             if (j->ncomp == 1) {
                 o[0] = o[1] = o[2] = row[0][x];
                 continue;
@@ -362,8 +431,8 @@ static int to_rgb(jdec *j, img *out) {
                 o[i] = ((uint32_t)v[i] & 0xff000000u) == 0 ? (uint8_t)(v[i] >> 16) : v[i] < 0 ? 0 : 255;
         }
     }
-    out->w = (uint32_t)j->w;
-    out->h = (uint32_t)j->h;
+    out->w = (uint32_t)W;
+    out->h = (uint32_t)H;
     out->pix = rgb;
     return IMG_OK;
 }
@@ -377,7 +446,7 @@ static const char *sof_name(int m) {
     }
 }
 
-static int decode(jdec *j, uint64_t max_pixels, img *out) {
+static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, img *out) {
     const uint8_t *p = j->data + 2; /* after SOI */
     for (;;) {
         /* Find the next marker: FF, optional FF fill bytes, then the code. */
@@ -407,7 +476,11 @@ static int decode(jdec *j, uint64_t max_pixels, img *out) {
         int n = len - 2, rc = IMG_OK;
         p += len;
         switch (m) {
-        case 0xc0: case 0xc1: rc = parse_sof(j, d, n, max_pixels); break;
+        case 0xc0: case 0xc1:
+            if ((rc = parse_size(j, d, n, max_pixels)) != IMG_OK) return rc;
+            choose_scale(j, min_w, min_h);
+            rc = parse_sof(j, d, n);
+            break;
         case 0xc2: case 0xc3: case 0xc5: case 0xc6: case 0xc7: case 0xc9: case 0xca: case 0xcb:
         case 0xcd: case 0xce: case 0xcf:
             return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %s (only baseline JPEG is decoded)", sof_name(m));
@@ -440,16 +513,18 @@ static int decode(jdec *j, uint64_t max_pixels, img *out) {
 }
 
 int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, img_err *e) {
+    return jpeg_decode_scaled(data, len, max_pixels, 0, 0, out, e);
+}
+
+int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                       img *out, img_err *e) {
     memset(out, 0, sizeof *out);
     if (!jpeg_sniff(data, len)) return img_fail(e, IMG_BAD, "jpeg: bad signature");
     if (len > 0x7fffffff) return img_fail(e, IMG_UNSUPPORTED, "jpeg: file too large");
     jdec *j = calloc(1, sizeof *j);
     if (!j) return img_fail(e, IMG_NOMEM, "jpeg: out of memory");
     j->data = data, j->end = data + len, j->e = e;
-    for (int x = 0; x < 8; x++)
-        for (int u = 0; u < 8; u++)
-            j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) * cosf((float)((2 * x + 1) * u) * 3.14159265f / 16.0f);
-    int rc = decode(j, max_pixels, out);
+    int rc = decode(j, max_pixels, min_w, min_h, out);
     for (int i = 0; i < 3; i++) free(j->comp[i].plane);
     free(j);
     return rc;
