@@ -1,0 +1,75 @@
+package plugin_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
+	"github.com/edgehost/edgehost/host/plugin"
+)
+
+// BenchmarkPreStage: the example pre plugins on real camera-sized inputs, metered (time
+// budget enforced) and unmetered in the same run; x-unmetered is the budget's cost. The
+// comparison with Pillow and native Go is `make bench` (bench/).
+func BenchmarkPreStage(b *testing.B) {
+	ctx := context.Background()
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	for _, w := range []struct {
+		name, file string
+		tensor     plugin.Tensor
+	}{
+		{"peacock-224-u8", "peacock.png", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 224, 224, 3}, Bytes: 224 * 224 * 3}},
+		{"ssd-jpeg-300-u8", "ssd_example.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
+		{"ssd-jpeg-257-f32", "ssd_example.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 257, 257, 3}, Bytes: 257 * 257 * 3 * 4}},
+		{"12mp-jpeg-300-u8", "frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
+	} {
+		img, err := os.ReadFile(testplugins.Model(w.file))
+		if err != nil {
+			continue // frame_12mp.jpg is made by `make bench-data`
+		}
+		for _, name := range []string{"imagepre-c", "imagepre-go"} {
+			var base float64
+			for _, unmetered := range []bool{true, false} {
+				label := w.name + "/" + name + "/metered"
+				if unmetered {
+					label = w.name + "/" + name + "/unmetered"
+				}
+				b.Run(label, func(b *testing.B) {
+					m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(b, name), Unmetered: unmetered, MemoryLimit: 256 << 20})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer m.Close(ctx)
+					inst, err := m.NewInstance(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer inst.Close(ctx)
+					if err := inst.Bind(ctx, []plugin.Tensor{w.tensor}); err != nil {
+						b.Fatal(err)
+					}
+					buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
+					copy(buf, img)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if err := inst.Pre(ctx, uint32(len(img))); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+					if unmetered {
+						base = ns
+					} else if base > 0 {
+						b.ReportMetric(ns/base, "x-unmetered")
+					}
+				})
+			}
+		}
+	}
+}
