@@ -179,7 +179,7 @@ func TestValidate(t *testing.T) {
 	t.Run("--config after the command", func(t *testing.T) {
 		// Each command accepts --config too; inspect is the cheapest that loads the config.
 		code, stdout, _ := edgehost(t, "inspect", "--config", shippedConfig)
-		if code != exitOK || !strings.Contains(stdout, "pipeline classify-c: ") {
+		if code != exitOK || !strings.Contains(stdout, "pipeline classify-go: ") {
 			t.Errorf("exit %d: want 0 and the shipped pipelines", code)
 		}
 	})
@@ -278,7 +278,7 @@ func TestRun(t *testing.T) {
 		if stdout != "" {
 			t.Errorf("stdout = %q, want nothing", stdout)
 		}
-		if want := `no pipeline "nope"`; !strings.Contains(stderr, want) || !strings.Contains(stderr, "classify, classify-c, detect") {
+		if want := `no pipeline "nope"`; !strings.Contains(stderr, want) || !strings.Contains(stderr, "classify, classify-go, detect") {
 			t.Errorf("stderr lacks %q and the list of pipelines", want)
 		}
 	})
@@ -290,7 +290,7 @@ func TestRun(t *testing.T) {
 		}
 	})
 	t.Run("input that is not an image", func(t *testing.T) {
-		code, stdout, _ := edgehost(t, "--config", shippedConfig, "run", "-p", "classify-c", shippedConfig)
+		code, stdout, _ := edgehost(t, "--config", shippedConfig, "run", "-p", "classify", shippedConfig)
 		if code != exitFailure || stdout != "" {
 			t.Errorf("exit %d, stdout %q: want 1 and nothing", code, stdout)
 		}
@@ -311,7 +311,7 @@ func TestInspect(t *testing.T) {
 			"model ssd\n",
 			"normalized_input_image_tensor",
 			"pipeline classify: model mobilenet, 2 workers",
-			"pipeline classify-c: model mobilenet, 2 workers",
+			"pipeline classify-go: model mobilenet, 2 workers",
 			"pipeline detect: model ssd, 2 workers",
 			"imagepre-go 1.0.0 (abi 1, kind pre",
 			"classify-go 1.0.0 (abi 1, kind post",
@@ -330,7 +330,7 @@ func TestInspect(t *testing.T) {
 		}
 		t.Run("pre before post", func(t *testing.T) {
 			// Each pipeline should list its pre plugin before its post plugin.
-			for _, name := range []string{"classify", "classify-c", "detect"} {
+			for _, name := range []string{"classify", "classify-go", "detect"} {
 				i := strings.Index(stdout, "\npipeline "+name+":")
 				block := stdout[i+1:]
 				if j := strings.Index(block, "\n\n"); j >= 0 {

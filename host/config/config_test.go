@@ -68,7 +68,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if want := filepath.Join(root, "config.toml"); c.File != want {
 		t.Errorf("File = %q, want %q", c.File, want)
 	}
-	if got, want := c.PipelineNames(), []string{"classify", "classify-c", "detect"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.PipelineNames(), []string{"classify", "classify-go", "detect"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("PipelineNames() = %q, want %q", got, want)
 	}
 	if got, want := c.ModelNames(), []string{"mobilenet", "ssd"}; !reflect.DeepEqual(got, want) {
@@ -93,11 +93,11 @@ func TestShippedConfigLoads(t *testing.T) {
 		{"pipelines.classify.model", c.Pipelines["classify"].Model, "mobilenet"},
 		{"pipelines.classify.queue_timeout", c.Pipelines["classify"].QueueTimeout.Duration, 2 * time.Second},
 		{"pipelines.detect.queue_timeout", c.Pipelines["detect"].QueueTimeout.Duration, 5 * time.Second},
-		{"pipelines.classify.pre.path", c.Pipelines["classify"].Pre.Path, filepath.Join(root, "plugins/examples/imagepre-go/imagepre-go.wasm")},
+		{"pipelines.classify.pre.path", c.Pipelines["classify"].Pre.Path, filepath.Join(root, "plugins/examples/imagepre-c/imagepre-c.wasm")},
 		{"pipelines.classify.pre.params", c.Pipelines["classify"].Pre.Params, map[string]any{"mean": 127.5, "std": 127.5}},
 		{"pipelines.classify.post.params_files", c.Pipelines["classify"].Post.ParamsFiles, map[string]string{"labels": filepath.Join(root, ".deps/models/mobilenet_labels.txt")}},
-		{"pipelines.classify-c.pre.memory_limit_mb", c.Pipelines["classify-c"].Pre.MemoryLimitMB, 32},
-		{"pipelines.classify-c.post.memory_limit_mb", c.Pipelines["classify-c"].Post.MemoryLimitMB, 16},
+		{"pipelines.classify.pre.memory_limit_mb", c.Pipelines["classify"].Pre.MemoryLimitMB, 32},
+		{"pipelines.classify.post.memory_limit_mb", c.Pipelines["classify"].Post.MemoryLimitMB, 16},
 		{"pipelines.detect.post.params", c.Pipelines["detect"].Post.Params, map[string]any{"threshold": 0.5, "label_offset": int64(1)}},
 	} {
 		if !reflect.DeepEqual(tc.got, tc.want) {

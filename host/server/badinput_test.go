@@ -71,7 +71,7 @@ func flip(b []byte, off, count int, mask byte) []byte {
 }
 
 // badInputCases builds the suite. Image cases are sent to both the Go and the C image
-// decoders (pipelines classify and classify-c) and, for JPEG, to the detect pipeline.
+// decoders (pipelines classify-go and classify) and, for JPEG, to the detect pipeline.
 func badInputCases(t *testing.T) []badInputCase {
 	png := readModel(t, "peacock.png")
 	jpg := readModel(t, "ssd_example.jpg")
@@ -123,16 +123,16 @@ func badInputCases(t *testing.T) []badInputCase {
 	}
 	for _, im := range imgs {
 		cases = append(cases,
-			badInputCase{name: "raw classify/" + im.name, path: "/v1/pipelines/classify", ct: im.ct, body: im.body,
+			badInputCase{name: "raw classify-go/" + im.name, path: "/v1/pipelines/classify-go", ct: im.ct, body: im.body,
 				code: im.goCode, class: im.goClass, want: im.goWant},
-			badInputCase{name: "raw classify-c/" + im.name, path: "/v1/pipelines/classify-c", ct: im.ct, body: im.body,
+			badInputCase{name: "raw classify/" + im.name, path: "/v1/pipelines/classify", ct: im.ct, body: im.body,
 				code: im.cCode, class: im.cClass, want: im.cWant})
 	}
 	cases = append(cases,
 		badInputCase{name: "raw detect/truncated JPEG", path: "/v1/pipelines/detect", ct: "image/jpeg", body: jpg[:1000],
-			code: 400, class: "bad_input", want: []string{"imagepre-go@", "cannot decode image"}},
+			code: 400, class: "bad_input", want: []string{"imagepre-c@", "jpeg: truncated"}},
 		badInputCase{name: "raw detect/corrupt JPEG scan", path: "/v1/pipelines/detect", ct: "image/jpeg", body: corruptJPEG,
-			code: 400, class: "bad_input", want: []string{"cannot decode image"}},
+			code: 400, class: "bad_input", want: []string{"imagepre-c@", "jpeg:"}},
 		badInputCase{name: "raw oversized body", small: true, path: "/v1/pipelines/classify", ct: "image/png",
 			body: make([]byte, 200000), code: 413, class: "too_large", want: []string{"request body too large"}},
 		badInputCase{name: "kserve oversized body", small: true, path: "/v2/models/classify/infer", ct: "application/json",
@@ -142,7 +142,7 @@ func badInputCases(t *testing.T) []badInputCase {
 			code: 404, class: "not_found", want: []string{`pipeline "nope"`}},
 	)
 
-	const classify = "/v2/models/classify/infer"
+	const classify = "/v2/models/classify-go/infer"
 	const mobilenet = "/v2/models/mobilenet/infer"
 	const pixels = 224 * 224 * 3
 	k := func(name, path string, body []byte, hdr map[string]string, code int, class string, want ...string) badInputCase {
@@ -283,7 +283,7 @@ func TestBadInput(t *testing.T) {
 	}
 	t.Run("still serves", func(t *testing.T) {
 		img := readModel(t, "peacock.png")
-		for _, p := range []string{"classify", "classify-c"} {
+		for _, p := range []string{"classify", "classify-go"} {
 			code, _, b := post(t, shippedURL+"/v1/pipelines/"+p, "image/png", img, nil)
 			if code != http.StatusOK || top1(t, b) != "peacock" {
 				t.Fatalf("%s after bad input: %d %s", p, code, b)

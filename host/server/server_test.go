@@ -122,7 +122,7 @@ func TestShippedConfigClassifies(t *testing.T) {
 	url := shipped(t)
 	img := peacock(t)
 	t.Run("raw", func(t *testing.T) {
-		for _, p := range []string{"classify", "classify-c"} {
+		for _, p := range []string{"classify", "classify-go"} {
 			code, h, b := post(t, url+"/v1/pipelines/"+p, "image/png", img, nil)
 			if code != 200 || h.Get("Content-Type") != "application/json" || top1(t, b) != "peacock" {
 				t.Fatalf("%s: %d %s %s", p, code, h.Get("Content-Type"), b)
@@ -193,7 +193,7 @@ func TestShippedConfigClassifies(t *testing.T) {
 			"/v2/health/live": `"live":true`, "/v2/health/ready": `"ready":true`, "/v2": `"binary_tensor_data"`,
 			"/v2/models/classify": `"platform":"edgehost_pipeline"`, "/v2/models/classify/ready": `"ready":true`,
 			"/v2/models/ssd": `"TFLite_Detection_PostProcess"`, "/v1/pipelines": `"zero_copy":true`,
-			"/status": `"classify-c"`, "/metrics": "edgehost_stage_seconds_bucket",
+			"/status": `"classify-go"`, "/metrics": "edgehost_stage_seconds_bucket",
 			"/metrics#reloads": `edgehost_reloads_total{result="rejected"} 0`,
 		} {
 			resp, err := http.Get(url + strings.Split(path, "#")[0])
@@ -224,7 +224,7 @@ func TestConcurrentClients(t *testing.T) {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			pipeline := []string{"classify", "classify-c"}[c%2]
+			pipeline := []string{"classify", "classify-go"}[c%2]
 			for i := 0; i < requests; i++ {
 				resp, err := http.Post(url+"/v1/pipelines/"+pipeline, "image/png", bytes.NewReader(img))
 				if err != nil {
@@ -301,7 +301,7 @@ path = %q
 // these tests are about serving, not about budgets. The hostile pipelines of errorConfig keep
 // their tight values, and host/pipeline's hostile tests check that budgets stop runaways.
 func relax(cfg *config.Config) {
-	for _, name := range []string{"classify", "classify-c", "detect"} {
+	for _, name := range []string{"classify", "classify-go", "detect"} {
 		p, ok := cfg.Pipelines[name]
 		if !ok {
 			continue
@@ -328,11 +328,11 @@ func TestErrorClasses(t *testing.T) {
 		class, want    string
 	}{
 		{"empty body", "/v1/pipelines/classify", "image/png", nil, 400, "bad_input", "empty request body"},
-		{"corrupt image", "/v1/pipelines/classify", "image/png", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...), 400, "bad_input", "imagepre-go@1.0.0"},
+		{"corrupt image", "/v1/pipelines/classify-go", "image/png", append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...), 400, "bad_input", "imagepre-go@"},
 		{"unknown pipeline", "/v1/pipelines/nope", "image/png", img, 404, "not_found", `pipeline "nope"`},
 		{"unknown model", "/v2/models/nope/infer", "application/json", []byte(`{}`), 404, "not_found", `model "nope"`},
 		{"too large", "/v1/pipelines/classify", "image/png", make([]byte, 200000), 413, "too_large", "request body too large"},
-		{"unsupported format", "/v1/pipelines/classify", "text/plain", []byte("hello, not an image"), 415, "unsupported", "not a JPEG or PNG"},
+		{"unsupported format", "/v1/pipelines/classify-go", "text/plain", []byte("hello, not an image"), 415, "unsupported", "not a JPEG or PNG"},
 		{"plugin trap", "/v1/pipelines/trap", "image/png", img, 500, "plugin_trap", "hostile-trap-pre@1.0.0: edgehost_pre trapped"},
 	}
 	for _, c := range cases {
