@@ -27,9 +27,10 @@ SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go)
 
 plugins: $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
 
-# Go plugins: a reactor module for wasip1, then the manifest embedded as a custom section.
+# Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
+# instrument and decode at every load), then the manifest embedded as a custom section.
 plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/examples/$$(*D)/manifest.json) $(SDK_GO)
-	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
 	go run ./sdk/cmd/ehmanifest -in $@ -manifest plugins/examples/$(*D)/manifest.json
 
 c-plugins: deps

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/plugin"
@@ -156,7 +157,7 @@ func TestSignaturesOnReload(t *testing.T) {
 
 // TestCachePrunedAtStart: compilation cache entries that no loaded plugin uses (left by
 // versions replaced while edgehost was stopped) are deleted at start; a restart reuses the
-// entries of the plugins in use.
+// entries of the plugins in use (a clean stop keeps them).
 func TestCachePrunedAtStart(t *testing.T) {
 	dir := t.TempDir()
 	stale := filepath.Join(dir, "cache", "wazero-old", "0123456789abcdef")
@@ -170,11 +171,27 @@ func TestCachePrunedAtStart(t *testing.T) {
 	if len(entries) == 0 {
 		t.Fatal("no cache entries for the plugins in use")
 	}
-	// A second engine on the same cache (a restart) keeps them all and adds none.
+	written := map[string]time.Time{}
+	for _, p := range entries {
+		if st, err := os.Stat(p); err == nil {
+			written[p] = st.ModTime()
+		}
+	}
+	// A clean stop keeps every entry; a second engine on the same cache (a restart) reuses
+	// them: it adds none and rewrites none.
 	f.e.Close(context.Background())
+	if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
+		t.Fatalf("a clean stop changed the cache entries:\n%v\n%v", entries, got)
+	}
+	time.Sleep(20 * time.Millisecond) // a rewrite would get a later modification time
 	f2 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
 	if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
 		t.Fatalf("cache entries changed across a restart:\n%v\n%v", entries, got)
+	}
+	for p, mt := range written {
+		if st, err := os.Stat(p); err != nil || !st.ModTime().Equal(mt) {
+			t.Fatalf("cache entry %s was rewritten on restart (not reused): %v", p, err)
+		}
 	}
 	if _, err := f2.run(); err != nil {
 		t.Fatal(err)

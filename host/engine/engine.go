@@ -272,6 +272,7 @@ var ErrNotFound = errors.New("not found")
 func (e *Engine) Close(ctx context.Context) {
 	e.reloadMu.Lock() // no reload runs meanwhile
 	defer e.reloadMu.Unlock()
+	e.rt.KeepCache() // a clean stop keeps the compiled plugins for the next start
 	e.mu.Lock()
 	pipes := e.pipelines
 	e.pipelines = nil

@@ -36,6 +36,17 @@ type Runtime struct {
 	cacheMu    sync.Mutex
 	cacheIndex map[string][]string // compiled-module key -> its compilation cache files
 	cacheLive  map[string]int      // compiled-module key -> loaded modules using it
+	cacheKeep  bool                // set by KeepCache: releases no longer delete cache files
+}
+
+// KeepCache makes every later release keep its compilation cache entries: call it before a
+// clean stop, so that the next start finds the compiled code of the plugins it had (the
+// next start's PruneCache then deletes whatever its own config does not use). Swaps while
+// serving still delete the entries of the versions they replace.
+func (r *Runtime) KeepCache() {
+	r.cacheMu.Lock()
+	r.cacheKeep = true
+	r.cacheMu.Unlock()
 }
 
 const cacheIndexFile = "edgehost-cache-index.json"
@@ -223,7 +234,7 @@ func (m *Module) Release(ctx context.Context) {
 		r := m.rt
 		r.cacheMu.Lock()
 		defer r.cacheMu.Unlock()
-		if r.cacheLive[m.cacheKey]--; r.cacheLive[m.cacheKey] <= 0 {
+		if r.cacheLive[m.cacheKey]--; r.cacheLive[m.cacheKey] <= 0 && !r.cacheKeep {
 			delete(r.cacheLive, m.cacheKey)
 			for _, f := range r.cacheIndex[m.cacheKey] {
 				_ = os.Remove(f)
