@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
@@ -41,7 +42,7 @@ func BenchmarkPreStage(b *testing.B) {
 					label = w.name + "/" + name + "/unmetered"
 				}
 				b.Run(label, func(b *testing.B) {
-					m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(b, name), Unmetered: unmetered, MemoryLimit: 256 << 20})
+					m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(b, name), Unmetered: unmetered, MemoryLimit: 256 << 20, Timeout: time.Minute})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -4,7 +4,8 @@
  * Written from abi/ABI.md (the normative spec); the numbers and offsets here are the same as
  * in abi/abi.go. A plugin is a WASI preview 1 reactor built with
  *
- *   clang --target=wasm32-wasi -O2 -mexec-model=reactor -I sdk/c -o x.wasm plugin.c sdk/c/edgehost.c
+ *   .deps/bin/wasi-cc -O2 -mexec-model=reactor -I sdk/c -o x.wasm plugin.c sdk/c/edgehost.c
+ *   (zig cc -target wasm32-wasi from `make deps`; or clang --target=wasm32-wasi with wasi-libc)
  *
  * Design (see README.md for a complete example):
  *

@@ -406,6 +406,15 @@ static int to_rgb(jdec *j, img *out) {
     if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
+    /* Column of each output x in each component's plane (chroma replication), computed once
+     * instead of a division per pixel. */
+    uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * 3);
+    if (!cols) {
+        free(rgb);
+        return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
+    }
+    for (int i = 0; i < j->ncomp; i++)
+        for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
     uint8_t *o = rgb;
     for (int y = 0; y < H; y++) {
         const uint8_t *row[3];
@@ -413,13 +422,13 @@ static int to_rgb(jdec *j, img *out) {
             jcomp *c = &j->comp[i];
             row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * j->N;
         }
+        if (j->ncomp == 1) {
+            for (int x = 0; x < W; x++, o += 3) o[0] = o[1] = o[2] = row[0][x];
+            continue;
+        }
+        const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W;
         for (int x = 0; x < W; x++, o += 3) {
-            if (j->ncomp == 1) {
-                o[0] = o[1] = o[2] = row[0][x];
-                continue;
-            }
-            int s[3];
-            for (int i = 0; i < 3; i++) s[i] = row[i][x * j->comp[i].h / j->hmax];
+            int s[3] = {row[0][c0[x]], row[1][c1[x]], row[2][c2[x]]};
             if (is_rgb) {
                 o[0] = (uint8_t)s[0], o[1] = (uint8_t)s[1], o[2] = (uint8_t)s[2];
                 continue;
@@ -431,6 +440,7 @@ static int to_rgb(jdec *j, img *out) {
                 o[i] = ((uint32_t)v[i] & 0xff000000u) == 0 ? (uint8_t)(v[i] >> 16) : v[i] < 0 ? 0 : 255;
         }
     }
+    free(cols);
     out->w = (uint32_t)W;
     out->h = (uint32_t)H;
     out->pix = rgb;

@@ -105,17 +105,19 @@ static void pass_size(const png_info *pi, const uint8_t p[4], uint32_t *pw, uint
     *ph = pi->h > p[1] ? (pi->h - p[1] + p[3] - 1) / p[3] : 0;
 }
 
-static unsigned paeth(int a, int b, int c) {
-    int p = a + b - c;
-    int pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
-    if (pa <= pb && pa <= pc) return (unsigned)a;
-    if (pb <= pc) return (unsigned)b;
-    return (unsigned)c;
+/* The Paeth predictor (PNG spec §9.4), without branches on the data. */
+static inline unsigned paeth(int a, int b, int c) {
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+    int ab = pb < pa ? b : a;        /* a unless b is strictly closer */
+    int pab = pb < pa ? pb : pa;
+    return (unsigned)(pc < pab ? c : ab);
 }
 
 /* Undo the filter of one row in place (PNG spec §9). prev is the previous row of the same
- * pass, already unfiltered, or NULL for the first row. */
+ * pass, already unfiltered, or NULL for the first row. The first bpp bytes (no left
+ * neighbour) are handled apart, so the loops over the rest carry no per-byte tests. */
 static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, unsigned ft, img_err *e) {
+    size_t lead = bpp < n ? bpp : n;
     switch (ft) {
     case 0: break;
     case 1:
@@ -126,16 +128,19 @@ static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, u
             for (size_t i = 0; i < n; i++) row[i] += prev[i];
         break;
     case 3:
-        for (size_t i = 0; i < n; i++) {
-            unsigned a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-            row[i] += (uint8_t)((a + b) >> 1);
+        if (prev) {
+            for (size_t i = 0; i < lead; i++) row[i] += (uint8_t)(prev[i] >> 1);
+            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(((unsigned)row[i - bpp] + prev[i]) >> 1);
+        } else {
+            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(row[i - bpp] >> 1);
         }
         break;
     case 4:
-        for (size_t i = 0; i < n; i++) {
-            int a = i >= bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-            int c = (i >= bpp && prev) ? prev[i - bpp] : 0;
-            row[i] += (uint8_t)paeth(a, b, c);
+        if (prev) { /* Paeth(0, b, 0) = b for the leading bytes */
+            for (size_t i = 0; i < lead; i++) row[i] += prev[i];
+            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)paeth(row[i - bpp], prev[i], prev[i - bpp]);
+        } else { /* Paeth(a, 0, 0) = a */
+            for (size_t i = bpp; i < n; i++) row[i] += row[i - bpp];
         }
         break;
     default: return img_fail(e, IMG_BAD, "png: invalid filter type %u", ft);
