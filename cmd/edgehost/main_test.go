@@ -317,7 +317,7 @@ func TestInspect(t *testing.T) {
 			"classify-go 1.0.0 (abi 1, kind post",
 			"imagepre-c 1.0.0",
 			"classify-c 1.0.0",
-			"ssd-go 1.0.0",
+			"ssd-c 1.0.0",
 			"signed: false",
 			"budget: memory 64 MiB, 1000 ms per call",
 			"budget: memory 32 MiB, 1000 ms per call",

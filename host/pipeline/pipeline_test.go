@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -191,16 +192,40 @@ func TestZeroCopy(t *testing.T) {
 	}
 }
 
+// TestSSDFindsPerson: every pre × post pair of the SSD examples finds the person and the
+// laptop in ssd_example.jpg, and the C and Go post plugins report the same detections.
 func TestSSDFindsPerson(t *testing.T) {
 	f := newFixture(t, "ssd_detect.tflite")
 	img, _ := os.ReadFile(models + "ssd_example.jpg")
-	p := f.pipeline(t, "imagepre-go", "ssd-go", map[string]any{
-		"labels": labels(t, models+"ssd_labelmap.txt"), "label_offset": 1, "threshold": 0.5}, false, 1)
-	out, _ := run(t, p, img)
-	if !strings.Contains(string(out), `"label":"person"`) {
-		t.Fatalf("no person in %s", out)
+	params := map[string]any{"labels": labels(t, models+"ssd_labelmap.txt"), "label_offset": 1, "threshold": 0.5}
+	type det struct {
+		Label string
+		Score float32
 	}
-	t.Logf("%s", out)
+	for _, pre := range []string{"imagepre-go", "imagepre-c"} {
+		var byPost [][]det
+		for _, post := range []string{"ssd-go", "ssd-c"} {
+			p := f.pipeline(t, pre, post, params, false, 1)
+			out, _ := run(t, p, img)
+			var r struct{ Detections []det }
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatalf("%s+%s: %v: %s", pre, post, err, out)
+			}
+			if !strings.Contains(string(out), `"label":"person"`) || !strings.Contains(string(out), `"label":"laptop"`) {
+				t.Fatalf("%s+%s: no person and laptop in %s", pre, post, out)
+			}
+			byPost = append(byPost, r.Detections)
+			t.Logf("%s+%s: %s", pre, post, out)
+		}
+		if len(byPost[0]) != len(byPost[1]) {
+			t.Fatalf("%s: ssd-go found %d detections, ssd-c %d", pre, len(byPost[0]), len(byPost[1]))
+		}
+		for i := range byPost[0] {
+			if byPost[0][i].Label != byPost[1][i].Label || math.Abs(float64(byPost[0][i].Score-byPost[1][i].Score)) > 1e-5 {
+				t.Fatalf("%s: detection %d differs: go %+v, c %+v", pre, i, byPost[0][i], byPost[1][i])
+			}
+		}
+	}
 }
 
 func TestConcurrentRequests(t *testing.T) {
