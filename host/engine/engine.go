@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -82,13 +83,34 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		}
 		e.models[name] = m
 	}
-	for _, name := range cfg.PipelineNames() {
-		p, err := e.buildPipeline(ctx, name, cfg.Pipelines[name])
+	// Pipelines are independent: build them in parallel (compiling and instantiating plugins
+	// is most of the start), at most one per core. The first error in config order wins and
+	// every pipeline that was built is closed.
+	names := cfg.PipelineNames()
+	built := make([]*Pipeline, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			built[i], errs[i] = e.buildPipeline(ctx, name, cfg.Pipelines[name])
+		}()
+	}
+	wg.Wait()
+	for i, name := range names {
+		if built[i] != nil {
+			e.pipelines[name] = built[i]
+		}
+	}
+	for _, err := range errs {
 		if err != nil {
 			e.Close(ctx)
 			return nil, err
 		}
-		e.pipelines[name] = p
 	}
 	if n := rt.PruneCache(); n > 0 {
 		log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
