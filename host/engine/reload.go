@@ -22,7 +22,7 @@ import (
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
 	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
 		QueueTimeout: pc.QueueTimeout.Duration,
-		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: *pc.RollbackTrapShare}}
+		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
 }
 
 // golden runs the pipeline's golden input, if any, on a prepared version.
@@ -68,6 +68,7 @@ func (e *Engine) install(ctx context.Context, p *Pipeline, pc config.Pipeline, m
 		return nil, err
 	}
 	closed := p.Pipeline.Commit(v)
+	e.errs.set("pipeline:"+p.Name, nil) // a good version serves: earlier errors are history
 	e.mu.Lock()
 	np := *p
 	np.Config, np.Pre, np.Post, np.ModelName = pc, pre, post, pc.Model

@@ -1,6 +1,6 @@
 /* echo.c: a tiny post plugin for the reload tests, built with -DVERSION=N. Its result
  * names its version: {"ok":true,"version":N,"first":<first byte of output 0>}.
- * -DTRAP_POST traps on every post call; -DNO_OK leaves "ok" out (fails a golden check). */
+ * -DTRAP_POST traps on every post call; -DFAIL_POST returns status 2 (internal) on every call; -DNO_OK leaves "ok" out (fails a golden check). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +26,10 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 	call_t* c = (call_t*)(uintptr_t)cp;
 #ifdef TRAP_POST
 	__builtin_trap();
+#endif
+#ifdef FAIL_POST
+	(void)c;
+	return 2;
 #endif
 	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
 	int first = c->n > 0 ? *(uint8_t*)(uintptr_t)d[0].data : -1;
