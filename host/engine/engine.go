@@ -32,6 +32,7 @@ type Engine struct {
 	reloads        atomic.Int64
 	reloadFailures atomic.Int64
 	rollbacks      atomic.Int64
+	incomplete     atomic.Bool // the last config applied had failures: retried when a file changes
 	configLoaded   time.Time
 
 	mu        sync.RWMutex
