@@ -45,7 +45,7 @@ type Watcher struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	timers map[string]*time.Timer
+	timers map[string]*pending
 
 	// Owned by the loop goroutine.
 	files       map[string]*watched // path as the config names it → state
@@ -53,10 +53,17 @@ type Watcher struct {
 	dirs        map[string]bool     // directories added to fw
 }
 
+// pending is a scheduled check of one file.
+type pending struct {
+	t   *time.Timer
+	due time.Time
+}
+
 // watched is what the watcher knows about one file the config names.
 type watched struct {
 	applied string // content hash of the version last seen applied ("" when missing)
 	text    bool   // config.toml, params and golden files: valid when torn, so held longer
+	final   string // what the path resolved to at the last refresh
 	sig     string // resolved path, inode, size and times at the last observation
 	hash    string // content hash at the last observation
 	wrote   bool   // a write (in place, or into a recreated directory) was seen since the last apply
@@ -73,7 +80,7 @@ func (e *Engine) Watch(ctx context.Context) (*Watcher, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{e: e, fw: fw, cancel: cancel, done: make(chan struct{}), timers: map[string]*time.Timer{},
+	w := &Watcher{e: e, fw: fw, cancel: cancel, done: make(chan struct{}), timers: map[string]*pending{},
 		files: map[string]*watched{}, dirs: map[string]bool{}}
 	w.refresh()
 	go w.loop(ctx)
@@ -104,7 +111,9 @@ func (e *Engine) files() map[string]bool {
 // change what p names (p, each symlink met at any depth, the resolved file or the first
 // missing component) and the resolved path.
 func chain(p string) (paths []string, final string) {
-	p = filepath.Clean(p)
+	if a, err := filepath.Abs(p); err == nil {
+		p = a // config paths are absolute already
+	}
 	paths = []string{p}
 	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	cur := "/"
@@ -157,7 +166,8 @@ func (w *Watcher) refresh() {
 			w.files[f] = st
 		}
 		st.text = text
-		paths, _ := chain(f)
+		paths, final := chain(f)
+		st.final = final
 		for _, p := range paths {
 			interesting[p] = append(interesting[p], f)
 			d := filepath.Dir(p)
@@ -228,14 +238,22 @@ func (w *Watcher) loop(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	later := func(path string, d time.Duration) {
+	// later schedules a check of path in d; with extendOnly, never sooner than one already
+	// scheduled.
+	later := func(path string, d time.Duration, extendOnly bool) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		if t, ok := w.timers[path]; ok {
-			t.Reset(d)
+		due := time.Now().Add(d)
+		if p, ok := w.timers[path]; ok {
+			if !extendOnly || due.After(p.due) {
+				p.due = due
+				p.t.Reset(d)
+			}
 			return
 		}
-		w.timers[path] = time.AfterFunc(d, func() {
+		p := &pending{due: due}
+		w.timers[path] = p
+		p.t = time.AfterFunc(d, func() {
 			w.mu.Lock()
 			delete(w.timers, path)
 			w.mu.Unlock()
@@ -259,10 +277,15 @@ func (w *Watcher) loop(ctx context.Context) {
 				if st == nil {
 					continue
 				}
-				if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) && w.dirs[name] || name == filepath.Dir(f) {
+				// Content may still be arriving after a write, or after a create of the file or
+				// of a directory on its path: wait Settle. A symlink swapped, something removed
+				// or renamed away is complete as it is: look soon (a ConfigMap's ..data swap).
+				if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) && (name == f || name == st.final || w.dirs[name]) || name == filepath.Dir(f) {
 					st.wrote = true
+					later(f, Settle, false)
+				} else {
+					later(f, Settle/5, true)
 				}
-				later(f, Settle)
 			}
 		case path := <-changed:
 			if cfg := w.e.Config().File; path != cfg {
@@ -275,6 +298,12 @@ func (w *Watcher) loop(ctx context.Context) {
 		case <-tick:
 			w.refresh()
 			for f, st := range w.files {
+				w.mu.Lock()
+				_, pending := w.timers[f]
+				w.mu.Unlock()
+				if pending {
+					continue // an event's check is coming
+				}
 				st.wrote = true // no event says how it changed: hold text files as if written in place
 				w.check(ctx, f, later)
 			}
@@ -291,7 +320,7 @@ func (w *Watcher) loop(ctx context.Context) {
 // long enough: Settle after the last event for plugins and models (their loaders reject a
 // torn file), one more Settle for a text file written in place, DropHold for a config that
 // removes a serving pipeline or model. Identical content never reloads anything.
-func (w *Watcher) check(ctx context.Context, path string, later func(string, time.Duration)) {
+func (w *Watcher) check(ctx context.Context, path string, later func(string, time.Duration, bool)) {
 	st := w.files[path]
 	if st == nil {
 		return
@@ -320,7 +349,7 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		st.cand, st.candAt = st.hash, now
 	}
 	if wait := need - now.Sub(st.candAt); wait > 0 {
-		later(path, wait)
+		later(path, wait, false)
 		return
 	}
 	w.e.ReloadFile(ctx, path)
@@ -334,8 +363,8 @@ func (w *Watcher) Close() error {
 	err := w.fw.Close()
 	<-w.done
 	w.mu.Lock()
-	for _, t := range w.timers {
-		t.Stop()
+	for _, p := range w.timers {
+		p.t.Stop()
 	}
 	w.mu.Unlock()
 	return err
