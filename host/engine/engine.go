@@ -33,6 +33,7 @@ type Engine struct {
 	reloads        atomic.Int64
 	reloadFailures atomic.Int64
 	rollbacks      atomic.Int64
+	incomplete     atomic.Bool // the last config applied had failures: retried when a file changes
 	configLoaded   time.Time
 
 	mu        sync.RWMutex
@@ -48,7 +49,7 @@ type Model struct {
 	Model    *tflite.Model
 	Pool     *tflite.Pool
 	LoadedAt time.Time
-	Hash     string // sha256 of the model file
+	Hash     string // sha256 of the bytes loaded (the private copy)
 }
 
 // Pipeline is a serving pipeline and the plugin versions it runs.
@@ -139,7 +140,7 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 		pool.Put(it)
 	}
 	e.log.Info("model loaded", "model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "delegates", fmt.Sprint(delegates))
-	return &Model{Name: name, Config: mc, Model: m, Pool: pool, LoadedAt: time.Now(), Hash: fileHash(mc.Path)}, nil
+	return &Model{Name: name, Config: mc, Model: m, Pool: pool, LoadedAt: time.Now(), Hash: m.Hash}, nil
 }
 
 // loadPlugin compiles and validates one plugin of a pipeline.

@@ -22,7 +22,7 @@ import (
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
 	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
 		QueueTimeout: pc.QueueTimeout.Duration,
-		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxTrapShare: *pc.RollbackTrapShare}}
+		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
 }
 
 // golden runs the pipeline's golden input, if any, on a prepared version.
@@ -68,6 +68,7 @@ func (e *Engine) install(ctx context.Context, p *Pipeline, pc config.Pipeline, m
 		return nil, err
 	}
 	closed := p.Pipeline.Commit(v)
+	e.errs.set("pipeline:"+p.Name, nil) // a good version serves: earlier errors are history
 	e.mu.Lock()
 	np := *p
 	np.Config, np.Pre, np.Post, np.ModelName = pc, pre, post, pc.Model
@@ -87,6 +88,14 @@ func (e *Engine) ReloadFile(ctx context.Context, path string) {
 		e.applyConfigFile(ctx)
 		return
 	}
+	// A config that could not be applied in full (a file it names was missing or broken) is
+	// applied again once any file it names changes: the file it waited for may be this one.
+	defer func() {
+		if e.incomplete.Load() {
+			e.log.Info("retrying the config: a file it names changed", "file", path)
+			e.applyConfigFile(ctx)
+		}
+	}()
 	for _, name := range cfg.ModelNames() {
 		if cfg.Models[name].Path == path {
 			e.reloadModel(ctx, name)
@@ -282,6 +291,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 	e.mu.Lock()
 	e.configLoaded = timeNow()
 	e.mu.Unlock()
+	e.incomplete.Store(len(errs) > 0)
 	if len(errs) > 0 {
 		e.failed(cur.File, "config (partly applied: the failing pipelines keep their old version)", errors.Join(errs...))
 		return
@@ -289,6 +299,26 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 	e.reloads.Add(1)
 	e.errs.set(cur.File, nil)
 	e.log.Info("config applied", "file", cur.File)
+}
+
+// configDrops reports whether the config at path parses and removes a pipeline or a model
+// that is serving now.
+func (e *Engine) configDrops(path string) bool {
+	next, err := config.Load(path)
+	if err != nil {
+		return false
+	}
+	for _, p := range e.Pipelines() {
+		if _, ok := next.Pipelines[p.Name]; !ok {
+			return true
+		}
+	}
+	for _, m := range e.Models() {
+		if _, ok := next.Models[m.Name]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // rebuild loads a pipeline's plugins again from pc and installs them.

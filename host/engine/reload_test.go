@@ -315,6 +315,62 @@ func TestRollbackOnRuntimeTraps(t *testing.T) {
 	t.Logf("rolled back after %d trapping requests: %s", traps, st.Pipelines["p"].LastError)
 }
 
+// TestRollbackOnErrorStatus: a version whose post plugin returns a non-zero status on every
+// call (no trap) is rolled back too, under load from 8 clients; once a good version serves
+// again, /status no longer shows the rollback as the pipeline's last error.
+func TestRollbackOnErrorStatus(t *testing.T) {
+	f := newFixture(t, "rollback_window = 20\nrollback_trap_share = 0.3")
+	good := f.postHash()
+	if err := os.WriteFile(f.post, echo(t, f.dir, 6, "-DFAIL_POST"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ReloadFile(context.Background(), f.post)
+	if f.postHash() == good {
+		t.Fatal("the failing version was not swapped in (it loads and inits fine)")
+	}
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for c := 0; c < 8; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				if _, err := f.run(); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.e.Status().Rollbacks == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := f.e.Status()
+	if st.Rollbacks != 1 || f.postHash() != good {
+		t.Fatalf("rollbacks=%d after %d failed requests; back on the good version: %v", st.Rollbacks, failed.Load(), f.postHash() == good)
+	}
+	if failed.Load() > 7+8 { // the 7th failure (> 0.3 × 20) rolls back; 8 more may be in flight on it
+		t.Errorf("%d requests failed, want at most 15", failed.Load())
+	}
+	if !strings.Contains(st.Pipelines["p"].LastError, "rolled back") {
+		t.Fatalf("rollback not shown: %q", st.Pipelines["p"].LastError)
+	}
+	if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
+		t.Fatalf("after rollback: %v %s", err, out)
+	}
+	v3 := echo(t, f.dir, 3)
+	if err := os.WriteFile(f.post, v3, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ReloadFile(context.Background(), f.post)
+	st = f.e.Status()
+	if f.postHash() != sha(v3) || st.Pipelines["p"].LastError != "" || st.Pipelines["p"].Post.LastError != "" {
+		t.Fatalf("a good version serves but /status still says %q / %q", st.Pipelines["p"].LastError, st.Pipelines["p"].Post.LastError)
+	}
+	t.Logf("rolled back after %d failed requests", failed.Load())
+}
+
 func mustRead(t *testing.T, p string) []byte {
 	b, err := os.ReadFile(p)
 	if err != nil {

@@ -2,9 +2,15 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -14,10 +20,24 @@ import (
 // deploy tools write in bursts (truncate+write, temp file+rename, delete+create).
 var Settle = 250 * time.Millisecond
 
+// DropHold is how long a new config.toml that removes a serving pipeline or model must stay
+// unchanged before it applies: a config written slowly, whose later tables have not arrived
+// yet, must not take pipelines down in between. A deliberate removal takes this long.
+var DropHold = 2 * time.Second
+
+// Rescan is the period of the safety-net scan: every watched path is resolved again, its
+// directories re-armed, and its content hash compared with the version applied, whether or
+// not an event came. 0 disables it.
+var Rescan = 5 * time.Second
+
 func timeNow() time.Time { return time.Now() }
 func sleep()             { time.Sleep(100 * time.Millisecond) }
 
-// Watcher reloads files the engine uses when they change on disk.
+// Watcher reloads files the engine uses when their content changes on disk. It follows
+// what the config names, not inodes: symlinks are resolved at every check and every
+// directory of the link chain is watched (a Kubernetes ConfigMap's "..data" swap is seen),
+// replaced or recreated directories are re-armed, and a file that does not exist yet is
+// picked up when it appears.
 type Watcher struct {
 	e      *Engine
 	fw     *fsnotify.Watcher
@@ -25,59 +45,224 @@ type Watcher struct {
 	done   chan struct{}
 
 	mu     sync.Mutex
-	timers map[string]*time.Timer
-	dirs   map[string]bool
+	timers map[string]*pending
+
+	// Owned by the loop goroutine.
+	files       map[string]*watched // path as the config names it → state
+	interesting map[string][]string // path an event may name → watched files it affects
+	dirs        map[string]bool     // directories added to fw
+}
+
+// pending is a scheduled check of one file.
+type pending struct {
+	t   *time.Timer
+	due time.Time
+}
+
+// watched is what the watcher knows about one file the config names.
+type watched struct {
+	applied string // content hash of the version last seen applied ("" when missing)
+	text    bool   // config.toml, params and golden files: valid when torn, so held longer
+	final   string // what the path resolved to at the last refresh
+	sig     string // resolved path, inode, size and times at the last observation
+	hash    string // content hash at the last observation
+	wrote   bool   // a write (in place, or into a recreated directory) was seen since the last apply
+	cand    string // the new content hash waiting to be stable
+	candAt  time.Time
 }
 
 // Watch starts watching the config file, the models, the plugins and the params and
-// golden files of the engine. Changes are applied after Settle, one at a time.
+// golden files of the engine. Changes are applied one at a time (see README, "Hot reload",
+// for the rules).
 func (e *Engine) Watch(ctx context.Context) (*Watcher, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{e: e, fw: fw, cancel: cancel, done: make(chan struct{}), timers: map[string]*time.Timer{}, dirs: map[string]bool{}}
+	w := &Watcher{e: e, fw: fw, cancel: cancel, done: make(chan struct{}), timers: map[string]*pending{},
+		files: map[string]*watched{}, dirs: map[string]bool{}}
 	w.refresh()
 	go w.loop(ctx)
 	return w, nil
 }
 
-// files returns every file the engine currently depends on.
+// files returns every file the engine currently depends on, and whether it is a text file
+// (anything but a model or a plugin module).
 func (e *Engine) files() map[string]bool {
 	cfg := e.Config()
 	out := map[string]bool{cfg.File: true}
-	for _, m := range cfg.Models {
-		out[m.Path] = true
-	}
 	for _, p := range cfg.Pipelines {
 		for _, f := range p.Files() {
 			out[f] = true
 		}
 	}
+	for _, p := range cfg.Pipelines {
+		out[p.Pre.Path] = false
+		out[p.Post.Path] = false
+	}
+	for _, m := range cfg.Models {
+		out[m.Path] = false
+	}
 	return out
 }
 
-// refresh watches the directories of every file in use (watching directories, not files,
-// survives rename and delete+create).
+// chain resolves p one component at a time. It returns every path whose replacement can
+// change what p names (p, each symlink met at any depth, the resolved file or the first
+// missing component) and the resolved path.
+func chain(p string) (paths []string, final string) {
+	if a, err := filepath.Abs(p); err == nil {
+		p = a // config paths are absolute already
+	}
+	paths = []string{p}
+	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur := "/"
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		next := filepath.Join(cur, c)
+		fi, err := os.Lstat(next)
+		if err != nil {
+			paths = append(paths, next)
+			return paths, filepath.Join(append([]string{next}, rest...)...)
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		paths = append(paths, next)
+		target, err := os.Readlink(next)
+		if hops++; err != nil || hops > 40 {
+			return paths, next
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(cur, target)
+		}
+		rest = append(strings.Split(strings.TrimPrefix(filepath.Clean(target), "/"), "/"), rest...)
+		cur = "/"
+	}
+	paths = append(paths, cur)
+	return paths, cur
+}
+
+// refresh resolves every watched path again and watches the directories of its link chain
+// and their parents (so a directory removed, recreated or renamed over is seen and
+// re-armed). New paths get their current content as the applied version.
 func (w *Watcher) refresh() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for f := range w.e.files() {
-		d := filepath.Dir(f)
-		if !w.dirs[d] {
-			if err := w.fw.Add(d); err != nil {
-				w.e.log.Warn("cannot watch directory", "dir", d, "error", err)
-				continue
+	files := w.e.files()
+	for f := range w.files {
+		if _, ok := files[f]; !ok {
+			delete(w.files, f)
+		}
+	}
+	interesting := map[string][]string{}
+	want := map[string]bool{}
+	for f, text := range files {
+		st := w.files[f]
+		if st == nil {
+			st = &watched{}
+			st.sig, st.hash = observe(f, "", "")
+			st.applied = st.hash
+			w.files[f] = st
+		}
+		st.text = text
+		paths, final := chain(f)
+		st.final = final
+		for _, p := range paths {
+			interesting[p] = append(interesting[p], f)
+			d := filepath.Dir(p)
+			interesting[d] = append(interesting[d], f) // the directory itself replaced
+			want[d] = true
+			want[filepath.Dir(d)] = true
+		}
+	}
+	w.interesting = interesting
+	for d := range want {
+		// Add again even when known: a recreated directory is a new inode.
+		if err := w.fw.Add(d); err != nil {
+			if w.dirs[d] {
+				w.e.log.Debug("cannot watch directory", "dir", d, "error", err)
 			}
-			w.dirs[d] = true
+			delete(w.dirs, d)
+			continue
+		}
+		w.dirs[d] = true
+	}
+	for d := range w.dirs {
+		if !want[d] {
+			_ = w.fw.Remove(d)
+			delete(w.dirs, d)
 		}
 	}
 }
 
+// observe stats what path resolves to and hashes its content when the stat changed from
+// sig. A missing or unreadable file has hash "".
+func observe(path, sig, hash string) (string, string) {
+	final, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", ""
+	}
+	fi, err := os.Stat(final)
+	if err != nil || fi.IsDir() {
+		return "", ""
+	}
+	s := final
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s += "|" + itoa(int64(st.Dev)) + "|" + itoa(int64(st.Ino)) + "|" + itoa(st.Ctim.Nano())
+	}
+	s += "|" + itoa(fi.Size()) + "|" + itoa(fi.ModTime().UnixNano())
+	if s == sig && hash != "" {
+		return sig, hash
+	}
+	f, err := os.Open(final)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", ""
+	}
+	return s, hex.EncodeToString(h.Sum(nil))
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
 func (w *Watcher) loop(ctx context.Context) {
 	defer close(w.done)
 	changed := make(chan string, 64)
+	var tick <-chan time.Time
+	if Rescan > 0 {
+		t := time.NewTicker(Rescan)
+		defer t.Stop()
+		tick = t.C
+	}
+	// later schedules a check of path in d; with extendOnly, never sooner than one already
+	// scheduled.
+	later := func(path string, d time.Duration, extendOnly bool) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		due := time.Now().Add(d)
+		if p, ok := w.timers[path]; ok {
+			if !extendOnly || due.After(p.due) {
+				p.due = due
+				p.t.Reset(d)
+			}
+			return
+		}
+		p := &pending{due: due}
+		w.timers[path] = p
+		p.t = time.AfterFunc(d, func() {
+			w.mu.Lock()
+			delete(w.timers, path)
+			w.mu.Unlock()
+			select {
+			case changed <- path:
+			case <-ctx.Done():
+			}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,33 +271,42 @@ func (w *Watcher) loop(ctx context.Context) {
 			if !ok {
 				return
 			}
-			path := filepath.Clean(ev.Name)
-			if !w.e.files()[path] {
-				continue
+			name := filepath.Clean(ev.Name)
+			for _, f := range w.interesting[name] {
+				st := w.files[f]
+				if st == nil {
+					continue
+				}
+				// Content may still be arriving after a write, or after a create of the file or
+				// of a directory on its path: wait Settle. A symlink swapped, something removed
+				// or renamed away is complete as it is: look soon (a ConfigMap's ..data swap).
+				if ev.Has(fsnotify.Write) || ev.Has(fsnotify.Create) && (name == f || name == st.final || w.dirs[name]) || name == filepath.Dir(f) {
+					st.wrote = true
+					later(f, Settle, false)
+				} else {
+					later(f, Settle/5, true)
+				}
 			}
-			w.mu.Lock()
-			if t, ok := w.timers[path]; ok {
-				t.Reset(Settle)
-			} else {
-				w.timers[path] = time.AfterFunc(Settle, func() {
-					w.mu.Lock()
-					delete(w.timers, path)
-					w.mu.Unlock()
-					select {
-					case changed <- path:
-					case <-ctx.Done():
-					}
-				})
-			}
-			w.mu.Unlock()
 		case path := <-changed:
-			if st, err := os.Stat(path); err != nil || st.Size() == 0 {
-				// Deleted, or truncated and not yet rewritten: the next event brings it back.
-				w.e.log.Debug("watched file missing or empty; waiting", "path", path)
-				continue
+			if cfg := w.e.Config().File; path != cfg {
+				// A ConfigMap update changes config.toml and plugins at once: the config goes
+				// first, so the plugin is not loaded twice.
+				w.check(ctx, cfg, later)
 			}
-			w.e.ReloadFile(ctx, path)
+			w.check(ctx, path, later)
+			w.refresh() // a new config names new files; a recreated directory needs its watch again
+		case <-tick:
 			w.refresh()
+			for f, st := range w.files {
+				w.mu.Lock()
+				_, pending := w.timers[f]
+				w.mu.Unlock()
+				if pending {
+					continue // an event's check is coming
+				}
+				st.wrote = true // no event says how it changed: hold text files as if written in place
+				w.check(ctx, f, later)
+			}
 		case err, ok := <-w.fw.Errors:
 			if !ok {
 				return
@@ -122,14 +316,55 @@ func (w *Watcher) loop(ctx context.Context) {
 	}
 }
 
+// check looks at one watched file and applies its new content once it has been stable for
+// long enough: Settle after the last event for plugins and models (their loaders reject a
+// torn file), one more Settle for a text file written in place, DropHold for a config that
+// removes a serving pipeline or model. Identical content never reloads anything.
+func (w *Watcher) check(ctx context.Context, path string, later func(string, time.Duration, bool)) {
+	st := w.files[path]
+	if st == nil {
+		return
+	}
+	st.sig, st.hash = observe(path, st.sig, st.hash)
+	if st.hash == "" {
+		// Missing, or a link into a directory not there yet: the event that brings it back
+		// (or the rescan) looks again.
+		w.e.log.Debug("watched file missing; waiting", "path", path)
+		st.cand = ""
+		return
+	}
+	if st.hash == st.applied {
+		st.cand, st.wrote = "", false
+		return
+	}
+	need := time.Duration(0)
+	if st.text && st.wrote {
+		need = Settle
+	}
+	if path == w.e.Config().File && w.e.configDrops(path) {
+		need = max(need, DropHold)
+	}
+	now := timeNow()
+	if st.cand != st.hash {
+		st.cand, st.candAt = st.hash, now
+	}
+	if wait := need - now.Sub(st.candAt); wait > 0 {
+		later(path, wait, false)
+		return
+	}
+	w.e.ReloadFile(ctx, path)
+	st.applied, st.cand, st.wrote = st.hash, "", false
+
+}
+
 // Close stops watching.
 func (w *Watcher) Close() error {
 	w.cancel()
 	err := w.fw.Close()
 	<-w.done
 	w.mu.Lock()
-	for _, t := range w.timers {
-		t.Stop()
+	for _, p := range w.timers {
+		p.t.Stop()
 	}
 	w.mu.Unlock()
 	return err

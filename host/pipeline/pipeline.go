@@ -27,15 +27,30 @@ type Spec struct {
 	// QueueTimeout bounds how long a request waits for a free worker; 0 means 5s.
 	QueueTimeout time.Duration
 	// Probation, when Requests > 0, keeps the previous version ready after a swap: if more
-	// than MaxTrapShare of the new version's first Requests requests trap, the pipeline
-	// rolls back to it by itself.
+	// than MaxFailShare of the new version's first Requests requests fail, the pipeline
+	// rolls back to it by itself (see Failed for what counts).
 	Probation Probation
 }
 
 // Probation configures automatic rollback after a swap.
 type Probation struct {
 	Requests     int
-	MaxTrapShare float64
+	MaxFailShare float64
+}
+
+// Failed reports whether a request's error counts against the version that ran it, during
+// probation: a trap, an exceeded time budget, any non-zero plugin status (bad_input
+// included: a version that refuses every input is broken too), an inference error. Not
+// counted: no free worker (overload), the request's context ending (client gone,
+// request_timeout), and errors writing the result to the client.
+func Failed(ctx context.Context, err error, fromResult bool) bool {
+	switch {
+	case err == nil, fromResult, errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
+		return false
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return false
+	}
+	return true
 }
 
 // Stats describes one request.
@@ -72,7 +87,7 @@ type generation struct {
 	inflight sync.WaitGroup
 	closed   chan struct{}
 	// probation counters (guarded by Pipeline.mu)
-	probReqs, probTraps int
+	probReqs, probFails int
 	owner               *Pipeline
 }
 
@@ -244,9 +259,9 @@ func (p *Pipeline) Swap(ctx context.Context, spec Spec) error {
 	return nil
 }
 
-// probation records a request's outcome on g; it rolls back when g traps too often, and
+// probation records a request's outcome on g; it rolls back when g fails too often, and
 // ends probation after enough requests.
-func (p *Pipeline) probation(g *generation, trapped bool) {
+func (p *Pipeline) probation(g *generation, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.prev == nil || p.gen != g {
@@ -254,11 +269,11 @@ func (p *Pipeline) probation(g *generation, trapped bool) {
 	}
 	pr := g.spec.Probation
 	g.probReqs++
-	if trapped {
-		g.probTraps++
+	if failed {
+		g.probFails++
 	}
-	if float64(g.probTraps) > pr.MaxTrapShare*float64(pr.Requests) {
-		reason := fmt.Sprintf("%d of the first %d requests trapped (limit %.0f%% of %d)", g.probTraps, g.probReqs, 100*pr.MaxTrapShare, pr.Requests)
+	if float64(g.probFails) > pr.MaxFailShare*float64(pr.Requests) {
+		reason := fmt.Sprintf("%d of the first %d requests failed (limit %.0f%% of %d)", g.probFails, g.probReqs, 100*pr.MaxFailShare, pr.Requests)
 		p.gen = p.prev
 		p.prev = nil
 		retire(g)
@@ -323,20 +338,22 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 	p.mu.RUnlock()
 	defer g.inflight.Done()
 
-	st, err := g.run(ctx, body, size, fn)
-	trapped := false
+	var resultErr error
+	st, err := g.run(ctx, body, size, func(b []byte, ct string) error {
+		resultErr = fn(b, ct)
+		return resultErr
+	})
 	if err != nil {
 		p.Failures.Add(1)
 		var trap *plugin.TrapError
 		var timeout *plugin.TimeoutError
 		if errors.As(err, &trap) || errors.As(err, &timeout) {
-			trapped = true
 			p.Traps.Add(1)
 			p.log.Error("plugin trapped", "error", err)
 		}
 	}
 	if probation {
-		p.probation(g, trapped)
+		p.probation(g, Failed(ctx, err, err != nil && err == resultErr))
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
 	return st, err

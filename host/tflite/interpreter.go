@@ -30,6 +30,7 @@ type Interpreter struct {
 	xnn       *C.TfLiteDelegate
 	ext       *C.eh_external
 	delegates []string
+	held      bool // holds a reference on the model's private copy
 }
 
 func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
@@ -115,6 +116,8 @@ func (m *Model) build(opts Options, ext *C.eh_external, xnn xnnMode) (*Interpret
 		return nil, fmt.Errorf("%w: %s: cannot create interpreter: %s", ErrBadModel, m.Path, msg)
 	}
 	i.raw = rawInterpreter(i.it)
+	m.retain() // TFLite reads weights from the model's buffer for as long as i lives
+	i.held = true
 	if err := i.AllocateTensors(); err != nil {
 		i.Close()
 		return nil, err
@@ -218,6 +221,10 @@ func (i *Interpreter) Close() {
 	if i.it != nil {
 		i.it.Delete()
 		i.it = nil
+	}
+	if i.held {
+		i.held = false
+		defer i.model.release() // after the delegates, which may hold packed weights
 	}
 	if i.xnn != nil {
 		C.eh_xnnpack_delete(i.xnn)

@@ -1,10 +1,21 @@
 package tflite
 
+/*
+#include "shim.h"
+*/
+import "C"
+
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"sync"
+	"syscall"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 	gotflite "github.com/mattn/go-tflite"
@@ -42,29 +53,52 @@ type Options struct {
 }
 
 // Model is a loaded .tflite model. It is safe for concurrent use; its interpreters are not.
+//
+// The model is parsed from a private, read-only copy of the file in memory the host owns
+// (an anonymous mapping), never from a mapping of the file itself: rewriting, truncating or
+// deleting the file on disk cannot touch a loaded model or its interpreters. The copy is
+// released when the model and every interpreter built from it are closed.
 type Model struct {
 	Path    string
 	Inputs  []TensorInfo
 	Outputs []TensorInfo
+	Hash    string // sha256 (hex) of the bytes the model was parsed from
+	Size    int    // bytes of the private copy
 	opts    Options
 	m       *gotflite.Model
+
+	mu   sync.Mutex
+	refs int    // the model itself and each open interpreter
+	buf  []byte // the private copy (anonymous mapping), unmapped when refs reaches 0
 }
 
-// LoadModel loads and checks the model at path. A missing, truncated or non-TFLite file
-// gives an error wrapping ErrBadModel that says what is wrong.
+// LoadModel reads the model at path into a private copy, then parses and checks it. A
+// missing, truncated or non-TFLite file, or one that changed while it was read, gives an
+// error wrapping ErrBadModel that says what is wrong.
 func LoadModel(path string, opts Options) (*Model, error) {
-	if err := checkFile(path); err != nil {
+	buf, err := readPrivate(path)
+	if err != nil {
 		return nil, err
 	}
-	m := gotflite.NewModelFromFile(path)
-	if m == nil {
+	if err := checkBytes(path, buf); err != nil {
+		_ = syscall.Munmap(buf)
+		return nil, err
+	}
+	sum := sha256.Sum256(buf)
+	cm := C.TfLiteModelCreate(unsafe.Pointer(&buf[0]), C.size_t(len(buf)))
+	if cm == nil {
+		_ = syscall.Munmap(buf)
 		return nil, fmt.Errorf("%w: %s: TFLite could not parse the model (corrupt or unsupported flatbuffer)", ErrBadModel, path)
 	}
-	model := &Model{Path: path, opts: opts, m: m}
+	// go-tflite v1.0.1's Model is a struct of exactly one *TfLiteModel (checked by
+	// TestRawPointers); its NewModel copies into C memory that it never frees.
+	gm := new(gotflite.Model)
+	*(**C.TfLiteModel)(unsafe.Pointer(gm)) = cm
+	model := &Model{Path: path, Hash: hex.EncodeToString(sum[:]), Size: len(buf), opts: opts, m: gm, refs: 1, buf: buf}
 	// Describe the tensors with a plain CPU interpreter: delegates do not change them.
 	it, err := model.newInterpreter(Options{Threads: 1})
 	if err != nil {
-		m.Delete()
+		model.Close()
 		return nil, err
 	}
 	defer it.Close()
@@ -72,33 +106,79 @@ func LoadModel(path string, opts Options) (*Model, error) {
 	return model, nil
 }
 
-// checkFile rejects what TFLite would otherwise misread: missing, empty, truncated files and
-// files without the TFLite flatbuffer identifier.
-func checkFile(path string) error {
+// readPrivate copies the file at path into a fresh anonymous mapping, read-only once
+// filled. A file whose size changes while it is read (someone is writing it) is refused.
+func readPrivate(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadModel, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadModel, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
 	}
 	if st.IsDir() {
-		return fmt.Errorf("%w: %s is a directory, not a .tflite file", ErrBadModel, path)
+		return nil, fmt.Errorf("%w: %s is a directory, not a .tflite file", ErrBadModel, path)
 	}
-	var hdr [8]byte
-	if n, _ := f.ReadAt(hdr[:], 0); n < 8 {
-		return fmt.Errorf("%w: %s: file is %d bytes, too short to be a TFLite model", ErrBadModel, path, st.Size())
+	if st.Size() < 8 {
+		return nil, fmt.Errorf("%w: %s: file is %d bytes, too short to be a TFLite model", ErrBadModel, path, st.Size())
 	}
-	if string(hdr[4:8]) != "TFL3" {
-		return fmt.Errorf("%w: %s: not a TFLite model (flatbuffer identifier %q, want \"TFL3\")", ErrBadModel, path, hdr[4:8])
+	if st.Size() > maxModelBytes {
+		return nil, fmt.Errorf("%w: %s: file is %d bytes, over the %d-byte limit", ErrBadModel, path, st.Size(), int64(maxModelBytes))
 	}
-	root := binary.LittleEndian.Uint32(hdr[:4])
-	if int64(root)+4 > st.Size() {
-		return fmt.Errorf("%w: %s: truncated (root table at offset %d, file is %d bytes)", ErrBadModel, path, root, st.Size())
+	n := int(st.Size())
+	buf, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reserving %d bytes for the model: %w", path, n, err)
+	}
+	got, err := io.ReadFull(f, buf)
+	var extra [1]byte
+	more, _ := f.Read(extra[:])
+	st2, err2 := f.Stat()
+	switch {
+	case err != nil || more != 0 || err2 != nil || st2.Size() != st.Size():
+		_ = syscall.Munmap(buf)
+		return nil, fmt.Errorf("%w: %s: file changed while it was read (%d of %d bytes read): it is being written", ErrBadModel, path, got, n)
+	}
+	if err := syscall.Mprotect(buf, syscall.PROT_READ); err != nil {
+		_ = syscall.Munmap(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// maxModelBytes bounds a model's private copy (flatbuffers address at most 2 GiB).
+const maxModelBytes = 2 << 30
+
+// checkBytes rejects what TFLite would otherwise misread: truncated files and files
+// without the TFLite flatbuffer identifier.
+func checkBytes(path string, b []byte) error {
+	if string(b[4:8]) != "TFL3" {
+		return fmt.Errorf("%w: %s: not a TFLite model (flatbuffer identifier %q, want \"TFL3\")", ErrBadModel, path, b[4:8])
+	}
+	root := binary.LittleEndian.Uint32(b[:4])
+	if int64(root)+4 > int64(len(b)) {
+		return fmt.Errorf("%w: %s: truncated (root table at offset %d, file is %d bytes)", ErrBadModel, path, root, len(b))
 	}
 	return nil
+}
+
+// retain and release count the users of the private copy (the model and its interpreters).
+func (m *Model) retain() {
+	m.mu.Lock()
+	m.refs++
+	m.mu.Unlock()
+}
+
+func (m *Model) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refs--
+	if m.refs == 0 && m.buf != nil {
+		_ = syscall.Munmap(m.buf)
+		m.buf = nil
+	}
 }
 
 // Options returns the options the model was loaded with.
@@ -109,9 +189,14 @@ func (m *Model) Options() Options { return m.opts }
 func (m *Model) NewInterpreter() (*Interpreter, error) { return m.newInterpreter(m.opts) }
 
 // Close releases the model. Every interpreter of the model must be closed first.
+// The private copy of the file stays until the last interpreter is closed as well.
 func (m *Model) Close() {
-	if m.m != nil {
-		m.m.Delete()
-		m.m = nil
+	m.mu.Lock()
+	gm := m.m
+	m.m = nil
+	m.mu.Unlock()
+	if gm != nil {
+		gm.Delete()
+		m.release()
 	}
 }

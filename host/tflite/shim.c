@@ -1,5 +1,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +123,53 @@ int eh_input_tensor_index(TfLiteInterpreter* interp, int input) {
 int eh_output_tensor_index(TfLiteInterpreter* interp, int output) {
 	int (*f)(const TfLiteInterpreter*, int32_t) = (int (*)(const TfLiteInterpreter*, int32_t))sym("TfLiteInterpreterGetOutputTensorIndex");
 	return f == NULL ? -1 : f(interp, output);
+}
+
+/* glibc gives every thread that mallocs its own arena, up to 8 per core, and never returns
+ * most of an arena's memory: with TFLite, XNNPACK and wazero allocating from many Go threads,
+ * RSS grew with every swap (55 -> 330-450 MiB over 300-700 swaps). Two arenas keep it flat
+ * (RATIONALE.md, "malloc arenas"). This runs before the Go runtime starts its threads; an
+ * operator's MALLOC_ARENA_MAX wins. */
+__attribute__((constructor)) static void eh_malloc_tune(void) {
+	if (getenv("MALLOC_ARENA_MAX") == NULL) mallopt(M_ARENA_MAX, EH_ARENA_MAX);
+}
+
+typedef struct {
+	pthread_barrier_t* b;
+	void* p;
+} eh_arena_probe;
+
+static void* eh_arena_thread(void* arg) {
+	eh_arena_probe* a = (eh_arena_probe*)arg;
+	a->p = malloc(64); /* the first malloc of a thread picks (or creates) its arena */
+	pthread_barrier_wait(a->b);
+	return NULL;
+}
+
+/* eh_malloc_arenas starts threads threads that each malloc while all are alive, then counts
+ * the arenas glibc has (malloc_info's <heap> entries). -1 on error. */
+int eh_malloc_arenas(int threads) {
+	if (threads < 1 || threads > 64) return -1;
+	pthread_t t[64];
+	eh_arena_probe a[64];
+	pthread_barrier_t b;
+	pthread_barrier_init(&b, NULL, (unsigned)threads);
+	for (int i = 0; i < threads; i++) {
+		a[i].b = &b;
+		a[i].p = NULL;
+		if (pthread_create(&t[i], NULL, eh_arena_thread, &a[i]) != 0) return -1;
+	}
+	for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&b);
+	for (int i = 0; i < threads; i++) free(a[i].p);
+	char* buf = NULL;
+	size_t len = 0;
+	FILE* f = open_memstream(&buf, &len);
+	if (f == NULL) return -1;
+	malloc_info(0, f);
+	fclose(f);
+	int n = 0;
+	for (char* s = buf; (s = strstr(s, "<heap nr=")) != NULL; s++) n++;
+	free(buf);
+	return n;
 }

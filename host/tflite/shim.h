@@ -46,4 +46,10 @@ int eh_set_custom_allocation(TfLiteInterpreter* interp, int tensor_index, void* 
 int eh_input_tensor_index(TfLiteInterpreter* interp, int input);
 int eh_output_tensor_index(TfLiteInterpreter* interp, int output);
 
+/* malloc: at most EH_ARENA_MAX glibc arenas unless MALLOC_ARENA_MAX is set (a constructor
+ * applies it before any thread runs); eh_malloc_arenas counts the arenas after threads threads
+ * have malloc'd at once (for the test). */
+#define EH_ARENA_MAX 2
+int eh_malloc_arenas(int threads);
+
 #endif

@@ -305,3 +305,84 @@ func TestPoolConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestModelFileRewrittenInPlace: a loaded model and its interpreters read a private copy,
+// so truncating and rewriting the file (cp over it: same inode, O_TRUNC) while they run
+// never crashes them (with a shared mapping of the file this was SIGBUS) nor changes
+// their results; the model closed before its interpreters stays valid until they close.
+func TestModelFileRewrittenInPlace(t *testing.T) {
+	good, err := os.ReadFile(models + "mobilenet_quant_v1_224.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.ReadFile(models + "ssd_detect.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.tflite")
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := rgbResize(t, models+"peacock.png", 224, 224)
+	for _, xnn := range []bool{false, true} {
+		m, err := tflite.LoadModel(path, tflite.Options{Threads: 1, XNNPACK: xnn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Size != len(good) || m.Hash == "" {
+			t.Fatalf("size %d hash %q", m.Size, m.Hash)
+		}
+		it, err := m.NewInterpreter()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close() // the interpreter keeps the private copy alive
+		run := func() string {
+			copy(it.Input(0), img)
+			if err := it.Invoke(); err != nil {
+				t.Fatal(err)
+			}
+			return string(it.Output(0))
+		}
+		want := run()
+		for i := 0; i < 6; i++ {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := run(); got != want { // the file is empty now
+				t.Fatal("results changed while the file was empty")
+			}
+			next := [][]byte{other, good}[i%2]
+			f.Write(next[:len(next)/2])
+			if got := run(); got != want {
+				t.Fatal("results changed while the file was half written")
+			}
+			f.Write(next[len(next)/2:])
+			f.Close()
+		}
+		it.Close()
+	}
+}
+
+// TestTornModelRejected: every prefix of a model file is refused with ErrBadModel.
+func TestTornModelRejected(t *testing.T) {
+	good, err := os.ReadFile(models + "mobilenet_quant_v1_224.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "torn.tflite")
+	for _, n := range []int{0, 7, 8, 100, 4096, len(good) / 2, len(good) - 4096, len(good) - 1} {
+		if err := os.WriteFile(path, good[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := tflite.LoadModel(path, tflite.Options{})
+		if err == nil {
+			m.Close()
+			t.Fatalf("a %d-byte prefix of a %d-byte model loaded", n, len(good))
+		}
+		if !errors.Is(err, tflite.ErrBadModel) {
+			t.Fatalf("prefix %d: %v does not wrap ErrBadModel", n, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 /* echo.c: a tiny post plugin for the reload tests, built with -DVERSION=N. Its result
- * names its version: {"ok":true,"version":N,"first":<first byte of output 0>}.
- * -DTRAP_POST traps on every post call; -DNO_OK leaves "ok" out (fails a golden check). */
+ * names its version: {"ok":true,"version":N,"first":<first byte of output 0>,"params":<bytes of
+ * its init params>}.
+ * -DTRAP_POST traps on every post call; -DFAIL_POST returns status 2 (internal) on every call; -DNO_OK leaves "ok" out (fails a golden check). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ EXPORT("edgehost_alloc") uint32_t eh_alloc(uint32_t size, uint32_t align) {
 	return posix_memalign(&p, align, size ? size : 1) == 0 ? (uint32_t)(uintptr_t)p : 0;
 }
 EXPORT("edgehost_free") void eh_free(uint32_t p) { free((void*)(uintptr_t)p); }
-EXPORT("edgehost_init") int32_t eh_init(uint32_t p, uint32_t n) { (void)p; (void)n; return 0; }
+static uint32_t params_len;
+EXPORT("edgehost_init") int32_t eh_init(uint32_t p, uint32_t n) { (void)p; params_len = n; return 0; }
 
 static char result[128];
 
@@ -27,12 +29,16 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 #ifdef TRAP_POST
 	__builtin_trap();
 #endif
+#ifdef FAIL_POST
+	(void)c;
+	return 2;
+#endif
 	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
 	int first = c->n > 0 ? *(uint8_t*)(uintptr_t)d[0].data : -1;
 #ifdef NO_OK
-	int n = snprintf(result, sizeof result, "{\"version\":%d,\"first\":%d}", VERSION, first);
+	int n = snprintf(result, sizeof result, "{\"version\":%d,\"first\":%d,\"params\":%u}", VERSION, first, params_len);
 #else
-	int n = snprintf(result, sizeof result, "{\"ok\":true,\"version\":%d,\"first\":%d}", VERSION, first);
+	int n = snprintf(result, sizeof result, "{\"ok\":true,\"version\":%d,\"first\":%d,\"params\":%u}", VERSION, first, params_len);
 #endif
 	c->output = (uint32_t)(uintptr_t)result;
 	c->output_len = (uint32_t)n;
