@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check bench fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
 
@@ -61,8 +61,38 @@ test-busy: build plugins
 test-tflite29: deps plugins
 	. scripts/env.sh 2.9 && go test -count=1 ./host/tflite ./host/pipeline
 
-bench: build plugins
+# edgehost against what a user would pick instead (Pillow + ai-edge-litert in Python, native
+# Go), one interleaved run, printed as one markdown table of ratios and written to
+# .deps/bench/results.md. Rounds and durations: BENCH_ROUNDS, BENCH_HTTP_REQS, BENCH_TPUT_SECS,
+# BENCH_TPUT_ROUNDS (see bench/README.md). Only this target needs the venv; make test does not.
+bench: build plugins bench-venv bench-data
+	go build -o bin/ehbench ./bench/ehbench
+	./bin/ehbench -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/results.md
+
+# The Go micro-benchmarks of the host packages.
+bench-go: build plugins
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./host/...
+
+# The competitor environment: a venv with exact versions from bench/requirements.txt.
+BENCH_VENV := .deps/bench-venv
+BENCH_PY := $(ROOT)/$(BENCH_VENV)/bin/python
+bench-venv: $(BENCH_VENV)/.ok
+$(BENCH_VENV)/.ok: bench/requirements.txt
+	rm -rf $(BENCH_VENV)
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip install --disable-pip-version-check --quiet --only-binary=:all: -r bench/requirements.txt
+	touch $@
+
+# A 12-megapixel (4032x3024) camera-like JPEG made from the bundled ssd_example.jpg by the
+# pinned Pillow/numpy; its sha256 is checked, so every machine benchmarks the same bytes.
+FRAME_12MP := .deps/models/frame_12mp.jpg
+FRAME_12MP_SHA256 := c59ae8260c58b7c1cd35c72624dda52d506c553d0862d43d95a5d9ef44ae8051
+bench-data: $(FRAME_12MP)
+$(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
+	$(BENCH_PY) bench/make_frame.py .deps/models/ssd_example.jpg $@.tmp
+	echo "$(FRAME_12MP_SHA256)  $@.tmp" | sha256sum --check --quiet || \
+		{ rm -f $@.tmp; echo "$@: sha256 differs from the pinned one (bench/make_frame.py or the venv changed?)"; exit 1; }
+	mv $@.tmp $@
 
 # An unmodified Triton/KServe client (tritonclient.http) against the shipped config.
 client-check: build plugins
