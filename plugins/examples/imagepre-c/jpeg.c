@@ -116,6 +116,20 @@ static int build_huff(jhuff *t, const uint8_t counts[16], const uint8_t *vals, i
 
 /* Top up the bit buffer to more than 56 bits, undoing FF00 stuffing, stopping at a marker. */
 static void fill(jdec *j) {
+    /* Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker), so the whole bytes
+     * that fit go in with one big-endian load. */
+    if (!j->marker && j->end - j->p >= 8 && j->n <= 56) {
+        uint64_t v;
+        memcpy(&v, j->p, 8);
+        uint64_t x = ~v; /* a 0xFF byte of v is a zero byte of x */
+        if (((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull) == 0) {
+            int nb = (63 - j->n) >> 3; /* 1..7 bytes keep n + 8*nb <= 63 */
+            j->acc = (j->acc << (8 * nb)) | (__builtin_bswap64(v) >> (64 - 8 * nb));
+            j->p += nb;
+            j->n += 8 * nb;
+            return;
+        }
+    }
     while (j->n <= 56) {
         unsigned b = 0;
         if (!j->marker && j->p < j->end) {
@@ -143,13 +157,8 @@ static inline unsigned getbits(jdec *j, int n) {
     return (unsigned)(j->acc >> j->n) & ((1u << n) - 1);
 }
 
-static int decode_huff(jdec *j, const jhuff *t) {
-    if (j->n < 16) fill(j);
-    unsigned peek = (unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1);
-    if (t->fast_len[peek]) {
-        j->n -= t->fast_len[peek];
-        return t->fast_val[peek];
-    }
+/* Codes longer than FAST bits: the canonical-code walk (T.81 F.2.2.3). */
+static int decode_huff_slow(jdec *j, const jhuff *t) {
     for (int len = FAST + 1; len <= 16; len++) {
         int code = (int)((j->acc >> (j->n - len)) & ((1u << len) - 1));
         if (code <= t->maxcode[len]) {
@@ -161,6 +170,17 @@ static int decode_huff(jdec *j, const jhuff *t) {
     return -1;
 }
 
+/* One Huffman symbol: a table look-up for codes of up to FAST bits (inlined: most are). */
+static inline int decode_huff(jdec *j, const jhuff *t) {
+    if (j->n < 16) fill(j);
+    unsigned peek = (unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1);
+    if (t->fast_len[peek]) {
+        j->n -= t->fast_len[peek];
+        return t->fast_val[peek];
+    }
+    return decode_huff_slow(j, t);
+}
+
 /* T.81 F.2.2.1: the s-bit value v as a signed coefficient. */
 static inline int extend(unsigned v, int s) {
     return s == 0 ? 0 : (v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v);
@@ -170,7 +190,9 @@ static inline int extend(unsigned v, int s) {
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
     float coef[64];
-    for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N); /* only N x N is read */
+    if (N == 1) coef[0] = 0; /* only N x N is read */
+    else
+        for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N);
     const uint16_t *q = j->q[c->tq];
     int s = decode_huff(j, &j->dc[c->td]);
     if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
@@ -221,7 +243,9 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     if (only_dc) { /* flat block: DC/8 + 128 everywhere */
         float dc = coef[0] * 0.125f + 128.0f;
         uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)lrintf(dc);
-        for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
+        if (N == 1) *out = px;
+        else
+            for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
         return IMG_OK;
     }
     /* Separable float IDCT (T.81 A.3.3) over the N x N coefficients, skipping zero rows. */
