@@ -235,7 +235,7 @@ func benchHTTP(s settings) *httpResult {
 	add := func(name string, srv *server, path string, body []byte) {
 		r.targets = append(r.targets, &target{name: name, srv: srv, path: path, body: body})
 	}
-	for _, p := range []string{"classify", "classify-c"} {
+	for _, p := range []string{"classify", "classify-go"} {
 		if has[p] {
 			add("edgehost "+p, eh, "/v1/pipelines/"+p, peacock)
 		}

@@ -32,14 +32,13 @@ type caseResult struct {
 	inType          abi.DType
 }
 
-// Plugin settings for the bench: the 12 Mpx frame is over imagepre-c's default max_pixels
-// (8 Mpx) and the default 64 MiB memory budget, and the Go plugin takes longer than the 1 s
-// default budget on it; the bench raises them to measure speed (the shipped config does not).
+// Plugin settings for the bench: the Go plugin can take longer than the 1 s default budget on
+// the 12 Mpx frame on a loaded machine, so the bench raises budgets to measure speed rather
+// than budget enforcement (the shipped config keeps its own).
 const (
 	benchTimeout = 120 * time.Second
 	preCMemory   = 256 << 20
 	preGoMemory  = 512 << 20
-	maxPixelsC   = 16 << 20
 	postMemory   = 64 << 20
 )
 
@@ -60,7 +59,7 @@ func benchInProcess(ctx context.Context, s settings) []*caseResult {
 	}
 	logf("loading plugins and models")
 	preC := load(plugin.Config{Path: wasm("imagepre-c"), WantKind: abi.KindPre, MemoryLimit: preCMemory, Timeout: benchTimeout,
-		Params: map[string]any{"mean": 127.5, "std": 127.5, "max_pixels": maxPixelsC}})
+		Params: map[string]any{"mean": 127.5, "std": 127.5}})
 	preGo := load(plugin.Config{Path: wasm("imagepre-go"), WantKind: abi.KindPre, MemoryLimit: preGoMemory, Timeout: benchTimeout,
 		Params: map[string]any{"mean": 127.5, "std": 127.5}})
 	posts := map[string]*plugin.Module{}

@@ -552,7 +552,7 @@ func startServe(t *testing.T, stdout, stderr *bytes.Buffer) (string, <-chan int)
 
 		base := "http://" + addr
 		client := &http.Client{Timeout: 5 * time.Second}
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute) // generous: a busy machine starts slowly
 		for {
 			select {
 			case code := <-done:
