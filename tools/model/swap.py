@@ -166,8 +166,8 @@ def main():
     v_of = lambda rs, v: sum(1 for r in rs if r[4] == v)
     f32_last = max((r[0] for r in ok if r[4] == "f32"), default=None)
     i8_first = min((r[0] for r in ok if r[4] == "int8"), default=None)
-    # Out of order would be an f32 response completed after the first int8 one by more than the
-    # in-flight time of one request (requests started before the swap may finish after it).
+    # Requests in flight at the swap may still finish on float32 after the first int8 one; once
+    # /status shows the int8 hash, none may (checked below: "after" must be all int8).
     print(f"swap float32 -> int8 under {args.clients} concurrent clients (pipeline digits, {len(bodies)} PNGs)")
     print(f"requests: {len(results)}, failed: {len(failed)}, edgehost exit code after SIGTERM: {rc}")
     print(f"  before the rename : {len(before)} ok ({v_of(before, 'f32')} f32, {v_of(before, 'int8')} int8)")
