@@ -112,3 +112,31 @@ fuzz: build plugins
 
 clean:
 	rm -rf bin .deps
+
+# ---- From a trained model to the edge (tools/model/README.md) -------------------------------
+# model-venv: Python 3.11 venv with the pinned training/conversion tooling in .deps/model-venv
+# (tools/model/requirements.txt, every transitive version fixed by constraints.txt).
+# model-flow: train -> convert -> quantise/prune/distil -> evaluate through edgehost -> swap
+# under traffic -> pytest; prints the table. Not part of `make test`.
+MODEL_PYTHON ?= python3
+MODEL_VENV := .deps/model-venv
+MODEL_OUT := .deps/model-flow
+.PHONY: model-venv model-flow test-model
+
+model-venv: $(MODEL_VENV)/.ok
+$(MODEL_VENV)/.ok: tools/model/requirements.txt tools/model/constraints.txt | deps
+	$(MODEL_PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tools/model needs Python 3.11, got " + sys.version'
+	$(MODEL_PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/pip install -q -r tools/model/requirements.txt -c tools/model/constraints.txt
+	touch $@
+
+model-flow: build plugins model-venv
+	mkdir -p $(MODEL_OUT)
+	go build -o $(MODEL_OUT)/bench ./tools/model/bench
+	$(MODEL_VENV)/bin/python tools/model/flow.py --out $(MODEL_OUT)
+	$(MODEL_VENV)/bin/python tools/model/evaluate.py --dir $(MODEL_OUT) --edgehost bin/edgehost --bench $(MODEL_OUT)/bench
+	$(MODEL_VENV)/bin/python tools/model/swap.py --dir $(MODEL_OUT) --edgehost bin/edgehost
+	$(MAKE) --no-print-directory test-model
+
+test-model:
+	PYTHONDONTWRITEBYTECODE=1 $(MODEL_VENV)/bin/python -m pytest -q -p no:cacheprovider tools/model/test_flow.py
