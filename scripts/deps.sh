@@ -126,10 +126,12 @@ mkdir -p "$DEPS/bin"
 for w in wasi:wasm32-wasi wasm32:wasm32-freestanding; do
 	name=${w%%:*}; target=${w#*:}
 	[ "$name" = wasi ] && name=wasi-cc || name=wasm32-cc
+	# The wrapper finds zig relative to itself, so .deps/ can be moved, copied or shared.
 	cat > "$DEPS/bin/$name.tmp" <<WRAP
 #!/bin/sh
 # Written by scripts/deps.sh: zig's clang for $target, caches kept in .deps/zig-cache.
-ZIG_GLOBAL_CACHE_DIR="$DEPS/zig-cache" ZIG_LOCAL_CACHE_DIR="$DEPS/zig-cache" exec "$DEPS/zig/ziglang/zig" cc -target $target "\$@"
+d=\$(cd "\$(dirname "\$0")/.." && pwd)
+ZIG_GLOBAL_CACHE_DIR="\$d/zig-cache" ZIG_LOCAL_CACHE_DIR="\$d/zig-cache" exec "\$d/zig/ziglang/zig" cc -target $target "\$@"
 WRAP
 	chmod +x "$DEPS/bin/$name.tmp" && mv "$DEPS/bin/$name.tmp" "$DEPS/bin/$name"
 done
