@@ -63,7 +63,7 @@ type Instance struct {
 }
 
 // invoke runs f under the plugin's time budget: the instrumented guest calls hostFuel
-// every FuelRefill ticks, which traps it once the deadline has passed.
+// every wasm.FuelRefill ticks, which traps it once the deadline has passed.
 func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stack []uint64) error {
 	if i.broken != nil {
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
@@ -89,7 +89,7 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 
 // moduleConfig applies the plugin's grants: by default no files, no environment, no
 // arguments, a fixed fake clock, deterministic randomness and discarded stdio.
-func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
+func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, error) {
 	g := m.cfg.Grants
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	var roots []*os.Root
@@ -110,7 +110,7 @@ func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
 		cfg = cfg.WithEnv(k, v)
 	}
 	if g.Clock {
-		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(sl.sleep)
 	}
 	if g.Random {
 		cfg = cfg.WithRandSource(rand.Reader)
@@ -120,6 +120,36 @@ func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
 		cfg = cfg.WithStdout(w).WithStderr(w)
 	}
 	return cfg, roots, nil
+}
+
+// sleeper is a granted clock's nanosleep (also behind poll_oneoff's clock subscriptions):
+// a real sleep, cut at the running call's deadline, where it stops the guest as the fuel
+// check would. It runs on the goroutine of the guest call, like invoke.
+type sleeper struct {
+	inst *Instance    // set once the instance exists
+	sb   *startBudget // the start function's budget, before that
+}
+
+func (s *sleeper) sleep(ns int64) {
+	d := time.Duration(ns)
+	var deadline time.Time
+	switch {
+	case s.inst != nil:
+		deadline = s.inst.deadline
+	case s.sb != nil:
+		deadline = s.sb.deadline
+	}
+	if deadline.IsZero() || time.Until(deadline) > d {
+		time.Sleep(d)
+		return
+	}
+	time.Sleep(time.Until(deadline))
+	if s.inst != nil {
+		s.inst.timedOut = true
+		panic(&TimeoutError{Plugin: s.inst.m.Name(), Func: s.inst.calling, Budget: s.inst.m.cfg.Timeout})
+	}
+	s.sb.timedOut = true
+	panic(&TimeoutError{Plugin: s.sb.plugin, Func: "the start function", Budget: s.sb.budget})
 }
 
 func closeRoots(roots []*os.Root) {
@@ -144,16 +174,24 @@ func (a *recordingAllocator) Allocate(cap, max uint64) experimental.LinearMemory
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live}}
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
-	cfg, roots, err := m.moduleConfig()
+	sb := &startBudget{plugin: m.Name(), budget: m.cfg.Timeout, deadline: time.Now().Add(m.cfg.Timeout)}
+	sl := &sleeper{sb: sb}
+	cfg, roots, err := m.moduleConfig(sl)
 	if err != nil {
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: grants: %w", m.Name(), err)}
 	}
+	// The start function runs inside InstantiateModule, under the same time budget as
+	// every other guest entry; checkBudget finds its deadline in the context.
+	ictx = context.WithValue(ictx, startBudgetKey{}, sb)
 	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		if alloc.mem != nil {
 			alloc.mem.Free()
 		}
 		closeRoots(roots)
+		if sb.timedOut {
+			return nil, &LoadError{Path: m.Path, Err: &TimeoutError{Plugin: m.Name(), Func: "the start function", Budget: m.cfg.Timeout}}
+		}
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: instantiate: %w", m.Name(), err)}
 	}
 	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots,
@@ -161,6 +199,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost),
 		abiVersion: mod.ExportedFunction(abi.ExportABIVersion)}
 	m.rt.instances.Store(mod, i)
+	sl.inst = i
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
 		return nil, &LoadError{Path: m.Path, Err: err}

@@ -213,6 +213,13 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 	if (getenv("HOME") != NULL || getenv("PATH") != NULL) return fail(2, "hostile: read the host environment");
 	return fail(1, "hostile: environment is empty as it should be");
 #endif
+#ifdef V_SLEEP
+	/* V_SLEEP: with a granted clock, sleep 8 s (nanosleep), then 8 s more (poll_oneoff). */
+	struct timespec req = {8, 0};
+	nanosleep(&req, NULL);
+	sleep(8);
+	return fail(2, "hostile: slept past the budget");
+#endif
 #ifdef V_CLOCK
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);

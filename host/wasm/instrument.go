@@ -1,175 +1,96 @@
-package plugin
+package wasm
 
 import (
+	"context"
 	"errors"
-
 	"fmt"
-	"github.com/edgehost/edgehost/abi"
 	"strings"
 )
 
-// Time budgets (see RATIONALE.md, "Stopping runaway plugins").
-//
-// At load, the module is rewritten so that every loop head and the entry of every function
-// that calls another (only those can recurse) decrements a new mutable i32 global, the fuel, and calls the host import edgehost.fuel
-// when it reaches zero or less:
-//
-//	global.get $fuel  i32.const 1  i32.sub  global.set $fuel
-//	global.get $fuel  i32.const 0  i32.le_s
-//	if  call $edgehost.fuel  global.set $fuel  end
-//
-// The host function checks the call's deadline: past it, it traps the guest; otherwise it
-// returns the refill. Entering Go every FuelRefill ticks also lets the garbage collector
-// stop the world, which a guest spinning in a loop would otherwise hold up.
-//
-// The new import shifts every defined function's index by one, so the rewriter renumbers
-// call, return_call and ref.func in code and constant expressions, function exports, the
-// start function, element segments and the name section. DWARF sections are dropped: the
-// code offsets they describe move.
+// Instrumentation: the load-time rewrite that makes a module's running time checkable
+// (see RATIONALE.md, "Stopping runaway plugins", and doc.go for the shape of the code).
 
-// FuelImport is the host import the rewriter adds (module abi.HostModule).
-const FuelImport = "fuel"
+// Host imports the rewrite adds, all in module abi.HostModule. A module as written may not
+// import them (Validate rejects it).
+const (
+	FuelImport       = "fuel"        // () -> i32: check the deadline, return the refill
+	MemoryFillImport = "memory_fill" // (dst, value, n i32): memory.fill, in deadline-checked chunks
+	MemoryCopyImport = "memory_copy" // (dst, src, n i32): memory.copy, in deadline-checked chunks
+)
 
-// FuelRefill is how many ticks (loop iterations or calls) run between deadline checks.
+// Reserved lists the imports the rewrite adds.
+var Reserved = []string{FuelImport, MemoryFillImport, MemoryCopyImport}
+
+// FuelRefill is how many ticks run between deadline checks. A tick is one loop iteration
+// or call; bulk instructions cost more (see BulkShift).
 const FuelRefill = 65536
 
-var errShort = errors.New("unexpected end of module")
+// Bulk instructions are charged in proportion to their length operand: memory.init and the
+// small memory.fill/copy cost n>>BulkShift ticks (one per 64 bytes, about the time of a
+// loop iteration's worth of work), table instructions n>>TableShift. memory.fill and
+// memory.copy longer than BulkInline bytes go to the host, which does them in chunks and
+// checks the deadline between chunks.
+const (
+	BulkShift  = 6
+	TableShift = 3
+	BulkInline = 65536
+)
 
-type reader struct {
-	b   []byte
-	pos int
-}
+// addedImports is how many function imports the rewrite adds: every defined function's
+// index moves up by this much.
+const addedImports = 3
 
-func (r *reader) byte() (byte, error) {
-	if r.pos >= len(r.b) {
-		return 0, errShort
-	}
-	c := r.b[r.pos]
-	r.pos++
-	return c, nil
-}
+// Options tune the rewrite.
+type Options struct {
+	Limits     Limits // structural limits of the module as written (see Validate)
+	HostModule string // the module name of the host imports (abi.HostModule)
 
-func (r *reader) u32() (uint32, error) {
-	var v uint32
-	for shift := 0; shift < 35; shift += 7 {
-		c, err := r.byte()
-		if err != nil {
-			return 0, err
-		}
-		v |= uint32(c&0x7f) << shift
-		if c&0x80 == 0 {
-			return v, nil
-		}
-	}
-	return 0, errors.New("LEB128 u32 too long")
-}
-
-// sleb skips a signed LEB128 of at most max bytes.
-func (r *reader) sleb(max int) error {
-	for i := 0; i < max; i++ {
-		c, err := r.byte()
-		if err != nil {
-			return err
-		}
-		if c&0x80 == 0 {
-			return nil
-		}
-	}
-	return errors.New("LEB128 too long")
-}
-
-func (r *reader) skip(n int) error {
-	if n < 0 || r.pos+n > len(r.b) {
-		return errShort
-	}
-	r.pos += n
-	return nil
-}
-
-func (r *reader) name() error {
-	l, err := r.u32()
-	if err != nil {
-		return err
-	}
-	return r.skip(int(l))
-}
-
-func (r *reader) limits() error {
-	flags, err := r.byte()
-	if err != nil {
-		return err
-	}
-	if _, err := r.u32(); err != nil {
-		return err
-	}
-	if flags&1 != 0 {
-		_, err = r.u32()
-	}
-	return err
-}
-
-func appendU32(b []byte, v uint32) []byte { return abi.AppendULEB(b, uint64(v)) }
-
-type rawSection struct {
-	id      byte
-	name    string // custom sections
-	payload []byte
-	raw     []byte
-}
-
-func sectionsRaw(wasm []byte) ([]rawSection, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
-		return nil, errors.New("not a WebAssembly module")
-	}
-	r := &reader{b: wasm, pos: 8}
-	var out []rawSection
-	for r.pos < len(wasm) {
-		start := r.pos
-		id, _ := r.byte()
-		n, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		if err := r.skip(int(n)); err != nil {
-			return nil, fmt.Errorf("section %d runs past the end", id)
-		}
-		s := rawSection{id: id, payload: wasm[r.pos-int(n) : r.pos], raw: wasm[start:r.pos]}
-		if id == 0 {
-			nr := &reader{b: s.payload}
-			if l, err := nr.u32(); err == nil && nr.pos+int(l) <= len(s.payload) {
-				s.name = string(s.payload[nr.pos : nr.pos+int(l)])
-			}
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	// TableEntries caps the entries of all tables together (initial size plus growth):
+	// every table's maximum is lowered so that growth cannot pass it. 0 means
+	// DefaultLimits.TableEntries.
+	TableEntries uint32
 }
 
 // rewriter holds what renumbering needs.
 type rewriter struct {
-	nImp       uint32 // imported functions before the rewrite
-	fuel       uint32 // index of the fuel global
-	check      []byte // the inline check inserted at function entries (and loops with params)
-	fast       []byte // a wrapped loop's head: decrement, br_if 1 to the slow path
-	slow       []byte // a wrapped loop's slow path: refill, br 0 back to the loop
-	typeParams []int  // parameter count of each type
+	nImp       uint32   // imported functions before the rewrite
+	fuel       uint32   // index of the fuel global
+	check      []byte   // the inline check inserted at function entries (and loops with params)
+	fast       []byte   // a wrapped loop's head: decrement, br_if 1 to the slow path
+	slow       []byte   // a wrapped loop's slow path: refill, br 0 back to the loop
+	typeParams []int    // parameter count of each type
+	funcTypes  []uint32 // type index of each defined function
+	tables     uint32   // cap on all table entries
 }
 
 func (w *rewriter) fn(idx uint32) uint32 {
 	if idx >= w.nImp {
-		return idx + 1
+		return idx + addedImports
 	}
 	return idx
 }
 
-// instrument returns wasm with fuel checks added and function indices renumbered.
-func instrument(wasm []byte) ([]byte, error) {
+// Instrument validates wasm as written (Validate, with o.Limits) and returns it with fuel
+// checks added, bulk instructions charged, tables capped and function indices renumbered.
+// It never rewrites a module the validator rejects: the rewrite itself assumes valid input.
+func Instrument(ctx context.Context, wasm []byte, o Options) ([]byte, error) {
+	if _, err := Validate(ctx, wasm, o.Limits, o.HostModule); err != nil {
+		return nil, err
+	}
+	return rewrite(wasm, o)
+}
+
+// rewrite is Instrument on a module already validated.
+func rewrite(wasm []byte, o Options) ([]byte, error) {
 	secs, err := sectionsRaw(wasm)
 	if err != nil {
 		return nil, err
 	}
 	var nTypes, nImpGlobals, nGlobals uint32
-	w := &rewriter{}
+	w := &rewriter{tables: o.TableEntries}
+	if w.tables == 0 {
+		w.tables = DefaultLimits.TableEntries
+	}
 	for _, s := range secs {
 		r := &reader{b: s.payload}
 		switch s.id {
@@ -180,6 +101,8 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 		case 2:
 			w.nImp, nImpGlobals, err = countImports(s.payload)
+		case 3:
+			w.funcTypes, err = funcTypes(s.payload)
 		case 6:
 			nGlobals, err = r.u32()
 		}
@@ -205,12 +128,22 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	fuelGlobal := append([]byte{0x7f, 0x01, 0x41}, appendSLEB32(nil, FuelRefill)...)
 	fuelGlobal = append(fuelGlobal, 0x0b)
-	fuelType := []byte{0x60, 0x00, 0x01, 0x7f} // () -> i32
-	fuelImport := appendU32(nil, uint32(len("edgehost")))
-	fuelImport = append(fuelImport, "edgehost"...)
-	fuelImport = appendU32(fuelImport, uint32(len(FuelImport)))
-	fuelImport = append(append(fuelImport, FuelImport...), 0x00)
-	fuelImport = appendU32(fuelImport, nTypes)
+	addedTypes := [][]byte{
+		{0x60, 0x00, 0x01, 0x7f},             // nTypes: () -> i32
+		{0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00}, // nTypes+1: (i32, i32, i32) -> ()
+	}
+	hostImport := func(name string, typ uint32) []byte {
+		b := appendU32(nil, uint32(len("edgehost")))
+		b = append(b, "edgehost"...)
+		b = appendU32(b, uint32(len(name)))
+		b = append(append(b, name...), 0x00)
+		return appendU32(b, typ)
+	}
+	addedImps := [][]byte{ // in this order: fuel is nImp, fill nImp+1, copy nImp+2
+		hostImport(FuelImport, nTypes),
+		hostImport(MemoryFillImport, nTypes+1),
+		hostImport(MemoryCopyImport, nTypes+1),
+	}
 
 	out := append([]byte(nil), wasm[:8]...)
 	emit := func(id byte, payload []byte) {
@@ -223,7 +156,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		// Sections edgehost adds when the module has none, in their required order.
 		if s.id != 0 {
 			if !seen[2] && s.id > 2 {
-				emit(2, append([]byte{1}, fuelImport...))
+				emit(2, appendVec([]byte{0}, addedImps...))
 				seen[2] = true
 			}
 			if !seen[6] && isAfterGlobals(s.id) {
@@ -247,9 +180,14 @@ func instrument(wasm []byte) ([]byte, error) {
 				out = append(out, s.raw...)
 			}
 		case 1:
-			emit(1, appendVec(s.payload, fuelType))
+			emit(1, appendVec(s.payload, addedTypes...))
 		case 2:
-			emit(2, appendVec(s.payload, fuelImport))
+			emit(2, appendVec(s.payload, addedImps...))
+		case 4:
+			p, err = w.tableSection(s.payload)
+			if err == nil {
+				emit(4, p)
+			}
 		case 6:
 			p, err = w.globals(s.payload)
 			if err == nil {
@@ -285,75 +223,56 @@ func instrument(wasm []byte) ([]byte, error) {
 	if !seen[1] {
 		return nil, errors.New("module has no type section")
 	}
+	// A module whose last sections come before imports or globals gets them at the end.
+	if !seen[2] {
+		emit(2, appendVec([]byte{0}, addedImps...))
+	}
+	if !seen[6] {
+		emit(6, append([]byte{1}, fuelGlobal...))
+	}
 	return out, nil
 }
 
-func isAfterGlobals(id byte) bool {
-	return id == 7 || id == 8 || id == 9 || id == 12 || id == 10 || id == 11
-}
-
-// appendVec adds one entry to a vector section payload (count, entries...).
-func appendVec(payload, entry []byte) []byte {
-	r := &reader{b: payload}
-	n, _ := r.u32()
-	out := appendU32(nil, n+1)
-	out = append(out, payload[r.pos:]...)
-	return append(out, entry...)
-}
-
-func appendSLEB32(b []byte, v int32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func countImports(payload []byte) (funcs, globals uint32, err error) {
+// tableSection lowers every defined table's maximum so that all tables together hold at
+// most w.tables entries: each gets an equal share of what their initial sizes leave.
+func (w *rewriter) tableSection(payload []byte) ([]byte, error) {
 	r := &reader{b: payload}
 	n, err := r.u32()
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	var reftypes []byte
+	var tables []Table
+	var initial uint64
 	for i := uint32(0); i < n; i++ {
-		if err := r.name(); err != nil {
-			return 0, 0, err
-		}
-		if err := r.name(); err != nil {
-			return 0, 0, err
-		}
-		kind, err := r.byte()
+		rt, err := r.byte()
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
-		switch kind {
-		case 0x00:
-			funcs++
-			_, err = r.u32()
-		case 0x01:
-			if _, err = r.byte(); err == nil {
-				err = r.limits()
-			}
-		case 0x02:
-			err = r.limits()
-		case 0x03:
-			globals++
-			err = r.skip(2)
-		case 0x04:
-			if _, err = r.byte(); err == nil {
-				_, err = r.u32()
-			}
-		default:
-			return 0, 0, fmt.Errorf("unknown import kind 0x%02x", kind)
-		}
+		t, err := r.table()
 		if err != nil {
-			return 0, 0, err
+			return nil, err
 		}
+		reftypes, tables = append(reftypes, rt), append(tables, t)
+		initial += uint64(t.Min)
 	}
-	return funcs, globals, nil
+	if initial > uint64(w.tables) {
+		return nil, &LimitError{Limit: "TableEntries", Function: -1, Got: initial, Max: uint64(w.tables)}
+	}
+	share := uint64(0)
+	if n > 0 {
+		share = (uint64(w.tables) - initial) / uint64(n)
+	}
+	out := appendU32(nil, n)
+	for i, t := range tables {
+		m := uint64(t.Min) + share
+		if t.HasMax && uint64(t.Max) < m {
+			m = uint64(t.Max)
+		}
+		out = append(out, reftypes[i], 0x01)
+		out = appendU32(appendU32(out, t.Min), uint32(m))
+	}
+	return out, nil
 }
 
 func (w *rewriter) globals(payload []byte) ([]byte, error) {
@@ -529,7 +448,7 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 		if r.pos+int(size) > len(payload) {
 			return nil, fmt.Errorf("function %d: body runs past the section", i)
 		}
-		body, err := w.body(payload[r.pos : r.pos+int(size)])
+		body, err := w.body(i, payload[r.pos:r.pos+int(size)])
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -540,25 +459,44 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (w *rewriter) body(body []byte) ([]byte, error) {
+func (w *rewriter) body(fn uint32, body []byte) ([]byte, error) {
 	r := &reader{b: body}
 	groups, err := r.u32()
 	if err != nil {
 		return nil, err
 	}
+	var locals uint64
 	for g := uint32(0); g < groups; g++ {
-		if _, err := r.u32(); err != nil {
+		c, err := r.u32()
+		if err != nil {
 			return nil, err
 		}
+		locals += uint64(c)
 		if _, err := r.byte(); err != nil {
 			return nil, err
 		}
 	}
-	out := make([]byte, 0, len(body)+len(w.check)*4)
-	out = append(out, body[:r.pos]...)
-	calls, err := hasCalls(body, r.pos)
+	calls, bulk, err := scanBody(body, r.pos)
 	if err != nil {
 		return nil, err
+	}
+	out := make([]byte, 0, len(body)+len(w.check)*4)
+	var b *bulkCode
+	if bulk {
+		// Three scratch i32 locals after the declared ones hold a bulk instruction's operands.
+		if int(fn) >= len(w.funcTypes) || int(w.funcTypes[fn]) >= len(w.typeParams) {
+			return nil, errors.New("function without a valid type")
+		}
+		first := uint64(w.typeParams[w.funcTypes[fn]]) + locals
+		if first+3 > 1<<31 {
+			return nil, errors.New("too many locals")
+		}
+		b = w.bulkCode(uint32(first))
+		out = appendU32(out, groups+1)
+		out = append(out, body[(&reader{b: body}).skipU32():r.pos]...)
+		out = append(out, 0x03, 0x7f)
+	} else {
+		out = append(out, body[:r.pos]...)
 	}
 	if calls {
 		// Only functions that call can recurse: leaf functions need no entry check, and
@@ -643,6 +581,26 @@ func (w *rewriter) body(body []byte) ([]byte, error) {
 			continue
 		case 0x02, 0x04: // block, if
 			frames = append(frames, false)
+		case 0xfc:
+			sub, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			if err := skipFCImmediates(r, sub); err != nil {
+				return nil, err
+			}
+			op := body[start:r.pos]
+			switch sub {
+			case 10, 11: // memory.copy, memory.fill
+				out = b.large(out, sub, op)
+			case 8: // memory.init
+				out = append(b.charge(out, BulkShift), op...)
+			case 12, 14, 15, 17: // table.init, table.copy, table.grow, table.fill
+				out = append(b.charge(out, TableShift), op...)
+			default:
+				out = append(out, op...)
+			}
+			continue
 		case 0x0b: // end
 			if len(frames) > 0 {
 				wrapped := frames[len(frames)-1]
@@ -677,52 +635,6 @@ func (w *rewriter) hasParams(bt []byte) bool {
 }
 
 // typeParams returns the parameter count of each function type of a type section.
-func typeParams(payload []byte) ([]int, error) {
-	r := &reader{b: payload}
-	n, err := r.u32()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int, 0, min(int(n), len(payload))) // n comes from the module: never trust it for sizes
-	for i := uint32(0); i < n; i++ {
-		if form, err := r.byte(); err != nil || form != 0x60 {
-			return nil, fmt.Errorf("type %d is not a function type", i)
-		}
-		params, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		if err := r.skip(int(params)); err != nil {
-			return nil, err
-		}
-		results, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		if err := r.skip(int(results)); err != nil {
-			return nil, err
-		}
-		out = append(out, int(params))
-	}
-	return out, nil
-}
-
-// hasCalls reports whether the code from pos calls another function.
-func hasCalls(body []byte, pos int) (bool, error) {
-	r := &reader{b: body, pos: pos}
-	for r.pos < len(body) {
-		op, _ := r.byte()
-		if op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 {
-			return true, nil
-		}
-		if err := skipImmediates(r, op); err != nil {
-			return false, err
-		}
-	}
-	return false, nil
-}
-
-// nameSection renumbers function names (subsection 1) and local names (subsection 2).
 func (w *rewriter) nameSection(payload []byte) ([]byte, error) {
 	r := &reader{b: payload}
 	if err := r.name(); err != nil { // "name"
@@ -783,142 +695,71 @@ func (w *rewriter) nameSection(payload []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (r *reader) blockType() error {
-	c, err := r.byte()
-	if err != nil {
-		return err
-	}
-	switch c {
-	case 0x40, 0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f:
-		return nil
-	}
-	r.pos--
-	return r.sleb(5) // type index as s33
+// bulkCode emits the charged forms of bulk instructions in one function, whose scratch
+// locals start at a (a, b, n: the operands of memory.fill/copy; n alone for the others).
+type bulkCode struct {
+	w       *rewriter
+	a, b, n []byte // encoded local indices
+	g       []byte // encoded fuel global index
 }
 
-func (r *reader) memarg() error {
-	align, err := r.u32()
-	if err != nil {
-		return err
-	}
-	if align&0x40 != 0 { // multi-memory: memory index follows
-		if _, err := r.u32(); err != nil {
-			return err
-		}
-	}
-	_, err = r.u32()
-	return err
+func (w *rewriter) bulkCode(first uint32) *bulkCode {
+	return &bulkCode{w: w, a: appendU32(nil, first), b: appendU32(nil, first+1), n: appendU32(nil, first+2),
+		g: appendU32(nil, w.fuel)}
 }
 
-func (r *reader) u32s(n int) error {
-	for i := 0; i < n; i++ {
-		if _, err := r.u32(); err != nil {
-			return err
-		}
-	}
-	return nil
+// charge emits, before an instruction whose length operand n is on top of the stack:
+//
+//	local.tee $n  global.get $fuel  local.get $n  i32.const shift  i32.shr_u  i32.sub
+//	global.set $fuel  global.get $fuel  i32.const 0  i32.le_s  if  call $fuel  global.set $fuel  end
+//
+// n stays on the stack. Checking at once keeps one large n from driving the counter past
+// its range before the next loop head.
+func (c *bulkCode) charge(out []byte, shift byte) []byte {
+	out = append(append(out, 0x22), c.n...)
+	out = append(append(out, 0x23), c.g...)
+	out = append(append(out, 0x20), c.n...)
+	out = append(out, 0x41, shift, 0x76, 0x6b, 0x24)
+	out = append(out, c.g...)
+	out = append(append(out, 0x23), c.g...)
+	out = append(out, 0x41, 0x00, 0x4c, 0x04, 0x40, 0x10)
+	out = appendU32(out, c.w.nImp)
+	out = append(append(out, 0x24), c.g...)
+	return append(out, 0x0b)
 }
 
-// skipImmediates advances past op's immediates.
-func skipImmediates(r *reader, op byte) error {
-	switch {
-	case op == 0x02 || op == 0x03 || op == 0x04:
-		return r.blockType()
-	case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0xd2 || (op >= 0x20 && op <= 0x26):
-		return r.u32s(1)
-	case op == 0x0e: // br_table
-		n, err := r.u32()
-		if err != nil {
-			return err
-		}
-		return r.u32s(int(n) + 1)
-	case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
-		return r.u32s(2)
-	case op == 0x1c: // select t*
-		n, err := r.u32()
-		if err != nil {
-			return err
-		}
-		return r.skip(int(n))
-	case op >= 0x28 && op <= 0x3e:
-		return r.memarg()
-	case op == 0x3f || op == 0x40:
-		return r.u32s(1)
-	case op == 0x41:
-		return r.sleb(5)
-	case op == 0x42:
-		return r.sleb(10)
-	case op == 0x43:
-		return r.skip(4)
-	case op == 0x44:
-		return r.skip(8)
-	case op == 0xd0:
-		return r.skip(1)
-	case op == 0xfc:
-		return skipFC(r)
-	case op == 0xfd:
-		return skipSIMD(r)
-	case op == 0xfe:
-		return skipAtomic(r)
-	case op <= 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1 || (op >= 0x45 && op <= 0xc4):
-		return nil
+// large emits memory.fill or memory.copy (op, as encoded) with its length decided at run time:
+//
+//	local.set $n  local.set $b  local.set $a
+//	local.get $n  i32.const BulkInline  i32.gt_u
+//	if    local.get $a  local.get $b  local.get $n  call $edgehost.memory_fill|copy
+//	else  fuel -= n >> BulkShift  local.get $a  local.get $b  local.get $n  op
+//	end
+//
+// The small path is not checked on the spot: n>>BulkShift is at most 1024 ticks, and the
+// next loop head or function entry sees the spent fuel.
+func (c *bulkCode) large(out []byte, sub uint32, op []byte) []byte {
+	host := c.w.nImp + 1 // memory_fill
+	if sub == 10 {
+		host = c.w.nImp + 2 // memory_copy
 	}
-	return fmt.Errorf("unsupported opcode 0x%02x", op)
+	get3 := func(out []byte) []byte {
+		out = append(append(out, 0x20), c.a...)
+		out = append(append(out, 0x20), c.b...)
+		return append(append(out, 0x20), c.n...)
+	}
+	out = append(append(out, 0x21), c.n...)
+	out = append(append(out, 0x21), c.b...)
+	out = append(append(out, 0x21), c.a...)
+	out = append(append(out, 0x20), c.n...)
+	out = append(append(out, 0x41), appendSLEB32(nil, BulkInline)...)
+	out = append(out, 0x4b, 0x04, 0x40)
+	out = appendU32(append(get3(out), 0x10), host)
+	out = append(out, 0x05)
+	out = append(append(out, 0x23), c.g...)
+	out = append(append(out, 0x20), c.n...)
+	out = append(out, 0x41, BulkShift, 0x76, 0x6b, 0x24)
+	out = append(out, c.g...)
+	out = append(get3(out), op...)
+	return append(out, 0x0b)
 }
-
-func skipFC(r *reader) error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
-	}
-	switch {
-	case sub <= 7:
-		return nil
-	case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
-		return r.u32s(2)
-	case sub == 9 || sub == 11 || sub == 13 || sub == 15 || sub == 16 || sub == 17:
-		return r.u32s(1)
-	}
-	return fmt.Errorf("unsupported 0xfc opcode %d", sub)
-}
-
-func skipSIMD(r *reader) error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
-	}
-	switch {
-	case sub <= 11 || sub == 92 || sub == 93: // loads and stores
-		return r.memarg()
-	case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
-		return r.skip(16)
-	case sub >= 21 && sub <= 34: // extract and replace lane
-		return r.skip(1)
-	case sub >= 84 && sub <= 91: // load and store lane
-		if err := r.memarg(); err != nil {
-			return err
-		}
-		return r.skip(1)
-	case sub <= 275:
-		return nil
-	}
-	return fmt.Errorf("unsupported SIMD opcode %d", sub)
-}
-
-func skipAtomic(r *reader) error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
-	}
-	if sub == 3 { // atomic.fence
-		return r.skip(1)
-	}
-	if sub <= 0x4e {
-		return r.memarg()
-	}
-	return fmt.Errorf("unsupported atomic opcode %d", sub)
-}
-
-// Instrument exposes the load-time rewriter for tests and tools: it returns the module
-// with fuel checks added.
-func Instrument(wasm []byte) ([]byte, error) { return instrument(wasm) }
