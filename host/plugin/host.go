@@ -3,7 +3,11 @@ package plugin
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/wasm"
@@ -43,8 +47,8 @@ func (r *Runtime) caller(mod api.Module) *Instance {
 	return v.(*Instance)
 }
 
-// guestString reads a message from guest memory, cut at MaxMessage. A pointer or length
-// outside guest memory panics, which wazero turns into a trap of the calling guest.
+// guestString reads a message from guest memory, cut at MaxMessage and sanitised. A pointer
+// or length outside guest memory panics, which wazero turns into a trap of the calling guest.
 func guestString(mod api.Module, ptr, n uint32) string {
 	if n > MaxMessage {
 		n = MaxMessage
@@ -53,7 +57,57 @@ func guestString(mod api.Module, ptr, n uint32) string {
 	if !ok {
 		panic(&boundsError{what: "message", ptr: ptr, n: n, size: mod.Memory().Size()})
 	}
-	return string(b)
+	return Sanitize(string(b))
+}
+
+// Sanitize makes text a plugin wrote safe for log lines and error responses: control
+// characters (newlines, ANSI escapes, C1 controls, DEL) become Go-style escapes (\n,
+// \x1b, \u009b) and invalid UTF-8 becomes U+FFFD, so a plugin cannot forge or split
+// host log lines or recolour a terminal.
+func Sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError || r == 0x2028 || r == 0x2029 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r) // invalid UTF-8 decodes to, and is written as, U+FFFD
+		}
+	}
+	return b.String()
+}
+
+// sanitizingWriter sanitises a granted stdout/stderr before the host log, keeping newlines
+// as line breaks (each line becomes one log line).
+type sanitizingWriter struct{ w io.Writer }
+
+func (s sanitizingWriter) Write(p []byte) (int, error) {
+	lines := strings.Split(string(p), "\n")
+	for i, l := range lines {
+		lines[i] = Sanitize(l)
+	}
+	if _, err := io.WriteString(s.w, strings.Join(lines, "\n")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (r *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) {

@@ -208,3 +208,18 @@ func TestTableGrowCapped(t *testing.T) {
 		t.Fatalf("%v (status 2: the 64M grow succeeded; 3: a grow within the cap failed)", err)
 	}
 }
+
+// TestSanitize: plugin text cannot split or forge host log lines or carry terminal escapes.
+func TestSanitize(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text, ünïcode":                   "plain text, ünïcode",
+		"a\n2026-12-01T00:00:00Z [INFO] forged": `a\n2026-12-01T00:00:00Z [INFO] forged`,
+		"\x1b[31mred\x1b[0m":                    `\x1b[31mred\x1b[0m`,
+		"c1 \u009b csi, del \x7f":               `c1 \u009b csi, del \x7f`,
+		"bad utf8 \xff":                         "bad utf8 \uFFFD",
+	} {
+		if got := plugin.Sanitize(in); got != want {
+			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, err
 	}
 	if g.Stdout {
 		w := m.log.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
-		cfg = cfg.WithStdout(w).WithStderr(w)
+		cfg = cfg.WithStdout(sanitizingWriter{w}).WithStderr(sanitizingWriter{w})
 	}
 	return cfg, roots, nil
 }
