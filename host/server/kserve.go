@@ -381,14 +381,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string, p *engine.Pipeline, m *engine.Model) error {
-	body, n, err := s.body(w, r)
+	buf, err := s.body(w, r)
 	if err != nil {
-		return err
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(body, buf); err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		var br *badRequest
+		if errors.As(err, &mb) || errors.As(err, &br) {
 			return err
 		}
 		return badf("reading request body: %v", err)

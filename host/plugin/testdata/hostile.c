@@ -288,6 +288,15 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 	c->output_len = 0x7FFFFFFF;
 	return 0;
 #endif
+#ifdef V_BIG_RESULT
+	/* V_BIG_RESULT: a valid 8 MiB result of 'x' (for slow-reader tests). */
+	static char* big;
+	if (big == NULL && (big = malloc(8 << 20)) == NULL) return fail(2, "hostile: no memory for the result");
+	memset(big, 'x', 8 << 20);
+	c->output = (uint32_t)(uintptr_t)big;
+	c->output_len = 8 << 20;
+	return 0;
+#endif
 	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
 	int first = c->n > 0 ? *(uint8_t*)(uintptr_t)d[0].data : -1;
 	int n = snprintf(result, sizeof result, "{\"ok\":true,\"first\":%d}", first);
