@@ -164,7 +164,7 @@ func (r *Runtime) checkBudget(ctx context.Context, mod api.Module) {
 		}
 		return
 	}
-	if !inst.deadline.IsZero() && time.Now().After(inst.deadline) {
+	if inst.spent() {
 		inst.timedOut = true
 		panic(&TimeoutError{Plugin: inst.m.Name(), Func: inst.calling, Budget: inst.m.cfg.Timeout})
 	}

@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -221,5 +222,75 @@ func TestSanitize(t *testing.T) {
 		if got := plugin.Sanitize(in); got != want {
 			t.Errorf("Sanitize(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestBudgetClockCPU: with BudgetCPU a runaway is stopped once the guest thread has used its
+// budget of CPU time (or at the wall-clock ceiling, on a machine too busy to give it that),
+// and contention does not spend the budget: beside two spinning goroutines the guest gets
+// far more CPU under BudgetCPU than under the default wall clock.
+func TestBudgetClockCPU(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	budget := 200 * time.Millisecond
+	stop := make(chan struct{})
+	defer close(stop)
+	for k := 0; k < 2; k++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for i := 0; i < 1e6; i++ {
+				}
+			}
+		}()
+	}
+	used := map[plugin.BudgetClock]time.Duration{}
+	for _, clock := range []plugin.BudgetClock{plugin.BudgetCPU, plugin.BudgetWall} {
+		m, err := rt.Load(ctx, plugin.Config{Path: Hostile(t, "LOOP_PRE", abi.KindBoth), Timeout: budget, BudgetClock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.Bind(ctx, []plugin.Tensor{{Name: "t", DType: abi.UInt8, Shape: []int{4}, Bytes: 4}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inst.InputBuffer(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		runtime.LockOSThread()
+		cpu0, start := threadCPU(), time.Now()
+		err = inst.Pre(ctx, 1)
+		cpu, wall := threadCPU()-cpu0, time.Since(start)
+		runtime.UnlockOSThread()
+		var te *plugin.TimeoutError
+		if !errors.As(err, &te) {
+			t.Fatalf("%q: err %v, want a TimeoutError", clock, err)
+		}
+		t.Logf("budget clock %q: stopped after %v wall, %v of guest-thread CPU (budget %v)", clock, wall, cpu, budget)
+		used[clock] = cpu
+		ceiling := budget * plugin.CPUWallFactor
+		if clock == plugin.BudgetCPU {
+			if cpu < budget*9/10 && wall < ceiling {
+				t.Errorf("cpu budget: stopped after %v of CPU and %v wall, before the budget and the ceiling", cpu, wall)
+			}
+			if wall > ceiling+time.Second {
+				t.Errorf("cpu budget: ran %v wall, past the ceiling", wall)
+			}
+		} else if wall > budget+time.Second {
+			t.Errorf("wall budget: ran %v", wall)
+		}
+		inst.Close(ctx)
+		m.Close(ctx)
+	}
+	if used[plugin.BudgetCPU] < used[plugin.BudgetWall]*3/2 {
+		t.Errorf("guest CPU: %v under the cpu clock, %v under the wall clock: contention spent the cpu budget",
+			used[plugin.BudgetCPU], used[plugin.BudgetWall])
 	}
 }

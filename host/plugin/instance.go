@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"github.com/hashicorp/go-hclog"
 	"math"
+	"runtime"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
 )
 
 // Tensor describes a tensor a plugin reads or writes; the host takes it from its own model
@@ -56,10 +58,29 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
-	deadline   time.Time // of the running call, checked by hostFuel
-	calling    string    // name of the running export
-	timedOut   bool      // hostFuel stopped the running call
-	cancelled  error     // hostFuel stopped the running call because its context ended
+	deadline   time.Time     // of the running call, checked by hostFuel
+	calling    string        // name of the running export
+	timedOut   bool          // hostFuel stopped the running call
+	cancelled  error         // hostFuel stopped the running call because its context ended
+	cpuStart   time.Duration // thread CPU time at the start of the call (BudgetCPU)
+}
+
+// threadCPU is the CPU time consumed by the calling OS thread.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// spent reports whether the running call has used up its budget.
+func (i *Instance) spent() bool {
+	if i.deadline.IsZero() {
+		return false
+	}
+	if i.m.cfg.BudgetClock == BudgetCPU && threadCPU()-i.cpuStart > i.m.cfg.Timeout {
+		return true
+	}
+	return time.Now().After(i.deadline)
 }
 
 // invoke runs f under the plugin's time budget: the instrumented guest calls hostFuel
@@ -69,6 +90,14 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
 	i.deadline, i.calling, i.timedOut, i.cancelled = time.Now().Add(i.m.cfg.Timeout), name, false, nil
+	if i.m.cfg.BudgetClock == BudgetCPU {
+		// The guest runs on this goroutine: pinned to its OS thread, that thread's CPU
+		// clock measures the guest's own work, whatever else the machine runs.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		i.cpuStart = threadCPU()
+		i.deadline = time.Now().Add(i.m.cfg.Timeout * CPUWallFactor)
+	}
 	err := f.CallWithStack(ctx, stack)
 	i.deadline = time.Time{}
 	if err != nil {

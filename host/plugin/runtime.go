@@ -147,7 +147,11 @@ type Config struct {
 	MemoryLimit uint64         // guest memory budget in bytes; 0 means DefaultMemoryLimit
 	WantKind    abi.Kind       // "pre" or "post": the role the pipeline needs; "" accepts any
 	Timeout     time.Duration  // time budget per guest call; 0 means DefaultTimeout
-	Grants      Grants         // what the plugin may touch; the zero value grants nothing
+	// BudgetClock is what Timeout measures: BudgetWall (the default) or BudgetCPU, the
+	// guest thread's CPU time (a busy machine does not spend it), with a wall-clock
+	// ceiling of CPUWallFactor × Timeout so a starved or sleeping call still ends.
+	BudgetClock BudgetClock
+	Grants      Grants // what the plugin may touch; the zero value grants nothing
 
 	// TrustedKeys verify the module's signature; RequireSignature rejects unsigned modules.
 	TrustedKeys      []ed25519.PublicKey
@@ -193,6 +197,17 @@ func (g Grants) String() string {
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
 }
+
+// BudgetClock says what a plugin's time budget measures.
+type BudgetClock string
+
+const (
+	BudgetWall BudgetClock = ""    // wall-clock time from the call's start (default)
+	BudgetCPU  BudgetClock = "cpu" // CPU time of the OS thread running the guest
+)
+
+// CPUWallFactor bounds a CPU-time budget in wall-clock time: Timeout × CPUWallFactor.
+const CPUWallFactor = 10
 
 // DefaultTimeout is the time budget of one guest call when the config names none.
 const DefaultTimeout = time.Second
@@ -276,6 +291,9 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.BudgetClock != BudgetWall && cfg.BudgetClock != BudgetCPU {
+		return fail("budget clock %q: want \"wall\" (the default) or \"cpu\"", cfg.BudgetClock)
 	}
 	if cfg.MemoryLimit > MaxMemoryLimit {
 		return fail("memory limit of %d bytes exceeds the largest a 32-bit guest can address (%d bytes, 65535 pages)", cfg.MemoryLimit, uint64(MaxMemoryLimit))
