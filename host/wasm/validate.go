@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 
@@ -22,6 +23,17 @@ var (
 	validator     wazero.Runtime
 )
 
+// validated remembers the modules this process has validated (by content hash and limits),
+// so that loading the same bytes again (a reload from the compilation cache, a plugin used by
+// several pipelines) does not pay the validation twice. A few hundred bytes an entry.
+var validated sync.Map // validKey -> *Shape
+
+type validKey struct {
+	sum    [32]byte
+	limits Limits
+	host   string
+}
+
 func validatorRuntime() wazero.Runtime {
 	validatorOnce.Do(func() {
 		validator = wazero.NewRuntimeWithConfig(context.Background(),
@@ -33,11 +45,20 @@ func validatorRuntime() wazero.Runtime {
 // Validate checks b, as written, against the structural limits l and then with wazero's
 // validator, and rejects imports of module hostModule named in Reserved. It returns the
 // module's shape. A module Validate accepts can be given to Instrument.
-func Validate(ctx context.Context, b []byte, l Limits, hostModule string) (*Shape, error) {
+func Validate(ctx context.Context, b []byte, l Limits, hostModule string) (_ *Shape, err error) {
+	key := validKey{sum: sha256.Sum256(b), limits: l.withDefaults(), host: hostModule}
+	if sh, ok := validated.Load(key); ok {
+		return sh.(*Shape), nil
+	}
 	sh, err := CheckLimits(b, l)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err == nil {
+			validated.Store(key, sh)
+		}
+	}()
 	c, err := validatorRuntime().CompileModule(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("invalid module: %w", err)
