@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"runtime"
@@ -292,5 +293,80 @@ func TestBudgetClockCPU(t *testing.T) {
 	if used[plugin.BudgetCPU] < used[plugin.BudgetWall]*3/2 {
 		t.Errorf("guest CPU: %v under the cpu clock, %v under the wall clock: contention spent the cpu budget",
 			used[plugin.BudgetCPU], used[plugin.BudgetWall])
+	}
+}
+
+// TestBulkMemorySemantics: the host's chunked memory.fill/copy (lengths over 64 KiB) do what
+// the instructions do, overlapping copies in both directions included, and an out-of-bounds
+// fill traps without writing anything.
+func TestBulkMemorySemantics(t *testing.T) {
+	rt := newRuntime(t)
+	ctx := context.Background()
+	c := func(v int64) []byte { return append([]byte{0x41}, SLEB(v)...) }
+	var pre []byte
+	pre = append(append(append(append(pre, c(0)...), c(7)...), c(200000)...), 0xfc, 11, 0)
+	pre = append(append(append(pre, c(100000)...), c(9)...), 0x3a, 0, 0)
+	pre = append(append(append(append(pre, c(50000)...), c(0)...), c(150000)...), 0xfc, 10, 0, 0)
+	pre = append(append(append(append(pre, c(0)...), c(50000)...), c(100000)...), 0xfc, 10, 0, 0)
+	pre = append(append(pre, c(0)...), 0x0b)
+	model := make([]byte, 200000)
+	for i := range model {
+		model[i] = 7
+	}
+	model[100000] = 9
+	copy(model[50000:200000], model[0:150000])
+	copy(model[0:100000], model[50000:150000])
+
+	m, err, _ := loadRaw(t, rt, "bulk-semantics", RawPlugin(PluginSpec{Pre: pre, Pages: 8}), plugin.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	if _, err := inst.InputBuffer(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Pre(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := inst.Bytes(0, 200000)
+	if !bytes.Equal(got, model) {
+		for i := range got {
+			if got[i] != model[i] {
+				t.Fatalf("memory differs from the model at %d: %d, want %d", i, got[i], model[i])
+			}
+		}
+	}
+
+	// Out of bounds: 8 pages are 524,288 bytes.
+	oob := append(append(append(append([]byte(nil), c(500000)...), c(1)...), c(100000)...), 0xfc, 11, 0)
+	oob = append(append(oob, c(0)...), 0x0b)
+	m2, err, _ := loadRaw(t, rt, "bulk-oob", RawPlugin(PluginSpec{Pre: oob, Pages: 8}), plugin.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close(ctx)
+	inst2, err := m2.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst2.Close(ctx)
+	if _, err := inst2.InputBuffer(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := inst2.Bytes(500000, 24288)
+	before = append([]byte(nil), before...)
+	err = inst2.Pre(ctx, 1)
+	var trap *plugin.TrapError
+	if !errors.As(err, &trap) || !strings.Contains(err.Error(), "out of bounds memory access") {
+		t.Fatalf("err %v, want an out-of-bounds trap", err)
+	}
+	after, _ := inst2.Bytes(500000, 24288)
+	if !bytes.Equal(before, after) {
+		t.Error("an out-of-bounds fill wrote memory")
 	}
 }
