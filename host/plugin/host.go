@@ -113,14 +113,17 @@ func (s sanitizingWriter) Write(p []byte) (int, error) {
 func (r *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
 	inst := r.caller(mod)
+	if inst == nil || inst.logLines >= LogBudget {
+		// Still bounds-checked (a bad pointer traps), but not copied or sanitised.
+		if _, ok := mod.Memory().Read(ptr, min(n, MaxMessage)); !ok {
+			panic(&boundsError{what: "message", ptr: ptr, n: n, size: mod.Memory().Size()})
+		}
+		if inst != nil {
+			inst.logDropped++
+		}
+		return
+	}
 	msg := guestString(mod, ptr, n)
-	if inst == nil {
-		return
-	}
-	if inst.logLines >= LogBudget {
-		inst.logDropped++
-		return
-	}
 	inst.logLines++
 	lv := hclog.Info
 	switch level {
