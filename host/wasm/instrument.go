@@ -61,6 +61,7 @@ type rewriter struct {
 	typeParams []int    // parameter count of each type
 	funcTypes  []uint32 // type index of each defined function
 	tables     uint32   // cap on all table entries
+	bulkType   uint32   // index of the added type (i32, i32, i32) -> ()
 }
 
 func (w *rewriter) fn(idx uint32) uint32 {
@@ -111,6 +112,7 @@ func rewrite(wasm []byte, o Options) ([]byte, error) {
 		}
 	}
 	w.fuel = nImpGlobals + nGlobals
+	w.bulkType = nTypes + 1
 	g := appendU32(nil, w.fuel)
 	w.check = append([]byte{0x23}, g...)                                           // global.get $fuel
 	w.check = append(w.check, 0x41, 0x01, 0x6b, 0x24)                              // i32.const 1, i32.sub, global.set
@@ -283,18 +285,18 @@ func (w *rewriter) body(fn uint32, body []byte) ([]byte, error) {
 	out := make([]byte, 0, len(body)+len(w.check)*4)
 	var b *bulkCode
 	if bulk {
-		// Three scratch i32 locals after the declared ones hold a bulk instruction's operands.
+		// One scratch i32 local after the declared ones holds a bulk instruction's length.
 		if int(fn) >= len(w.funcTypes) || int(w.funcTypes[fn]) >= len(w.typeParams) {
 			return nil, errors.New("function without a valid type")
 		}
 		first := uint64(w.typeParams[w.funcTypes[fn]]) + locals
-		if first+3 > 1<<31 {
+		if first+1 > 1<<31 {
 			return nil, errors.New("too many locals")
 		}
 		b = w.bulkCode(uint32(first))
 		out = appendU32(out, groups+1)
 		out = append(out, body[(&reader{b: body}).skipU32():r.pos]...)
-		out = append(out, 0x03, 0x7f)
+		out = append(out, 0x01, 0x7f)
 	} else {
 		out = append(out, body[:r.pos]...)
 	}
