@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Manifest is the JSON object in a module's ManifestSection custom section.
@@ -18,6 +19,42 @@ type Manifest struct {
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// Manifest string bounds: the name and version appear in every log line and error response
+// about a plugin.
+const (
+	MaxVersionLen     = 64
+	MaxDescriptionLen = 1024
+)
+
+var versionRE = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,64}$`)
+
+// ResultTypes are the media types a post plugin's result may declare. Types a browser would
+// render as active content under the server's origin (text/html, image/svg+xml, XML,
+// JavaScript) are not among them; every response also carries X-Content-Type-Options: nosniff.
+var ResultTypes = []string{"application/json", "text/plain", "text/csv", "application/octet-stream",
+	"application/x-protobuf", "application/cbor", "image/png", "image/jpeg", "image/webp"}
+
+// ResultTypeAllowed reports whether ct is one of ResultTypes, optionally followed by
+// "; charset=…".
+func ResultTypeAllowed(ct string) bool {
+	base, params, _ := strings.Cut(ct, ";")
+	base = strings.TrimSpace(base)
+	if params = strings.TrimSpace(params); params != "" {
+		k, v, ok := strings.Cut(params, "=")
+		if !ok || strings.TrimSpace(strings.ToLower(k)) != "charset" || !charsetRE.MatchString(strings.TrimSpace(v)) {
+			return false
+		}
+	}
+	for _, t := range ResultTypes {
+		if base == t {
+			return true
+		}
+	}
+	return false
+}
+
+var charsetRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
 // ParseManifest decodes and validates a manifest section's payload.
 func ParseManifest(b []byte) (Manifest, error) {
@@ -36,8 +73,18 @@ func (m Manifest) Validate() error {
 	if !nameRE.MatchString(m.Name) {
 		errs = append(errs, fmt.Errorf("manifest: name %q must match %s", m.Name, nameRE))
 	}
-	if m.Version == "" {
+	switch {
+	case m.Version == "":
 		errs = append(errs, errors.New("manifest: version is missing"))
+	case !versionRE.MatchString(m.Version):
+		// The version is in every log line and error response about the plugin.
+		errs = append(errs, fmt.Errorf("manifest: version must be 1 to %d printable ASCII characters without spaces (letters, digits, . _ + -)", MaxVersionLen))
+	}
+	if len(m.Description) > MaxDescriptionLen {
+		errs = append(errs, fmt.Errorf("manifest: description of %d bytes exceeds %d", len(m.Description), MaxDescriptionLen))
+	}
+	if m.ContentType != "" && !ResultTypeAllowed(m.ContentType) {
+		errs = append(errs, fmt.Errorf("manifest: content_type %.64q is not allowed: use one of %s (a charset parameter may follow)", m.ContentType, strings.Join(ResultTypes, ", ")))
 	}
 	if m.ABI != Version {
 		errs = append(errs, fmt.Errorf("manifest: abi %d is not supported (this host supports %d)", m.ABI, Version))

@@ -251,7 +251,12 @@ func inspectPlugin(g *globals, path, indent string) error {
 	if m.Description != "" {
 		fmt.Fprintf(g.stdout, "%s%s\n", indent, m.Description)
 	}
-	_, signed, _ := abi.CustomSection(b, abi.SignatureSection)
-	fmt.Fprintf(g.stdout, "%ssigned: %v\n", indent, signed)
+	// inspect checks no key: a signature section it has not verified is only "unverified"
+	// (`edgehost plugin verify --key` checks one).
+	if _, signed, _ := abi.CustomSection(b, abi.SignatureSection); signed {
+		fmt.Fprintf(g.stdout, "%ssigned: unverified (inspect checks no key; see edgehost plugin verify)\n", indent)
+	} else {
+		fmt.Fprintf(g.stdout, "%ssigned: false\n", indent)
+	}
 	return nil
 }

@@ -482,7 +482,7 @@ func TestPluginSigning(t *testing.T) {
 		{"trusted keys from --config", []string{"--config", trustConfig, "plugin", "verify", signed}, exitOK, "signature ok (key " + keyID[1] + ")", nil},
 		{"no trusted keys in the shipped config", []string{"--config", shippedConfig, "plugin", "verify", signed}, exitFailure, "", []string{"not among the trusted keys"}},
 		{"bad public key file", []string{"plugin", "verify", "--pub", classifyWasm, signed}, exitFailure, "", []string{"not a base64 ed25519 public key"}},
-		{"signed plugin shows in inspect", []string{"inspect", signed}, exitOK, "signed: true", nil},
+		{"signed plugin shows in inspect, unverified", []string{"inspect", signed}, exitOK, "signed: unverified", nil},
 		{"sign in place", []string{"plugin", "sign", "--key", other, unsignedCopy}, exitOK, unsignedCopy + ": signed with key ", nil},
 		{"verify signed in place", []string{"plugin", "verify", "--pub", other + ".pub", unsignedCopy}, exitOK, "signature ok", nil},
 	}

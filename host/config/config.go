@@ -435,8 +435,9 @@ func (c *Config) complete(data []byte) []error {
 			pl.Path = abs(pl.Path)
 			if pl.MemoryLimitMB == 0 {
 				pl.MemoryLimitMB = 64
-			} else if pl.MemoryLimitMB < 1 || pl.MemoryLimitMB > 4096 {
-				bad(fmt.Sprintf("memory_limit_mb %d must be between 1 and 4096", pl.MemoryLimitMB), "pipelines", name, role, "memory_limit_mb")
+			} else if pl.MemoryLimitMB < 1 || pl.MemoryLimitMB > 4095 {
+				// 4096 MiB is the whole 32-bit address space: wazero's uint32 memory size wraps to 0.
+				bad(fmt.Sprintf("memory_limit_mb %d must be between 1 and 4095 (a 32-bit guest addresses less than 4096 MiB)", pl.MemoryLimitMB), "pipelines", name, role, "memory_limit_mb")
 			}
 			if pl.TimeoutMS == 0 {
 				pl.TimeoutMS = 1000

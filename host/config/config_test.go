@@ -604,7 +604,13 @@ func TestErrors(t *testing.T) {
 		{
 			name: "memory limit too large",
 			toml: minimal + "memory_limit_mb = 5000\n",
-			want: []wantErr{{12, "pipelines.p.post.memory_limit_mb", "memory_limit_mb 5000 must be between 1 and 4096"}},
+			want: []wantErr{{12, "pipelines.p.post.memory_limit_mb", "memory_limit_mb 5000 must be between 1 and 4095"}},
+		},
+		{
+			// 4096 MiB wrapped wazero's 32-bit memory size to 0 ("outside memory (0 bytes)").
+			name: "memory limit of 4 GiB",
+			toml: minimal + "memory_limit_mb = 4096\n",
+			want: []wantErr{{12, "pipelines.p.post.memory_limit_mb", "memory_limit_mb 4096 must be between 1 and 4095"}},
 		},
 		{
 			name: "negative timeout_ms",

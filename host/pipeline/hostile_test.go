@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,139 @@ func TestCancelledRequestStopsPlugin(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 			t.Fatalf("round %d: %v after %v, want the request's deadline error well before the 10 s budget", round, err, time.Since(start))
 		}
+	}
+}
+
+// TestHostileDoesNotStallHost: while a hostile plugin runs away (a loop of 64 MiB
+// memory.fill or memory.copy, a plain loop, loop-free recursion, an 8 s sleep with a granted
+// clock), a good pipeline beside it keeps answering, the garbage collector's stop-the-world
+// is not held up, and the runaway is stopped within its budget. Margins are generous (a
+// busy 2-core machine); the figures are logged.
+func TestHostileDoesNotStallHost(t *testing.T) {
+	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
+	ctx := context.Background()
+	good := hostilePipeline(t, f, "GOOD", abi.KindPre, 0)
+	budget := 200 * time.Millisecond
+	// probe measures, until stop: the good pipeline's worst request, the worst GC
+	// (runtime.GC every 50 ms: a stop-the-world waits for every goroutine to reach a safe
+	// point, which a guest spinning without host calls never does) and the worst gap of a 1 ms
+	// ticker (what a health check sees: no CPU work, just being scheduled).
+	type figures struct {
+		run, gc, gap time.Duration
+		n            int
+	}
+	probe := func(stop <-chan struct{}) (fg figures) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				if _, err := runErr(good, []byte{42}); err != nil {
+					t.Errorf("good pipeline: %v", err)
+					return
+				}
+				fg.run = max(fg.run, time.Since(start))
+				fg.n++
+			}
+		}()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		last, lastGC := time.Now(), time.Now()
+		for {
+			select {
+			case <-stop:
+				<-done
+				return fg
+			case now := <-tick.C:
+				fg.gap = max(fg.gap, now.Sub(last))
+				last = now
+				if now.Sub(lastGC) > 50*time.Millisecond {
+					start := time.Now()
+					runtime.GC()
+					fg.gc = max(fg.gc, time.Since(start))
+					lastGC, last = time.Now(), time.Now()
+				}
+			}
+		}
+	}
+	stop := make(chan struct{})
+	time.AfterFunc(time.Second, func() { close(stop) })
+	base := probe(stop)
+	t.Logf("baseline: good pipeline worst %v (%d requests), GC worst %v, ticker gap worst %v", base.run, base.n, base.gc, base.gap)
+
+	bulk := func(op []byte) []byte {
+		c := []byte{0x03, 0x40, 0x41, 0, 0x41, 0x80, 0x80, 0x80, 0x20, 0x41, 0x80, 0x80, 0x80, 0x20} // 0, 64 MiB, 64 MiB
+		c = append(c, op...)
+		return append(c, 0x0c, 0, 0x0b, 0x41, 0, 0x0b) // br 0: forever
+	}
+	raw := func(name string, pre []byte) *plugin.Module {
+		m, err := f.rt.Load(ctx, plugin.Config{Path: testplugins.WriteRaw(t, name,
+			testplugins.RawPlugin(testplugins.PluginSpec{Pre: pre, Pages: 2049})), MemoryLimit: 256 << 20, Timeout: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	c := func(v string, g plugin.Grants) *plugin.Module {
+		m, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), Grants: g, Timeout: budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for _, hc := range []struct {
+		name string
+		load func() *plugin.Module
+	}{
+		{"memory.fill 64 MiB loop", func() *plugin.Module { return raw("fill-loop", bulk([]byte{0xfc, 11, 0})) }},
+		{"memory.copy 64 MiB loop", func() *plugin.Module { return raw("copy-loop", bulk([]byte{0xfc, 10, 0, 0})) }},
+		{"LOOP_PRE", func() *plugin.Module { return c("LOOP_PRE", plugin.Grants{}) }},
+		{"FIB", func() *plugin.Module { return c("FIB", plugin.Grants{}) }},
+		{"SLEEP with clock", func() *plugin.Module { return c("SLEEP", plugin.Grants{Clock: true}) }},
+	} {
+		t.Run(hc.name, func(t *testing.T) {
+			bad := hc.load()
+			post := mustLoad(t, f, hostile(t, "GOOD", abi.KindBoth))
+			p, err := pipeline.New(ctx, pipeline.Spec{Name: "hostile", Model: f.model, Workers: 1, Pre: bad, Post: post}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close(ctx)
+			stop := make(chan struct{})
+			var worstStop time.Duration
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				defer close(stop)
+				for i := 0; i < 3; i++ {
+					start := time.Now()
+					_, err := runErr(p, []byte{42})
+					worstStop = max(worstStop, time.Since(start))
+					if err == nil || !strings.Contains(err.Error(), "exceeded its time budget") {
+						t.Errorf("hostile run: %v", err)
+					}
+				}
+			}()
+			fg := probe(stop)
+			<-done
+			t.Logf("hostile stopped after at most %v (budget %v); meanwhile: good pipeline worst %v (%d requests; baseline %v), GC worst %v (baseline %v), ticker gap worst %v (baseline %v)",
+				worstStop, budget, fg.run, fg.n, base.run, fg.gc, base.gc, fg.gap, base.gap)
+			if worstStop > budget+500*time.Millisecond {
+				t.Errorf("hostile call ran %v against a budget of %v", worstStop, budget)
+			}
+			// The hostile guest takes one of two cores: the good pipeline may be slower (CPU
+			// contention), but it must keep answering, and nothing may be held up for long.
+			if fg.n == 0 || fg.run > 2*base.run+2*time.Second {
+				t.Errorf("good pipeline: %d requests, worst %v", fg.n, fg.run)
+			}
+			if fg.gc > base.gc+300*time.Millisecond || fg.gap > base.gap+300*time.Millisecond {
+				t.Errorf("host stalled: GC %v, ticker gap %v", fg.gc, fg.gap)
+			}
+		})
 	}
 }

@@ -54,8 +54,10 @@ type TrapError struct {
 	Err    error // wazero's error, with the guest stack trace
 }
 
+// Error is one line: the guest stack trace's line breaks, and anything a module's name
+// section could smuggle into it, are escaped (see Sanitize).
 func (e *TrapError) Error() string {
-	return fmt.Sprintf("plugin %s: %s trapped: %v", e.Plugin, e.Func, e.Err)
+	return fmt.Sprintf("plugin %s: %s trapped: %s", e.Plugin, e.Func, Sanitize(e.Err.Error()))
 }
 func (e *TrapError) Unwrap() error { return e.Err }
 

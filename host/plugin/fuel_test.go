@@ -3,14 +3,15 @@ package plugin_test
 import (
 	"bytes"
 	"context"
-	"github.com/edgehost/edgehost/abi"
-	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -31,7 +32,7 @@ func TestInstrumentDifferential(t *testing.T) {
 		t.Fatal(err)
 	}
 	refills := 0
-	run := func(wasm []byte) map[string]uint64 {
+	run := func(bin []byte) map[string]uint64 {
 		rt := wazero.NewRuntime(ctx)
 		defer rt.Close(ctx)
 		rt.NewHostModuleBuilder("env").NewFunctionBuilder().
@@ -39,8 +40,12 @@ func TestInstrumentDifferential(t *testing.T) {
 			Export("ext").Instantiate(ctx)
 		rt.NewHostModuleBuilder("edgehost").NewFunctionBuilder().
 			WithGoFunction(api.GoFunc(func(ctx context.Context, s []uint64) { refills++; s[0] = 1000 }), nil, []api.ValueType{api.ValueTypeI32}).
-			Export(plugin.FuelImport).Instantiate(ctx)
-		mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions())
+			Export(plugin.FuelImport).
+			NewFunctionBuilder().WithGoFunction(api.GoFunc(func(ctx context.Context, s []uint64) {}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+			Export(wasm.MemoryFillImport).
+			NewFunctionBuilder().WithGoFunction(api.GoFunc(func(ctx context.Context, s []uint64) {}), []api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32}, nil).
+			Export(wasm.MemoryCopyImport).Instantiate(ctx)
+		mod, err := rt.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithStartFunctions())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +94,8 @@ func TestInstrumentedPluginsAgree(t *testing.T) {
 	for _, name := range []string{"imagepre-go", "imagepre-c"} {
 		var outs [][]byte
 		for _, unmetered := range []bool{true, false} {
-			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered, Timeout: time.Minute})
+			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered,
+				Timeout: 30 * time.Second}) // agreement, not speed: a busy machine may take seconds
 			if err != nil {
 				t.Fatal(err)
 			}

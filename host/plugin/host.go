@@ -2,9 +2,15 @@ package plugin
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -24,7 +30,11 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostSetError), []api.ValueType{i32, i32}, nil).
 		WithParameterNames("ptr", "len").Export(abi.ImportSetError).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostFuel), nil, []api.ValueType{i32}).
-		Export(FuelImport).
+		Export(wasm.FuelImport).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostMemoryFill), []api.ValueType{i32, i32, i32}, nil).
+		WithParameterNames("dst", "value", "n").Export(wasm.MemoryFillImport).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostMemoryCopy), []api.ValueType{i32, i32, i32}, nil).
+		WithParameterNames("dst", "src", "n").Export(wasm.MemoryCopyImport).
 		Instantiate(ctx)
 	return err
 }
@@ -37,8 +47,8 @@ func (r *Runtime) caller(mod api.Module) *Instance {
 	return v.(*Instance)
 }
 
-// guestString reads a message from guest memory, cut at MaxMessage. A pointer or length
-// outside guest memory panics, which wazero turns into a trap of the calling guest.
+// guestString reads a message from guest memory, cut at MaxMessage and sanitised. A pointer
+// or length outside guest memory panics, which wazero turns into a trap of the calling guest.
 func guestString(mod api.Module, ptr, n uint32) string {
 	if n > MaxMessage {
 		n = MaxMessage
@@ -47,20 +57,73 @@ func guestString(mod api.Module, ptr, n uint32) string {
 	if !ok {
 		panic(&boundsError{what: "message", ptr: ptr, n: n, size: mod.Memory().Size()})
 	}
-	return string(b)
+	return Sanitize(string(b))
+}
+
+// Sanitize makes text a plugin wrote safe for log lines and error responses: control
+// characters (newlines, ANSI escapes, C1 controls, DEL) become Go-style escapes (\n,
+// \x1b, \u009b) and invalid UTF-8 becomes U+FFFD, so a plugin cannot forge or split
+// host log lines or recolour a terminal.
+func Sanitize(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError || r == 0x2028 || r == 0x2029 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r) // invalid UTF-8 decodes to, and is written as, U+FFFD
+		}
+	}
+	return b.String()
+}
+
+// sanitizingWriter sanitises a granted stdout/stderr before the host log, keeping newlines
+// as line breaks (each line becomes one log line).
+type sanitizingWriter struct{ w io.Writer }
+
+func (s sanitizingWriter) Write(p []byte) (int, error) {
+	lines := strings.Split(string(p), "\n")
+	for i, l := range lines {
+		lines[i] = Sanitize(l)
+	}
+	if _, err := io.WriteString(s.w, strings.Join(lines, "\n")); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (r *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
 	inst := r.caller(mod)
+	if inst == nil || inst.logLines >= LogBudget {
+		// Still bounds-checked (a bad pointer traps), but not copied or sanitised.
+		if _, ok := mod.Memory().Read(ptr, min(n, MaxMessage)); !ok {
+			panic(&boundsError{what: "message", ptr: ptr, n: n, size: mod.Memory().Size()})
+		}
+		if inst != nil {
+			inst.logDropped++
+		}
+		return
+	}
 	msg := guestString(mod, ptr, n)
-	if inst == nil {
-		return
-	}
-	if inst.logLines >= LogBudget {
-		inst.logDropped++
-		return
-	}
 	inst.logLines++
 	lv := hclog.Info
 	switch level {
@@ -85,15 +148,95 @@ func (r *Runtime) hostSetError(ctx context.Context, mod api.Module, stack []uint
 // hostFuel is called by instrumented guests every FuelRefill ticks: it traps the guest
 // when its call is past the deadline and otherwise refills its fuel.
 func (r *Runtime) hostFuel(ctx context.Context, mod api.Module, stack []uint64) {
+	r.checkBudget(ctx, mod)
+	stack[0] = wasm.FuelRefill
+}
+
+// checkBudget panics (which traps the guest) when the running call is past its deadline or
+// its context has ended. A call on an instance has its deadline in the Instance; the start
+// function, which runs inside InstantiateModule before there is an Instance, has it in ctx.
+func (r *Runtime) checkBudget(ctx context.Context, mod api.Module) {
 	inst := r.caller(mod)
-	if inst != nil && !inst.deadline.IsZero() && time.Now().After(inst.deadline) {
+	if inst == nil {
+		if sb, ok := ctx.Value(startBudgetKey{}).(*startBudget); ok && time.Now().After(sb.deadline) {
+			sb.timedOut = true
+			panic(&TimeoutError{Plugin: sb.plugin, Func: "the start function", Budget: sb.budget})
+		}
+		if err := ctx.Err(); err != nil {
+			panic(err)
+		}
+		return
+	}
+	if inst.spent() {
 		inst.timedOut = true
 		panic(&TimeoutError{Plugin: inst.m.Name(), Func: inst.calling, Budget: inst.m.cfg.Timeout})
 	}
-	if err := ctx.Err(); err != nil && inst != nil {
+	if err := ctx.Err(); err != nil {
 		// The request was cancelled (client gone, request_timeout): stop the guest too.
 		inst.cancelled = err
 		panic(err)
 	}
-	stack[0] = FuelRefill
+}
+
+// startBudget is the time budget of the start function, carried in the instantiation's ctx.
+type startBudget struct {
+	plugin   string
+	budget   time.Duration
+	deadline time.Time
+	timedOut bool
+}
+
+type startBudgetKey struct{}
+
+// bulkChunk is how many bytes a long memory.fill or memory.copy moves between deadline checks
+// (about 0.1-0.3 ms on the 2-core test machine).
+const bulkChunk = 1 << 20
+
+// errOutOfBounds is what a bulk instruction outside memory traps with, as the instruction
+// itself would.
+var errOutOfBounds = errors.New("out of bounds memory access")
+
+// hostMemoryFill is memory.fill for lengths over wasm.BulkInline: the rewrite sends them here
+// so that the deadline is checked every bulkChunk bytes.
+func (r *Runtime) hostMemoryFill(ctx context.Context, mod api.Module, stack []uint64) {
+	d, v, n := uint32(stack[0]), byte(stack[1]), uint32(stack[2])
+	mem := mod.Memory()
+	if mem == nil || uint64(d)+uint64(n) > uint64(mem.Size()) {
+		panic(errOutOfBounds)
+	}
+	buf, _ := mem.Read(d, n)
+	for len(buf) > 0 {
+		r.checkBudget(ctx, mod)
+		c := buf[:min(len(buf), bulkChunk)]
+		if v == 0 {
+			clear(c)
+		} else {
+			c[0] = v
+			for k := 1; k < len(c); k *= 2 {
+				copy(c[k:], c[:k])
+			}
+		}
+		buf = buf[len(c):]
+	}
+}
+
+// hostMemoryCopy is memory.copy for lengths over wasm.BulkInline, in deadline-checked chunks;
+// overlapping ranges copy as memmove does.
+func (r *Runtime) hostMemoryCopy(ctx context.Context, mod api.Module, stack []uint64) {
+	d, s, n := uint64(uint32(stack[0])), uint64(uint32(stack[1])), uint64(uint32(stack[2]))
+	mem := mod.Memory()
+	if mem == nil || d+n > uint64(mem.Size()) || s+n > uint64(mem.Size()) {
+		panic(errOutOfBounds)
+	}
+	all, _ := mem.Read(0, mem.Size())
+	for done := uint64(0); done < n; {
+		r.checkBudget(ctx, mod)
+		c := min(n-done, bulkChunk)
+		off := done // forward when the destination is below the source
+		if d > s {
+			off = n - done - c // backward otherwise, so no byte is overwritten before it is read
+		}
+		copy(all[d+off:d+off+c], all[s+off:s+off+c])
+		done += c
+	}
 }

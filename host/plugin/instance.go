@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"github.com/hashicorp/go-hclog"
 	"math"
+	"runtime"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"golang.org/x/sys/unix"
 )
 
 // Tensor describes a tensor a plugin reads or writes; the host takes it from its own model
@@ -56,19 +58,46 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
-	deadline   time.Time // of the running call, checked by hostFuel
-	calling    string    // name of the running export
-	timedOut   bool      // hostFuel stopped the running call
-	cancelled  error     // hostFuel stopped the running call because its context ended
+	deadline   time.Time     // of the running call, checked by hostFuel
+	calling    string        // name of the running export
+	timedOut   bool          // hostFuel stopped the running call
+	cancelled  error         // hostFuel stopped the running call because its context ended
+	cpuStart   time.Duration // thread CPU time at the start of the call (BudgetCPU)
+}
+
+// threadCPU is the CPU time consumed by the calling OS thread.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// spent reports whether the running call has used up its budget.
+func (i *Instance) spent() bool {
+	if i.deadline.IsZero() {
+		return false
+	}
+	if i.m.cfg.BudgetClock == BudgetCPU && threadCPU()-i.cpuStart > i.m.cfg.Timeout {
+		return true
+	}
+	return time.Now().After(i.deadline)
 }
 
 // invoke runs f under the plugin's time budget: the instrumented guest calls hostFuel
-// every FuelRefill ticks, which traps it once the deadline has passed.
+// every wasm.FuelRefill ticks, which traps it once the deadline has passed.
 func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stack []uint64) error {
 	if i.broken != nil {
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
 	i.deadline, i.calling, i.timedOut, i.cancelled = time.Now().Add(i.m.cfg.Timeout), name, false, nil
+	if i.m.cfg.BudgetClock == BudgetCPU {
+		// The guest runs on this goroutine: pinned to its OS thread, that thread's CPU
+		// clock measures the guest's own work, whatever else the machine runs.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		i.cpuStart = threadCPU()
+		i.deadline = time.Now().Add(i.m.cfg.Timeout * CPUWallFactor)
+	}
 	err := f.CallWithStack(ctx, stack)
 	i.deadline = time.Time{}
 	if err != nil {
@@ -89,7 +118,7 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 
 // moduleConfig applies the plugin's grants: by default no files, no environment, no
 // arguments, a fixed fake clock, deterministic randomness and discarded stdio.
-func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
+func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, error) {
 	g := m.cfg.Grants
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	var roots []*os.Root
@@ -110,16 +139,46 @@ func (m *Module) moduleConfig() (wazero.ModuleConfig, []*os.Root, error) {
 		cfg = cfg.WithEnv(k, v)
 	}
 	if g.Clock {
-		cfg = cfg.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+		cfg = cfg.WithSysWalltime().WithSysNanotime().WithNanosleep(sl.sleep)
 	}
 	if g.Random {
 		cfg = cfg.WithRandSource(rand.Reader)
 	}
 	if g.Stdout {
 		w := m.log.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
-		cfg = cfg.WithStdout(w).WithStderr(w)
+		cfg = cfg.WithStdout(sanitizingWriter{w}).WithStderr(sanitizingWriter{w})
 	}
 	return cfg, roots, nil
+}
+
+// sleeper is a granted clock's nanosleep (also behind poll_oneoff's clock subscriptions):
+// a real sleep, cut at the running call's deadline, where it stops the guest as the fuel
+// check would. It runs on the goroutine of the guest call, like invoke.
+type sleeper struct {
+	inst *Instance    // set once the instance exists
+	sb   *startBudget // the start function's budget, before that
+}
+
+func (s *sleeper) sleep(ns int64) {
+	d := time.Duration(ns)
+	var deadline time.Time
+	switch {
+	case s.inst != nil:
+		deadline = s.inst.deadline
+	case s.sb != nil:
+		deadline = s.sb.deadline
+	}
+	if deadline.IsZero() || time.Until(deadline) > d {
+		time.Sleep(d)
+		return
+	}
+	time.Sleep(time.Until(deadline))
+	if s.inst != nil {
+		s.inst.timedOut = true
+		panic(&TimeoutError{Plugin: s.inst.m.Name(), Func: s.inst.calling, Budget: s.inst.m.cfg.Timeout})
+	}
+	s.sb.timedOut = true
+	panic(&TimeoutError{Plugin: s.sb.plugin, Func: "the start function", Budget: s.sb.budget})
 }
 
 func closeRoots(roots []*os.Root) {
@@ -144,16 +203,24 @@ func (a *recordingAllocator) Allocate(cap, max uint64) experimental.LinearMemory
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live}}
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
-	cfg, roots, err := m.moduleConfig()
+	sb := &startBudget{plugin: m.Name(), budget: m.cfg.Timeout, deadline: time.Now().Add(m.cfg.Timeout)}
+	sl := &sleeper{sb: sb}
+	cfg, roots, err := m.moduleConfig(sl)
 	if err != nil {
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: grants: %w", m.Name(), err)}
 	}
+	// The start function runs inside InstantiateModule, under the same time budget as
+	// every other guest entry; checkBudget finds its deadline in the context.
+	ictx = context.WithValue(ictx, startBudgetKey{}, sb)
 	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
 	if err != nil {
 		if alloc.mem != nil {
 			alloc.mem.Free()
 		}
 		closeRoots(roots)
+		if sb.timedOut {
+			return nil, &LoadError{Path: m.Path, Err: &TimeoutError{Plugin: m.Name(), Func: "the start function", Budget: m.cfg.Timeout}}
+		}
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: instantiate: %w", m.Name(), err)}
 	}
 	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots,
@@ -161,6 +228,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost),
 		abiVersion: mod.ExportedFunction(abi.ExportABIVersion)}
 	m.rt.instances.Store(mod, i)
+	sl.inst = i
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
 		return nil, &LoadError{Path: m.Path, Err: err}

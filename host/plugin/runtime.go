@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -32,6 +33,7 @@ type Runtime struct {
 	instances sync.Map // api.Module -> *Instance, for host functions
 	live      atomic.Int64
 	cacheDir  string
+	limits    wasm.Limits
 
 	cacheMu    sync.Mutex
 	cacheIndex map[string][]string // compiled-module key -> its compilation cache files
@@ -106,11 +108,14 @@ func (r *Runtime) PruneCache() (removed int) {
 type RuntimeOptions struct {
 	CacheDir string       // wazero compilation cache directory; "" keeps it in memory
 	Logger   hclog.Logger // nil discards
+	// Limits bound every module's structure before it compiles; zero fields mean
+	// wasm.DefaultLimits.
+	Limits wasm.Limits
 }
 
 // NewRuntime creates a runtime.
 func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
-	r := &Runtime{log: o.Logger, cacheDir: o.CacheDir}
+	r := &Runtime{log: o.Logger, cacheDir: o.CacheDir, limits: o.Limits}
 	r.loadCacheIndex()
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
@@ -153,7 +158,11 @@ type Config struct {
 	MemoryLimit uint64         // guest memory budget in bytes; 0 means DefaultMemoryLimit
 	WantKind    abi.Kind       // "pre" or "post": the role the pipeline needs; "" accepts any
 	Timeout     time.Duration  // time budget per guest call; 0 means DefaultTimeout
-	Grants      Grants         // what the plugin may touch; the zero value grants nothing
+	// BudgetClock is what Timeout measures: BudgetWall (the default) or BudgetCPU, the
+	// guest thread's CPU time (a busy machine does not spend it), with a wall-clock
+	// ceiling of CPUWallFactor × Timeout so a starved or sleeping call still ends.
+	BudgetClock BudgetClock
+	Grants      Grants // what the plugin may touch; the zero value grants nothing
 
 	// TrustedKeys verify the module's signature; RequireSignature rejects unsigned modules.
 	TrustedKeys      []ed25519.PublicKey
@@ -200,11 +209,36 @@ func (g Grants) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// BudgetClock says what a plugin's time budget measures.
+type BudgetClock string
+
+const (
+	BudgetWall BudgetClock = ""    // wall-clock time from the call's start (default)
+	BudgetCPU  BudgetClock = "cpu" // CPU time of the OS thread running the guest
+)
+
+// CPUWallFactor bounds a CPU-time budget in wall-clock time: Timeout × CPUWallFactor.
+const CPUWallFactor = 10
+
 // DefaultTimeout is the time budget of one guest call when the config names none.
 const DefaultTimeout = time.Second
 
 // DefaultMemoryLimit is the guest memory budget of a plugin whose config names none.
 const DefaultMemoryLimit = 64 << 20
+
+// MaxMemoryLimit is the largest guest memory budget: 65,535 pages, one page short of the 4 GiB
+// a 32-bit memory addresses (wazero's memory size is a uint32, which 4 GiB wraps to 0).
+const MaxMemoryLimit = 65535 * pageSize
+
+// tableEntries is the cap on a plugin's table entries: 8 bytes of host memory each, at most
+// 1/8 of its memory budget, and never more than the runtime's limit.
+func tableEntries(memoryLimit uint64, l wasm.Limits) uint32 {
+	max := l.TableEntries
+	if max == 0 {
+		max = wasm.DefaultLimits.TableEntries
+	}
+	return uint32(min(uint64(max), memoryLimit/64))
+}
 
 // Module is one compiled, validated version of a plugin. It is safe for concurrent use.
 type Module struct {
@@ -269,6 +303,12 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.BudgetClock != BudgetWall && cfg.BudgetClock != BudgetCPU {
+		return fail("budget clock %q: want \"wall\" (the default) or \"cpu\"", cfg.BudgetClock)
+	}
+	if cfg.MemoryLimit > MaxMemoryLimit {
+		return fail("memory limit of %d bytes exceeds the largest a 32-bit guest can address (%d bytes, 65535 pages)", cfg.MemoryLimit, uint64(MaxMemoryLimit))
+	}
 	if len(cfg.TrustedKeys) > 0 || cfg.RequireSignature {
 		key, err := Verify(b, cfg.TrustedKeys)
 		switch {
@@ -302,11 +342,18 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 			return fail("params: %v", err)
 		}
 	}
+	// The module as written must be valid and within the structural limits before it is
+	// rewritten (Instrument validates first): the rewrite assumes valid input and adds
+	// indices that a module must not name.
 	ib := b
-	if !cfg.Unmetered {
-		if ib, err = instrument(b); err != nil {
-			return fail("cannot add time-budget checks: %v", err)
-		}
+	if cfg.Unmetered {
+		_, err = wasm.Validate(ctx, b, r.limits, abi.HostModule)
+	} else {
+		ib, err = wasm.Instrument(ctx, b, wasm.Options{Limits: r.limits, HostModule: abi.HostModule,
+			TableEntries: tableEntries(cfg.MemoryLimit, r.limits)})
+	}
+	if err != nil {
+		return fail("rejected: %v", err)
 	}
 	before := r.cacheEntries()
 	compiled, err := r.rt.CompileModule(ctx, ib)
@@ -420,3 +467,11 @@ func typeNames(ts []api.ValueType) []string {
 
 // Close drops the caller's reference (see Release).
 func (m *Module) Close(ctx context.Context) { m.Release(ctx) }
+
+// Instrument is the load-time rewrite with the default options (for tests and tools).
+func Instrument(b []byte) ([]byte, error) {
+	return wasm.Instrument(context.Background(), b, wasm.Options{HostModule: abi.HostModule})
+}
+
+// FuelImport is the host import the rewrite adds for fuel checks (see package wasm).
+const FuelImport = wasm.FuelImport

@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
+	"github.com/edgehost/edgehost/host/server"
 )
 
 // badInputCase is one malformed request and what the server must answer: a 4xx status,
@@ -262,6 +269,9 @@ func TestBadInput(t *testing.T) {
 			if ct := h.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
 			}
+			if h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("no X-Content-Type-Options: nosniff")
+			}
 			var e map[string]any
 			if err := json.Unmarshal(b, &e); err != nil {
 				t.Fatalf("body is not JSON (%v): %.300s", err, b)
@@ -299,6 +309,125 @@ func TestBadInput(t *testing.T) {
 		code, _, b = post(t, shippedURL+"/v2/models/classify/infer", "application/octet-stream", body, hdr)
 		if code != http.StatusOK || !strings.Contains(string(b), "peacock") {
 			t.Fatalf("kserve after bad input: %d %.300s", code, b)
+		}
+	})
+}
+
+// slowConfig: the shipped config plus pipeline "one" (one worker, good plugins, a queue
+// timeout of 3 s) and pipeline "big" (one worker, an 8 MiB result).
+func slowConfig(t *testing.T) *config.Config {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(testplugins.Root, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := testplugins.Hostile(t, "GOOD", abi.KindBoth)
+	extra := fmt.Sprintf(`
+[pipelines.one]
+model = "mobilenet"
+workers = 1
+queue_timeout = "3s"
+[pipelines.one.pre]
+path = %q
+[pipelines.one.post]
+path = %q
+
+[pipelines.big]
+model = "mobilenet"
+workers = 1
+queue_timeout = "3s"
+[pipelines.big.pre]
+path = %q
+[pipelines.big.post]
+path = %q
+`, good, good, good, testplugins.Hostile(t, "BIG_RESULT", abi.KindBoth))
+	text := strings.ReplaceAll(string(src), `cache_dir = ".cache/wazero"`, `cache_dir = ""`)
+	cfg, err := config.Parse(filepath.Join(testplugins.Root, "config.toml"), []byte(text+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestSlowClients: a body sent at 1 byte / 0.5 s and a client that never reads an 8 MiB
+// result hold no worker: other requests to the same one-worker pipeline succeed meanwhile,
+// health answers, and the slow body is cut off after the transfer deadline.
+func TestSlowClients(t *testing.T) {
+	url := start(t, slowConfig(t))
+	host := strings.TrimPrefix(url, "http://")
+	healthWorst := func(d time.Duration) time.Duration {
+		var worst time.Duration
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			start := time.Now()
+			resp, err := http.Get(url + "/v2/health/live")
+			if err != nil {
+				t.Errorf("health: %v", err)
+				return worst
+			}
+			resp.Body.Close()
+			worst = max(worst, time.Since(start))
+		}
+		return worst
+	}
+	t.Logf("health worst, idle: %v", healthWorst(300*time.Millisecond))
+	t.Run("slow body", func(t *testing.T) {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /v1/pipelines/one HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100\r\n\r\n")
+		start := time.Now()
+		cut := make(chan time.Duration, 1)
+		go func() {
+			for i := 0; i < 99; i++ {
+				if _, err := conn.Write([]byte{1}); err != nil {
+					return
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}()
+		go func() {
+			// The server answers (400) or closes the connection when it cuts the body off.
+			b := make([]byte, 512)
+			n, _ := conn.Read(b)
+			t.Logf("slow client got %q", b[:min(n, 120)])
+			cut <- time.Since(start)
+		}()
+		time.Sleep(700 * time.Millisecond) // the slow body is being read
+		for i := 0; i < 3; i++ {
+			code, _, b := post(t, url+"/v1/pipelines/one", "image/png", []byte{42}, nil)
+			if code != http.StatusOK {
+				t.Fatalf("request %d beside a slow body: %d %s", i, code, b)
+			}
+		}
+		t.Logf("health worst beside a slow body: %v", healthWorst(500*time.Millisecond))
+		select {
+		case d := <-cut:
+			t.Logf("slow body cut off after %v", d)
+			if d > server.TransferBase+5*time.Second {
+				t.Errorf("slow body held for %v", d)
+			}
+		case <-time.After(server.TransferBase + 10*time.Second):
+			t.Fatal("slow body never cut off")
+		}
+	})
+	t.Run("slow reader", func(t *testing.T) {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		// Ask for the 8 MiB result and never read it.
+		fmt.Fprintf(conn, "POST /v1/pipelines/big HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1\r\n\r\n\x2a")
+		time.Sleep(500 * time.Millisecond)
+		for i := 0; i < 3; i++ {
+			start := time.Now()
+			code, _, b := post(t, url+"/v1/pipelines/big", "image/png", []byte{42}, nil)
+			if code != http.StatusOK || len(b) != 8<<20 {
+				t.Fatalf("request %d beside a slow reader: %d, %d bytes %.200s", i, code, len(b), b)
+			}
+			t.Logf("8 MiB result beside a slow reader in %v", time.Since(start))
 		}
 	})
 }

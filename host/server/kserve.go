@@ -7,12 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/engine"
@@ -141,13 +141,15 @@ func DecodeInferRequest(body []byte, headerLength int) (*InferRequest, error) {
 		}
 		hdr, bin = body[:headerLength], body[headerLength:]
 	}
+	// json.Unmarshal, not a Decoder: no second buffer of the body (memory stays proportional:
+	// the body, one copy of each data array, the decoded tensor).
 	var req InferRequest
-	dec := json.NewDecoder(bytes.NewReader(hdr))
-	if err := dec.Decode(&req); err != nil {
+	if err := json.Unmarshal(hdr, &req); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value") {
+			return nil, badf("unexpected data after the inference request JSON")
+		}
 		return nil, badf("malformed inference request JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badf("unexpected data after the inference request JSON")
 	}
 	if len(req.Inputs) == 0 {
 		return nil, badf("inference request has no inputs")
@@ -223,6 +225,13 @@ func checkBinarySize(in *InferTensor, n int) error {
 
 // decodeJSONData flattens a (possibly nested) JSON array into little-endian bytes of dtype.
 func decodeJSONData(data json.RawMessage, datatype string, n int) ([]byte, error) {
+	if datatype != "BYTES" {
+		dt, ok := dtypes[datatype]
+		if !ok {
+			return nil, fmt.Errorf("unsupported datatype %q (want FP32, INT32, INT64, INT16, INT8, UINT8 or BYTES)", datatype)
+		}
+		return decodeNumbers(data, dt, n)
+	}
 	var v any
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
@@ -285,6 +294,111 @@ func decodeJSONData(data json.RawMessage, datatype string, n int) ([]byte, error
 		}
 	}
 	return out, nil
+}
+
+// decodeNumbers decodes a (nested) JSON array of numbers straight into little-endian bytes
+// of dt, with memory proportional to the result: no value per element is built (an 8M-element
+// UINT8 array decoded through []any cost ~800 MB). It accepts exactly JSON's grammar for
+// arrays and numbers and flattens nested arrays in order.
+func decodeNumbers(data []byte, dt abi.DType, n int) ([]byte, error) {
+	out := make([]byte, 0, min(n*dt.Size(), len(data)*dt.Size()))
+	i, depth, count := 0, 0, 0
+	ws := func() {
+		for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+			i++
+		}
+	}
+	// expectValue: after '[' or ',' (a value, or ']' right after '['), else after a value.
+	expectValue, afterOpen := true, false
+	for ws(); i < len(data); ws() {
+		c := data[i]
+		switch {
+		case c == '[' && expectValue:
+			depth++
+			i++
+			afterOpen = true
+			continue
+		case c == ']' && depth > 0 && (!expectValue || afterOpen):
+			depth--
+			i++
+			expectValue, afterOpen = false, false
+		case c == ',' && depth > 0 && !expectValue:
+			i++
+			expectValue, afterOpen = true, false
+			continue
+		case expectValue && (c == '-' || (c >= '0' && c <= '9')):
+			j := i
+			for j < len(data) && (data[j] == '-' || data[j] == '+' || data[j] == '.' || data[j] == 'e' || data[j] == 'E' || (data[j] >= '0' && data[j] <= '9')) {
+				j++
+			}
+			tok := data[i:j]
+			if !jsonNumber(tok) {
+				return nil, fmt.Errorf("bad number %.32q", tok)
+			}
+			if count++; count > n {
+				return nil, fmt.Errorf("data has more than %d elements, the shape's count", n)
+			}
+			f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
+			if err != nil {
+				return nil, fmt.Errorf("bad number %.32q", tok)
+			}
+			if out, err = appendNumber(out, dt, f); err != nil {
+				return nil, err
+			}
+			i = j
+			expectValue, afterOpen = false, false
+		case expectValue && (c == '"' || c == 't' || c == 'f' || c == 'n' || c == '{'):
+			return nil, fmt.Errorf("%s data must be numbers", dt)
+		default:
+			return nil, fmt.Errorf("data is not valid JSON: unexpected %q at byte %d", c, i)
+		}
+		if depth == 0 {
+			break
+		}
+	}
+	if ws(); depth != 0 || i != len(data) || expectValue {
+		return nil, errors.New("data is not valid JSON: not one complete array or number")
+	}
+	if count != n {
+		return nil, fmt.Errorf("data has %d elements, shape says %d", count, n)
+	}
+	return out, nil
+}
+
+// jsonNumber reports whether b is a number in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func jsonNumber(b []byte) bool {
+	i := 0
+	digits := func() int {
+		k := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - k
+	}
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if digits() == 0 {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func appendNumber(out []byte, dt abi.DType, f float64) ([]byte, error) {
@@ -381,14 +495,11 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string, p *engine.Pipeline, m *engine.Model) error {
-	body, n, err := s.body(w, r)
+	buf, err := s.body(w, r)
 	if err != nil {
-		return err
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(body, buf); err != nil {
 		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
+		var br *badRequest
+		if errors.As(err, &mb) || errors.As(err, &br) {
 			return err
 		}
 		return badf("reading request body: %v", err)

@@ -58,12 +58,17 @@ func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
 func (s *Server) SetReady(f func() bool) { s.ready = f }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// Every response says nosniff: a result is served only as the media type its plugin
+// declared (one of abi.ResultTypes), never sniffed into something a browser would run.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
 
 // Serve serves on l until ctx ends, then shuts down gracefully: it stops accepting, lets
 // in-flight requests finish (up to the shutdown timeout) and returns nil.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
@@ -122,20 +127,49 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // body returns the request body limited to the configured size and its length if known.
-func (s *Server) body(w http.ResponseWriter, r *http.Request) (io.Reader, int, error) {
-	max := s.cfg.MaxBodyBytes
-	if r.ContentLength > max {
-		return nil, 0, &http.MaxBytesError{Limit: max}
+// Slow clients: a request body is read whole, before any worker is taken, under a read
+// deadline of TransferBase plus its length at MinTransferRate; a result larger than
+// DirectResult is copied out of guest memory so that the worker is free before the write,
+// which has the same kind of deadline. A client sending or reading slower than that is cut
+// off; it never holds a worker (see RATIONALE.md, "Slow clients").
+const (
+	TransferBase    = 5 * time.Second
+	MinTransferRate = 64 << 10 // bytes per second
+	DirectResult    = 64 << 10 // results up to this size are written from guest memory
+)
+
+func transferDeadline(n int64) time.Time {
+	return time.Now().Add(TransferBase + time.Duration(n)*time.Second/MinTransferRate)
+}
+
+// body reads the whole request body (at most max_body_bytes) under its transfer deadline.
+// Its buffer grows with the bytes received, not with the declared length.
+func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	rd := http.MaxBytesReader(w, r.Body, max)
-	if r.ContentLength >= 0 {
-		return rd, int(r.ContentLength), nil
+	n := r.ContentLength
+	if n < 0 {
+		n = limit
 	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		return nil, 0, err
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(transferDeadline(n))
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), 64<<10)))
+	if _, err := buf.ReadFrom(rd); err != nil {
+		// The deadline stays: net/http would otherwise wait for the rest of the body
+		// before it sends the error. The connection closes after the answer.
+		w.Header().Set("Connection", "close")
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, badf("request body not received in time: the minimum transfer rate is %d bytes/s after %v",
+				MinTransferRate, TransferBase)
+		}
+		return nil, err
 	}
-	return bytes.NewReader(b), len(b), nil
+	_ = rc.SetReadDeadline(time.Time{})
+	return buf.Bytes(), nil
 }
 
 func (s *Server) pipeline(name string) (*engine.Pipeline, error) {
@@ -174,23 +208,41 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", "", err)
 		return
 	}
-	body, n, err := s.body(w, r)
-	if err == nil && n == 0 {
+	body, err := s.body(w, r)
+	if err == nil && len(body) == 0 {
 		err = badf("empty request body: POST the input (for example a JPEG or PNG image)")
 	}
 	if err == nil {
-		err = s.run(r.Context(), p, body, n, func(res []byte, ct string) error {
-			w.Header().Set("Content-Type", ct)
-			w.Header().Set("Content-Length", strconv.Itoa(len(res)))
-			_, werr := w.Write(res)
-			return werr
+		var copied []byte
+		var ctype string
+		err = s.run(r.Context(), p, bytes.NewReader(body), len(body), func(res []byte, ct string) error {
+			if len(res) > DirectResult {
+				// Free the worker before a slow reader can hold it: one copy of the result.
+				copied, ctype = append([]byte(nil), res...), ct
+				return nil
+			}
+			return writeResult(w, res, ct)
 		})
+		if err == nil && copied != nil {
+			if werr := writeResult(w, copied, ctype); werr != nil {
+				s.log.Debug("writing a result failed", "pipeline", name, "error", werr)
+			}
+		}
 	}
 	if err != nil {
 		s.fail(w, r, name, "raw", err)
 		return
 	}
 	s.Metrics.Requests.WithLabelValues(name, "raw", "200").Inc()
+}
+
+// writeResult writes a pipeline result under its transfer deadline.
+func writeResult(w http.ResponseWriter, res []byte, ct string) error {
+	_ = http.NewResponseController(w).SetWriteDeadline(transferDeadline(int64(len(res))))
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", strconv.Itoa(len(res)))
+	_, err := w.Write(res)
+	return err
 }
 
 func (s *Server) listPipelines(w http.ResponseWriter, r *http.Request) {

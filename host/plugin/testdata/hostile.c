@@ -213,6 +213,13 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 	if (getenv("HOME") != NULL || getenv("PATH") != NULL) return fail(2, "hostile: read the host environment");
 	return fail(1, "hostile: environment is empty as it should be");
 #endif
+#ifdef V_SLEEP
+	/* V_SLEEP: with a granted clock, sleep 8 s (nanosleep), then 8 s more (poll_oneoff). */
+	struct timespec req = {8, 0};
+	nanosleep(&req, NULL);
+	sleep(8);
+	return fail(2, "hostile: slept past the budget");
+#endif
 #ifdef V_CLOCK
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -279,6 +286,15 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 #ifdef V_HUGE_RESULT
 	c->output = 0;
 	c->output_len = 0x7FFFFFFF;
+	return 0;
+#endif
+#ifdef V_BIG_RESULT
+	/* V_BIG_RESULT: a valid 8 MiB result of 'x' (for slow-reader tests). */
+	static char* big;
+	if (big == NULL && (big = malloc(8 << 20)) == NULL) return fail(2, "hostile: no memory for the result");
+	memset(big, 'x', 8 << 20);
+	c->output = (uint32_t)(uintptr_t)big;
+	c->output_len = 8 << 20;
 	return 0;
 #endif
 	desc_t* d = (desc_t*)(uintptr_t)c->tensors;
