@@ -1,0 +1,152 @@
+package imaging
+
+import "fmt"
+
+// A Resizer resamples packed RGB bilinearly, with half-pixel centres, into a model's NHWC
+// input tensor (batch 1): dst holds h rows of w pixels of c channels, c = 3 (R, G, B) or
+// c = 1 (BT.601 luma 0.299 R + 0.587 G + 0.114 B). It keeps its tap tables for the next call;
+// the zero value is ready to use.
+//
+// Every kernel computes the same interpolated value, in float32, for a given output sample;
+// they differ only in how it is stored.
+type Resizer struct {
+	xs []tap
+}
+
+// tap is one output column's source columns (byte offsets in a row) and weights.
+type tap struct {
+	a, b   int32   // byte offsets of the left and right source pixels
+	wa, wb float32 // their weights, 1-f and f
+}
+
+// Check reports whether dst of n elements can hold a w×h×c tensor and src is usable.
+func check(n, w, h, c int, src *RGB) error {
+	if c != 1 && c != 3 {
+		return fmt.Errorf("imaging: %d channels, want 1 or 3", c)
+	}
+	if w <= 0 || h <= 0 || n < w*h*c {
+		return fmt.Errorf("imaging: tensor of %d elements cannot hold %dx%dx%d", n, w, h, c)
+	}
+	if src == nil || src.W <= 0 || src.H <= 0 || len(src.Pix) < src.W*src.H*3 {
+		return fmt.Errorf("imaging: empty or inconsistent source image")
+	}
+	return nil
+}
+
+// split maps a source coordinate to its lower pixel and the weight of the next one, as
+// clamped at the edges.
+func split(f float32, n int) (int, float32) {
+	if f < 0 {
+		return 0, 0
+	}
+	i := int(f)
+	if i >= n-1 {
+		return n - 1, 0
+	}
+	return i, f - float32(i)
+}
+
+func (r *Resizer) taps(w int, src *RGB) []tap {
+	if cap(r.xs) < w {
+		r.xs = make([]tap, w)
+	}
+	xs := r.xs[:w]
+	sx := float32(src.W) / float32(w)
+	for x := range xs {
+		x0, f := split((float32(x)+0.5)*sx-0.5, src.W)
+		x1 := min(x0+1, src.W-1)
+		xs[x] = tap{a: int32(3 * x0), b: int32(3 * x1), wa: 1 - f, wb: f}
+	}
+	return xs
+}
+
+// rows calls fn for every output row with the two source rows and their weights.
+func rows(h int, src *RGB, fn func(y int, r0, r1 []byte, wa, wb float32)) {
+	sy := float32(src.H) / float32(h)
+	stride := src.W * 3
+	for y := 0; y < h; y++ {
+		y0, f := split((float32(y)+0.5)*sy-0.5, src.H)
+		y1 := min(y0+1, src.H-1)
+		fn(y, src.Pix[y0*stride:][:stride], src.Pix[y1*stride:][:stride], 1-f, f)
+	}
+}
+
+// sample interpolates the three channels of one output pixel.
+func sample(t *tap, r0, r1 []byte, wa, wb float32) (float32, float32, float32) {
+	a := r0[t.a : t.a+3 : t.a+3]
+	b := r0[t.b : t.b+3 : t.b+3]
+	c := r1[t.a : t.a+3 : t.a+3]
+	d := r1[t.b : t.b+3 : t.b+3]
+	top0 := float32(a[0])*t.wa + float32(b[0])*t.wb
+	top1 := float32(a[1])*t.wa + float32(b[1])*t.wb
+	top2 := float32(a[2])*t.wa + float32(b[2])*t.wb
+	bot0 := float32(c[0])*t.wa + float32(d[0])*t.wb
+	bot1 := float32(c[1])*t.wa + float32(d[1])*t.wb
+	bot2 := float32(c[2])*t.wa + float32(d[2])*t.wb
+	return top0*wa + bot0*wb, top1*wa + bot1*wb, top2*wa + bot2*wb
+}
+
+// luma is BT.601: 0.299 R + 0.587 G + 0.114 B.
+func luma(r, g, b float32) float32 { return 0.299*r + 0.587*g + 0.114*b }
+
+// Uint8 stores each sample rounded, 0..255 (a uint8 tensor's Data).
+func (r *Resizer) Uint8(dst []byte, w, h, c int, src *RGB) error {
+	return r.bytes(dst, w, h, c, src, 0)
+}
+
+// Int8 stores each sample rounded, minus 128: -128..127 (an int8 tensor's Data).
+func (r *Resizer) Int8(dst []byte, w, h, c int, src *RGB) error {
+	return r.bytes(dst, w, h, c, src, 128)
+}
+
+func (r *Resizer) bytes(dst []byte, w, h, c int, src *RGB, off int) error {
+	if err := check(len(dst), w, h, c, src); err != nil {
+		return err
+	}
+	xs := r.taps(w, src)
+	rows(h, src, func(y int, r0, r1 []byte, wa, wb float32) {
+		out := dst[y*w*c : (y+1)*w*c]
+		if c == 1 {
+			for x := range xs {
+				p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
+				out[x] = byte(int(luma(p0, p1, p2)+0.5) - off)
+			}
+			return
+		}
+		for x := range xs {
+			p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
+			o := out[3*x : 3*x+3 : 3*x+3]
+			o[0] = byte(int(p0+0.5) - off)
+			o[1] = byte(int(p1+0.5) - off)
+			o[2] = byte(int(p2+0.5) - off)
+		}
+	})
+	return nil
+}
+
+// Float32 stores (sample - mean[ch]) / std[ch] per channel ch (for c = 1, mean[0] and
+// std[0]) into a float32 tensor's elements (edgehost.Tensor.Float32()).
+func (r *Resizer) Float32(dst []float32, w, h, c int, src *RGB, mean, std [3]float32) error {
+	if err := check(len(dst), w, h, c, src); err != nil {
+		return err
+	}
+	xs := r.taps(w, src)
+	rows(h, src, func(y int, r0, r1 []byte, wa, wb float32) {
+		out := dst[y*w*c : (y+1)*w*c]
+		if c == 1 {
+			for x := range xs {
+				p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
+				out[x] = (luma(p0, p1, p2) - mean[0]) / std[0]
+			}
+			return
+		}
+		for x := range xs {
+			p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
+			o := out[3*x : 3*x+3 : 3*x+3]
+			o[0] = (p0 - mean[0]) / std[0]
+			o[1] = (p1 - mean[1]) / std[1]
+			o[2] = (p2 - mean[2]) / std[2]
+		}
+	})
+	return nil
+}
