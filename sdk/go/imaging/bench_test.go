@@ -2,6 +2,7 @@ package imaging
 
 import (
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -11,6 +12,9 @@ func benchDecode(b *testing.B, data []byte, w, h int) {
 	dst := make([]byte, w*h*3)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c0 := threadCPU()
 	for i := 0; i < b.N; i++ {
 		img, err := d.Decode(data, w, h)
 		if err != nil {
@@ -19,6 +23,9 @@ func benchDecode(b *testing.B, data []byte, w, h int) {
 		if err := r.Uint8(dst, w, h, 3, img); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if c := threadCPU() - c0; c > 0 {
+		b.ReportMetric(float64(c)/1e6/float64(b.N), "cpu-ms/op")
 	}
 }
 

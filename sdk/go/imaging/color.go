@@ -76,7 +76,8 @@ func (d *Decoder) jpegRGB() {
 func ycc(out, ys, cbs, crs []byte) {
 	for x, y := range ys {
 		o := out[3*x : 3*x+3 : 3*x+3]
-		o[0], o[1], o[2] = yccPixel(y, cbs[x], crs[x])
+		yy, cb, cr := int32(y)*0x10101, int32(cbs[x])-128, int32(crs[x])-128
+		o[0], o[1], o[2] = sat(yy+91881*cr), sat(yy-22554*cb-46802*cr), sat(yy+116130*cb)
 	}
 }
 
@@ -84,7 +85,8 @@ func ycc(out, ys, cbs, crs []byte) {
 func ycc420(out, ys, cbs, crs []byte) {
 	for x, y := range ys {
 		o := out[3*x : 3*x+3 : 3*x+3]
-		o[0], o[1], o[2] = yccPixel(y, cbs[x>>1], crs[x>>1])
+		yy, cb, cr := int32(y)*0x10101, int32(cbs[x>>1])-128, int32(crs[x>>1])-128
+		o[0], o[1], o[2] = sat(yy+91881*cr), sat(yy-22554*cb-46802*cr), sat(yy+116130*cb)
 	}
 }
 
@@ -96,11 +98,9 @@ func yccPixel(y, cb, cr byte) (byte, byte, byte) {
 	return sat(yy + 91881*cr1), sat(yy - 22554*cb1 - 46802*cr1), sat(yy + 116130*cb1)
 }
 
+// sat is the clamp of color.YCbCrToRGB, (v >> 16) saturated to 0..255, without branches.
 func sat(v int32) byte {
-	if uint32(v)&0xff000000 == 0 {
-		return byte(v >> 16)
-	}
-	return byte(^(v >> 31))
+	return byte(min(max(v, 0), 0xffffff) >> 16)
 }
 
 func grow32(b []int32, n int) []int32 {

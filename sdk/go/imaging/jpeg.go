@@ -21,6 +21,7 @@ var zigzag = [64]uint8{
 const (
 	fastBits = 10
 	fastMask = 1<<fastBits - 1
+	fastEOB  = 0x80
 )
 
 // huffTable is a Huffman table (T.81 annex C, F.2.2.3) with MSB-first codes.
@@ -28,15 +29,16 @@ type huffTable struct {
 	present bool
 	// fast[p] for a fastBits-bit prefix p: code length<<8 | value, 0 when the code is longer.
 	fast [1 << fastBits]uint16
-	// fastAC[p] for AC tables: when p holds both a code and all its magnitude bits, the
-	// coefficient value<<16 | run<<8 | bits consumed; 0 otherwise (and for EOB and ZRL).
+	// fastAC[p]: when p holds both a code and all its magnitude bits, the coefficient (AC) or
+	// difference (DC) value<<16 | run<<8 | bits consumed (low 5 bits); fastEOB | bits for an
+	// AC end of block; 0 otherwise (longer codes, ZRL).
 	fastAC  [1 << fastBits]int32
 	maxcode [17]int32 // largest code of each length, -1 when there is none
 	delta   [17]int32 // index in vals of a code of each length, minus the code
 	vals    [256]uint8
 }
 
-func (t *huffTable) build(counts, vals []byte) bool {
+func (t *huffTable) build(counts, vals []byte, dc bool) bool {
 	*t = huffTable{}
 	copy(t.vals[:], vals)
 	code, k := 0, 0
@@ -64,12 +66,19 @@ func (t *huffTable) build(counts, vals []byte) bool {
 		e := t.fast[f]
 		l, rs := int(e>>8), int(e&255)
 		run, sz := rs>>4, rs&15
-		if l == 0 || sz == 0 || l+sz > fastBits {
-			continue
+		switch {
+		case l == 0:
+		case dc && rs <= 11 && l+rs <= fastBits:
+			// DC: the difference (0 for a zero-length magnitude).
+			bits := (f >> (fastBits - l - rs)) & (1<<rs - 1)
+			t.fastAC[f] = extend(int32(bits), uint(rs))<<16 | int32(l+rs)
+		case !dc && rs == 0:
+			t.fastAC[f] = fastEOB | int32(l)
+		case !dc && sz != 0 && l+sz <= fastBits:
+			bits := (f >> (fastBits - l - sz)) & (1<<sz - 1)
+			v := extend(int32(bits), uint(sz))
+			t.fastAC[f] = v<<16 | int32(run<<8|(l+sz))
 		}
-		bits := (f >> (fastBits - l - sz)) & (1<<sz - 1)
-		v := extend(int32(bits), uint(sz))
-		t.fastAC[f] = v<<16 | int32(run<<8|(l+sz))
 	}
 	t.present = true
 	return true
@@ -140,14 +149,26 @@ type jpegDecoder struct {
 	xmap   [3][]int32
 }
 
-func bad(what string) error { return FormatError("jpeg: " + what) }
+// bad reports corrupt data, in the words image/jpeg uses for its own FormatError.
+func bad(what string) error { return FormatError("invalid JPEG format: " + what) }
 
 func be16(b []byte) int { return int(b[0])<<8 | int(b[1]) }
 
 // fill tops the bit buffer up to more than 56 bits, undoing FF00 stuffing and stopping at a
-// marker, after which it feeds zeros.
+// marker, after which it feeds zeros. Runs of bytes without 0xFF are taken eight at a time.
 func (d *jpegDecoder) fill(acc uint64, n uint) (uint64, uint) {
 	data, p := d.data, d.pos
+	if k := (63 - n) >> 3; p+8 <= len(data) && !d.mark {
+		x := uint64(data[p])<<56 | uint64(data[p+1])<<48 | uint64(data[p+2])<<40 | uint64(data[p+3])<<32 |
+			uint64(data[p+4])<<24 | uint64(data[p+5])<<16 | uint64(data[p+6])<<8 | uint64(data[p+7])
+		// The high bit of each byte of ff is set where x has 0xFF.
+		y := ^x
+		ff := (y - 0x0101010101010101) & ^y & 0x8080808080808080
+		if ff>>((64-8*k)&63) == 0 {
+			d.pos = p + int(k)
+			return acc<<((8*k)&63) | x>>((64-8*k)&63), n + 8*k
+		}
+	}
 	for n <= 56 {
 		var b byte
 		if !d.mark && p < len(data) {
@@ -173,161 +194,251 @@ func (d *jpegDecoder) fill(acc uint64, n uint) (uint64, uint) {
 	return acc, n
 }
 
-// decodeBlock decodes one 8×8 block of c and writes its N×N samples at block (bx, by).
-func (d *jpegDecoder) decodeBlock(c *component, bx, by int) error {
-	acc, n := d.acc, d.n
-	dct, act, q := &d.dc[c.td&3], &d.ac[c.ta&3], &d.q[c.tq&3]
+// scanBlock is one block of an MCU: block (mx*mh+dx, my*mv+dy) of component c.
+type scanBlock struct {
+	c              *component
+	mh, mv, dx, dy int
+}
 
-	// DC difference.
-	if n < 16 {
-		acc, n = d.fill(acc, n)
-	}
-	var s int
-	if e := dct.fast[(acc>>((n-fastBits)&63))&fastMask]; e != 0 {
-		n -= uint(e >> 8)
-		s = int(e & 255)
+// decodeScan decodes one scan starting at d.pos; on return d.pos is at or before the marker
+// that follows it. The entropy decoding of every block is inline, the bit buffer in locals.
+func (d *jpegDecoder) decodeScan(sc []*component) error {
+	d.pad, d.mark = 0, false
+	var blocks [10]scanBlock
+	nb, mcuw, mcuh := 0, d.mcux, d.mcuy
+	if len(sc) == 1 {
+		// Non-interleaved: one block per MCU over the component's own extent.
+		c := sc[0]
+		cw := (d.w*c.h + d.hmax - 1) / d.hmax
+		ch := (d.h*c.v + d.vmax - 1) / d.vmax
+		mcuw, mcuh = (cw+7)/8, (ch+7)/8
+		blocks[0] = scanBlock{c, 1, 1, 0, 0}
+		nb = 1
 	} else {
-		s, n = dct.slow(acc, n)
-	}
-	if s < 0 || s > 11 {
-		return bad("invalid DC Huffman code")
-	}
-	pred := c.dcpred
-	if s > 0 {
-		if n < uint(s) {
-			acc, n = d.fill(acc, n)
+		for _, c := range sc {
+			for v := 0; v < c.v; v++ {
+				for h := 0; h < c.h; h++ {
+					if nb < len(blocks) {
+						blocks[nb] = scanBlock{c, c.h, c.v, h, v}
+						nb++
+					}
+				}
+			}
 		}
-		n -= uint(s)
-		pred += extend(int32(acc>>(n&63))&(1<<s-1), uint(s))
-		pred = max(-32768, min(32767, pred)) // only corrupt data gets here; keep sums bounded
 	}
-	c.dcpred = pred
-
+	for _, c := range sc {
+		c.dcpred = 0
+	}
+	total := mcuw * mcuh
 	N := d.n8
-	if N == 1 {
-		// Only DC reaches the output: decode the AC codes without storing them.
-		for k := 1; k < 64; {
-			if n < 16 {
-				acc, n = d.fill(acc, n)
-			}
-			p := (acc >> ((n - fastBits) & 63)) & fastMask
-			if fa := act.fastAC[p]; fa != 0 {
-				n -= uint(fa & 255)
-				k += int(fa>>8&15) + 1
-				if k > 64 {
-					return bad("AC coefficient index out of range")
-				}
-				continue
-			}
-			var rs int
-			if e := act.fast[p]; e != 0 {
-				n -= uint(e >> 8)
-				rs = int(e & 255)
-			} else if rs, n = act.slow(acc, n); rs < 0 {
-				return bad("invalid AC Huffman code")
-			}
-			r, sz := rs>>4, uint(rs&15)
-			if sz == 0 {
-				if r != 15 {
-					break // EOB
-				}
-				k += 16 // ZRL
-				continue
-			}
-			k += r
-			if k > 63 {
-				return bad("AC coefficient index out of range")
-			}
-			if n < sz {
-				acc, n = d.fill(acc, n)
-			}
-			n -= sz
-			k++
-		}
-		d.acc, d.n = acc, n
-		if d.pad > n {
-			return bad("truncated or corrupt scan data")
-		}
-		v := float32(pred)*q[0]*0.125 + 128.5
-		c.plane[by*c.stride+bx] = clamp8(v)
-		return nil
-	}
-
-	var coef [64]float32
-	coef[0] = float32(pred) * q[0]
-	rows := uint(1) // bit v: row v of coef has a non-zero coefficient
-	ac := false
 	keep := &d.keep
-	for k := 1; k < 64; {
-		if n < 16 {
-			acc, n = d.fill(acc, n)
-		}
-		p := (acc >> ((n - fastBits) & 63)) & fastMask
-		if fa := act.fastAC[p]; fa != 0 {
-			n -= uint(fa & 255)
-			k += int(fa >> 8 & 15)
-			if k > 63 {
-				return bad("AC coefficient index out of range")
-			}
-			if z := keep[k]; z >= 0 {
-				coef[z] = float32(fa>>16) * q[k]
-				rows |= 1 << (uint(z) >> 3)
-				ac = true
-			}
-			k++
-			continue
-		}
-		var rs int
-		if e := act.fast[p]; e != 0 {
-			n -= uint(e >> 8)
-			rs = int(e & 255)
-		} else if rs, n = act.slow(acc, n); rs < 0 {
-			return bad("invalid AC Huffman code")
-		}
-		r, sz := rs>>4, uint(rs&15)
-		if sz == 0 {
-			if r != 15 {
-				break // EOB
-			}
-			k += 16 // ZRL
-			continue
-		}
-		k += r
-		if k > 63 {
-			return bad("AC coefficient index out of range")
-		}
-		if n < sz {
-			acc, n = d.fill(acc, n)
-		}
-		n -= sz
-		if z := keep[k]; z >= 0 {
-			v := extend(int32(acc>>(n&63))&(1<<sz-1), sz)
-			coef[z] = float32(v) * q[k]
-			rows |= 1 << (uint(z) >> 3)
-			ac = true
-		}
-		k++
-	}
-	d.acc, d.n = acc, n
-	if d.pad > n {
-		return bad("truncated or corrupt scan data")
-	}
+	var coef [64]float32
+	var acc uint64
+	var n uint
+	mcu, rst := 0, 0
+	for my := 0; my < mcuh; my++ {
+		for mx := 0; mx < mcuw; mx++ {
+			for bi := range blocks[:nb] {
+				b := &blocks[bi]
+				c := b.c
+				bx, by := mx*b.mh+b.dx, my*b.mv+b.dy
+				dct, act, q := &d.dc[c.td&3], &d.ac[c.ta&3], &d.q[c.tq&3]
 
-	stride := c.stride
-	o := by*N*stride + bx*N
-	out := c.plane[o : o+(N-1)*stride+N]
-	if !ac {
-		// Flat block: DC/8 + 128 everywhere.
-		px := clamp8(coef[0]*0.125 + 128.5)
-		for y := 0; y < N; y++ {
-			row := out[y*stride : y*stride+N]
-			for x := range row {
-				row[x] = px
+				// DC difference.
+				if n < 16 {
+					acc, n = d.fill(acc, n)
+				}
+				p := (acc >> ((n - fastBits) & 63)) & fastMask
+				pred := c.dcpred
+				if e := dct.fastAC[p]; e != 0 {
+					n -= uint(e & 31)
+					pred += e >> 16
+				} else {
+					var s int
+					if e := dct.fast[p]; e != 0 {
+						n -= uint(e >> 8)
+						s = int(e & 255)
+					} else {
+						s, n = dct.slow(acc, n)
+					}
+					if s < 0 || s > 11 {
+						return bad("invalid DC Huffman code")
+					}
+					if s > 0 {
+						if n < uint(s) {
+							acc, n = d.fill(acc, n)
+						}
+						n -= uint(s)
+						pred += extend(int32(acc>>(n&63))&(1<<s-1), uint(s))
+					}
+				}
+				pred = max(-32768, min(32767, pred)) // only corrupt data gets here; keep sums bounded
+				c.dcpred = pred
+
+				if N == 1 {
+					// Only DC reaches the output: decode the AC codes without storing them.
+					for k := 1; k < 64; {
+						if n < 16 {
+							acc, n = d.fill(acc, n)
+						}
+						p := (acc >> ((n - fastBits) & 63)) & fastMask
+						if fa := act.fastAC[p]; fa != 0 {
+							n -= uint(fa & 31)
+							if fa&fastEOB != 0 {
+								break
+							}
+							k += int(fa>>8&15) + 1
+							if k > 64 {
+								return bad("AC coefficient index out of range")
+							}
+							continue
+						}
+						var rs int
+						if e := act.fast[p]; e != 0 {
+							n -= uint(e >> 8)
+							rs = int(e & 255)
+						} else if rs, n = act.slow(acc, n); rs < 0 {
+							return bad("invalid AC Huffman code")
+						}
+						r, sz := rs>>4, uint(rs&15)
+						if sz == 0 {
+							if r != 15 {
+								break // EOB
+							}
+							k += 16 // ZRL
+							continue
+						}
+						k += r
+						if k > 63 {
+							return bad("AC coefficient index out of range")
+						}
+						if n < sz {
+							acc, n = d.fill(acc, n)
+						}
+						n -= sz
+						k++
+					}
+					if d.pad > n {
+						return bad("truncated or corrupt scan data")
+					}
+					c.plane[by*c.stride+bx] = clamp8(float32(pred)*q[0]*0.125 + 128.5)
+				} else {
+					switch N { // clear the N×N window (stores, not a memclr call per row)
+					case 2:
+						coef[0], coef[1], coef[8], coef[9] = 0, 0, 0, 0
+					case 4:
+						for v := 0; v < 32; v += 8 {
+							cr := coef[v : v+4 : v+4]
+							cr[0], cr[1], cr[2], cr[3] = 0, 0, 0, 0
+						}
+					default:
+						coef = [64]float32{}
+					}
+					coef[0] = float32(pred) * q[0]
+					rows := uint(1) // bit v: row v of coef has a non-zero coefficient
+					ac := false
+					for k := 1; k < 64; {
+						if n < 16 {
+							acc, n = d.fill(acc, n)
+						}
+						p := (acc >> ((n - fastBits) & 63)) & fastMask
+						if fa := act.fastAC[p]; fa != 0 {
+							n -= uint(fa & 31)
+							if fa&fastEOB != 0 {
+								break
+							}
+							k += int(fa >> 8 & 15)
+							if k > 63 {
+								return bad("AC coefficient index out of range")
+							}
+							if z := keep[k]; z >= 0 {
+								coef[z] = float32(fa>>16) * q[k]
+								rows |= 1 << (uint(z) >> 3)
+								ac = true
+							}
+							k++
+							continue
+						}
+						var rs int
+						if e := act.fast[p]; e != 0 {
+							n -= uint(e >> 8)
+							rs = int(e & 255)
+						} else if rs, n = act.slow(acc, n); rs < 0 {
+							return bad("invalid AC Huffman code")
+						}
+						r, sz := rs>>4, uint(rs&15)
+						if sz == 0 {
+							if r != 15 {
+								break // EOB
+							}
+							k += 16 // ZRL
+							continue
+						}
+						k += r
+						if k > 63 {
+							return bad("AC coefficient index out of range")
+						}
+						if n < sz {
+							acc, n = d.fill(acc, n)
+						}
+						n -= sz
+						if z := keep[k]; z >= 0 {
+							v := extend(int32(acc>>(n&63))&(1<<sz-1), sz)
+							coef[z] = float32(v) * q[k]
+							rows |= 1 << (uint(z) >> 3)
+							ac = true
+						}
+						k++
+					}
+					if d.pad > n {
+						return bad("truncated or corrupt scan data")
+					}
+					stride := c.stride
+					o := by*N*stride + bx*N
+					out := c.plane[o : o+(N-1)*stride+N]
+					switch {
+					case N == 2:
+						// 2-point IDCT: every table entry is ±1/(2√2), so each sample is
+						// 128 + (c00 ± c01 ± c10 ± c11)/8.
+						a, e := coef[0]+coef[1], coef[0]-coef[1]
+						f, g := coef[8]+coef[9], coef[8]-coef[9]
+						r0, r1 := out[:2], out[stride:stride+2]
+						r0[0] = clamp8((a+f)*0.125 + 128.5)
+						r0[1] = clamp8((e+g)*0.125 + 128.5)
+						r1[0] = clamp8((a-f)*0.125 + 128.5)
+						r1[1] = clamp8((e-g)*0.125 + 128.5)
+					case !ac:
+						// Flat block: DC/8 + 128 everywhere.
+						px := clamp8(coef[0]*0.125 + 128.5)
+						for y := 0; y < N; y++ {
+							row := out[y*stride : y*stride+N]
+							for x := range row {
+								row[x] = px
+							}
+						}
+					default:
+						d.idctN(&coef, rows, out, stride)
+					}
+				}
+			}
+			if d.restart > 0 {
+				if mcu++; mcu%d.restart == 0 && mcu < total {
+					if err := d.doRestart(rst); err != nil {
+						return err
+					}
+					rst++
+					acc, n = 0, 0
+				}
 			}
 		}
-		return nil
 	}
-	// Separable IDCT (T.81 A.3.3) over the N×N coefficients, skipping zero rows.
+	return nil
+}
+
+// idctN is the separable N-point IDCT (T.81 A.3.3) of the N×N coefficients in coef (stride
+// 8), skipping zero rows, into out (stride stride).
+func (d *jpegDecoder) idctN(coef *[64]float32, rows uint, out []byte, stride int) {
+	N := d.n8
 	var tmp [64]float32
 	t := &d.idct
 	for v := 0; v < N; v++ {
@@ -358,18 +469,12 @@ func (d *jpegDecoder) decodeBlock(c *component, bx, by int) error {
 			row[x] = clamp8(sum)
 		}
 	}
-	return nil
 }
 
-// clamp8 converts v (already offset by +0.5) to a byte, rounding and saturating.
+// clamp8 converts v (already offset by +0.5) to a byte, rounding and saturating; min and
+// max keep it free of branches.
 func clamp8(v float32) byte {
-	if v <= 0 {
-		return 0
-	}
-	if v >= 255 {
-		return 255
-	}
-	return byte(v)
+	return byte(min(max(v, 0), 255))
 }
 
 // doRestart expects RSTn at a restart boundary and resets the decoder state (T.81 F.2.1.3).
@@ -385,61 +490,6 @@ func (d *jpegDecoder) doRestart(m int) error {
 	d.pos = p + 2
 	for i := range d.comp {
 		d.comp[i].dcpred = 0
-	}
-	return nil
-}
-
-func (d *jpegDecoder) decodeScan(sc []*component) error {
-	d.acc, d.n, d.pad, d.mark = 0, 0, 0, false
-	for _, c := range sc {
-		c.dcpred = 0
-	}
-	mcu, rst := 0, 0
-	if len(sc) == 1 {
-		// Non-interleaved: one block per MCU over the component's own extent.
-		c := sc[0]
-		cw := (d.w*c.h + d.hmax - 1) / d.hmax
-		ch := (d.h*c.v + d.vmax - 1) / d.vmax
-		nbx, nby := (cw+7)/8, (ch+7)/8
-		total := nbx * nby
-		for by := 0; by < nby; by++ {
-			for bx := 0; bx < nbx; bx++ {
-				if err := d.decodeBlock(c, bx, by); err != nil {
-					return err
-				}
-				if d.restart > 0 {
-					if mcu++; mcu%d.restart == 0 && mcu < total {
-						if err := d.doRestart(rst); err != nil {
-							return err
-						}
-						rst++
-					}
-				}
-			}
-		}
-		return nil
-	}
-	total := d.mcux * d.mcuy
-	for my := 0; my < d.mcuy; my++ {
-		for mx := 0; mx < d.mcux; mx++ {
-			for _, c := range sc {
-				for v := 0; v < c.v; v++ {
-					for h := 0; h < c.h; h++ {
-						if err := d.decodeBlock(c, mx*c.h+h, my*c.v+v); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			if d.restart > 0 {
-				if mcu++; mcu%d.restart == 0 && mcu < total {
-					if err := d.doRestart(rst); err != nil {
-						return err
-					}
-					rst++
-				}
-			}
-		}
 	}
 	return nil
 }
@@ -487,7 +537,7 @@ func (d *jpegDecoder) parseDHT(b []byte) error {
 		if tc == 1 {
 			t = &d.ac[th]
 		}
-		if !t.build(b[1:17], b[17:17+total]) {
+		if !t.build(b[1:17], b[17:17+total], tc == 0) {
 			return bad("invalid Huffman table")
 		}
 		b = b[17+total:]

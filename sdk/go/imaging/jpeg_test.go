@@ -39,15 +39,20 @@ func bundled(t testing.TB, name string) []byte {
 	return b
 }
 
-// stdlibRGB decodes with image/jpeg and packs the result.
-func stdlibRGB(t testing.TB, data []byte) *RGB {
+func stdlibImage(t testing.TB, data []byte) image.Image {
 	t.Helper()
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return img
+}
+
+// stdlibRGB decodes with image/jpeg and packs the result.
+func stdlibRGB(t testing.TB, data []byte) *RGB {
+	t.Helper()
 	var d Decoder
-	out := *d.FromImage(img)
+	out := *d.FromImage(stdlibImage(t, data))
 	return &out
 }
 
@@ -301,5 +306,3 @@ func FuzzDecodeJPEG(f *testing.F) {
 		}
 	})
 }
-
-var _ image.Image // image is used by png_test.go's helpers too

@@ -10,7 +10,8 @@ import "fmt"
 // Every kernel computes the same interpolated value, in float32, for a given output sample;
 // they differ only in how it is stored.
 type Resizer struct {
-	xs []tap
+	xs  []tap
+	row []float32
 }
 
 // tap is one output column's source columns (byte offsets in a row) and weights.
@@ -60,34 +61,38 @@ func (r *Resizer) taps(w int, src *RGB) []tap {
 	return xs
 }
 
-// rows calls fn for every output row with the two source rows and their weights.
-func rows(h int, src *RGB, fn func(y int, r0, r1 []byte, wa, wb float32)) {
+// interp fills row (3 floats per output pixel) with the bilinear interpolation of source
+// rows r0 and r1 (weights wa, wb) at the taps xs. All arithmetic is inline: no call per pixel.
+func interp(row []float32, xs []tap, r0, r1 []byte, wa, wb float32) {
+	for x := range xs {
+		t := &xs[x]
+		a := r0[t.a : t.a+3 : t.a+3]
+		b := r0[t.b : t.b+3 : t.b+3]
+		c := r1[t.a : t.a+3 : t.a+3]
+		d := r1[t.b : t.b+3 : t.b+3]
+		o := row[3*x : 3*x+3 : 3*x+3]
+		o[0] = (float32(a[0])*t.wa+float32(b[0])*t.wb)*wa + (float32(c[0])*t.wa+float32(d[0])*t.wb)*wb
+		o[1] = (float32(a[1])*t.wa+float32(b[1])*t.wb)*wa + (float32(c[1])*t.wa+float32(d[1])*t.wb)*wb
+		o[2] = (float32(a[2])*t.wa+float32(b[2])*t.wb)*wa + (float32(c[2])*t.wa+float32(d[2])*t.wb)*wb
+	}
+}
+
+// resample calls store for every output row y with its interpolated samples (3 per pixel).
+func (r *Resizer) resample(w, h int, src *RGB, store func(y int, row []float32)) {
+	xs := r.taps(w, src)
+	if cap(r.row) < 3*w {
+		r.row = make([]float32, 3*w)
+	}
+	row := r.row[:3*w]
 	sy := float32(src.H) / float32(h)
 	stride := src.W * 3
 	for y := 0; y < h; y++ {
 		y0, f := split((float32(y)+0.5)*sy-0.5, src.H)
 		y1 := min(y0+1, src.H-1)
-		fn(y, src.Pix[y0*stride:][:stride], src.Pix[y1*stride:][:stride], 1-f, f)
+		interp(row, xs, src.Pix[y0*stride:][:stride], src.Pix[y1*stride:][:stride], 1-f, f)
+		store(y, row)
 	}
 }
-
-// sample interpolates the three channels of one output pixel.
-func sample(t *tap, r0, r1 []byte, wa, wb float32) (float32, float32, float32) {
-	a := r0[t.a : t.a+3 : t.a+3]
-	b := r0[t.b : t.b+3 : t.b+3]
-	c := r1[t.a : t.a+3 : t.a+3]
-	d := r1[t.b : t.b+3 : t.b+3]
-	top0 := float32(a[0])*t.wa + float32(b[0])*t.wb
-	top1 := float32(a[1])*t.wa + float32(b[1])*t.wb
-	top2 := float32(a[2])*t.wa + float32(b[2])*t.wb
-	bot0 := float32(c[0])*t.wa + float32(d[0])*t.wb
-	bot1 := float32(c[1])*t.wa + float32(d[1])*t.wb
-	bot2 := float32(c[2])*t.wa + float32(d[2])*t.wb
-	return top0*wa + bot0*wb, top1*wa + bot1*wb, top2*wa + bot2*wb
-}
-
-// luma is BT.601: 0.299 R + 0.587 G + 0.114 B.
-func luma(r, g, b float32) float32 { return 0.299*r + 0.587*g + 0.114*b }
 
 // Uint8 stores each sample rounded, 0..255 (a uint8 tensor's Data).
 func (r *Resizer) Uint8(dst []byte, w, h, c int, src *RGB) error {
@@ -103,22 +108,17 @@ func (r *Resizer) bytes(dst []byte, w, h, c int, src *RGB, off int) error {
 	if err := check(len(dst), w, h, c, src); err != nil {
 		return err
 	}
-	xs := r.taps(w, src)
-	rows(h, src, func(y int, r0, r1 []byte, wa, wb float32) {
+	r.resample(w, h, src, func(y int, row []float32) {
 		out := dst[y*w*c : (y+1)*w*c]
 		if c == 1 {
-			for x := range xs {
-				p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
-				out[x] = byte(int(luma(p0, p1, p2)+0.5) - off)
+			for x := range out {
+				p := row[3*x : 3*x+3 : 3*x+3]
+				out[x] = byte(int(0.299*p[0]+0.587*p[1]+0.114*p[2]+0.5) - off)
 			}
 			return
 		}
-		for x := range xs {
-			p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
-			o := out[3*x : 3*x+3 : 3*x+3]
-			o[0] = byte(int(p0+0.5) - off)
-			o[1] = byte(int(p1+0.5) - off)
-			o[2] = byte(int(p2+0.5) - off)
+		for i, v := range row[:len(out)] {
+			out[i] = byte(int(v+0.5) - off)
 		}
 	})
 	return nil
@@ -130,22 +130,21 @@ func (r *Resizer) Float32(dst []float32, w, h, c int, src *RGB, mean, std [3]flo
 	if err := check(len(dst), w, h, c, src); err != nil {
 		return err
 	}
-	xs := r.taps(w, src)
-	rows(h, src, func(y int, r0, r1 []byte, wa, wb float32) {
+	r.resample(w, h, src, func(y int, row []float32) {
 		out := dst[y*w*c : (y+1)*w*c]
 		if c == 1 {
-			for x := range xs {
-				p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
-				out[x] = (luma(p0, p1, p2) - mean[0]) / std[0]
+			for x := range out {
+				p := row[3*x : 3*x+3 : 3*x+3]
+				out[x] = (0.299*p[0] + 0.587*p[1] + 0.114*p[2] - mean[0]) / std[0]
 			}
 			return
 		}
-		for x := range xs {
-			p0, p1, p2 := sample(&xs[x], r0, r1, wa, wb)
+		for x := 0; x < w; x++ {
+			p := row[3*x : 3*x+3 : 3*x+3]
 			o := out[3*x : 3*x+3 : 3*x+3]
-			o[0] = (p0 - mean[0]) / std[0]
-			o[1] = (p1 - mean[1]) / std[1]
-			o[2] = (p2 - mean[2]) / std[2]
+			o[0] = (p[0] - mean[0]) / std[0]
+			o[1] = (p[1] - mean[1]) / std[1]
+			o[2] = (p[2] - mean[2]) / std[2]
 		}
 	})
 	return nil
