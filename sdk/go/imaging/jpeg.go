@@ -22,6 +22,8 @@ const (
 	fastBits = 10
 	fastMask = 1<<fastBits - 1
 	fastEOB  = 0x80
+	skipBits = 12
+	skipEOB  = 1 << 16
 )
 
 // huffTable is a Huffman table (T.81 annex C, F.2.2.3) with MSB-first codes.
@@ -32,10 +34,16 @@ type huffTable struct {
 	// fastAC[p]: when p holds both a code and all its magnitude bits, the coefficient (AC) or
 	// difference (DC) value<<16 | run<<8 | bits consumed (low 5 bits); fastEOB | bits for an
 	// AC end of block; 0 otherwise (longer codes, ZRL).
-	fastAC  [1 << fastBits]int32
-	maxcode [17]int32 // largest code of each length, -1 when there is none
-	delta   [17]int32 // index in vals of a code of each length, minus the code
-	vals    [256]uint8
+	fastAC [1 << fastBits]int32
+	// skip[p] for a skipBits-bit prefix p of AC data: as many whole (code, magnitude) symbols
+	// as p holds, for coefficients that do not reach the output: bits consumed | zig-zag
+	// positions advanced<<8 | skipEOB when the last is an end of block; 0 when p holds no
+	// whole symbol or starts with ZRL. Built on first use at a reduced scale.
+	skip      [1 << skipBits]uint32
+	skipBuilt bool
+	maxcode   [17]int32 // largest code of each length, -1 when there is none
+	delta     [17]int32 // index in vals of a code of each length, minus the code
+	vals      [256]uint8
 }
 
 func (t *huffTable) build(counts, vals []byte, dc bool) bool {
@@ -82,6 +90,33 @@ func (t *huffTable) build(counts, vals []byte, dc bool) bool {
 	}
 	t.present = true
 	return true
+}
+
+// buildSkip fills t.skip from t.fast.
+func (t *huffTable) buildSkip() {
+	for v := range t.skip {
+		pos, adv, eob := 0, 0, 0
+		for {
+			rem := skipBits - pos
+			e := t.fast[((v<<pos)&(1<<skipBits-1))>>(skipBits-fastBits)]
+			l, rs := int(e>>8), int(e&255)
+			r, sz := rs>>4, rs&15
+			if l == 0 || l+sz > rem || rs == 0xf0 {
+				break
+			}
+			pos += l + sz
+			if rs == 0 {
+				eob = skipEOB
+				break
+			}
+			adv += r + 1
+		}
+		t.skip[v] = 0
+		if pos > 0 {
+			t.skip[v] = uint32(pos | adv<<8 | eob)
+		}
+	}
+	t.skipBuilt = true
 }
 
 // slow decodes a code longer than fastBits; acc holds n >= 16 valid bits. It returns the
@@ -145,6 +180,7 @@ type jpegDecoder struct {
 	q      [4][64]float32 // quantisation tables, zig-zag order
 	idct   [8][8]float32  // idct[x][u] = C(u)/2·cos((2x+1)uπ/2N), x, u < N
 	keep   [64]int8       // zig-zag index → natural index when inside N×N, else -1
+	last   int            // the largest zig-zag index that reaches the output
 	planes [3][]byte
 	xmap   [3][]int32
 }
@@ -281,6 +317,15 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 						if n < 16 {
 							acc, n = d.fill(acc, n)
 						}
+						// Several whole symbols at once while they stay inside the block.
+						if sk := act.skip[(acc>>((n-skipBits)&63))&(1<<skipBits-1)]; sk != 0 && k+int(sk>>8&255) < 64 {
+							n -= uint(sk & 255)
+							k += int(sk >> 8 & 255)
+							if sk&skipEOB != 0 {
+								break
+							}
+							continue
+						}
 						p := (acc >> ((n - fastBits) & 63)) & fastMask
 						if fa := act.fastAC[p]; fa != 0 {
 							n -= uint(fa & 31)
@@ -337,9 +382,21 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 					coef[0] = float32(pred) * q[0]
 					rows := uint(1) // bit v: row v of coef has a non-zero coefficient
 					ac := false
+					last := d.last
 					for k := 1; k < 64; {
 						if n < 16 {
 							acc, n = d.fill(acc, n)
+						}
+						if k > last {
+							// Past the coefficients that reach the output: skip whole symbols.
+							if sk := act.skip[(acc>>((n-skipBits)&63))&(1<<skipBits-1)]; sk != 0 && k+int(sk>>8&255) < 64 {
+								n -= uint(sk & 255)
+								k += int(sk >> 8 & 255)
+								if sk&skipEOB != 0 {
+									break
+								}
+								continue
+							}
 						}
 						p := (acc >> ((n - fastBits) & 63)) & fastMask
 						if fa := act.fastAC[p]; fa != 0 {
@@ -632,6 +689,7 @@ func (d *jpegDecoder) chooseScale(minW, minH int) {
 		d.keep[k] = -1
 		if int(z&7) < N && int(z>>3) < N {
 			d.keep[k] = int8(z)
+			d.last = k
 		}
 	}
 }
@@ -670,6 +728,9 @@ func (d *jpegDecoder) parseSOS(b []byte, sc *[3]*component) (int, error) {
 		}
 		if !d.qset[c.tq] {
 			return 0, bad("component uses an undefined quantisation table")
+		}
+		if d.n8 < 8 && !d.ac[c.ta].skipBuilt {
+			d.ac[c.ta].buildSkip()
 		}
 		c.scanned = true
 		sc[i] = c
