@@ -178,6 +178,7 @@ type jpegDecoder struct {
 	jpegState
 	dc, ac [4]huffTable
 	q      [4][64]float32 // quantisation tables, zig-zag order
+	qdc    [4]int32       // their DC entries
 	idct   [8][8]float32  // idct[x][u] = C(u)/2·cos((2x+1)uπ/2N), x, u < N
 	keep   [64]int8       // zig-zag index → natural index when inside N×N, else -1
 	last   int            // the largest zig-zag index that reaches the output
@@ -366,7 +367,8 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 					if d.pad > n {
 						return bad("truncated or corrupt scan data")
 					}
-					c.plane[by*c.stride+bx] = clamp8(float32(pred)*q[0]*0.125 + 128.5)
+					// DC/8 + 128, rounded: (pred·q0 + 1028) >> 3, all in integers.
+					c.plane[by*c.stride+bx] = byte(min(max((pred*d.qdc[c.tq&3]+1028)>>3, 0), 255))
 				} else {
 					switch N { // clear the N×N window (stores, not a memclr call per row)
 					case 2:
@@ -528,10 +530,11 @@ func (d *jpegDecoder) idctN(coef *[64]float32, rows uint, out []byte, stride int
 	}
 }
 
-// clamp8 converts v (already offset by +0.5) to a byte, rounding and saturating; min and
-// max keep it free of branches.
+// clamp8 converts v (already offset by +0.5) to a byte, rounding and saturating. The
+// conversion to int32 and integer min/max keep it free of branches; a v beyond the int32
+// range (only from corrupt data) gives 0 or 255.
 func clamp8(v float32) byte {
-	return byte(min(max(v, 0), 255))
+	return byte(min(max(int32(v), 0), 255))
 }
 
 // doRestart expects RSTn at a restart boundary and resets the decoder state (T.81 F.2.1.3).
@@ -568,6 +571,7 @@ func (d *jpegDecoder) parseDQT(b []byte) error {
 				d.q[tq][k] = float32(b[1+k])
 			}
 		}
+		d.qdc[tq] = int32(d.q[tq][0])
 		d.qset[tq] = true
 		b = b[n:]
 	}
