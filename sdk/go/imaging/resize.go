@@ -10,8 +10,9 @@ import "fmt"
 // Every kernel computes the same interpolated value, in float32, for a given output sample;
 // they differ only in how it is stored.
 type Resizer struct {
-	xs  []tap
-	row []float32
+	xs    []tap
+	hrows [2][]float32 // two source rows interpolated horizontally
+	ys    [2]int       // which
 }
 
 // tap is one output column's source columns (byte offsets in a row) and weights.
@@ -61,36 +62,57 @@ func (r *Resizer) taps(w int, src *RGB) []tap {
 	return xs
 }
 
-// interp fills row (3 floats per output pixel) with the bilinear interpolation of source
-// rows r0 and r1 (weights wa, wb) at the taps xs. All arithmetic is inline: no call per pixel.
-func interp(row []float32, xs []tap, r0, r1 []byte, wa, wb float32) {
+// hinterp fills row (3 floats per output pixel) with source row src interpolated
+// horizontally at the taps xs. All arithmetic is inline: no call per pixel.
+func hinterp(row []float32, xs []tap, src []byte) {
 	for x := range xs {
 		t := &xs[x]
-		a := r0[t.a : t.a+3 : t.a+3]
-		b := r0[t.b : t.b+3 : t.b+3]
-		c := r1[t.a : t.a+3 : t.a+3]
-		d := r1[t.b : t.b+3 : t.b+3]
+		a := src[t.a : t.a+3 : t.a+3]
+		b := src[t.b : t.b+3 : t.b+3]
 		o := row[3*x : 3*x+3 : 3*x+3]
-		o[0] = (float32(a[0])*t.wa+float32(b[0])*t.wb)*wa + (float32(c[0])*t.wa+float32(d[0])*t.wb)*wb
-		o[1] = (float32(a[1])*t.wa+float32(b[1])*t.wb)*wa + (float32(c[1])*t.wa+float32(d[1])*t.wb)*wb
-		o[2] = (float32(a[2])*t.wa+float32(b[2])*t.wb)*wa + (float32(c[2])*t.wa+float32(d[2])*t.wb)*wb
+		o[0] = float32(a[0])*t.wa + float32(b[0])*t.wb
+		o[1] = float32(a[1])*t.wa + float32(b[1])*t.wb
+		o[2] = float32(a[2])*t.wa + float32(b[2])*t.wb
 	}
 }
 
-// resample calls store for every output row y with its interpolated samples (3 per pixel).
-func (r *Resizer) resample(w, h int, src *RGB, store func(y int, row []float32)) {
-	xs := r.taps(w, src)
-	if cap(r.row) < 3*w {
-		r.row = make([]float32, 3*w)
+// hrow returns source row y interpolated horizontally, from one of two cached rows; the
+// row other than keep is the one replaced. Output rows walk the source rows in order, so
+// each source row is interpolated once.
+func (r *Resizer) hrow(y, keep int, xs []tap, src *RGB) []float32 {
+	for i := range r.ys {
+		if r.ys[i] == y {
+			return r.hrows[i]
+		}
 	}
-	row := r.row[:3*w]
-	sy := float32(src.H) / float32(h)
+	i := 0
+	if r.ys[0] == keep {
+		i = 1
+	}
+	r.ys[i] = y
 	stride := src.W * 3
+	hinterp(r.hrows[i], xs, src.Pix[y*stride:][:stride])
+	return r.hrows[i]
+}
+
+// resample calls store for every output row y with the horizontally interpolated source
+// rows above and below it and their weights: sample = top·wa + bot·wb.
+func (r *Resizer) resample(w, h int, src *RGB, store func(y int, top, bot []float32, wa, wb float32)) {
+	xs := r.taps(w, src)
+	for i := range r.hrows {
+		if cap(r.hrows[i]) < 3*w {
+			r.hrows[i] = make([]float32, 3*w)
+		}
+		r.hrows[i] = r.hrows[i][:3*w]
+	}
+	r.ys = [2]int{-1, -1}
+	sy := float32(src.H) / float32(h)
 	for y := 0; y < h; y++ {
 		y0, f := split((float32(y)+0.5)*sy-0.5, src.H)
 		y1 := min(y0+1, src.H-1)
-		interp(row, xs, src.Pix[y0*stride:][:stride], src.Pix[y1*stride:][:stride], 1-f, f)
-		store(y, row)
+		top := r.hrow(y0, -1, xs, src)
+		bot := r.hrow(y1, y0, xs, src)
+		store(y, top, bot, 1-f, f)
 	}
 }
 
@@ -108,17 +130,19 @@ func (r *Resizer) bytes(dst []byte, w, h, c int, src *RGB, off int) error {
 	if err := check(len(dst), w, h, c, src); err != nil {
 		return err
 	}
-	r.resample(w, h, src, func(y int, row []float32) {
+	r.resample(w, h, src, func(y int, top, bot []float32, wa, wb float32) {
 		out := dst[y*w*c : (y+1)*w*c]
 		if c == 1 {
 			for x := range out {
-				p := row[3*x : 3*x+3 : 3*x+3]
-				out[x] = byte(int(0.299*p[0]+0.587*p[1]+0.114*p[2]+0.5) - off)
+				t, b := top[3*x:3*x+3:3*x+3], bot[3*x:3*x+3:3*x+3]
+				p0, p1, p2 := t[0]*wa+b[0]*wb, t[1]*wa+b[1]*wb, t[2]*wa+b[2]*wb
+				out[x] = byte(int(0.299*p0+0.587*p1+0.114*p2+0.5) - off)
 			}
 			return
 		}
-		for i, v := range row[:len(out)] {
-			out[i] = byte(int(v+0.5) - off)
+		top, bot = top[:len(out)], bot[:len(out)]
+		for i := range out {
+			out[i] = byte(int(top[i]*wa+bot[i]*wb+0.5) - off)
 		}
 	})
 	return nil
@@ -130,21 +154,22 @@ func (r *Resizer) Float32(dst []float32, w, h, c int, src *RGB, mean, std [3]flo
 	if err := check(len(dst), w, h, c, src); err != nil {
 		return err
 	}
-	r.resample(w, h, src, func(y int, row []float32) {
+	r.resample(w, h, src, func(y int, top, bot []float32, wa, wb float32) {
 		out := dst[y*w*c : (y+1)*w*c]
 		if c == 1 {
 			for x := range out {
-				p := row[3*x : 3*x+3 : 3*x+3]
-				out[x] = (0.299*p[0] + 0.587*p[1] + 0.114*p[2] - mean[0]) / std[0]
+				t, b := top[3*x:3*x+3:3*x+3], bot[3*x:3*x+3:3*x+3]
+				p0, p1, p2 := t[0]*wa+b[0]*wb, t[1]*wa+b[1]*wb, t[2]*wa+b[2]*wb
+				out[x] = (0.299*p0 + 0.587*p1 + 0.114*p2 - mean[0]) / std[0]
 			}
 			return
 		}
 		for x := 0; x < w; x++ {
-			p := row[3*x : 3*x+3 : 3*x+3]
+			t, b := top[3*x:3*x+3:3*x+3], bot[3*x:3*x+3:3*x+3]
 			o := out[3*x : 3*x+3 : 3*x+3]
-			o[0] = (p[0] - mean[0]) / std[0]
-			o[1] = (p[1] - mean[1]) / std[1]
-			o[2] = (p[2] - mean[2]) / std[2]
+			o[0] = (t[0]*wa + b[0]*wb - mean[0]) / std[0]
+			o[1] = (t[1]*wa + b[1]*wb - mean[1]) / std[1]
+			o[2] = (t[2]*wa + b[2]*wb - mean[2]) / std[2]
 		}
 	})
 	return nil

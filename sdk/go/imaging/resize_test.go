@@ -1,9 +1,13 @@
 package imaging
 
 import (
+	"math"
 	"math/rand"
+	"runtime"
 	"testing"
 )
+
+var exactFloat = runtime.GOARCH == "amd64" || runtime.GOARCH == "wasm"
 
 // refResize is the resize imagepre-go 1.0 did, per pixel: the kernels must give exactly its
 // values. store receives each output element's index and interpolated value.
@@ -79,7 +83,12 @@ func TestResizeMatchesReference(t *testing.T) {
 			bad := 0
 			refResize(src, sz.dw, sz.dh, c, func(i int, v float32) {
 				ch := i % c
-				if u8[i] != uint8(v+0.5) || int8(i8[i]) != int8(int(v+0.5)-128) || f32[i] != (v-mean[ch])/std[ch] {
+				// Exact where the compiler does not fuse multiply-adds (amd64, wasm); elsewhere
+				// (arm64) a fused rounding may differ by one unit.
+				want := (v - mean[ch]) / std[ch]
+				if d := int(u8[i]) - int(uint8(v+0.5)); d < -1 || d > 1 || (exactFloat && d != 0) ||
+					int(int8(i8[i]))-int(int8(int(v+0.5)-128)) != d ||
+					math.Abs(float64(f32[i]-want)) > 1e-5*math.Max(1, math.Abs(float64(want))) || (exactFloat && f32[i] != want) {
 					if bad++; bad < 5 {
 						t.Errorf("%v c=%d element %d: got %d %d %g, want %d %d %g", sz, c, i, u8[i], int8(i8[i]), f32[i],
 							uint8(v+0.5), int8(int(v+0.5)-128), (v-mean[ch])/std[ch])
