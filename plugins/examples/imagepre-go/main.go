@@ -1,18 +1,22 @@
 // Command imagepre-go is an edgehost pre plugin: it decodes a JPEG or PNG request body,
 // resizes it (bilinear) to the model's input height and width, and writes the NHWC input
 // tensor in place: uint8 as raw pixels, int8 as pixel-128, float32 as (pixel-mean)/std.
+//
+// It uses the SDK's imaging package: a JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8
+// of its size when the model input is that much smaller, and the resize writes straight into
+// the tensor. Progressive and CMYK JPEGs, which that decoder refuses, are decoded at full
+// size by the standard library's image/jpeg.
 package main
 
 import (
 	"bytes"
 	"encoding/json"
-	"image"
-	"image/color"
-	_ "image/jpeg"
-	_ "image/png"
+	"errors"
+	"image/jpeg"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk/go/edgehost"
+	"github.com/edgehost/edgehost/sdk/go/imaging"
 )
 
 type params struct {
@@ -21,6 +25,13 @@ type params struct {
 }
 
 var cfg = params{Mean: 127.5, Std: 127.5}
+
+// The instance serves one request at a time and is reused: the decoder and resizer keep
+// their buffers between requests.
+var (
+	dec = imaging.Decoder{MaxPixels: 64 << 20}
+	rs  imaging.Resizer
+)
 
 func main() {}
 
@@ -49,119 +60,36 @@ func pre(req *edgehost.PreRequest) error {
 	if len(req.Input) == 0 {
 		return edgehost.BadInput("empty request body: send a JPEG or PNG image")
 	}
-	img, format, err := image.Decode(bytes.NewReader(req.Input))
-	if err != nil {
-		if err == image.ErrFormat {
-			return edgehost.Unsupported("request body is not a JPEG or PNG image")
-		}
-		return edgehost.BadInput("cannot decode image: %v", err)
-	}
-	b := img.Bounds()
-	if b.Dx() <= 0 || b.Dy() <= 0 || b.Dx()*b.Dy() > 64<<20 {
-		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", format, b.Dx(), b.Dy())
-	}
-	rgb := toRGB(img)
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
-	resize(rgb, b.Dx(), b.Dy(), w, h, c, t)
-	return nil
-}
-
-// toRGB packs an image into 8-bit RGB, with fast paths for the decoders' own types.
-func toRGB(img image.Image) []byte {
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	out := make([]byte, 0, w*h*3)
-	switch m := img.(type) {
-	case *image.YCbCr:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := m.YOffset(x, y), m.COffset(x, y)
-				r, g, bb := color.YCbCrToRGB(m.Y[yi], m.Cb[ci], m.Cr[ci])
-				out = append(out, r, g, bb)
-			}
+	img, err := dec.Decode(req.Input, w, h)
+	var unsupported imaging.UnsupportedError
+	if errors.As(err, &unsupported) && imaging.Format(req.Input) == "jpeg" {
+		// Progressive or CMYK: the standard library decodes those, at full size.
+		m, jerr := jpeg.Decode(bytes.NewReader(req.Input))
+		if jerr != nil {
+			return edgehost.BadInput("cannot decode image: %v", jerr)
 		}
-	case *image.NRGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w*4]
-			for x := 0; x < w; x++ {
-				out = append(out, row[4*x], row[4*x+1], row[4*x+2])
-			}
-		}
-	case *image.RGBA:
-		for y := 0; y < h; y++ {
-			row := m.Pix[y*m.Stride : y*m.Stride+w*4]
-			for x := 0; x < w; x++ {
-				out = append(out, row[4*x], row[4*x+1], row[4*x+2])
-			}
-		}
-	case *image.Gray:
-		for y := 0; y < h; y++ {
-			for _, v := range m.Pix[y*m.Stride : y*m.Stride+w] {
-				out = append(out, v, v, v)
-			}
-		}
-	default:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
-				out = append(out, c.R, c.G, c.B)
-			}
-		}
+		img, err = dec.FromImage(m), nil
 	}
-	return out
-}
-
-// resize samples src (sw×sh RGB) bilinearly at the centres of a dw×dh grid and stores each
-// channel value into t, converted for its dtype.
-func resize(src []byte, sw, sh, dw, dh, channels int, t *edgehost.Tensor) {
-	sx := float32(sw) / float32(dw)
-	sy := float32(sh) / float32(dh)
-	i := 0
-	for y := 0; y < dh; y++ {
-		fy := (float32(y)+0.5)*sy - 0.5
-		y0, wy := split(fy, sh)
-		y1 := min(y0+1, sh-1)
-		for x := 0; x < dw; x++ {
-			fx := (float32(x)+0.5)*sx - 0.5
-			x0, wx := split(fx, sw)
-			x1 := min(x0+1, sw-1)
-			var px [3]float32
-			for c := 0; c < 3; c++ {
-				a := float32(src[(y0*sw+x0)*3+c])*(1-wx) + float32(src[(y0*sw+x1)*3+c])*wx
-				b := float32(src[(y1*sw+x0)*3+c])*(1-wx) + float32(src[(y1*sw+x1)*3+c])*wx
-				px[c] = a*(1-wy) + b*wy
-			}
-			if channels == 1 {
-				store(t, i, 0.299*px[0]+0.587*px[1]+0.114*px[2])
-				i++
-				continue
-			}
-			for c := 0; c < 3; c++ {
-				store(t, i, px[c])
-				i++
-			}
-		}
+	switch {
+	case err == imaging.ErrFormat:
+		return edgehost.Unsupported("request body is not a JPEG or PNG image")
+	case err != nil:
+		return edgehost.BadInput("cannot decode image: %v", err)
+	case img.W <= 0 || img.H <= 0:
+		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", imaging.Format(req.Input), img.W, img.H)
 	}
-}
-
-func split(f float32, n int) (int, float32) {
-	if f < 0 {
-		return 0, 0
-	}
-	i := int(f)
-	if i >= n-1 {
-		return n - 1, 0
-	}
-	return i, f - float32(i)
-}
-
-func store(t *edgehost.Tensor, i int, pixel float32) {
 	switch t.DType {
 	case abi.UInt8:
-		t.Data[i] = uint8(pixel + 0.5)
+		err = rs.Uint8(t.Data, w, h, c, img)
 	case abi.Int8:
-		t.Data[i] = byte(int8(int(pixel+0.5) - 128))
+		err = rs.Int8(t.Data, w, h, c, img)
 	default:
-		t.SetFloat(i, (pixel-cfg.Mean)/cfg.Std)
+		m, s := cfg.Mean, cfg.Std
+		err = rs.Float32(t.Float32(), w, h, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
 	}
+	if err != nil {
+		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
+	}
+	return nil
 }
