@@ -542,3 +542,21 @@ long eh_json_array_len(const eh_json *arr) {
     while ((r = eh_json_array_next(arr, &pos, &e)) == 1) n++;
     return r < 0 ? -1 : n;
 }
+
+int eh_json_string_array(const eh_json *arr, const char *name, char ***strs, size_t **lens, size_t *n) {
+    long count = eh_json_array_len(arr);
+    if (count < 0) return eh_fail(EH_BAD_PARAMS, "params: \"%s\" must be an array of strings", name);
+    char **s = calloc((size_t)count + 1, sizeof *s);
+    size_t *l = calloc((size_t)count + 1, sizeof *l);
+    if (!s || !l) return eh_fail(EH_INTERNAL, "out of memory for params \"%s\"", name);
+    size_t pos = 0;
+    eh_json el;
+    for (long i = 0; i < count; i++) {
+        if (eh_json_array_next(arr, &pos, &el) != 1 || el.type != EH_JSON_STRING)
+            return eh_fail(EH_BAD_PARAMS, "params: \"%s\"[%ld] is not a string", name, i);
+        if (!(s[i] = eh_json_string_dup(&el, &l[i])))
+            return eh_fail(EH_INTERNAL, "out of memory for params \"%s\"", name);
+    }
+    *strs = s, *lens = l, *n = (size_t)count;
+    return EH_OK;
+}

@@ -319,6 +319,12 @@ char *eh_json_string_dup(const eh_json *v, size_t *n);
 int eh_json_array_next(const eh_json *arr, size_t *pos, eh_json *elem);
 /* Number of elements of an array, -1 if v is not an array. */
 long eh_json_array_len(const eh_json *arr);
+/* An array of strings (a "labels" param, say) as malloc'd NUL-terminated strings: *strs gets
+ * n + 1 pointers (the last NULL), *lens their lengths (strings may hold NUL via \u0000).
+ * Returns EH_OK, or fails with eh_fail naming the param `name` (EH_BAD_PARAMS when arr is not
+ * an array of strings, EH_INTERNAL on out of memory); nothing is freed on failure, as a
+ * failed init discards the instance. */
+int eh_json_string_array(const eh_json *arr, const char *name, char ***strs, size_t **lens, size_t *n);
 
 #ifdef __cplusplus
 }

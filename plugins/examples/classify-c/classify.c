@@ -30,24 +30,6 @@ static float *g_score; /* scratch: dequantised scores */
 static size_t g_score_cap;
 static size_t *g_top; /* scratch: indices of the best top_k */
 
-static int load_labels(const eh_json *arr) {
-    long n = eh_json_array_len(arr);
-    if (n < 0) return eh_fail(EH_BAD_PARAMS, "params: \"labels\" must be an array of strings");
-    g_labels = calloc((size_t)n + 1, sizeof *g_labels);
-    g_label_len = calloc((size_t)n + 1, sizeof *g_label_len);
-    if (!g_labels || !g_label_len) return eh_fail(EH_INTERNAL, "classify-c: out of memory for labels");
-    size_t pos = 0;
-    eh_json el;
-    for (long i = 0; i < n; i++) {
-        if (eh_json_array_next(arr, &pos, &el) != 1 || el.type != EH_JSON_STRING)
-            return eh_fail(EH_BAD_PARAMS, "params: \"labels\"[%ld] is not a string", i);
-        g_labels[i] = eh_json_string_dup(&el, &g_label_len[i]);
-        if (!g_labels[i]) return eh_fail(EH_INTERNAL, "classify-c: out of memory for labels");
-    }
-    g_nlabels = (size_t)n;
-    return EH_OK;
-}
-
 int eh_plugin_init(const char *params, size_t len) {
     eh_json v;
     int r = eh_json_get(params, len, "top_k", &v);
@@ -61,7 +43,7 @@ int eh_plugin_init(const char *params, size_t len) {
     if (eh_json_get(params, len, "softmax", &v) == 1 && eh_json_bool(&v, &g_softmax) != 0)
         return eh_fail(EH_BAD_PARAMS, "params: \"softmax\" must be true or false");
     if (eh_json_get(params, len, "labels", &v) == 1) {
-        int rc = load_labels(&v);
+        int rc = eh_json_string_array(&v, "labels", &g_labels, &g_label_len, &g_nlabels);
         if (rc != EH_OK) return rc;
     }
     g_top = malloc(sizeof *g_top * (size_t)g_top_k);

@@ -24,24 +24,6 @@ static long g_offset = 0, g_max = 100;
 static double g_threshold = 0.5;
 static eh_buf g_out; /* the result; valid until the next call (ABI §5.3) */
 
-static int load_labels(const eh_json *arr) {
-    long n = eh_json_array_len(arr);
-    if (n < 0) return eh_fail(EH_BAD_PARAMS, "params: \"labels\" must be an array of strings");
-    g_labels = calloc((size_t)n + 1, sizeof *g_labels);
-    g_label_len = calloc((size_t)n + 1, sizeof *g_label_len);
-    if (!g_labels || !g_label_len) return eh_fail(EH_INTERNAL, "ssd-c: out of memory for labels");
-    size_t pos = 0;
-    eh_json el;
-    for (long i = 0; i < n; i++) {
-        if (eh_json_array_next(arr, &pos, &el) != 1 || el.type != EH_JSON_STRING)
-            return eh_fail(EH_BAD_PARAMS, "params: \"labels\"[%ld] is not a string", i);
-        g_labels[i] = eh_json_string_dup(&el, &g_label_len[i]);
-        if (!g_labels[i]) return eh_fail(EH_INTERNAL, "ssd-c: out of memory for labels");
-    }
-    g_nlabels = (size_t)n;
-    return EH_OK;
-}
-
 /* An integer param in [lo, hi] into *out; 0 when absent or valid. */
 static int int_param(const char *params, size_t len, const char *key, long lo, long hi, long *out) {
     eh_json v;
@@ -62,7 +44,9 @@ int eh_plugin_init(const char *params, size_t len) {
     if (eh_json_get(params, len, "threshold", &v) == 1 &&
         (eh_json_number(&v, &g_threshold) != 0 || !(g_threshold >= 0 && g_threshold <= 1)))
         return eh_fail(EH_BAD_PARAMS, "params: \"threshold\" must be a number in [0, 1]");
-    if (eh_json_get(params, len, "labels", &v) == 1 && (rc = load_labels(&v)) != EH_OK) return rc;
+    if (eh_json_get(params, len, "labels", &v) == 1 &&
+        (rc = eh_json_string_array(&v, "labels", &g_labels, &g_label_len, &g_nlabels)) != EH_OK)
+        return rc;
     eh_log(EH_LOG_INFO, "ssd-c: threshold=%g label_offset=%ld max_results=%ld labels=%zu", g_threshold, g_offset,
            g_max, g_nlabels);
     return EH_OK;
