@@ -240,8 +240,12 @@ func TestAtomicWriterConfigMap(t *testing.T) {
 		worst = max(worst, took)
 	}
 	l.end(t)
-	if worst > time.Second {
-		t.Fatalf("an AtomicWriter update took %v to serve, want at most 1 s", worst)
+	limit := time.Second // the acceptance bound
+	if raceEnabled {
+		limit = 5 * time.Second
+	}
+	if worst > limit {
+		t.Fatalf("an AtomicWriter update took %v to serve, want at most %v", worst, limit)
 	}
 }
 
