@@ -233,14 +233,16 @@ func TestAtomicWriterConfigMap(t *testing.T) {
 	for i := 1; i <= 4; i++ {
 		v, w := versions[i%2], 2-i%2
 		atomicWriterUpdate(t, mount, i, map[string][]byte{"config.toml": cfg(w), "post.wasm": v})
-		took := waitFor(t, fmt.Sprintf("swap %d: plugin and config update", i), 10*time.Second, func() bool {
+		took := waitFor(t, fmt.Sprintf("swap %d: plugin and config update", i), 60*time.Second, func() bool {
 			return r.e.Status().Pipelines["p"].Post.Hash == sha(v) && workers() == w
 		})
 		t.Logf("swap %d: plugin and config.toml serving %v after the ..data rename", i, took.Round(time.Millisecond))
 		worst = max(worst, took)
 	}
 	l.end(t)
-	if worst > time.Second {
+	// The acceptance bound. The race detector slows reloads 5-10× (and a busy machine under
+	// it more): there, only that every update arrives is checked.
+	if worst > time.Second && !raceEnabled {
 		t.Fatalf("an AtomicWriter update took %v to serve, want at most 1 s", worst)
 	}
 }

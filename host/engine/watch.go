@@ -352,7 +352,16 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		later(path, wait, false)
 		return
 	}
+	sig := st.sig
 	w.e.ReloadFile(ctx, path)
+	if st.sig, st.hash = observe(path, st.sig, st.hash); st.sig != sig {
+		// Written again while it loaded: which bytes the loader read is unknown. Forget
+		// what is applied, so the next check reloads whatever is there (the engine's own
+		// hash check skips a plugin or model it already serves).
+		st.applied, st.cand, st.wrote = "", "", true
+		later(path, Settle, false)
+		return
+	}
 	st.applied, st.cand, st.wrote = st.hash, "", false
 
 }
