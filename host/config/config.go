@@ -94,7 +94,9 @@ type Pipeline struct {
 	GoldenExpectFile     string `toml:"golden_expect_file"`
 	GoldenExpectContains string `toml:"golden_expect_contains"`
 	// After a swap, roll back by itself if more than RollbackTrapShare of the first
-	// RollbackWindow requests trap. Defaults 20 and 0.5; window 0 disables.
+	// RollbackWindow requests of the new version fail (traps, time budget, a non-zero plugin
+	// status, inference errors; the key keeps its old name). Defaults 20 and 0.5; window 0
+	// disables.
 	RollbackWindow    *int     `toml:"rollback_window"`
 	RollbackTrapShare *float64 `toml:"rollback_trap_share"`
 	Pre               Plugin   `toml:"pre"`
