@@ -23,7 +23,7 @@ build: deps
 
 GO_PLUGINS := imagepre-go classify-go ssd-go
 C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
-SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go)
+SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
 
 plugins: $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
 
