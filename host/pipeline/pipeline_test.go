@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/pipeline"
@@ -76,7 +77,10 @@ func newFixture(t testing.TB, modelFile string) *fixture {
 
 func (f *fixture) load(t testing.TB, name string, kind string, params map[string]any) *plugin.Module {
 	t.Helper()
-	m, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, name), Params: params, WantKind: abiKind(kind)})
+	// A generous budget: these tests check results, not speed, and the Go pre plugin takes
+	// 0.8 s on ssd_example.jpg on a quiet 2-core machine (more than 1 s on a busy one).
+	m, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, name), Params: params, WantKind: abiKind(kind),
+		Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
