@@ -100,7 +100,7 @@ client-check: build plugins
 
 BENCHTIME ?= 2s
 FUZZTIME ?= 30s
-FUZZ_TARGETS := ./host/plugin:FuzzInstrument ./host/plugin:FuzzGuestPointers ./host/plugin:FuzzSections ./host/server:FuzzDecodeInferRequest
+FUZZ_TARGETS := ./host/wasm:FuzzInstrument ./host/plugin:FuzzInstrument ./host/plugin:FuzzGuestPointers ./host/plugin:FuzzSections ./host/server:FuzzDecodeInferRequest
 
 # Each run starts from the seeds (go clean -fuzzcache): a corpus grown by earlier runs can
 # hold large inputs that make a bounded run stall past -fuzztime.

@@ -89,7 +89,13 @@ func hostilePipeline(t *testing.T, f *fixture, v string, role abi.Kind, limit ui
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), MemoryLimit: limit, Timeout: 100 * time.Millisecond})
+	timeout := 100 * time.Millisecond
+	if v == "LOG_FLOOD" {
+		// 100,000 host calls: 7-10 ms alone, 85-260 ms under -race on a busy machine. The
+		// case checks the log budget, not speed.
+		timeout = 5 * time.Second
+	}
+	bad, err := f.rt.Load(ctx, plugin.Config{Path: hostile(t, v, abi.KindBoth), MemoryLimit: limit, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -336,7 +336,7 @@ func decodeNumbers(data []byte, dt abi.DType, n int) ([]byte, error) {
 				return nil, fmt.Errorf("bad number %.32q", tok)
 			}
 			if count++; count > n {
-				return nil, fmt.Errorf("data has more than %d elements, the shape's count", n)
+				return nil, fmt.Errorf("data has more than %d elements, shape says %d", n, n)
 			}
 			f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
 			if err != nil {

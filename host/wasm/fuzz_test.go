@@ -16,13 +16,13 @@ import (
 // fuel, or is the wrapper's retry loop, which only the slow path re-enters).
 func FuzzInstrument(f *testing.F) {
 	// Small libc-free seeds keep each execution fast (big modules make the fuzzer stall).
+	// The compiled seed is added when the C toolchain works; the hand-written ones always are.
 	tiny := filepath.Join(f.TempDir(), "tiny.wasm")
-	BuildC(f, false, "-O1", "-o", tiny, filepath.Join(Root, "host/plugin/testdata/tiny.c"))
-	b, err := os.ReadFile(tiny)
-	if err != nil {
-		f.Fatal(err)
+	if out, err := CC(false, "-O1", "-o", tiny, filepath.Join(Root, "host/plugin/testdata/tiny.c")).CombinedOutput(); err != nil {
+		f.Logf("no compiled seed (the C toolchain from make deps failed: %v %s)", err, out)
+	} else if b, err := os.ReadFile(tiny); err == nil {
+		f.Add(b)
 	}
-	f.Add(b)
 	f.Add(RawPlugin(PluginSpec{Pre: bulkSeed, PreLocals: []byte{1, 1, 0x7f}, Start: []byte{0x03, 0x40, 0x0c, 0, 0x0b, 0x0b},
 		Tables: Vec([]byte{0x70, 0, 1})}))
 	f.Add(oneFunc([]byte{0}, append(append([]byte{0x41}, SLEB(1<<30)...), 0x24, 0, 0x0b)))

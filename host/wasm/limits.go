@@ -19,6 +19,7 @@ type Limits struct {
 	Blocks        uint32 // blocks and ifs in one function, a loop counting LoopWeight
 	TotalBlocks   uint64 // weighted blocks of all functions together
 	Tables        uint32 // defined plus imported tables
+	Entries       uint32 // entries of any one section (types, imports, globals, exports, segments…)
 	TableEntries  uint32 // the initial size of all tables together, and each one's cap
 }
 
@@ -36,6 +37,7 @@ var DefaultLimits = Limits{
 	Blocks:        5_000,
 	TotalBlocks:   120_000,
 	Tables:        4,
+	Entries:       100_000,
 	TableEntries:  1 << 20,
 }
 
@@ -66,6 +68,7 @@ func (l Limits) withDefaults() Limits {
 		l.TotalBlocks = d.TotalBlocks
 	}
 	set(&l.Tables, d.Tables)
+	set(&l.Entries, d.Entries)
 	set(&l.TableEntries, d.TableEntries)
 	return l
 }
@@ -95,6 +98,7 @@ var limitText = map[string]string{
 	"Blocks":        "weighted number of blocks, ifs and loops (a loop counts 6)",
 	"TotalBlocks":   "weighted number of blocks, ifs and loops of all functions",
 	"Tables":        "number of tables",
+	"Entries":       "number of entries in one section",
 	"TableEntries":  "initial table entries",
 }
 
@@ -144,6 +148,30 @@ func CheckLimits(b []byte, l Limits) (*Shape, error) {
 	var entries uint64
 	for _, s := range secs {
 		r := &reader{b: s.payload}
+		// wazero's decoder sizes each section's slice from the count the module declares
+		// (make([]T, count)): a 13-byte element section claiming 2^28 segments cost it 1.5 s,
+		// and larger claims exhaust memory, which kills the process. Every entry takes at
+		// least one byte, and no section may hold more than l.Entries.
+		switch s.id {
+		case 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13:
+			n, err := (&reader{b: s.payload}).u32()
+			if err != nil {
+				return nil, fmt.Errorf("section %d: %w", s.id, err)
+			}
+			if int64(n) > int64(len(s.payload)) {
+				return nil, fmt.Errorf("section %d declares %d entries in %d bytes", s.id, n, len(s.payload))
+			}
+			limit, name := l.Entries, "Entries"
+			if s.id == 3 || s.id == 10 { // functions and bodies
+				limit, name = l.Functions, "Functions"
+			}
+			if err := over(name, -1, uint64(n), uint64(limit)); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkNested(s, l); err != nil {
+			return nil, err
+		}
 		switch s.id {
 		case 2:
 			funcs, _, err := countImports(s.payload)
@@ -345,6 +373,194 @@ func checkCode(payload []byte, l Limits, sh *Shape) error {
 		sh.MaxBlocks = max(sh.MaxBlocks, blocks)
 		if sh.TotalBlocks += uint64(blocks); sh.TotalBlocks > l.TotalBlocks {
 			return &LimitError{Limit: "TotalBlocks", Function: -1, Got: sh.TotalBlocks, Max: l.TotalBlocks}
+		}
+	}
+	return nil
+}
+
+// checkNested bounds the counts and sizes nested inside sections, which wazero's decoder
+// also trusts for its allocations (a type's parameter count, an element segment's vector, a
+// data segment's size, the name section's maps): each must fit the bytes that follow, and
+// element entries and name-map entries have their own caps.
+func checkNested(s rawSection, l Limits) error {
+	r := &reader{b: s.payload}
+	wrap := func(err error) error {
+		if err == nil {
+			return nil
+		}
+		var le *LimitError
+		if errors.As(err, &le) {
+			return err
+		}
+		return fmt.Errorf("section %d: %w", s.id, err)
+	}
+	switch s.id {
+	case 0:
+		if s.name == "name" {
+			return wrap(checkNames(r, l))
+		}
+	case 1:
+		_, err := typeParams(s.payload)
+		return wrap(err)
+	case 7:
+		n, err := r.u32()
+		for i := uint32(0); err == nil && i < n; i++ {
+			if err = r.name(); err == nil {
+				if _, err = r.byte(); err == nil {
+					_, err = r.u32()
+				}
+			}
+		}
+		return wrap(err)
+	case 9:
+		return wrap(checkElements(r, l))
+	case 11:
+		n, err := r.u32()
+		for i := uint32(0); err == nil && i < n; i++ {
+			var flags, size uint32
+			if flags, err = r.u32(); err != nil {
+				break
+			}
+			if flags == 2 {
+				_, err = r.u32()
+			}
+			if err == nil && flags != 1 {
+				err = skipConstExpr(r)
+			}
+			if err == nil {
+				if size, err = r.u32(); err == nil {
+					err = r.skip(int(size))
+				}
+			}
+		}
+		return wrap(err)
+	}
+	return nil
+}
+
+func skipConstExpr(r *reader) error {
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if op == 0x0b {
+			return nil
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return err
+		}
+	}
+}
+
+func checkElements(r *reader, l Limits) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	var total uint64
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if flags > 7 {
+			return fmt.Errorf("element segment flags %d", flags)
+		}
+		if flags == 2 || flags == 6 {
+			if _, err := r.u32(); err != nil {
+				return err
+			}
+		}
+		if flags&1 == 0 {
+			if err := skipConstExpr(r); err != nil {
+				return err
+			}
+		}
+		if flags&3 != 0 {
+			if _, err := r.byte(); err != nil {
+				return err
+			}
+		}
+		count, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if int(count) > len(r.b)-r.pos {
+			return fmt.Errorf("element segment %d declares %d entries in %d bytes", i, count, len(r.b)-r.pos)
+		}
+		if total += uint64(count); total > uint64(l.TableEntries) {
+			return &LimitError{Limit: "TableEntries", Function: -1, Got: total, Max: uint64(l.TableEntries)}
+		}
+		for k := uint32(0); k < count; k++ {
+			if flags&4 == 0 {
+				_, err = r.u32()
+			} else {
+				err = skipConstExpr(r)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkNames walks the name section: function names and local names, each map at most
+// Functions (or, per function, Entries) long and within its subsection.
+func checkNames(r *reader, l Limits) error {
+	if err := r.name(); err != nil {
+		return err
+	}
+	for r.pos < len(r.b) {
+		id, err := r.byte()
+		if err != nil {
+			return err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		if r.pos+int(size) > len(r.b) || int(size) < 0 {
+			return errShort
+		}
+		sr := &reader{b: r.b[r.pos : r.pos+int(size)]}
+		r.pos += int(size)
+		if id != 1 && id != 2 {
+			continue
+		}
+		n, err := sr.u32()
+		if err != nil {
+			return err
+		}
+		if n > l.Functions || int(n) > len(sr.b) {
+			return fmt.Errorf("name section: %d names in %d bytes", n, len(sr.b))
+		}
+		for i := uint32(0); i < n; i++ {
+			if _, err := sr.u32(); err != nil {
+				return err
+			}
+			if id == 1 {
+				if err := sr.name(); err != nil {
+					return err
+				}
+				continue
+			}
+			m, err := sr.u32()
+			if err != nil {
+				return err
+			}
+			if m > l.Entries || int(m) > len(sr.b)-sr.pos {
+				return fmt.Errorf("name section: %d local names in %d bytes", m, len(sr.b)-sr.pos)
+			}
+			for k := uint32(0); k < m; k++ {
+				if _, err := sr.u32(); err != nil {
+					return err
+				}
+				if err := sr.name(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package wasm
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +42,7 @@ func TestLimits(t *testing.T) {
 		{"big function", "FunctionBytes", oneFunc([]byte{0}, append(repeat(1<<20, 0x01), 0x0b))},
 		{"many functions", "Functions", manyFuncs},
 		{"huge table", "TableEntries", table(64 << 20)},
+		{"many globals", "Entries", Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(6, append(ULEB(200_000), repeat(200_000, 0x7f, 0, 0x41, 0, 0x0b)...)))},
 		{"many tables", "Tables", Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(4, append([]byte{5}, repeat(5, 0x70, 0, 1)...)))},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,6 +58,51 @@ func TestLimits(t *testing.T) {
 			}
 			t.Logf("%d bytes, rejected in %v: %v", len(c.b), took, err)
 		})
+	}
+}
+
+// TestDeclaredCounts: a section claiming more entries than it has bytes is rejected before
+// wazero's decoder, which sizes its slices from the claim (a fuzzer found a 13-byte module
+// that took it 1.5 s, and larger claims exhaust memory).
+func TestDeclaredCounts(t *testing.T) {
+	for _, id := range []byte{1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13} {
+		b := Module(Section(id, append(ULEB(0xffff_fff0), 0, 0, 0)))
+		start := time.Now()
+		_, err := Validate(context.Background(), b, Limits{}, "edgehost")
+		if err == nil || !strings.Contains(err.Error(), "entries in") {
+			t.Errorf("section %d: %v", id, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("section %d: %v", id, d)
+		}
+	}
+}
+
+// TestNestedCounts: counts nested inside sections that wazero's decoder allocates from
+// (a type's parameters, an element vector, a data segment, the name section's maps) are
+// bounded by the bytes that follow, so a tiny module cannot make the decoder allocate GBs.
+func TestNestedCounts(t *testing.T) {
+	big := ULEB(0xffff_fff0)
+	name := append(Str("name"), append([]byte{1}, append(ULEB(uint64(len(big)+2)), append(big, 0, 0)...)...)...)
+	for what, b := range map[string][]byte{
+		"type params":    Module(Section(1, append(append([]byte{1, 0x60}, big...), 0))),
+		"element vector": Module(Section(9, append(append([]byte{1, 1, 0}, big...), 0))),
+		"data size":      Module(Section(11, append(append([]byte{1, 1}, big...), 0))),
+		"export name":    Module(Section(7, append(append([]byte{1}, big...), 0))),
+		"name map":       Module(Section(0, name)),
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		_, err := Validate(context.Background(), b, Limits{}, "edgehost")
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Errorf("%s: valid", what)
+		}
+		if d, a := time.Since(start), after.TotalAlloc-before.TotalAlloc; d > 100*time.Millisecond || a > 1<<20 {
+			t.Errorf("%s: %v, %d bytes allocated", what, d, a)
+		}
+		t.Logf("%s: %v", what, err)
 	}
 }
 
