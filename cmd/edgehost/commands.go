@@ -195,7 +195,7 @@ func cmdInspect(g *globals, args []string) error {
 			if err := inspectPlugin(g, pl.Path, "    "); err != nil {
 				return err
 			}
-			fmt.Fprintf(w, "    budget: memory %d MiB, %d ms per call\n", pl.MemoryLimitMB, pl.TimeoutMS)
+			fmt.Fprintf(w, "    budget: memory %d MiB, %d ms per call (%s clock)\n", pl.MemoryLimitMB, pl.TimeoutMS, pl.BudgetClock)
 			fmt.Fprintf(w, "    grants: %s\n", grantsString(pl))
 		}
 	}

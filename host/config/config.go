@@ -105,12 +105,16 @@ type Pipeline struct {
 
 // Plugin is one plugin of a pipeline.
 type Plugin struct {
-	Path          string            `toml:"path"`
-	MemoryLimitMB int               `toml:"memory_limit_mb"` // default 64
-	TimeoutMS     int               `toml:"timeout_ms"`      // per-call time budget; default 1000
-	Params        map[string]any    `toml:"params"`
-	ParamsFiles   map[string]string `toml:"params_files"` // param name -> text file; its lines become a string array
-	Grants        Grants            `toml:"grants"`
+	Path          string `toml:"path"`
+	MemoryLimitMB int    `toml:"memory_limit_mb"` // default 64
+	TimeoutMS     int    `toml:"timeout_ms"`      // per-call time budget; default 1000
+	// BudgetClock is what timeout_ms measures: "wall" (default: elapsed time, what request
+	// latency is) or "cpu" (CPU time of the thread running the guest, which a busy machine
+	// does not inflate; a wall-clock ceiling of 10× the budget still applies).
+	BudgetClock string            `toml:"budget_clock"`
+	Params      map[string]any    `toml:"params"`
+	ParamsFiles map[string]string `toml:"params_files"` // param name -> text file; its lines become a string array
+	Grants      Grants            `toml:"grants"`
 }
 
 // Duration is a time.Duration written as a string such as "1.5s".
@@ -445,6 +449,13 @@ func (c *Config) complete(data []byte) []error {
 				pl.TimeoutMS = 1000
 			} else if pl.TimeoutMS < 1 {
 				bad("must be positive", "pipelines", name, role, "timeout_ms")
+			}
+			switch pl.BudgetClock {
+			case "":
+				pl.BudgetClock = "wall"
+			case "wall", "cpu":
+			default:
+				bad(fmt.Sprintf("budget_clock %q must be \"wall\" or \"cpu\"", pl.BudgetClock), "pipelines", name, role, "budget_clock")
 			}
 			for k, f := range pl.ParamsFiles {
 				pl.ParamsFiles[k] = abs(f)

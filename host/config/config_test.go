@@ -618,6 +618,11 @@ func TestErrors(t *testing.T) {
 			want: []wantErr{{12, "pipelines.p.post.timeout_ms", "must be positive"}},
 		},
 		{
+			name: "unknown budget clock",
+			toml: minimal + "budget_clock = \"monotonic\"\n",
+			want: []wantErr{{12, "pipelines.p.post.budget_clock", `budget_clock "monotonic" must be "wall" or "cpu"`}},
+		},
+		{
 			name: "golden expectation without input",
 			toml: strings.Replace(minimal, "model = \"m\"\n", "model = \"m\"\ngolden_expect_contains = \"peacock\"\n", 1),
 			want: []wantErr{{6, "pipelines.p.golden_expect_contains", "needs golden_input"}},

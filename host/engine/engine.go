@@ -155,7 +155,16 @@ func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind
 	}
 	return e.rt.Load(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
 		MemoryLimit: uint64(pc.MemoryLimitMB) << 20, Timeout: time.Duration(pc.TimeoutMS) * time.Millisecond,
-		Grants: PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig})
+		BudgetClock: budgetClock(pc.BudgetClock),
+		Grants:      PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig})
+}
+
+// budgetClock maps the config's budget_clock ("wall", "cpu") to the plugin's.
+func budgetClock(s string) plugin.BudgetClock {
+	if s == "cpu" {
+		return plugin.BudgetCPU
+	}
+	return plugin.BudgetWall
 }
 
 // PluginGrants converts config grants to plugin grants.
