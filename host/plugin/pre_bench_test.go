@@ -11,10 +11,11 @@ import (
 	"github.com/edgehost/edgehost/host/plugin"
 )
 
-// BenchmarkPreStage: the example pre plugins on real camera-sized inputs, metered (time
-// budget enforced) and unmetered in the same run; x-unmetered is the budget's cost. The
-// comparison with Pillow and native Go is `make bench` (bench/).
-func BenchmarkPreStage(b *testing.B) {
+// BenchmarkFuel: the cost of time-budget enforcement (fuel instrumentation) on the example pre
+// plugins doing real work (peacock.png into mobilenet's input, camera-sized JPEGs into SSD's
+// and deeplab's), against the same plugin without instrumentation in the same run; the ratio
+// is reported as x-unmetered. The comparison with Pillow and native Go is `make bench`.
+func BenchmarkFuel(b *testing.B) {
 	ctx := context.Background()
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
 	if err != nil {
