@@ -25,6 +25,27 @@ func loadRaw(t *testing.T, rt *plugin.Runtime, name string, b []byte, cfg plugin
 	return m, err, time.Since(start)
 }
 
+// rawInstance loads a hand-written module, instantiates it and gives it a 1-byte input, ready
+// for Pre; the instance and the module are closed when the test ends.
+func rawInstance(t *testing.T, rt *plugin.Runtime, name string, b []byte, cfg plugin.Config) *plugin.Instance {
+	t.Helper()
+	ctx := context.Background()
+	m, err, _ := loadRaw(t, rt, name, b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(ctx) })
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close(ctx) })
+	if _, err := inst.InputBuffer(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
 // TestRawPluginLoads: the hand-written plugin itself is good, so the cases below fail for
 // the fault they add and nothing else.
 func TestRawPluginLoads(t *testing.T) {
@@ -111,21 +132,9 @@ func TestBulkMemoryCharged(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			// A copy reads [n, 2n): 128 MiB plus a page.
 			b := RawPlugin(PluginSpec{Pre: bulkLoop(c.op, c.n, c.times), PreLocals: []byte{1, 1, 0x7f}, Pages: 2049})
-			m, err, _ := loadRaw(t, rt, strings.ToLower(c.name), b, plugin.Config{Timeout: budget, MemoryLimit: 256 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close(ctx)
-			inst, err := m.NewInstance(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inst.Close(ctx)
-			if _, err := inst.InputBuffer(ctx, 1); err != nil {
-				t.Fatal(err)
-			}
+			inst := rawInstance(t, rt, strings.ToLower(c.name), b, plugin.Config{Timeout: budget, MemoryLimit: 256 << 20})
 			start := time.Now()
-			err = inst.Pre(ctx, 1)
+			err := inst.Pre(ctx, 1)
 			took := time.Since(start)
 			var te *plugin.TimeoutError
 			if !errors.As(err, &te) {
@@ -193,19 +202,7 @@ func TestTableGrowCapped(t *testing.T) {
 	}
 	pre := append(append(grow(64<<20, 2, true), grow(1000, 3, false)...), 0x41, 0, 0x0b)
 	b := RawPlugin(PluginSpec{Pre: pre, Tables: Vec([]byte{0x70, 0, 1})})
-	m, err, _ := loadRaw(t, rt, "table-grow", b, plugin.Config{MemoryLimit: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
-	inst, err := m.NewInstance(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(ctx)
-	if _, err := inst.InputBuffer(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	inst := rawInstance(t, rt, "table-grow", b, plugin.Config{MemoryLimit: 16 << 20})
 	if err := inst.Pre(ctx, 1); err != nil {
 		t.Fatalf("%v (status 2: the 64M grow succeeded; 3: a grow within the cap failed)", err)
 	}
@@ -317,19 +314,7 @@ func TestBulkMemorySemantics(t *testing.T) {
 	copy(model[50000:200000], model[0:150000])
 	copy(model[0:100000], model[50000:150000])
 
-	m, err, _ := loadRaw(t, rt, "bulk-semantics", RawPlugin(PluginSpec{Pre: pre, Pages: 8}), plugin.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close(ctx)
-	inst, err := m.NewInstance(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(ctx)
-	if _, err := inst.InputBuffer(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	inst := rawInstance(t, rt, "bulk-semantics", RawPlugin(PluginSpec{Pre: pre, Pages: 8}), plugin.Config{})
 	if err := inst.Pre(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -345,22 +330,10 @@ func TestBulkMemorySemantics(t *testing.T) {
 	// Out of bounds: 8 pages are 524,288 bytes.
 	oob := append(append(append(append([]byte(nil), c(500000)...), c(1)...), c(100000)...), 0xfc, 11, 0)
 	oob = append(append(oob, c(0)...), 0x0b)
-	m2, err, _ := loadRaw(t, rt, "bulk-oob", RawPlugin(PluginSpec{Pre: oob, Pages: 8}), plugin.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close(ctx)
-	inst2, err := m2.NewInstance(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst2.Close(ctx)
-	if _, err := inst2.InputBuffer(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	inst2 := rawInstance(t, rt, "bulk-oob", RawPlugin(PluginSpec{Pre: oob, Pages: 8}), plugin.Config{})
 	before, _ := inst2.Bytes(500000, 24288)
 	before = append([]byte(nil), before...)
-	err = inst2.Pre(ctx, 1)
+	err := inst2.Pre(ctx, 1)
 	var trap *plugin.TrapError
 	if !errors.As(err, &trap) || !strings.Contains(err.Error(), "out of bounds memory access") {
 		t.Fatalf("err %v, want an out-of-bounds trap", err)
