@@ -3,8 +3,8 @@ package wasm
 import (
 	"context"
 	"os"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	. "github.com/edgehost/edgehost/host/internal/testplugins"
