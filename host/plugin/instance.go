@@ -58,11 +58,12 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
-	deadline   time.Time     // of the running call, checked by hostFuel
-	calling    string        // name of the running export
-	timedOut   bool          // hostFuel stopped the running call
-	cancelled  error         // hostFuel stopped the running call because its context ended
-	cpuStart   time.Duration // thread CPU time at the start of the call (BudgetCPU)
+	deadline   time.Time       // of the running call, checked by hostFuel
+	callCtx    context.Context // of the running call, for host functions that block
+	calling    string          // name of the running export
+	timedOut   bool            // hostFuel stopped the running call
+	cancelled  error           // hostFuel stopped the running call because its context ended
+	cpuStart   time.Duration   // thread CPU time at the start of the call (BudgetCPU)
 }
 
 // threadCPU is the CPU time consumed by the calling OS thread.
@@ -90,6 +91,8 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
 	i.deadline, i.calling, i.timedOut, i.cancelled = time.Now().Add(i.m.cfg.Timeout), name, false, nil
+	i.callCtx = ctx
+	defer func() { i.callCtx = nil }()
 	if i.m.cfg.BudgetClock == BudgetCPU {
 		// The guest runs on this goroutine: pinned to its OS thread, that thread's CPU
 		// clock measures the guest's own work, whatever else the machine runs.
@@ -153,7 +156,8 @@ func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, err
 
 // sleeper is a granted clock's nanosleep (also behind poll_oneoff's clock subscriptions):
 // a real sleep, cut at the running call's deadline, where it stops the guest as the fuel
-// check would. It runs on the goroutine of the guest call, like invoke.
+// check would, and cut when the call's context ends (client gone, request_timeout), which
+// stops the guest as a cancelled call. It runs on the goroutine of the guest call, like invoke.
 type sleeper struct {
 	inst *Instance    // set once the instance exists
 	sb   *startBudget // the start function's budget, before that
@@ -168,11 +172,28 @@ func (s *sleeper) sleep(ns int64) {
 	case s.sb != nil:
 		deadline = s.sb.deadline
 	}
-	if deadline.IsZero() || time.Until(deadline) > d {
-		time.Sleep(d)
+	var done <-chan struct{}
+	if s.inst != nil && s.inst.callCtx != nil {
+		done = s.inst.callCtx.Done()
+	}
+	hitDeadline := !deadline.IsZero() && time.Until(deadline) <= d
+	if hitDeadline {
+		d = time.Until(deadline)
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			err := s.inst.callCtx.Err()
+			s.inst.cancelled = err
+			panic(err)
+		}
+	}
+	if !hitDeadline {
 		return
 	}
-	time.Sleep(time.Until(deadline))
 	if s.inst != nil {
 		s.inst.timedOut = true
 		panic(&TimeoutError{Plugin: s.inst.m.Name(), Func: s.inst.calling, Budget: s.inst.m.cfg.Timeout})
