@@ -160,6 +160,7 @@ func cmdValidate(g *globals, args []string) error {
 
 func cmdInspect(g *globals, args []string) error {
 	fs := g.flags("inspect")
+	tensors := fs.Bool("tensors", false, "list every tensor of a model with its quantisation (always on for a .tflite file given by name)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -179,7 +180,8 @@ func cmdInspect(g *globals, args []string) error {
 	}
 	for _, name := range cfg.ModelNames() {
 		fmt.Fprintf(w, "\nmodel %s\n", name)
-		if err := inspectModel(g, cfg.Models[name].Path); err != nil {
+		mc := cfg.Models[name]
+		if err := inspectModel(g, mc.Path, mc.XNNPACK == nil || *mc.XNNPACK, *tensors); err != nil {
 			return err
 		}
 	}
@@ -206,7 +208,7 @@ func inspectFile(g *globals, f string) error {
 	switch filepath.Ext(f) {
 	case ".tflite":
 		fmt.Fprintf(g.stdout, "\nmodel %s\n", f)
-		return inspectModel(g, f)
+		return inspectModel(g, f, true, true)
 	case ".wasm":
 		fmt.Fprintf(g.stdout, "\nplugin %s\n", f)
 		return inspectPlugin(g, f, "  ")
@@ -214,19 +216,98 @@ func inspectFile(g *globals, f string) error {
 	return &usageError{msg: fmt.Sprintf("%s: want a .tflite or .wasm file", f)}
 }
 
-func inspectModel(g *globals, path string) error {
+// inspectModel prints a model's size, inputs and outputs, its operators (and how many of
+// each XNNPACK takes, read from the runtime itself) and, when tensors is set, every tensor
+// with its quantisation; otherwise a count of the quantised tensors.
+func inspectModel(g *globals, path string, xnnpack, tensors bool) error {
 	m, err := tflite.LoadModel(path, tflite.Options{})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	w := g.stdout
+	fmt.Fprintf(w, "  size: %s (%d bytes), sha256 %s\n", humanBytes(int64(m.Size)), m.Size, m.Hash[:16])
 	for i, t := range m.Inputs {
-		fmt.Fprintf(g.stdout, "  input  %d: %v (%d bytes)\n", i, t, t.Bytes)
+		fmt.Fprintf(w, "  input  %d: %v (%d bytes)\n", i, t, t.Bytes)
 	}
 	for i, t := range m.Outputs {
-		fmt.Fprintf(g.stdout, "  output %d: %v (%d bytes)\n", i, t, t.Bytes)
+		fmt.Fprintf(w, "  output %d: %v (%d bytes)\n", i, t, t.Bytes)
+	}
+	graph, err := m.Graph(xnnpack)
+	if err != nil {
+		return err
+	}
+	ops := graph.OpCounts()
+	if graph.Delegate != "" {
+		fmt.Fprintf(w, "  ops: %d of %d kinds; XNNPACK takes %d in %d partitions, %d run on TFLite's kernels\n",
+			len(graph.Ops), len(ops), graph.DelegatedOps(), graph.Partitions, len(graph.Ops)-graph.DelegatedOps())
+	} else {
+		fmt.Fprintf(w, "  ops: %d of %d kinds, on TFLite's kernels (XNNPACK off or not in this library)\n", len(graph.Ops), len(ops))
+	}
+	for _, c := range ops {
+		if graph.Delegate != "" {
+			fmt.Fprintf(w, "    %-28s x%-4d XNNPACK %d\n", c.Name, c.Count, c.Delegated)
+		} else {
+			fmt.Fprintf(w, "    %-28s x%d\n", c.Name, c.Count)
+		}
+	}
+	perTensor, perAxis := 0, 0
+	for _, t := range graph.Tensors {
+		switch {
+		case t.Quant == nil:
+		case t.Quant.PerAxis():
+			perAxis++
+		default:
+			perTensor++
+		}
+	}
+	fmt.Fprintf(w, "  tensors: %d (%d quantised per tensor, %d per axis, %d not quantised)\n",
+		len(graph.Tensors), perTensor, perAxis, len(graph.Tensors)-perTensor-perAxis)
+	if !tensors {
+		return nil
+	}
+	for _, t := range graph.Tensors {
+		kind := ""
+		if t.Constant {
+			kind = " const"
+		}
+		fmt.Fprintf(w, "    #%-4d %s %s%v%s %s\n", t.Index, t.Name, t.Type, t.Shape, kind, quantString(t.Quant))
 	}
 	return nil
+}
+
+// quantString describes a tensor's quantisation: scale and zero point, or for per-axis
+// quantisation the axis, the number of scales, their range and the zero points.
+func quantString(q *tflite.Quantization) string {
+	if q == nil {
+		return "not quantised"
+	}
+	if !q.PerAxis() {
+		return fmt.Sprintf("q(scale=%g zero=%d)", q.Scales[0], q.ZeroPoints[0])
+	}
+	lo, hi := q.Scales[0], q.Scales[0]
+	for _, s := range q.Scales {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	zeros := fmt.Sprintf("zero=%d", q.ZeroPoints[0])
+	for _, z := range q.ZeroPoints {
+		if z != q.ZeroPoints[0] {
+			zeros = fmt.Sprintf("zero points %d..", q.ZeroPoints[0])
+			break
+		}
+	}
+	return fmt.Sprintf("q(per-axis, axis %d, %d scales %g..%g, %s)", q.Axis, len(q.Scales), lo, hi, zeros)
+}
+
+// humanBytes is n in B, KiB or MiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func inspectPlugin(g *globals, path, indent string) error {
