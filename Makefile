@@ -25,13 +25,14 @@ GO_PLUGINS := imagepre-go classify-go ssd-go
 C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
 
-plugins: $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
+# Every example embeds its manifest with the binary's `edgehost plugin manifest`: build first.
+plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
 
 # Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
 # instrument and decode at every load), then the manifest embedded as a custom section.
 plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/examples/$$(*D)/manifest.json) $(SDK_GO)
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
-	go run ./sdk/cmd/ehmanifest -in $@ -manifest plugins/examples/$(*D)/manifest.json
+	./bin/edgehost plugin manifest --set plugins/examples/$(*D)/manifest.json $@
 
 c-plugins: deps
 	@for p in $(C_PLUGINS); do $(MAKE) --no-print-directory -C plugins/examples/$$p || exit 1; done
