@@ -38,8 +38,8 @@ func TestSSDBoxesInPixels(t *testing.T) {
 	}
 	params := map[string]any{"labels": labels(t, models+"ssd_labelmap.txt"), "label_offset": 1, "threshold": 0.5}
 	type result struct {
-		Units string
-		Image struct{ Width, Height int }
+		Units      string
+		Image      struct{ Width, Height int }
 		Detections []struct {
 			Label string
 			Score float64
