@@ -111,7 +111,7 @@ func TestStdioAndTraps(t *testing.T) {
 		t.Fatalf("err %v, want a trap", err)
 	}
 	msg := err.Error()
-	for _, w := range []string{"trapped: wasm error: unreachable", "plugin error: index out of bounds",
+	for _, w := range []string{"trapped: plugin error: index out of bounds; wasm error: unreachable",
 		"last output:", "stderr: panicked at 'index out of bounds: the len is 3 but the index is 7'", "stdout: progress 8"} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("trap error does not say %q:\n%s", w, msg)

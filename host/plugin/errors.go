@@ -73,10 +73,12 @@ func (e *TrapError) Error() string {
 	for k, l := range lines {
 		lines[k] = strings.TrimSpace(l)
 	}
-	s := fmt.Sprintf("plugin %s: %s trapped: %s", e.Plugin, e.Func, Sanitize(strings.Join(lines, " | ")))
+	s := fmt.Sprintf("plugin %s: %s trapped: ", e.Plugin, e.Func)
 	if e.Msg != "" {
-		s += "; plugin error: " + e.Msg
+		// What the guest said before it trapped (a Rust panic's message) reads first.
+		s += "plugin error: " + e.Msg + "; "
 	}
+	s += Sanitize(strings.Join(lines, " | "))
 	if len(e.Output) > 0 {
 		s += "; last output: " + strings.Join(e.Output, " | ")
 	}
