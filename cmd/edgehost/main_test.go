@@ -171,7 +171,7 @@ func TestValidate(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d, want 0", code)
 		}
-		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (2 models, 3 pipelines; tflite "
+		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (3 models, 4 pipelines; tflite "
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q", want)
 		}
