@@ -96,6 +96,9 @@ func pre(req *edgehost.PreRequest) error {
 	}
 	// The request context (ABI.md §5.6): the original size (img may be DCT-scaled), so
 	// that a post plugin reports positions in the caller's pixels.
+	if !req.ContextSupported() {
+		return nil // a host older than ABI 1.1
+	}
 	ow, oh := img.W, img.H
 	if c, _, err := image.DecodeConfig(bytes.NewReader(req.Input)); err == nil {
 		ow, oh = c.Width, c.Height

@@ -21,6 +21,10 @@ type PreRequest struct {
 	hasCtx  bool // the host passes a request context (ABI 1.1)
 }
 
+// ContextSupported reports whether the host passes a request context (ABI 1.1): a plugin
+// that also runs on older hosts calls SetContext only then.
+func (r *PreRequest) ContextSupported() bool { return r.hasCtx }
+
 // SetContext hands b (at most abi.MaxContext bytes: the original image size, a scale, a
 // request id) to the post plugin of the same request, which reads it as
 // PostRequest.Context (ABI.md §5.6). The host passes the bytes through without reading
