@@ -181,7 +181,7 @@ type Grants struct {
 	Env    map[string]string // environment variables the guest sees
 	Clock  bool              // the real wall and monotonic clocks (default: a fixed fake clock)
 	Random bool              // the host's cryptographic randomness (default: deterministic)
-	Stdout bool              // the guest's stdout/stderr go to the host log (default: discarded)
+	Stdout bool              // the guest's stdout/stderr reach the host log at info/warn (default: at debug; bounded either way)
 }
 
 // String describes the grants for humans ("none" when nothing is granted).
