@@ -94,6 +94,8 @@ func cmdRun(g *globals, args []string) error {
 	name := fs.String("pipeline", "", "the pipeline to run (required)")
 	fs.StringVar(name, "p", "", "shorthand for --pipeline")
 	stats := fs.Bool("stats", false, "print stage timings and bytes copied to stderr")
+	raw := fs.Bool("raw", false, "write the result exactly as the post plugin returned it (no re-indenting, no newline added)")
+	logLevel := fs.String("log-level", "", "log level on stderr, plugin log lines included (default warn, or the config's when it is debug or trace)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +113,17 @@ func cmdRun(g *globals, args []string) error {
 	if err := only(cfg, *name); err != nil {
 		return err
 	}
-	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, g.stderr)
+	level := *logLevel
+	if level == "" {
+		level = "warn"
+		if l := strings.ToLower(cfg.Log.Level); l == "debug" || l == "trace" {
+			level = l
+		}
+	}
+	if hclog.LevelFromString(level) == hclog.NoLevel {
+		return &usageError{msg: fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", level)}
+	}
+	log := newLogger(config.Log{Level: level, Format: cfg.Log.Format}, g.stderr)
 	ctx := context.Background()
 	e, err := engine.New(ctx, cfg, log)
 	if err != nil {
@@ -120,6 +132,10 @@ func cmdRun(g *globals, args []string) error {
 	defer e.Close(ctx)
 	p, _ := e.Pipeline(*name)
 	st, err := p.Pipeline.Run(ctx, bytes.NewReader(input), len(input), func(res []byte, ct string) error {
+		if *raw {
+			_, err := g.stdout.Write(res)
+			return err
+		}
 		if strings.HasPrefix(ct, "application/json") {
 			var buf bytes.Buffer
 			if json.Indent(&buf, res, "", "  ") == nil {
@@ -194,7 +210,11 @@ func cmdInspect(g *globals, args []string) error {
 		}{{"pre", p.Pre}, {"post", p.Post}} {
 			role, pl := rp.role, rp.pl
 			fmt.Fprintf(w, "  %s plugin %s\n", role, pl.Path)
-			if err := inspectPlugin(g, pl.Path, "    "); err != nil {
+			params, err := pl.ResolveParams()
+			if err != nil {
+				return fmt.Errorf("pipeline %s %s plugin: %w", name, role, err)
+			}
+			if err := inspectPlugin(g, pl.Path, "    ", params); err != nil {
 				return err
 			}
 			fmt.Fprintf(w, "    budget: memory %d MiB, %d ms per call (%s clock)\n", pl.MemoryLimitMB, pl.TimeoutMS, pl.BudgetClock)
@@ -211,7 +231,7 @@ func inspectFile(g *globals, f string) error {
 		return inspectModel(g, f, true, true)
 	case ".wasm":
 		fmt.Fprintf(g.stdout, "\nplugin %s\n", f)
-		return inspectPlugin(g, f, "  ")
+		return inspectPlugin(g, f, "  ", nil)
 	}
 	return &usageError{msg: fmt.Sprintf("%s: want a .tflite or .wasm file", f)}
 }
@@ -310,7 +330,7 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func inspectPlugin(g *globals, path, indent string) error {
+func inspectPlugin(g *globals, path, indent string, params map[string]any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -331,6 +351,16 @@ func inspectPlugin(g *globals, path, indent string) error {
 	fmt.Fprintf(g.stdout, "%s%s %s (abi %d, kind %s, result %s) %d bytes\n", indent, m.Name, m.Version, m.ABI, m.Kind, m.ResultType(), len(b))
 	if m.Description != "" {
 		fmt.Fprintf(g.stdout, "%s%s\n", indent, m.Description)
+	}
+	if len(m.Unknown) > 0 {
+		fmt.Fprintf(g.stdout, "%sunknown manifest keys (ignored): %s\n", indent, strings.Join(m.Unknown, ", "))
+	}
+	// The load-time checks a manifest does not show (exports and signatures, memory,
+	// imports, the reactor rule, instantiation, init with no params): what `plugin check` runs.
+	if _, err := checkPlugin(g, path, params, "", 0); err != nil {
+		fmt.Fprintf(g.stdout, "%snot loadable: %v\n", indent, err)
+	} else {
+		fmt.Fprintf(g.stdout, "%sload check: ok\n", indent)
 	}
 	// inspect checks no key: a signature section it has not verified is only "unverified"
 	// (`edgehost plugin verify --key` checks one).

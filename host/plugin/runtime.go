@@ -229,7 +229,7 @@ type Grants struct {
 	Env    map[string]string // environment variables the guest sees
 	Clock  bool              // the real wall and monotonic clocks (default: a fixed fake clock)
 	Random bool              // the host's cryptographic randomness (default: deterministic)
-	Stdout bool              // the guest's stdout/stderr go to the host log (default: discarded)
+	Stdout bool              // the guest's stdout/stderr reach the host log at info/warn (default: at debug; bounded either way)
 }
 
 // String describes the grants for humans ("none" when nothing is granted).
@@ -383,6 +383,9 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	if err != nil {
 		return fail("%v", err)
 	}
+	if len(man.Unknown) > 0 {
+		r.log.Warn("plugin manifest has keys this host does not know (ignored, ABI.md §9)", "path", cfg.Path, "keys", strings.Join(man.Unknown, ","))
+	}
 	if cfg.WantKind != "" && man.Kind != abi.KindBoth && man.Kind != cfg.WantKind {
 		return fail("plugin %s is kind %q but is configured as a %s plugin", man.Name, man.Kind, cfg.WantKind)
 	}
@@ -478,6 +481,11 @@ func (m *Module) checkExports() error {
 		want[abi.ExportPost] = sig{1, 1}
 	}
 	exports := m.compiled.ExportedFunctions()
+	if _, ok := exports["_start"]; ok {
+		// A command module's _start would run main and, under WASI, exit: ABI.md §2.
+		return fmt.Errorf("exports _start: it is a WASI command module, but a plugin must be a reactor (ABI.md §2): " +
+			"build C with -mexec-model=reactor, Go with -buildmode=c-shared, Rust as a cdylib (crate-type = [\"cdylib\"]), not a bin")
+	}
 	for name, s := range want {
 		def, ok := exports[name]
 		if !ok {
@@ -493,9 +501,13 @@ func (m *Module) checkExports() error {
 				name, typeNames(p), typeNames(res), s.params, s.results)
 		}
 	}
+	for _, im := range m.compiled.ImportedMemories() {
+		mod, name, _ := im.Import()
+		return fmt.Errorf("imports its memory (%s.%s): a plugin must define its own memory and export it as \"memory\" (ABI.md §2); link without --import-memory", mod, name)
+	}
 	mem, ok := m.compiled.ExportedMemories()["memory"]
 	if !ok {
-		return fmt.Errorf("missing exported memory \"memory\"")
+		return fmt.Errorf("missing exported memory \"memory\" (ABI.md §2): export the module's linear memory under that name")
 	}
 	if min := uint64(mem.Min()) * pageSize; min > m.cfg.MemoryLimit {
 		return fmt.Errorf("initial memory of %d bytes exceeds the plugin's memory budget of %d bytes (raise memory_limit)", min, m.cfg.MemoryLimit)
