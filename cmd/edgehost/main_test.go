@@ -218,7 +218,17 @@ func TestValidate(t *testing.T) {
 		if code != exitFailure {
 			t.Errorf("exit %d, want 1", code)
 		}
-		for _, want := range []string{cfg + ":11: log.level: ", `pipelines.detect.model: model "yolo" is not defined`} {
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		level := 0
+		for i, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, `level = "loud"`) {
+				level = i + 1
+			}
+		}
+		for _, want := range []string{fmt.Sprintf("%s:%d: log.level: ", cfg, level), `pipelines.detect.model: model "yolo" is not defined`} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q", want)
 			}
