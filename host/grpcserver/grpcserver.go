@@ -14,7 +14,6 @@ import (
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -81,20 +80,12 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 // fail turns err into a gRPC status through the error table, logs it and sets the class
-// trailer. A call whose client went away or whose own deadline passed gets the context's
-// status (Canceled, DeadlineExceeded).
+// trailer.
 func (g *Server) fail(ctx context.Context, method string, err error) error {
 	class, httpStatus, code := server.Classify(err)
-	if cerr := ctx.Err(); cerr != nil && code != codes.DeadlineExceeded {
-		if errors.Is(cerr, context.Canceled) {
-			code = codes.Canceled
-		} else {
-			code = codes.DeadlineExceeded
-		}
-	}
 	_ = grpc.SetTrailer(ctx, metadata.Pairs(ClassTrailer, class))
 	lvl := hclog.Debug
-	if httpStatus >= 500 {
+	if httpStatus >= 500 && class != server.ClassCanceled {
 		lvl = hclog.Warn
 	}
 	g.log.Log(lvl, "call failed", "method", method, "code", code.String(), "class", class, "error", err)

@@ -23,6 +23,7 @@ const (
 	ClassPluginError   = "plugin_error"
 	ClassTimeout       = "timeout"
 	ClassPluginTimeout = "plugin_timeout"
+	ClassCanceled      = "canceled"
 	ClassInternal      = "internal"
 )
 
@@ -41,6 +42,9 @@ var errorTable = map[string]struct {
 	ClassPluginError:   {http.StatusInternalServerError, codes.Internal},
 	ClassPluginTimeout: {http.StatusInternalServerError, codes.Internal},
 	ClassTimeout:       {http.StatusGatewayTimeout, codes.DeadlineExceeded},
+	// The client went away (closed the connection, cancelled the call) before the answer:
+	// it never sees one; 499 is nginx's "client closed request", for the metrics and logs.
+	ClassCanceled: {499, codes.Canceled},
 	ClassInternal:      {http.StatusInternalServerError, codes.Internal},
 }
 
@@ -102,6 +106,8 @@ func classOf(err error) string {
 		return ClassPluginError
 	case errors.Is(err, context.DeadlineExceeded):
 		return ClassTimeout
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
 	}
 	return ClassInternal
 }
