@@ -45,7 +45,7 @@ var errorTable = map[string]struct {
 	// The client went away (closed the connection, cancelled the call) before the answer:
 	// it never sees one; 499 is nginx's "client closed request", for the metrics and logs.
 	ClassCanceled: {499, codes.Canceled},
-	ClassInternal:      {http.StatusInternalServerError, codes.Internal},
+	ClassInternal: {http.StatusInternalServerError, codes.Internal},
 }
 
 // Classify returns the class of err and, from the one error table, the HTTP status and the

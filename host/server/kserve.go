@@ -60,9 +60,9 @@ func tensorMetas(ts []tflite.TensorInfo) []TensorMetadata {
 
 // ModelMetadata is a KServe v2 model's metadata, for both front ends.
 type ModelMetadata struct {
-	Name     string       `json:"name"`
-	Versions []string     `json:"versions"`
-	Platform string       `json:"platform"`
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
 	Inputs   []TensorMetadata `json:"inputs"`
 	Outputs  []TensorMetadata `json:"outputs"`
 }
