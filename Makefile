@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check bench bench-go bench-venv bench-data fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
 
@@ -94,9 +94,15 @@ $(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
 		{ rm -f $@.tmp; echo "$@: sha256 differs from the pinned one (bench/make_frame.py or the venv changed?)"; exit 1; }
 	mv $@.tmp $@
 
-# An unmodified Triton/KServe client (tritonclient.http) against the shipped config.
+# Unmodified Triton/KServe clients (tritonclient.http and tritonclient.grpc) against the
+# shipped config, its gRPC service turned on with --grpc-addr.
 client-check: build plugins
 	bash scripts/client_check.sh
+
+# Regenerates host/grpcserver/inference/*.pb.go from grpc_predict_v2.proto (the generated
+# code is committed; only a change of the .proto or of the pinned generators needs this).
+proto:
+	bash scripts/proto.sh
 
 BENCHTIME ?= 2s
 FUZZTIME ?= 30s
