@@ -39,7 +39,8 @@ c-plugins: deps
 run: build plugins
 	./bin/edgehost --config config.toml run --pipeline classify .deps/models/peacock.png
 
-# The README's test command: vet, every test, then the race detector over the host's
+# The README's test command: vet, every test (the fleet manifests' test is its own module,
+# deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
 test: build plugins
@@ -47,6 +48,7 @@ test: build plugins
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
 	go test -count=1 ./...
+	cd deploy && go vet ./... && go test -count=1 ./...
 	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
