@@ -66,6 +66,7 @@ func cmdServe(g *globals, args []string) error {
 		}
 		defer w.Close()
 	}
+	defer e.PollSources(ctx)() // registry tags ([oci] poll_interval); nothing to do without sources
 	l, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return err

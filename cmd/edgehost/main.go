@@ -6,6 +6,7 @@
 //	edgehost [--config FILE] validate       check config, models and plugins
 //	edgehost [--config FILE] inspect [F...] show model tensors and plugin manifests
 //	edgehost plugin sign|verify|keygen      sign plugins for trusted deployment
+//	edgehost plugin push|pull REF FILE      plugins and models to and from an OCI registry
 package main
 
 import (
@@ -37,7 +38,7 @@ func init() {
 		{"run", "--pipeline NAME FILE", "Run one input file through a pipeline and print the result.", cmdRun},
 		{"validate", "", "Load the config, every model and every plugin, then exit: 0 when all are valid.", cmdValidate},
 		{"inspect", "[FILE.tflite|FILE.wasm ...]", "Show model tensors and plugin manifests (of the config, or of the files given).", cmdInspect},
-		{"plugin", "keygen|sign|verify ...", "Make signing keys, sign a plugin, verify a plugin's signature.", cmdPlugin},
+		{"plugin", "keygen|sign|verify|push|pull ...", "Make signing keys, sign a plugin, verify a plugin's signature, push or pull a plugin or model to or from an OCI registry.", cmdPlugin},
 	}
 }
 

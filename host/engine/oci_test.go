@@ -20,7 +20,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
-	"github.com/edgehost/edgehost/host/internal/testservers"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/edgehost/edgehost/host/oci"
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/hashicorp/go-hclog"

@@ -11,14 +11,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/edgehost/edgehost/host/internal/testplugins"
 )
+
+// root is the repository root.
+var root = func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "../.."))
+}()
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
@@ -35,7 +41,7 @@ func FreePort(t testing.TB) int {
 // when `make brokers` could not fetch it.
 func binary(t testing.TB, rel, pkg string) string {
 	t.Helper()
-	p := filepath.Join(testplugins.Root, ".deps", rel)
+	p := filepath.Join(root, ".deps", rel)
 	if _, err := os.Stat(p); err != nil {
 		t.Skipf("%s is not there: `make brokers` fetches Debian's %s into .deps (it could not here: %v)", p, pkg, err)
 	}
@@ -141,7 +147,7 @@ func Mosquitto(t testing.TB) *Server {
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lib := filepath.Join(testplugins.Root, ".deps/mosquitto/usr/lib/x86_64-linux-gnu")
+	lib := filepath.Join(root, ".deps/mosquitto/usr/lib/x86_64-linux-gnu")
 	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t, argv: []string{bin, "-c", cf},
 		env: []string{"LD_LIBRARY_PATH=" + lib}, out: &lockedBuffer{}}
 	s.start()
