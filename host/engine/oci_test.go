@@ -20,9 +20,9 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
-	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/edgehost/edgehost/host/oci"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 )
 

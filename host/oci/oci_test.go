@@ -9,8 +9,8 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
-	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/edgehost/edgehost/host/oci"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/opencontainers/go-digest"
 )
 
