@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -141,7 +142,13 @@ func Mosquitto(t testing.TB) *Server {
 	bin := binary(t, "mosquitto/usr/sbin/mosquitto", "mosquitto 2.0.11")
 	dir := t.TempDir()
 	port := FreePort(t)
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stdout\nlog_type error\nlog_type warning\n", port, dir)
+	// Started as root, mosquitto drops to user "mosquitto", which cannot write its database
+	// into this test's directory: stay the user we are.
+	me := "root"
+	if u, err := user.Current(); err == nil {
+		me = u.Username
+	}
+	conf := fmt.Sprintf("user %s\nlistener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\nautosave_interval 1\nmax_queued_messages 100000\nlog_dest stdout\nlog_type error\nlog_type warning\n", me, port, dir)
 	cf := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
