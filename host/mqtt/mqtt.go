@@ -238,36 +238,53 @@ func (b *Bridge) handle(j job) {
 		}
 	}
 	kind := "result"
+	outs := []*paho.Publish{out}
 	if err != nil {
 		_, class := server.Classify(err)
 		b.m.Errors.WithLabelValues(b.name, class).Inc()
 		kind = "error"
-		out.Topic = b.cfg.ErrorTopic
 		out.Payload, _ = json.Marshal(ErrorMessage{Error: err.Error(), Class: class, Pipeline: b.name, Topic: in.Topic})
 		out.Properties.ContentType = "application/json"
 		out.Properties.User = paho.UserProperties{{Key: "error_class", Value: class}}
+		if out.Topic != b.cfg.ResultTopic { // a requester waits on its response topic: tell it too
+			e := *out
+			e.Topic = b.cfg.ErrorTopic
+			outs = append(outs, &e)
+		} else {
+			out.Topic = b.cfg.ErrorTopic
+		}
 		b.log.Debug("pipeline run failed", "topic", in.Topic, "class", class, "error", err)
 	} else {
 		out.Payload, out.Properties.ContentType = res, ct
 	}
+	for _, o := range outs {
+		if !b.publish(o) {
+			return // stopping: not acknowledged, so redelivered after the restart
+		}
+	}
+	b.m.Published.WithLabelValues(b.name, kind).Add(float64(len(outs)))
+	// A message of an earlier connection cannot be acknowledged on this one: the broker
+	// sends it again (a duplicate result, as QoS 1 allows).
+	_ = j.client.Ack(in)
+}
+
+// publish sends one answer at QoS 1 until the broker acknowledges it; false when the
+// bridge is stopping first.
+func (b *Bridge) publish(out *paho.Publish) bool {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		_, perr := b.out.Publish(ctx, out)
 		cancel()
 		if perr == nil {
-			break
+			return true
 		}
 		select {
 		case <-b.quit:
-			return // not acknowledged: redelivered after the restart
+			return false
 		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)):
 		}
 		_ = b.out.AwaitConnection(b.ctx)
 	}
-	b.m.Published.WithLabelValues(b.name, kind).Inc()
-	// A message of an earlier connection cannot be acknowledged on this one: the broker
-	// sends it again (a duplicate result, as QoS 1 allows).
-	_ = j.client.Ack(in)
 }
 
 // run runs the pipeline on payload. Overload is waited out (the message is held, not
