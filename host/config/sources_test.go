@@ -94,3 +94,12 @@ result_topic = "results/p"
 		}
 	}
 }
+
+// TestExamplesLoad: the README's example configs stay valid.
+func TestExamplesLoad(t *testing.T) {
+	for _, f := range []string{"../../examples/mqtt.toml", "../../examples/oci.toml"} {
+		if _, err := config.Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
