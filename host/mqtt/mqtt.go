@@ -92,7 +92,9 @@ type job struct {
 
 // Start connects pipeline name's [pipelines.NAME.mqtt] and serves it until Close. It
 // returns once the connection manager runs; the first connection may come later (the
-// broker may be down: it is retried with backoff). timeout bounds one pipeline run.
+// broker may be down: it is retried with backoff). timeout bounds one pipeline run. The
+// bridge lives until Close, whatever becomes of ctx: a serve that is stopping still lets
+// the messages being processed finish and be acknowledged.
 func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, timeout time.Duration, m *Metrics, log hclog.Logger) (*Bridge, error) {
 	u, err := url.Parse(cfg.Broker)
 	if err != nil {
