@@ -32,6 +32,7 @@ type SourceStatus struct {
 	Layer     string    `json:"layer,omitempty"`
 	CheckedAt time.Time `json:"checked_at,omitzero"` // last contact with the registry
 	Rejected  string    `json:"rejected,omitempty"`  // manifest digest refused, not retried until the tag moves
+	Why       string    `json:"rejected_why,omitempty"`
 	LastError string    `json:"last_error,omitempty"`
 	ErrorAt   time.Time `json:"last_error_at,omitzero"`
 }
@@ -133,7 +134,7 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 	}
 	if err == nil {
 		e.src.update(src.Path, func(s *SourceStatus) {
-			s.Manifest, s.Layer, s.CheckedAt, s.LastError, s.Rejected = string(a.Manifest), string(a.Layer), now, "", ""
+			s.Manifest, s.Layer, s.CheckedAt, s.LastError, s.Rejected, s.Why = string(a.Manifest), string(a.Layer), now, "", "", ""
 		})
 		return nil
 	}
@@ -189,15 +190,21 @@ func (e *Engine) pollSource(ctx context.Context, src config.Source) {
 	}
 	e.src.update(src.Path, func(s *SourceStatus) { s.CheckedAt = now })
 	if string(d) == st.Manifest || string(d) == st.Rejected {
-		if string(d) == st.Manifest {
-			e.src.update(src.Path, func(s *SourceStatus) { s.LastError = "" })
-		}
+		e.src.update(src.Path, func(s *SourceStatus) { // the registry answers again: the last word is about the artifact
+			if string(d) == s.Manifest {
+				s.LastError = ""
+			} else {
+				s.LastError = s.Why
+			}
+		})
 		return
 	}
 	reject := func(err error) {
 		e.reloadFailures.Add(1)
 		e.log.Error("registry artifact rejected; the previous version keeps serving", "source", src.Raw, "manifest", d, "error", err)
-		e.src.update(src.Path, func(s *SourceStatus) { s.Rejected, s.LastError, s.ErrorAt = string(d), err.Error(), now })
+		e.src.update(src.Path, func(s *SourceStatus) {
+			s.Rejected, s.Why, s.LastError, s.ErrorAt = string(d), err.Error(), err.Error(), now
+		})
 	}
 	pctx, cancel2 := context.WithTimeout(ctx, time.Minute)
 	defer cancel2()
@@ -235,7 +242,7 @@ func (e *Engine) pollSource(ctx context.Context, src config.Source) {
 		return
 	}
 	e.src.update(src.Path, func(s *SourceStatus) {
-		s.Manifest, s.Layer, s.Rejected, s.LastError = string(a.Manifest), string(a.Layer), "", ""
+		s.Manifest, s.Layer, s.Rejected, s.Why, s.LastError = string(a.Manifest), string(a.Layer), "", "", ""
 	})
 }
 

@@ -30,7 +30,7 @@ import (
 // loopback) with signatures required. v1 serves; v2 pushed to the same tag is swapped in
 // under 8 concurrent clients with 0 failed requests; then an unsigned artifact, one
 // modified after signing and one of the wrong kind are pushed to that tag and never serve
-// (each is shown in /status); a layer tampered in the registry's storage stops a fresh
+// (each is shown in /status), and the registry stopping changes nothing but /status; a layer tampered in the registry's storage stops a fresh
 // start that has no cached copy, and a start with the cache keeps serving from it.
 func TestOCITagSwap(t *testing.T) {
 	reg := testservers.Registry(t)
@@ -178,7 +178,12 @@ source = %q
 		}
 		t.Logf("%s: %s", bad.name, source().LastError)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The registry goes away: v2 keeps serving (the clients are still running) and /status says why.
+	reg.Stop()
+	waitFor(t, "registry down in /status", time.Minute, func() bool { return strings.Contains(source().LastError, "registry unreachable") })
+	t.Logf("registry down: %s", source().LastError)
+	reg.Restart()
+	waitFor(t, "registry back in /status", time.Minute, func() bool { return strings.Contains(source().LastError, "rejected by the reload") })
 	stopClients.Store(true)
 	wg.Wait()
 	t.Logf("tag swap under 8 clients: %d requests, %d from v2, %d failed; v2 served %.2f s after the push",
