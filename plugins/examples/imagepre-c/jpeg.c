@@ -35,6 +35,11 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 
 #define FAST 10
 
+/* 4-wide vectors (GCC/clang vector extensions): Wasm SIMD128 with -msimd128, SSE natively. */
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
+#define SKIP 13
+
 /* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
 typedef struct {
     int present;
@@ -71,6 +76,14 @@ typedef struct {
     jcomp comp[3];
     int N;            /* samples per block side at the chosen scale: 8, 4, 2 or 1 */
     float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 2N), x, u < N */
+    f4 idctv[8][2];   /* idctv[u][h][i] = idct[4h+i][u] */
+    int klast;        /* last zig-zag index inside N x N */
+    uint8_t zpos[64]; /* zig-zag index -> position in N x N (row stride 8), 64 if outside */
+    uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
+    /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
+     * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
+    uint16_t skip[4][1 << SKIP];
+    uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
     img_err *e;
 } jdec;
 
@@ -186,10 +199,86 @@ static inline int extend(unsigned v, int s) {
     return s == 0 ? 0 : (v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v);
 }
 
-/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by). */
+/* Build the AC skip table of t (see jdec.skip): for every SKIP-bit prefix, the whole symbols
+ * (code and magnitude bits) it holds, up to and including an EOB. Built bottom-up over the
+ * number r of bits left, so each entry costs one look-up: lvl[(1 << r) | g] is the entry for
+ * the r-bit string g, and an entry is its first symbol plus the entry of the bits after it. */
+static void build_skip(const jhuff *t, uint16_t *skip, uint16_t *lvl) {
+    lvl[1] = 0; /* r = 0: nothing */
+    for (int r = 1; r <= SKIP; r++) {
+        uint16_t *dst = r == SKIP ? skip : lvl + (1u << r);
+        for (unsigned g = 0; g < (1u << r); g++) {
+            unsigned p = r >= FAST ? g >> (r - FAST) : g << (FAST - r);
+            int len = t->fast_len[p], e = 0;
+            if (len != 0 && len <= r) {
+                int rs = t->fast_val[p], run = rs >> 4, sz = rs & 15;
+                if (sz == 0 && run != 15) e = 16 | len; /* EOB */
+                else if (len + sz <= r) {
+                    int used = len + sz, rest = lvl[(1u << (r - used)) | (g & ((1u << (r - used)) - 1))];
+                    int adv = (sz == 0 ? 16 : run + 1) + (rest >> 5); /* ZRL or one coefficient */
+                    e = adv << 5 | (rest & 16) | (used + (rest & 15));
+                }
+            }
+            dst[g] = (uint16_t)e;
+        }
+    }
+}
+
+/* One AC symbol decoded the long way (codes or magnitudes past the fast tables): returns the
+ * new k, 64 after EOB, or -1 on bad data; stores the coefficient when it is inside N x N. */
+static int ac_symbol(jdec *j, const jhuff *ac, int k, float *coef, const uint16_t *q, unsigned *rows) {
+    int rs = decode_huff(j, ac);
+    if (rs < 0) return bad(j, "invalid AC Huffman code"), -1;
+    int r = rs >> 4, sz = rs & 15;
+    if (sz == 0) return r == 15 ? k + 16 : 64; /* ZRL, EOB */
+    k += r;
+    if (k > 63) return bad(j, "AC coefficient index out of range"), -1;
+    int v = extend(getbits(j, sz), sz);
+    coef[j->zpos[k]] = (float)v * q[k];
+    *rows |= j->zrow[k];
+    return k + 1;
+}
+
+/* Round and clamp 4 samples to 0..255 and store them (no float-to-int overflow: clamped first). */
+static inline void store4(uint8_t *out, f4 s) {
+    const f4 zero = {0, 0, 0, 0}, top = {255, 255, 255, 255}, half = {0.5f, 0.5f, 0.5f, 0.5f};
+    i4 lo = s < zero, hi = s > top;
+    s = (f4)(((i4)s & ~lo & ~hi) | ((i4)top & hi));
+    i4 v = __builtin_convertvector(s + half, i4);
+    out[0] = (uint8_t)v[0], out[1] = (uint8_t)v[1], out[2] = (uint8_t)v[2], out[3] = (uint8_t)v[3];
+}
+
+/* Separable IDCT (T.81 A.3.3) of the N x N coefficients (N = 4 or 8) in 4-wide float vectors
+ * (Wasm SIMD128 f32x4 with -msimd128, SSE natively), skipping rows without coefficients. */
+static void idct_vec(const jdec *j, const float *coef, unsigned rows, uint8_t *out, size_t stride) {
+    const int N = j->N, nv = N / 4;
+    f4 tmp[8][2];
+    for (int v = 0; v < N; v++) {
+        if (!(rows >> v & 1)) continue;
+        for (int h = 0; h < nv; h++) {
+            f4 s = {0, 0, 0, 0};
+            for (int u = 0; u < N; u++) s += coef[v * 8 + u] * j->idctv[u][h];
+            tmp[v][h] = s;
+        }
+    }
+    for (int y = 0; y < N; y++, out += stride)
+        for (int h = 0; h < nv; h++) {
+            f4 s = {128.0f, 128.0f, 128.0f, 128.0f};
+            for (int v = 0; v < N; v++)
+                if (rows >> v & 1) s += j->idct[y][v] * tmp[v][h];
+            store4(out + 4 * h, s);
+        }
+}
+
+/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by).
+ *
+ * Coefficients are decoded in two phases: up to j->klast (the last zig-zag index inside
+ * N x N) each one is reconstructed and stored (j->zpos sends those outside N x N to a dummy
+ * slot, without a branch); after it, only their positions matter, so the skip table consumes
+ * several whole symbols per look-up. Every symbol is still decoded and checked. */
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
-    float coef[64];
+    float coef[65];
     if (N == 1) coef[0] = 0; /* only N x N is read */
     else
         for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N);
@@ -200,39 +289,38 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
     c->dcpred = pred;
-    coef[0] = (float)pred * q[0];
     unsigned rows = 1; /* bit v set: row v of coef has a non-zero coefficient (u, v < N) */
     const jhuff *ac = &j->ac[c->ta];
-    for (int k = 1; k < 64;) {
+    const int klast = j->klast;
+    int k = 1;
+    while (k <= klast) {
         if (j->n < 16) fill(j);
         int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
         if (fa) { /* short code and magnitude: one table look-up */
             j->n -= fa & 255;
             k += (fa >> 8) & 15;
             if (k > 63) return bad(j, "AC coefficient index out of range");
-            int z = zigzag[k++];
-            if ((z & 7) < N && (z >> 3) < N) {
-                coef[z] = (float)(fa >> 16) * q[k - 1];
-                rows |= 1u << (z >> 3);
+            coef[j->zpos[k]] = (float)(fa >> 16) * q[k];
+            rows |= j->zrow[k++];
+            continue;
+        }
+        if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
+    }
+    if (k < 64) {
+        const uint16_t *skip = j->skip[c->ta];
+        while (k < 64) {
+            if (j->n < 16) fill(j);
+            unsigned e = skip[(unsigned)(j->acc >> (j->n - SKIP)) & ((1u << SKIP) - 1)];
+            int adv = (int)(e >> 5);
+            if (e & 16) { /* ends with EOB */
+                if (k + adv < 64) { j->n -= e & 15; break; }
+            } else if (e && k + adv <= 64) {
+                j->n -= e & 15;
+                k += adv;
+                continue;
             }
-            continue;
+            if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
         }
-        int rs = decode_huff(j, ac);
-        if (rs < 0) return bad(j, "invalid AC Huffman code");
-        int r = rs >> 4, sz = rs & 15;
-        if (sz == 0) {
-            if (r != 15) break; /* EOB */
-            k += 16;             /* ZRL */
-            continue;
-        }
-        k += r;
-        if (k > 63) return bad(j, "AC coefficient index out of range");
-        int v = extend(getbits(j, sz), sz), z = zigzag[k];
-        if ((z & 7) < N && (z >> 3) < N) { /* coefficients past N x N do not reach the output */
-            coef[z] = (float)v * q[k];
-            rows |= 1u << (z >> 3);
-        }
-        k++;
     }
     if (overrun(j)) return bad(j, "truncated or corrupt scan data");
 
@@ -240,16 +328,21 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     uint8_t *out = c->plane + (size_t)by * N * stride + (size_t)bx * N;
     int only_dc = rows == 1;
     for (int u = 1; only_dc && u < N; u++) only_dc = coef[u] == 0;
-    if (only_dc) { /* flat block: DC/8 + 128 everywhere */
-        float dc = coef[0] * 0.125f + 128.0f;
-        uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)lrintf(dc);
+    if (only_dc) { /* flat block: DC/8 + 128 everywhere, rounded half up */
+        int dc = (pred * q[0] + 1028) >> 3;
+        uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)dc;
         if (N == 1) *out = px;
         else
             for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
         return IMG_OK;
     }
-    /* Separable float IDCT (T.81 A.3.3) over the N x N coefficients, skipping zero rows. */
-    float tmp[64];
+    coef[0] = (float)pred * q[0];
+    if (N >= 4) {
+        idct_vec(j, coef, rows, out, stride);
+        return IMG_OK;
+    }
+    /* N = 2: the scalar separable IDCT. */
+    float tmp[16];
     for (int v = 0; v < N; v++) {
         if (!(rows >> v & 1)) continue;
         for (int x = 0; x < N; x++) {
@@ -263,7 +356,7 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
             float sum = 128.0f;
             for (int v = 0; v < N; v++)
                 if (rows >> v & 1) sum += j->idct[y][v] * tmp[v * 8 + x];
-            out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)lrintf(sum);
+            out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)(sum + 0.5f);
         }
     return IMG_OK;
 }
@@ -360,9 +453,18 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
            (uint32_t)((j->h * (j->N / 2) + 7) / 8) >= min_h && min_w > 0 && min_h > 0)
         j->N /= 2;
     for (int x = 0; x < j->N; x++)
-        for (int u = 0; u < j->N; u++)
+        for (int u = 0; u < j->N; u++) {
             j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) *
                             cosf((float)((2 * x + 1) * u) * 3.14159265f / (float)(2 * j->N));
+            j->idctv[u][x / 4][x % 4] = j->idct[x][u];
+        }
+    j->klast = 0;
+    for (int k = 0; k < 64; k++) {
+        int z = zigzag[k], in = (z & 7) < j->N && (z >> 3) < j->N;
+        j->zpos[k] = in ? (uint8_t)z : 64;
+        j->zrow[k] = in ? (uint8_t)(1u << (z >> 3)) : 0;
+        if (in) j->klast = k;
+    }
 }
 
 static int parse_sof(jdec *j, const uint8_t *d, int len) {
@@ -532,6 +634,8 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             jcomp *sc[3];
             int ns;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
+            if (j->N < 8)
+                for (int i = 0; i < ns; i++) build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
             j->p = p;
             if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
