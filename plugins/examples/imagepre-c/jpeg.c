@@ -292,36 +292,63 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     unsigned rows = 1; /* bit v set: row v of coef has a non-zero coefficient (u, v < N) */
     const jhuff *ac = &j->ac[c->ta];
     const int klast = j->klast;
-    int k = 1;
+    /* The AC loops keep the bit buffer in locals (registers; in Wasm, locals instead of
+     * bounds-checked loads and stores of j->acc and j->n); the slow paths sync it. */
+    uint64_t acc = j->acc;
+    int n = j->n, k = 1;
+#define BITS_OUT() (j->acc = acc, j->n = n)
+#define BITS_IN() (acc = j->acc, n = j->n)
+#define REFILL()                                                                              \
+    do {                                                                                      \
+        if (n < 16) {                                                                         \
+            uint64_t v_, x_;                                                                  \
+            if (!j->marker && j->end - j->p >= 8 && (memcpy(&v_, j->p, 8), x_ = ~v_,          \
+                ((x_ - 0x0101010101010101ull) & ~x_ & 0x8080808080808080ull) == 0)) {         \
+                int nb_ = (63 - n) >> 3; /* no 0xFF in the next 8 bytes: one load */           \
+                acc = (acc << (8 * nb_)) | (__builtin_bswap64(v_) >> (64 - 8 * nb_));          \
+                j->p += nb_, n += 8 * nb_;                                                    \
+            } else {                                                                          \
+                BITS_OUT(), fill(j), BITS_IN();                                               \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
     while (k <= klast) {
-        if (j->n < 16) fill(j);
-        int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
+        REFILL();
+        int32_t fa = ac->fast_ac[(unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1)];
         if (fa) { /* short code and magnitude: one table look-up */
-            j->n -= fa & 255;
+            n -= fa & 255;
             k += (fa >> 8) & 15;
             if (k > 63) return bad(j, "AC coefficient index out of range");
             coef[j->zpos[k]] = (float)(fa >> 16) * q[k];
             rows |= j->zrow[k++];
             continue;
         }
+        BITS_OUT();
         if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
+        BITS_IN();
     }
     if (k < 64) {
         const uint16_t *skip = j->skip[c->ta];
         while (k < 64) {
-            if (j->n < 16) fill(j);
-            unsigned e = skip[(unsigned)(j->acc >> (j->n - SKIP)) & ((1u << SKIP) - 1)];
+            REFILL();
+            unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
             int adv = (int)(e >> 5);
             if (e & 16) { /* ends with EOB */
-                if (k + adv < 64) { j->n -= e & 15; break; }
+                if (k + adv < 64) { n -= e & 15; break; }
             } else if (e && k + adv <= 64) {
-                j->n -= e & 15;
+                n -= e & 15;
                 k += adv;
                 continue;
             }
+            BITS_OUT();
             if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
+            BITS_IN();
         }
     }
+    BITS_OUT();
+#undef REFILL
+#undef BITS_IN
+#undef BITS_OUT
     if (overrun(j)) return bad(j, "truncated or corrupt scan data");
 
     size_t stride = (size_t)c->bw * N;
@@ -525,6 +552,18 @@ static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
     return IMG_OK;
 }
 
+/* Go's color.YCbCrToRGB (16.16 fixed point, JFIF coefficients) on one output row whose chroma
+ * samples repeat 1 << shb and 1 << shr times. */
+static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int shb, int shr, int W, uint8_t *o) {
+    for (int x = 0; x < W; x++, o += 3) {
+        int32_t yy = y[x] * 0x10101, b = cb[x >> shb] - 128, r = cr[x >> shr] - 128;
+        int32_t v0 = yy + 91881 * r, v1 = yy - 22554 * b - 46802 * r, v2 = yy + 116130 * b;
+        o[0] = ((uint32_t)v0 & 0xff000000u) == 0 ? (uint8_t)(v0 >> 16) : v0 < 0 ? 0 : 255;
+        o[1] = ((uint32_t)v1 & 0xff000000u) == 0 ? (uint8_t)(v1 >> 16) : v1 < 0 ? 0 : 255;
+        o[2] = ((uint32_t)v2 & 0xff000000u) == 0 ? (uint8_t)(v2 >> 16) : v2 < 0 ? 0 : 255;
+    }
+}
+
 /* Convert the component planes to RGB, at the chosen scale: ceil(w*N/8) x ceil(h*N/8). */
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
@@ -541,6 +580,12 @@ static int to_rgb(jdec *j, img *out) {
     }
     for (int i = 0; i < j->ncomp; i++)
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
+    /* Per component, log2 of hmax / h when that is a power of two (4:4:4, 4:2:2, 4:2:0, 4:1:1),
+     * else -1: those rows take ycc_row, without the column table. */
+    int sh[3] = {-1, -1, -1};
+    for (int i = 0; i < j->ncomp; i++)
+        for (int k = 0; k <= 2; k++)
+            if (j->comp[i].h << k == j->hmax) sh[i] = k;
     uint8_t *o = rgb;
     for (int y = 0; y < H; y++) {
         const uint8_t *row[3];
@@ -550,6 +595,11 @@ static int to_rgb(jdec *j, img *out) {
         }
         if (j->ncomp == 1) {
             for (int x = 0; x < W; x++, o += 3) o[0] = o[1] = o[2] = row[0][x];
+            continue;
+        }
+        if (!is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
+            ycc_row(row[0], row[1], row[2], sh[1], sh[2], W, o);
+            o += (size_t)W * 3;
             continue;
         }
         const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W;
@@ -632,7 +682,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             break;
         case 0xda: {
             jcomp *sc[3];
-            int ns;
+            int ns = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
             if (j->N < 8)
                 for (int i = 0; i < ns; i++) build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
