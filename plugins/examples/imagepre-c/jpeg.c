@@ -280,6 +280,7 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
     float coef[65];
     if (N == 1) coef[0] = 0; /* only N x N is read */
+    else if (N == 2) coef[0] = coef[1] = coef[8] = coef[9] = 0;
     else
         for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N);
     const uint16_t *q = j->q[c->tq];
@@ -368,23 +369,12 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
         idct_vec(j, coef, rows, out, stride);
         return IMG_OK;
     }
-    /* N = 2: the scalar separable IDCT. */
-    float tmp[16];
-    for (int v = 0; v < N; v++) {
-        if (!(rows >> v & 1)) continue;
-        for (int x = 0; x < N; x++) {
-            float sum = 0;
-            for (int u = 0; u < N; u++) sum += j->idct[x][u] * coef[v * 8 + u];
-            tmp[v * 8 + x] = sum;
-        }
-    }
-    for (int y = 0; y < N; y++, out += stride)
-        for (int x = 0; x < N; x++) {
-            float sum = 128.0f;
-            for (int v = 0; v < N; v++)
-                if (rows >> v & 1) sum += j->idct[y][v] * tmp[v * 8 + x];
-            out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)(sum + 0.5f);
-        }
+    /* N = 2: every entry of the 2-point table is +-1/(2 sqrt 2), so each sample is
+     * 128 + (c00 +- c01 +- c10 +- c11) / 8. */
+    float s0 = coef[0] + coef[1], d0 = coef[0] - coef[1], s1 = coef[8] + coef[9], d1 = coef[8] - coef[9];
+    float px[4] = {(s0 + s1) * 0.125f + 128.5f, (d0 + d1) * 0.125f + 128.5f, (s0 - s1) * 0.125f + 128.5f,
+                   (d0 - d1) * 0.125f + 128.5f};
+    for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
     return IMG_OK;
 }
 
