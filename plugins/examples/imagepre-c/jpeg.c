@@ -84,6 +84,7 @@ typedef struct {
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
     uint16_t skip[4][1 << SKIP];
     uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
+    float unused[65];             /* where decode_block_dc's coefficients go (never read) */
     img_err *e;
 } jdec;
 
@@ -270,6 +271,26 @@ static void idct_vec(const jdec *j, const float *coef, unsigned rows, uint8_t *o
         }
 }
 
+/* The decoding loops keep the bit buffer in locals acc and n (registers; in Wasm, locals
+ * instead of bounds-checked loads and stores of j->acc and j->n): BITS_OUT / BITS_IN sync
+ * them with j around the slow paths, REFILL tops them up with fill's common case inline. */
+#define BITS_OUT() (j->acc = acc, j->n = n)
+#define BITS_IN() (acc = j->acc, n = j->n)
+#define REFILL()                                                                              \
+do {                                                                                      \
+    if (n < 16) {                                                                         \
+        uint64_t v_, x_;                                                                  \
+        if (!j->marker && j->end - j->p >= 8 && (memcpy(&v_, j->p, 8), x_ = ~v_,          \
+            ((x_ - 0x0101010101010101ull) & ~x_ & 0x8080808080808080ull) == 0)) {         \
+            int nb_ = (63 - n) >> 3; /* no 0xFF in the next 8 bytes: one load */           \
+            acc = (acc << (8 * nb_)) | (__builtin_bswap64(v_) >> (64 - 8 * nb_));          \
+            j->p += nb_, n += 8 * nb_;                                                    \
+        } else {                                                                          \
+            BITS_OUT(), fill(j), BITS_IN();                                               \
+        }                                                                                 \
+    }                                                                                     \
+} while (0)
+
 /* Decode one 8x8 block of component c and write its N x N samples at block (bx, by).
  *
  * Coefficients are decoded in two phases: up to j->klast (the last zig-zag index inside
@@ -293,26 +314,8 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     unsigned rows = 1; /* bit v set: row v of coef has a non-zero coefficient (u, v < N) */
     const jhuff *ac = &j->ac[c->ta];
     const int klast = j->klast;
-    /* The AC loops keep the bit buffer in locals (registers; in Wasm, locals instead of
-     * bounds-checked loads and stores of j->acc and j->n); the slow paths sync it. */
     uint64_t acc = j->acc;
     int n = j->n, k = 1;
-#define BITS_OUT() (j->acc = acc, j->n = n)
-#define BITS_IN() (acc = j->acc, n = j->n)
-#define REFILL()                                                                              \
-    do {                                                                                      \
-        if (n < 16) {                                                                         \
-            uint64_t v_, x_;                                                                  \
-            if (!j->marker && j->end - j->p >= 8 && (memcpy(&v_, j->p, 8), x_ = ~v_,          \
-                ((x_ - 0x0101010101010101ull) & ~x_ & 0x8080808080808080ull) == 0)) {         \
-                int nb_ = (63 - n) >> 3; /* no 0xFF in the next 8 bytes: one load */           \
-                acc = (acc << (8 * nb_)) | (__builtin_bswap64(v_) >> (64 - 8 * nb_));          \
-                j->p += nb_, n += 8 * nb_;                                                    \
-            } else {                                                                          \
-                BITS_OUT(), fill(j), BITS_IN();                                               \
-            }                                                                                 \
-        }                                                                                     \
-    } while (0)
     while (k <= klast) {
         REFILL();
         int32_t fa = ac->fast_ac[(unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1)];
@@ -347,9 +350,6 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
         }
     }
     BITS_OUT();
-#undef REFILL
-#undef BITS_IN
-#undef BITS_OUT
     if (overrun(j)) return bad(j, "truncated or corrupt scan data");
 
     size_t stride = (size_t)c->bw * N;
@@ -378,6 +378,56 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     return IMG_OK;
 }
 
+/* decode_block at 1/8 scale (N = 1), where only DC reaches the output: no coefficient
+ * array, no IDCT, the bit buffer in locals throughout; the AC symbols go through the skip
+ * table. out is the block's one sample. */
+static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
+    uint64_t acc = j->acc;
+    int n = j->n, s;
+    REFILL();
+    const jhuff *dc = &j->dc[c->td];
+    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
+    if (dc->fast_len[peek]) {
+        n -= dc->fast_len[peek];
+        s = dc->fast_val[peek];
+    } else {
+        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+    }
+    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+    int pred = c->dcpred;
+    if (s) {
+        if (n < s) REFILL();
+        n -= s;
+        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    }
+    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+    if (pred < -32768) pred = -32768;
+    c->dcpred = pred;
+    const jhuff *ac = &j->ac[c->ta];
+    const uint16_t *skip = j->skip[c->ta];
+    unsigned rows = 0;
+    for (int k = 1; k < 64;) {
+        REFILL();
+        unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
+        int adv = (int)(e >> 5);
+        if (e & 16) { /* ends with EOB */
+            if (k + adv < 64) { n -= e & 15; break; }
+        } else if (e && k + adv <= 64) {
+            n -= e & 15;
+            k += adv;
+            continue;
+        }
+        BITS_OUT();
+        if ((k = ac_symbol(j, ac, k, j->unused, j->q[c->tq], &rows)) < 0) return IMG_BAD;
+        BITS_IN();
+    }
+    BITS_OUT();
+    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    int v = (pred * j->q[c->tq][0] + 1028) >> 3; /* DC/8 + 128, rounded half up */
+    *out = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+    return IMG_OK;
+}
+
 /* Expect RSTn at a restart boundary and reset the decoder state (T.81 F.2.1.3). */
 static int restart(jdec *j, int n) {
     j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
@@ -401,7 +451,8 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
         int nbx = (cw + 7) / 8, nby = (ch + 7) / 8, total = nbx * nby;
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
-                if ((rc = decode_block(j, c, bx, by)) != IMG_OK) return rc;
+                rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx) : decode_block(j, c, bx, by);
+                if (rc != IMG_OK) return rc;
                 if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
                     return rc;
             }
@@ -413,8 +464,12 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
             for (int i = 0; i < ns; i++) {
                 jcomp *c = sc[i];
                 for (int v = 0; v < c->v; v++)
-                    for (int h = 0; h < c->h; h++)
-                        if ((rc = decode_block(j, c, mx * c->h + h, my * c->v + v)) != IMG_OK) return rc;
+                    for (int h = 0; h < c->h; h++) {
+                        int bx = mx * c->h + h, by = my * c->v + v;
+                        rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
+                                       : decode_block(j, c, bx, by);
+                        if (rc != IMG_OK) return rc;
+                    }
             }
             if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
                 return rc;
