@@ -240,6 +240,20 @@ static int ac_symbol(jdec *j, const jhuff *ac, int k, float *coef, const uint16_
     return k + 1;
 }
 
+/* ac_symbol without a coefficient array: returns value << 7 | new k (value 0 for ZRL; k = 64
+ * and value 0 after EOB), or AC_BAD on bad data. */
+#define AC_BAD 0x7fffffff
+static int ac_symbol_value(jdec *j, const jhuff *ac, int k) {
+    int rs = decode_huff(j, ac);
+    if (rs < 0) return bad(j, "invalid AC Huffman code"), AC_BAD;
+    int r = rs >> 4, sz = rs & 15;
+    if (sz == 0) return r == 15 ? k + 16 : 64; /* ZRL (k + 16 <= 79 fits), EOB */
+    k += r;
+    if (k > 63) return bad(j, "AC coefficient index out of range"), AC_BAD;
+    int v = extend(getbits(j, sz), sz);
+    return (int)((unsigned)v << 7) | (k + 1);
+}
+
 /* Round and clamp 4 samples to 0..255 and store them (no float-to-int overflow: clamped first). */
 static inline void store4(uint8_t *out, f4 s) {
     const f4 zero = {0, 0, 0, 0}, top = {255, 255, 255, 255}, half = {0.5f, 0.5f, 0.5f, 0.5f};
@@ -378,6 +392,95 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     return IMG_OK;
 }
 
+/* decode_block at 1/4 scale (N = 2): the four coefficients that reach the output (zig-zag
+ * 0, 1, 2 and 4) in locals, no coefficient array (in Wasm, no shadow-stack frame per block),
+ * the bit buffer in locals throughout, the closed-form 2-point IDCT. out is the block's
+ * top-left sample in a plane of the given stride. */
+static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
+    uint64_t acc = j->acc;
+    int n = j->n, s;
+    REFILL();
+    const jhuff *dc = &j->dc[c->td];
+    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
+    if (dc->fast_len[peek]) {
+        n -= dc->fast_len[peek];
+        s = dc->fast_val[peek];
+    } else {
+        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+    }
+    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+    int pred = c->dcpred;
+    if (s) {
+        if (n < s) REFILL();
+        n -= s;
+        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    }
+    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+    if (pred < -32768) pred = -32768;
+    c->dcpred = pred;
+    const uint16_t *q = j->q[c->tq];
+    const jhuff *ac = &j->ac[c->ta];
+    int c01 = 0, c10 = 0, c11 = 0, k = 1; /* dequantised, natural positions 1, 8, 9 */
+    while (k <= 4) {
+        REFILL();
+        int32_t fa = ac->fast_ac[(unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1)];
+        int v;
+        if (fa) {
+            n -= fa & 255;
+            k += (fa >> 8) & 15;
+            v = fa >> 16;
+        } else {
+            BITS_OUT();
+            int r = ac_symbol_value(j, ac, k);
+            if (r == AC_BAD) return IMG_BAD;
+            BITS_IN();
+            k = r & 127, v = r >> 7;
+            if (v == 0) continue; /* ZRL or EOB (k = 64) */
+            k--;                  /* the coefficient's own index */
+        }
+        if (k > 63) return bad(j, "AC coefficient index out of range");
+        if (k == 1) c01 = v * q[1];
+        else if (k == 2) c10 = v * q[2];
+        else if (k == 4) c11 = v * q[4];
+        k++;
+    }
+    if (k < 64) {
+        const uint16_t *skip = j->skip[c->ta];
+        while (k < 64) {
+            REFILL();
+            unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
+            int adv = (int)(e >> 5);
+            if (e & 16) {
+                if (k + adv < 64) { n -= e & 15; break; }
+            } else if (e && k + adv <= 64) {
+                n -= e & 15;
+                k += adv;
+                continue;
+            }
+            BITS_OUT();
+            int r = ac_symbol_value(j, ac, k);
+            if (r == AC_BAD) return IMG_BAD;
+            BITS_IN();
+            k = r & 127;
+        }
+    }
+    BITS_OUT();
+    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    int c00 = pred * q[0];
+    if ((c01 | c10 | c11) == 0) { /* flat block */
+        int v = (c00 + 1028) >> 3;
+        uint8_t px = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+        out[0] = out[1] = out[stride] = out[stride + 1] = px;
+        return IMG_OK;
+    }
+    /* Every entry of the 2-point table is +-1/(2 sqrt 2): 128 + (c00 +- c01 +- c10 +- c11) / 8,
+     * rounded half up, in integers. */
+    int s0 = c00 + c01, d0 = c00 - c01, s1 = c10 + c11, d1 = c10 - c11;
+    int px[4] = {(s0 + s1 + 1028) >> 3, (d0 + d1 + 1028) >> 3, (s0 - s1 + 1028) >> 3, (d0 - d1 + 1028) >> 3};
+    for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
+    return IMG_OK;
+}
+
 /* decode_block at 1/8 scale (N = 1), where only DC reaches the output: no coefficient
  * array, no IDCT, the bit buffer in locals throughout; the AC symbols go through the skip
  * table. out is the block's one sample. */
@@ -451,7 +554,9 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
         int nbx = (cw + 7) / 8, nby = (ch + 7) / 8, total = nbx * nby;
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
-                rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx) : decode_block(j, c, bx, by);
+                rc = j->N == 1   ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
+                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 : decode_block(j, c, bx, by);
                 if (rc != IMG_OK) return rc;
                 if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
                     return rc;
@@ -467,7 +572,9 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
                     for (int h = 0; h < c->h; h++) {
                         int bx = mx * c->h + h, by = my * c->v + v;
                         rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
-                                       : decode_block(j, c, bx, by);
+                             : j->N == 2
+                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 : decode_block(j, c, bx, by);
                         if (rc != IMG_OK) return rc;
                     }
             }
