@@ -16,7 +16,10 @@
  * N-point IDCT of its N x N lowest-frequency coefficients, as libjpeg's scaled IDCT and
  * Pillow's draft() do: no full-resolution plane is ever built, and a block whose only
  * coefficient is DC (most blocks at 1/8) costs a fill. Every coefficient is still entropy-
- * decoded, so corrupt data is detected the same way at every scale.
+ * decoded, so corrupt data is detected the same way at every scale; past the last one that
+ * reaches the output, a skip table consumes several whole symbols per look-up. 1/8 and 1/4
+ * scale have their own block functions (decode_block_dc, decode_block_2) with no coefficient
+ * array; the 8- and 4-point IDCTs use 4-wide vectors (Wasm SIMD128 with -msimd128).
  * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
  */
 #include <math.h>
