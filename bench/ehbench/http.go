@@ -167,7 +167,8 @@ type httpResult struct {
 }
 
 // shippedConfig copies config.toml with its relative paths made absolute and cache_dir in
-// the bench's temporary directory (the address comes from --addr).
+// the bench's temporary directory (the address comes from --addr), and writes beside it
+// config-w1.toml: the same plus oneWorkerCopies of classify and detect.
 func shippedConfig(root, dir string) (string, []string) {
 	b, err := os.ReadFile(filepath.Join(root, "config.toml"))
 	if err != nil {
@@ -188,11 +189,49 @@ func shippedConfig(root, dir string) (string, []string) {
 	for _, m := range regexp.MustCompile(`(?m)^\[pipelines\.([A-Za-z0-9_-]+)\]`).FindAllStringSubmatch(s, -1) {
 		names = append(names, m[1])
 	}
+
 	out := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(out, []byte(s), 0o644); err != nil {
 		fatalf("%v", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "config-w1.toml"), []byte(oneWorkerCopies(s, "classify", "detect")), 0o644); err != nil {
+		fatalf("%v", err)
+	}
 	return out, names
+}
+
+// oneWorkerCopies appends to the config text s, for each named pipeline it has, a copy named
+// NAME-w1 with workers = 1, so that one server measures the overlap of requests across workers
+// (workers = 2 against 1 under the same load, interleaved).
+func oneWorkerCopies(s string, names ...string) string {
+	lines := strings.Split(s, "\n")
+	workers := regexp.MustCompile(`^workers\s*=\s*\d+`)
+	for _, n := range names {
+		head, sub := "[pipelines."+n+"]", "[pipelines."+n+"."
+		var block []string
+		in := false
+		for _, l := range lines {
+			t := strings.TrimSpace(l)
+			if strings.HasPrefix(t, "[") {
+				in = t == head || strings.HasPrefix(t, sub)
+				if in {
+					l = strings.Replace(l, "[pipelines."+n, "[pipelines."+n+"-w1", 1)
+					block = append(block, l)
+					if t == head {
+						block = append(block, "workers = 1")
+					}
+					continue
+				}
+			}
+			if in && !workers.MatchString(t) {
+				block = append(block, l)
+			}
+		}
+		if len(block) > 0 {
+			s += "\n# added by ehbench: " + n + " with one worker\n" + strings.Join(block, "\n") + "\n"
+		}
+	}
+	return s
 }
 
 func benchHTTP(s settings) *httpResult {
@@ -223,6 +262,11 @@ func benchHTTP(s settings) *httpResult {
 	r.pyWarm = py.start()
 	time.Sleep(2 * time.Second)
 	r.ehIdle, r.pyIdle = eh.rss(), py.rss()
+	// The load runs on config-w1.toml (the shipped pipelines plus workers = 1 copies of
+	// classify and detect, compiled from the kept cache), for the overlap figure.
+	eh.stop()
+	eh.args[2] = filepath.Join(dir, "config-w1.toml")
+	eh.start()
 
 	read := func(f string) []byte {
 		b, err := os.ReadFile(filepath.Join(s.root, ".deps/models", f))
@@ -242,6 +286,12 @@ func benchHTTP(s settings) *httpResult {
 	}
 	if has["detect"] {
 		add("edgehost detect", eh, "/v1/pipelines/detect", street)
+	}
+	if has["classify"] {
+		add("edgehost classify-w1", eh, "/v1/pipelines/classify-w1", peacock)
+	}
+	if has["detect"] {
+		add("edgehost detect-w1", eh, "/v1/pipelines/detect-w1", street)
 	}
 	add("Python classify", py, "/v1/pipelines/classify", peacock)
 	add("Python detect", py, "/v1/pipelines/detect", street)
@@ -323,7 +373,7 @@ func (h *httpResult) write(w io.Writer, s settings) {
 	}
 	for _, t := range h.targets {
 		ref := pyC
-		if strings.HasSuffix(t.name, "detect") {
+		if strings.Contains(t.name, "detect") {
 			ref = pyD
 		}
 		mean, lo, hi := stats(t.tput)
@@ -341,7 +391,26 @@ func (h *httpResult) write(w io.Writer, s settings) {
 		}
 		p("| %s | %s | %s | %s | %.1f (%.1f–%.1f) | %s | %s |\n", t.name, msOr(t.lat, 50), msOr(t.lat, 99), failed, mean, lo, hi, lr, tr)
 	}
-	p("\n| server | ready, empty cache | ready, restart (cache kept) | RSS idle MiB | RSS after the load MiB |\n|---|---|---|---|---|\n")
+	byName := map[string]*target{}
+	for _, t := range h.targets {
+		byName[t.name] = t
+	}
+	var overlap []string
+	for _, n := range []string{"classify", "detect"} {
+		two, one := byName["edgehost "+n], byName["edgehost "+n+"-w1"]
+		if two == nil || one == nil {
+			continue
+		}
+		m2, _, _ := stats(two.tput)
+		m1, _, _ := stats(one.tput)
+		if m1 > 0 {
+			overlap = append(overlap, fmt.Sprintf("%s **%.2f×**", n, m2/m1))
+		}
+	}
+	if len(overlap) > 0 {
+		p("\nOverlap across requests (`NAME-w1`: the same pipeline with workers = 1, added to the bench's copy of config.toml; 1 thread per interpreter): saturated throughput with %d clients, workers = 2 / workers = 1: %s.\n", s.clients, strings.Join(overlap, ", "))
+	}
+	p("\n| server | ready, empty cache | ready, restart (cache kept) | RSS idle MiB | RSS after the load MiB (edgehost: with the -w1 copies) |\n|---|---|---|---|---|\n")
 	p("| edgehost, shipped config | %.2f s | %.2f s | %.0f | %.0f |\n", h.ehCold.Seconds(), h.ehWarm.Seconds(), h.ehIdle, h.ehLoaded)
 	p("| Python (no cache; started twice) | %.2f s | %.2f s | %.0f | %.0f |\n", h.pyCold.Seconds(), h.pyWarm.Seconds(), h.pyIdle, h.pyLoaded)
 	p("| edgehost / Python | **%s** | **%s** | **%.2f×** | **%.2f×** |\n", ratio(h.ehCold, h.pyCold), ratio(h.ehWarm, h.pyWarm), h.ehIdle/h.pyIdle, h.ehLoaded/h.pyLoaded)

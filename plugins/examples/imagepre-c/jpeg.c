@@ -16,7 +16,10 @@
  * N-point IDCT of its N x N lowest-frequency coefficients, as libjpeg's scaled IDCT and
  * Pillow's draft() do: no full-resolution plane is ever built, and a block whose only
  * coefficient is DC (most blocks at 1/8) costs a fill. Every coefficient is still entropy-
- * decoded, so corrupt data is detected the same way at every scale.
+ * decoded, so corrupt data is detected the same way at every scale; past the last one that
+ * reaches the output, a skip table consumes several whole symbols per look-up. 1/8 and 1/4
+ * scale have their own block functions (decode_block_dc, decode_block_2) with no coefficient
+ * array; the 8- and 4-point IDCTs use 4-wide vectors (Wasm SIMD128 with -msimd128).
  * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
  */
 #include <math.h>
@@ -34,6 +37,11 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
                                    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
 
 #define FAST 10
+
+/* 4-wide vectors (GCC/clang vector extensions): Wasm SIMD128 with -msimd128, SSE natively. */
+typedef float f4 __attribute__((vector_size(16)));
+typedef int32_t i4 __attribute__((vector_size(16)));
+#define SKIP 13
 
 /* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
 typedef struct {
@@ -71,6 +79,15 @@ typedef struct {
     jcomp comp[3];
     int N;            /* samples per block side at the chosen scale: 8, 4, 2 or 1 */
     float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 2N), x, u < N */
+    f4 idctv[8][2];   /* idctv[u][h][i] = idct[4h+i][u] */
+    int klast;        /* last zig-zag index inside N x N */
+    uint8_t zpos[64]; /* zig-zag index -> position in N x N (row stride 8), 64 if outside */
+    uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
+    /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
+     * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
+    uint16_t skip[4][1 << SKIP];
+    uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
+    float unused[65];             /* where decode_block_dc's coefficients go (never read) */
     img_err *e;
 } jdec;
 
@@ -186,11 +203,122 @@ static inline int extend(unsigned v, int s) {
     return s == 0 ? 0 : (v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v);
 }
 
-/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by). */
+/* Build the AC skip table of t (see jdec.skip): for every SKIP-bit prefix, the whole symbols
+ * (code and magnitude bits) it holds, up to and including an EOB. Built bottom-up over the
+ * number r of bits left, so each entry costs one look-up: lvl[(1 << r) | g] is the entry for
+ * the r-bit string g, and an entry is its first symbol plus the entry of the bits after it. */
+static void build_skip(const jhuff *t, uint16_t *skip, uint16_t *lvl) {
+    lvl[1] = 0; /* r = 0: nothing */
+    for (int r = 1; r <= SKIP; r++) {
+        uint16_t *dst = r == SKIP ? skip : lvl + (1u << r);
+        for (unsigned g = 0; g < (1u << r); g++) {
+            unsigned p = r >= FAST ? g >> (r - FAST) : g << (FAST - r);
+            int len = t->fast_len[p], e = 0;
+            if (len != 0 && len <= r) {
+                int rs = t->fast_val[p], run = rs >> 4, sz = rs & 15;
+                if (sz == 0 && run != 15) e = 16 | len; /* EOB */
+                else if (len + sz <= r) {
+                    int used = len + sz, rest = lvl[(1u << (r - used)) | (g & ((1u << (r - used)) - 1))];
+                    int adv = (sz == 0 ? 16 : run + 1) + (rest >> 5); /* ZRL or one coefficient */
+                    e = adv << 5 | (rest & 16) | (used + (rest & 15));
+                }
+            }
+            dst[g] = (uint16_t)e;
+        }
+    }
+}
+
+/* One AC symbol decoded the long way (codes or magnitudes past the fast tables): returns the
+ * new k, 64 after EOB, or -1 on bad data; stores the coefficient when it is inside N x N. */
+static int ac_symbol(jdec *j, const jhuff *ac, int k, float *coef, const uint16_t *q, unsigned *rows) {
+    int rs = decode_huff(j, ac);
+    if (rs < 0) return bad(j, "invalid AC Huffman code"), -1;
+    int r = rs >> 4, sz = rs & 15;
+    if (sz == 0) return r == 15 ? k + 16 : 64; /* ZRL, EOB */
+    k += r;
+    if (k > 63) return bad(j, "AC coefficient index out of range"), -1;
+    int v = extend(getbits(j, sz), sz);
+    coef[j->zpos[k]] = (float)v * q[k];
+    *rows |= j->zrow[k];
+    return k + 1;
+}
+
+/* ac_symbol without a coefficient array: returns value << 7 | new k (value 0 for ZRL; k = 64
+ * and value 0 after EOB), or AC_BAD on bad data. */
+#define AC_BAD 0x7fffffff
+static int ac_symbol_value(jdec *j, const jhuff *ac, int k) {
+    int rs = decode_huff(j, ac);
+    if (rs < 0) return bad(j, "invalid AC Huffman code"), AC_BAD;
+    int r = rs >> 4, sz = rs & 15;
+    if (sz == 0) return r == 15 ? k + 16 : 64; /* ZRL (k + 16 <= 79 fits), EOB */
+    k += r;
+    if (k > 63) return bad(j, "AC coefficient index out of range"), AC_BAD;
+    int v = extend(getbits(j, sz), sz);
+    return (int)((unsigned)v << 7) | (k + 1);
+}
+
+/* Round and clamp 4 samples to 0..255 and store them (no float-to-int overflow: clamped first). */
+static inline void store4(uint8_t *out, f4 s) {
+    const f4 zero = {0, 0, 0, 0}, top = {255, 255, 255, 255}, half = {0.5f, 0.5f, 0.5f, 0.5f};
+    i4 lo = s < zero, hi = s > top;
+    s = (f4)(((i4)s & ~lo & ~hi) | ((i4)top & hi));
+    i4 v = __builtin_convertvector(s + half, i4);
+    out[0] = (uint8_t)v[0], out[1] = (uint8_t)v[1], out[2] = (uint8_t)v[2], out[3] = (uint8_t)v[3];
+}
+
+/* Separable IDCT (T.81 A.3.3) of the N x N coefficients (N = 4 or 8) in 4-wide float vectors
+ * (Wasm SIMD128 f32x4 with -msimd128, SSE natively), skipping rows without coefficients. */
+static void idct_vec(const jdec *j, const float *coef, unsigned rows, uint8_t *out, size_t stride) {
+    const int N = j->N, nv = N / 4;
+    f4 tmp[8][2];
+    for (int v = 0; v < N; v++) {
+        if (!(rows >> v & 1)) continue;
+        for (int h = 0; h < nv; h++) {
+            f4 s = {0, 0, 0, 0};
+            for (int u = 0; u < N; u++) s += coef[v * 8 + u] * j->idctv[u][h];
+            tmp[v][h] = s;
+        }
+    }
+    for (int y = 0; y < N; y++, out += stride)
+        for (int h = 0; h < nv; h++) {
+            f4 s = {128.0f, 128.0f, 128.0f, 128.0f};
+            for (int v = 0; v < N; v++)
+                if (rows >> v & 1) s += j->idct[y][v] * tmp[v][h];
+            store4(out + 4 * h, s);
+        }
+}
+
+/* The decoding loops keep the bit buffer in locals acc and n (registers; in Wasm, locals
+ * instead of bounds-checked loads and stores of j->acc and j->n): BITS_OUT / BITS_IN sync
+ * them with j around the slow paths, REFILL tops them up with fill's common case inline. */
+#define BITS_OUT() (j->acc = acc, j->n = n)
+#define BITS_IN() (acc = j->acc, n = j->n)
+#define REFILL()                                                                              \
+do {                                                                                      \
+    if (n < 16) {                                                                         \
+        uint64_t v_, x_;                                                                  \
+        if (!j->marker && j->end - j->p >= 8 && (memcpy(&v_, j->p, 8), x_ = ~v_,          \
+            ((x_ - 0x0101010101010101ull) & ~x_ & 0x8080808080808080ull) == 0)) {         \
+            int nb_ = (63 - n) >> 3; /* no 0xFF in the next 8 bytes: one load */           \
+            acc = (acc << (8 * nb_)) | (__builtin_bswap64(v_) >> (64 - 8 * nb_));          \
+            j->p += nb_, n += 8 * nb_;                                                    \
+        } else {                                                                          \
+            BITS_OUT(), fill(j), BITS_IN();                                               \
+        }                                                                                 \
+    }                                                                                     \
+} while (0)
+
+/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by).
+ *
+ * Coefficients are decoded in two phases: up to j->klast (the last zig-zag index inside
+ * N x N) each one is reconstructed and stored (j->zpos sends those outside N x N to a dummy
+ * slot, without a branch); after it, only their positions matter, so the skip table consumes
+ * several whole symbols per look-up. Every symbol is still decoded and checked. */
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
-    float coef[64];
+    float coef[65];
     if (N == 1) coef[0] = 0; /* only N x N is read */
+    else if (N == 2) coef[0] = coef[1] = coef[8] = coef[9] = 0;
     else
         for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N);
     const uint16_t *q = j->q[c->tq];
@@ -200,71 +328,209 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
     c->dcpred = pred;
-    coef[0] = (float)pred * q[0];
     unsigned rows = 1; /* bit v set: row v of coef has a non-zero coefficient (u, v < N) */
     const jhuff *ac = &j->ac[c->ta];
-    for (int k = 1; k < 64;) {
-        if (j->n < 16) fill(j);
-        int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
+    const int klast = j->klast;
+    uint64_t acc = j->acc;
+    int n = j->n, k = 1;
+    while (k <= klast) {
+        REFILL();
+        int32_t fa = ac->fast_ac[(unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1)];
         if (fa) { /* short code and magnitude: one table look-up */
-            j->n -= fa & 255;
+            n -= fa & 255;
             k += (fa >> 8) & 15;
             if (k > 63) return bad(j, "AC coefficient index out of range");
-            int z = zigzag[k++];
-            if ((z & 7) < N && (z >> 3) < N) {
-                coef[z] = (float)(fa >> 16) * q[k - 1];
-                rows |= 1u << (z >> 3);
-            }
+            coef[j->zpos[k]] = (float)(fa >> 16) * q[k];
+            rows |= j->zrow[k++];
             continue;
         }
-        int rs = decode_huff(j, ac);
-        if (rs < 0) return bad(j, "invalid AC Huffman code");
-        int r = rs >> 4, sz = rs & 15;
-        if (sz == 0) {
-            if (r != 15) break; /* EOB */
-            k += 16;             /* ZRL */
-            continue;
-        }
-        k += r;
-        if (k > 63) return bad(j, "AC coefficient index out of range");
-        int v = extend(getbits(j, sz), sz), z = zigzag[k];
-        if ((z & 7) < N && (z >> 3) < N) { /* coefficients past N x N do not reach the output */
-            coef[z] = (float)v * q[k];
-            rows |= 1u << (z >> 3);
-        }
-        k++;
+        BITS_OUT();
+        if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
+        BITS_IN();
     }
+    if (k < 64) {
+        const uint16_t *skip = j->skip[c->ta];
+        while (k < 64) {
+            REFILL();
+            unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
+            int adv = (int)(e >> 5);
+            if (e & 16) { /* ends with EOB */
+                if (k + adv < 64) { n -= e & 15; break; }
+            } else if (e && k + adv <= 64) {
+                n -= e & 15;
+                k += adv;
+                continue;
+            }
+            BITS_OUT();
+            if ((k = ac_symbol(j, ac, k, coef, q, &rows)) < 0) return IMG_BAD;
+            BITS_IN();
+        }
+    }
+    BITS_OUT();
     if (overrun(j)) return bad(j, "truncated or corrupt scan data");
 
     size_t stride = (size_t)c->bw * N;
     uint8_t *out = c->plane + (size_t)by * N * stride + (size_t)bx * N;
     int only_dc = rows == 1;
     for (int u = 1; only_dc && u < N; u++) only_dc = coef[u] == 0;
-    if (only_dc) { /* flat block: DC/8 + 128 everywhere */
-        float dc = coef[0] * 0.125f + 128.0f;
-        uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)lrintf(dc);
+    if (only_dc) { /* flat block: DC/8 + 128 everywhere, rounded half up */
+        int dc = (pred * q[0] + 1028) >> 3;
+        uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)dc;
         if (N == 1) *out = px;
         else
             for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
         return IMG_OK;
     }
-    /* Separable float IDCT (T.81 A.3.3) over the N x N coefficients, skipping zero rows. */
-    float tmp[64];
-    for (int v = 0; v < N; v++) {
-        if (!(rows >> v & 1)) continue;
-        for (int x = 0; x < N; x++) {
-            float sum = 0;
-            for (int u = 0; u < N; u++) sum += j->idct[x][u] * coef[v * 8 + u];
-            tmp[v * 8 + x] = sum;
+    coef[0] = (float)pred * q[0];
+    if (N >= 4) {
+        idct_vec(j, coef, rows, out, stride);
+        return IMG_OK;
+    }
+    /* N = 2: every entry of the 2-point table is +-1/(2 sqrt 2), so each sample is
+     * 128 + (c00 +- c01 +- c10 +- c11) / 8. */
+    float s0 = coef[0] + coef[1], d0 = coef[0] - coef[1], s1 = coef[8] + coef[9], d1 = coef[8] - coef[9];
+    float px[4] = {(s0 + s1) * 0.125f + 128.5f, (d0 + d1) * 0.125f + 128.5f, (s0 - s1) * 0.125f + 128.5f,
+                   (d0 - d1) * 0.125f + 128.5f};
+    for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
+    return IMG_OK;
+}
+
+/* decode_block at 1/4 scale (N = 2): the four coefficients that reach the output (zig-zag
+ * 0, 1, 2 and 4) in locals, no coefficient array (in Wasm, no shadow-stack frame per block),
+ * the bit buffer in locals throughout, the closed-form 2-point IDCT. out is the block's
+ * top-left sample in a plane of the given stride. */
+static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
+    uint64_t acc = j->acc;
+    int n = j->n, s;
+    REFILL();
+    const jhuff *dc = &j->dc[c->td];
+    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
+    if (dc->fast_len[peek]) {
+        n -= dc->fast_len[peek];
+        s = dc->fast_val[peek];
+    } else {
+        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+    }
+    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+    int pred = c->dcpred;
+    if (s) {
+        if (n < s) REFILL();
+        n -= s;
+        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    }
+    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+    if (pred < -32768) pred = -32768;
+    c->dcpred = pred;
+    const uint16_t *q = j->q[c->tq];
+    const jhuff *ac = &j->ac[c->ta];
+    int c01 = 0, c10 = 0, c11 = 0, k = 1; /* dequantised, natural positions 1, 8, 9 */
+    while (k <= 4) {
+        REFILL();
+        int32_t fa = ac->fast_ac[(unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1)];
+        int v;
+        if (fa) {
+            n -= fa & 255;
+            k += (fa >> 8) & 15;
+            v = fa >> 16;
+        } else {
+            BITS_OUT();
+            int r = ac_symbol_value(j, ac, k);
+            if (r == AC_BAD) return IMG_BAD;
+            BITS_IN();
+            k = r & 127, v = r >> 7;
+            if (v == 0) continue; /* ZRL or EOB (k = 64) */
+            k--;                  /* the coefficient's own index */
+        }
+        if (k > 63) return bad(j, "AC coefficient index out of range");
+        if (k == 1) c01 = v * q[1];
+        else if (k == 2) c10 = v * q[2];
+        else if (k == 4) c11 = v * q[4];
+        k++;
+    }
+    if (k < 64) {
+        const uint16_t *skip = j->skip[c->ta];
+        while (k < 64) {
+            REFILL();
+            unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
+            int adv = (int)(e >> 5);
+            if (e & 16) {
+                if (k + adv < 64) { n -= e & 15; break; }
+            } else if (e && k + adv <= 64) {
+                n -= e & 15;
+                k += adv;
+                continue;
+            }
+            BITS_OUT();
+            int r = ac_symbol_value(j, ac, k);
+            if (r == AC_BAD) return IMG_BAD;
+            BITS_IN();
+            k = r & 127;
         }
     }
-    for (int y = 0; y < N; y++, out += stride)
-        for (int x = 0; x < N; x++) {
-            float sum = 128.0f;
-            for (int v = 0; v < N; v++)
-                if (rows >> v & 1) sum += j->idct[y][v] * tmp[v * 8 + x];
-            out[x] = sum <= 0 ? 0 : sum >= 255 ? 255 : (uint8_t)lrintf(sum);
+    BITS_OUT();
+    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    int c00 = pred * q[0];
+    if ((c01 | c10 | c11) == 0) { /* flat block */
+        int v = (c00 + 1028) >> 3;
+        uint8_t px = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+        out[0] = out[1] = out[stride] = out[stride + 1] = px;
+        return IMG_OK;
+    }
+    /* Every entry of the 2-point table is +-1/(2 sqrt 2): 128 + (c00 +- c01 +- c10 +- c11) / 8,
+     * rounded half up, in integers. */
+    int s0 = c00 + c01, d0 = c00 - c01, s1 = c10 + c11, d1 = c10 - c11;
+    int px[4] = {(s0 + s1 + 1028) >> 3, (d0 + d1 + 1028) >> 3, (s0 - s1 + 1028) >> 3, (d0 - d1 + 1028) >> 3};
+    for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
+    return IMG_OK;
+}
+
+/* decode_block at 1/8 scale (N = 1), where only DC reaches the output: no coefficient
+ * array, no IDCT, the bit buffer in locals throughout; the AC symbols go through the skip
+ * table. out is the block's one sample. */
+static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
+    uint64_t acc = j->acc;
+    int n = j->n, s;
+    REFILL();
+    const jhuff *dc = &j->dc[c->td];
+    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
+    if (dc->fast_len[peek]) {
+        n -= dc->fast_len[peek];
+        s = dc->fast_val[peek];
+    } else {
+        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+    }
+    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+    int pred = c->dcpred;
+    if (s) {
+        if (n < s) REFILL();
+        n -= s;
+        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    }
+    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+    if (pred < -32768) pred = -32768;
+    c->dcpred = pred;
+    const jhuff *ac = &j->ac[c->ta];
+    const uint16_t *skip = j->skip[c->ta];
+    unsigned rows = 0;
+    for (int k = 1; k < 64;) {
+        REFILL();
+        unsigned e = skip[(unsigned)(acc >> (n - SKIP)) & ((1u << SKIP) - 1)];
+        int adv = (int)(e >> 5);
+        if (e & 16) { /* ends with EOB */
+            if (k + adv < 64) { n -= e & 15; break; }
+        } else if (e && k + adv <= 64) {
+            n -= e & 15;
+            k += adv;
+            continue;
         }
+        BITS_OUT();
+        if ((k = ac_symbol(j, ac, k, j->unused, j->q[c->tq], &rows)) < 0) return IMG_BAD;
+        BITS_IN();
+    }
+    BITS_OUT();
+    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    int v = (pred * j->q[c->tq][0] + 1028) >> 3; /* DC/8 + 128, rounded half up */
+    *out = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
     return IMG_OK;
 }
 
@@ -291,7 +557,10 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
         int nbx = (cw + 7) / 8, nby = (ch + 7) / 8, total = nbx * nby;
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
-                if ((rc = decode_block(j, c, bx, by)) != IMG_OK) return rc;
+                rc = j->N == 1   ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
+                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 : decode_block(j, c, bx, by);
+                if (rc != IMG_OK) return rc;
                 if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
                     return rc;
             }
@@ -303,8 +572,14 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
             for (int i = 0; i < ns; i++) {
                 jcomp *c = sc[i];
                 for (int v = 0; v < c->v; v++)
-                    for (int h = 0; h < c->h; h++)
-                        if ((rc = decode_block(j, c, mx * c->h + h, my * c->v + v)) != IMG_OK) return rc;
+                    for (int h = 0; h < c->h; h++) {
+                        int bx = mx * c->h + h, by = my * c->v + v;
+                        rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
+                             : j->N == 2
+                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 : decode_block(j, c, bx, by);
+                        if (rc != IMG_OK) return rc;
+                    }
             }
             if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
                 return rc;
@@ -360,9 +635,18 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
            (uint32_t)((j->h * (j->N / 2) + 7) / 8) >= min_h && min_w > 0 && min_h > 0)
         j->N /= 2;
     for (int x = 0; x < j->N; x++)
-        for (int u = 0; u < j->N; u++)
+        for (int u = 0; u < j->N; u++) {
             j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) *
                             cosf((float)((2 * x + 1) * u) * 3.14159265f / (float)(2 * j->N));
+            j->idctv[u][x / 4][x % 4] = j->idct[x][u];
+        }
+    j->klast = 0;
+    for (int k = 0; k < 64; k++) {
+        int z = zigzag[k], in = (z & 7) < j->N && (z >> 3) < j->N;
+        j->zpos[k] = in ? (uint8_t)z : 64;
+        j->zrow[k] = in ? (uint8_t)(1u << (z >> 3)) : 0;
+        if (in) j->klast = k;
+    }
 }
 
 static int parse_sof(jdec *j, const uint8_t *d, int len) {
@@ -423,6 +707,18 @@ static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
     return IMG_OK;
 }
 
+/* Go's color.YCbCrToRGB (16.16 fixed point, JFIF coefficients) on one output row whose chroma
+ * samples repeat 1 << shb and 1 << shr times. */
+static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int shb, int shr, int W, uint8_t *o) {
+    for (int x = 0; x < W; x++, o += 3) {
+        int32_t yy = y[x] * 0x10101, b = cb[x >> shb] - 128, r = cr[x >> shr] - 128;
+        int32_t v0 = yy + 91881 * r, v1 = yy - 22554 * b - 46802 * r, v2 = yy + 116130 * b;
+        o[0] = ((uint32_t)v0 & 0xff000000u) == 0 ? (uint8_t)(v0 >> 16) : v0 < 0 ? 0 : 255;
+        o[1] = ((uint32_t)v1 & 0xff000000u) == 0 ? (uint8_t)(v1 >> 16) : v1 < 0 ? 0 : 255;
+        o[2] = ((uint32_t)v2 & 0xff000000u) == 0 ? (uint8_t)(v2 >> 16) : v2 < 0 ? 0 : 255;
+    }
+}
+
 /* Convert the component planes to RGB, at the chosen scale: ceil(w*N/8) x ceil(h*N/8). */
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
@@ -439,6 +735,12 @@ static int to_rgb(jdec *j, img *out) {
     }
     for (int i = 0; i < j->ncomp; i++)
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
+    /* Per component, log2 of hmax / h when that is a power of two (4:4:4, 4:2:2, 4:2:0, 4:1:1),
+     * else -1: those rows take ycc_row, without the column table. */
+    int sh[3] = {-1, -1, -1};
+    for (int i = 0; i < j->ncomp; i++)
+        for (int k = 0; k <= 2; k++)
+            if (j->comp[i].h << k == j->hmax) sh[i] = k;
     uint8_t *o = rgb;
     for (int y = 0; y < H; y++) {
         const uint8_t *row[3];
@@ -448,6 +750,11 @@ static int to_rgb(jdec *j, img *out) {
         }
         if (j->ncomp == 1) {
             for (int x = 0; x < W; x++, o += 3) o[0] = o[1] = o[2] = row[0][x];
+            continue;
+        }
+        if (!is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
+            ycc_row(row[0], row[1], row[2], sh[1], sh[2], W, o);
+            o += (size_t)W * 3;
             continue;
         }
         const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W;
@@ -530,8 +837,10 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             break;
         case 0xda: {
             jcomp *sc[3];
-            int ns;
+            int ns = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
+            if (j->N < 8)
+                for (int i = 0; i < ns; i++) build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
             j->p = p;
             if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */

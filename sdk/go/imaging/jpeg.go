@@ -6,6 +6,7 @@ package imaging
 // is still entropy-decoded, so corrupt data is detected the same way at every scale.
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 )
@@ -282,8 +283,19 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 				dct, act, q := &d.dc[c.td&3], &d.ac[c.ta&3], &d.q[c.tq&3]
 
 				// DC difference.
-				if n < 16 {
-					acc, n = d.fill(acc, n)
+				if n < 16 { // fill's common case inline (a call costs more than the work here)
+					if p := d.pos; p+8 <= len(d.data) && !d.mark {
+						x := binary.BigEndian.Uint64(d.data[p:])
+						k := (63 - n) >> 3
+						if y := ^x; ((y-0x0101010101010101)&^y&0x8080808080808080)>>((64-8*k)&63) == 0 {
+							d.pos = p + int(k)
+							acc, n = acc<<((8*k)&63)|x>>((64-8*k)&63), n+8*k
+						} else {
+							acc, n = d.fill(acc, n)
+						}
+					} else {
+						acc, n = d.fill(acc, n)
+					}
 				}
 				p := (acc >> ((n - fastBits) & 63)) & fastMask
 				pred := c.dcpred
@@ -315,8 +327,19 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 				if N == 1 {
 					// Only DC reaches the output: decode the AC codes without storing them.
 					for k := 1; k < 64; {
-						if n < 16 {
-							acc, n = d.fill(acc, n)
+						if n < 16 { // fill's common case inline (a call costs more than the work here)
+							if p := d.pos; p+8 <= len(d.data) && !d.mark {
+								x := binary.BigEndian.Uint64(d.data[p:])
+								k := (63 - n) >> 3
+								if y := ^x; ((y-0x0101010101010101)&^y&0x8080808080808080)>>((64-8*k)&63) == 0 {
+									d.pos = p + int(k)
+									acc, n = acc<<((8*k)&63)|x>>((64-8*k)&63), n+8*k
+								} else {
+									acc, n = d.fill(acc, n)
+								}
+							} else {
+								acc, n = d.fill(acc, n)
+							}
 						}
 						// Several whole symbols at once while they stay inside the block.
 						if sk := act.skip[(acc>>((n-skipBits)&63))&(1<<skipBits-1)]; sk != 0 && k+int(sk>>8&255) < 64 {
@@ -386,8 +409,19 @@ func (d *jpegDecoder) decodeScan(sc []*component) error {
 					ac := false
 					last := d.last
 					for k := 1; k < 64; {
-						if n < 16 {
-							acc, n = d.fill(acc, n)
+						if n < 16 { // fill's common case inline (a call costs more than the work here)
+							if p := d.pos; p+8 <= len(d.data) && !d.mark {
+								x := binary.BigEndian.Uint64(d.data[p:])
+								k := (63 - n) >> 3
+								if y := ^x; ((y-0x0101010101010101)&^y&0x8080808080808080)>>((64-8*k)&63) == 0 {
+									d.pos = p + int(k)
+									acc, n = acc<<((8*k)&63)|x>>((64-8*k)&63), n+8*k
+								} else {
+									acc, n = d.fill(acc, n)
+								}
+							} else {
+								acc, n = d.fill(acc, n)
+							}
 						}
 						if k > last {
 							// Past the coefficients that reach the output: skip whole symbols.

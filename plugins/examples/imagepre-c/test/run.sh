@@ -5,7 +5,8 @@
 #
 # 1. peacock.png must decode to exactly the RGB bytes of Go's image/png (SHA-256 below was
 #    taken from a Go program dumping png.Decode's pixels).
-# 2. ssd_example.jpg must decode (1920x1280).
+# 2. ssd_example.jpg must decode (1920x1280), and its DCT-domain decodes at 1/2, 1/4 and 1/8
+#    must be within 30 dB PSNR of the full decode box-filtered to their size.
 # 3. Every truncation and FUZZ_ITERATIONS random corruptions of both files must return a
 #    status, never crash or trip a sanitizer.
 set -eu
@@ -33,6 +34,9 @@ echo "PASS: peacock.png matches Go's image/png byte for byte"
 res=$("$out/decode" "$models/ssd_example.jpg")
 [ "$res" = "ok 1920x1280" ] || { echo "FAIL: ssd_example.jpg: $res"; exit 1; }
 echo "PASS: ssd_example.jpg decodes ($res)"
+
+"$out/decode" -scales "$models/ssd_example.jpg" || { echo "FAIL: ssd_example.jpg scaled decodes below 30 dB"; exit 1; }
+echo "PASS: ssd_example.jpg at 1/2, 1/4, 1/8 within 30 dB of the box-filtered full decode"
 
 echo "fuzz: peacock.png, $iters corruptions + every truncation"
 "$out/fuzz" "$iters" "$models/peacock.png"
