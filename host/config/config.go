@@ -66,10 +66,16 @@ type Grants struct {
 	Stdout bool              `toml:"stdout"` // stdout/stderr to the log
 }
 
+// DefaultThreads is the interpreter (and XNNPACK) thread count of a model that does not set
+// threads: one, because the default pipeline has 2 workers and workers × threads above the
+// core count made every model 1.2-7× slower on a busy 2-core machine (RATIONALE.md,
+// "Threads"). host/tflite uses the same default for Options.Threads 0.
+const DefaultThreads = 1
+
 // Model is one .tflite model.
 type Model struct {
 	Path     string    `toml:"path"`
-	Threads  int       `toml:"threads"` // default 2
+	Threads  int       `toml:"threads"` // default 1 (RATIONALE.md, "Threads")
 	XNNPACK  *bool     `toml:"xnnpack"` // default true
 	Delegate *Delegate `toml:"delegate"`
 	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
@@ -367,7 +373,7 @@ func (c *Config) complete(data []byte) []error {
 		}
 		m.Path = abs(m.Path)
 		if m.Threads == 0 {
-			m.Threads = 2
+			m.Threads = DefaultThreads
 		} else if m.Threads < 0 || m.Threads > 64 {
 			bad(fmt.Sprintf("threads %d must be between 1 and 64", m.Threads), "models", name, "threads")
 		}

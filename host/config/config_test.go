@@ -163,7 +163,7 @@ func TestDefaults(t *testing.T) {
 		{"runtime.cache_dir", c.Runtime.CacheDir, ""},
 		{"runtime.watch", *c.Runtime.Watch, true},
 		{"trust.require_signatures", c.Trust.RequireSignatures, false},
-		{"models.m.threads", m.Threads, 2},
+		{"models.m.threads", m.Threads, config.DefaultThreads},
 		{"models.m.xnnpack", *m.XNNPACK, true},
 		{"models.m.workers", m.Workers, 1},
 		{"models.m.delegate", m.Delegate, (*config.Delegate)(nil)},

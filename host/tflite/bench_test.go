@@ -35,3 +35,31 @@ func BenchmarkInvokeMobilenet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInvokeThreads compares 1 and 2 interpreter/XNNPACK threads on each bundled model
+// (XNNPACK on, zeroed inputs): the measurement behind the default `threads = 1`
+// (RATIONALE.md, "One default thread count"). Run it with -count to interleave the two.
+func BenchmarkInvokeThreads(b *testing.B) {
+	for _, name := range []string{"mobilenet_quant_v1_224", "ssd_detect", "deeplabv3_257_mv_gpu", "face_detection_short_range"} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", name, threads), func(b *testing.B) {
+				m, err := tflite.LoadModel(models+name+".tflite", tflite.Options{Threads: threads, XNNPACK: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer m.Close()
+				it, err := m.NewInterpreter()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer it.Close()
+				b.ResetTimer()
+				for n := 0; n < b.N; n++ {
+					if err := it.Invoke(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -45,7 +45,7 @@ func (t TensorInfo) String() string {
 // Options configure how a model's interpreters are built. The zero value runs on the CPU
 // with TFLite's default kernels and one thread.
 type Options struct {
-	Threads  int              // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1
+	Threads  int              // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1, config.DefaultThreads
 	XNNPACK  bool             // apply the XNNPACK delegate with Threads threads
 	Delegate *ExternalOptions // an external (vendor) delegate; nil for none
 	// Warn receives warnings such as a vendor delegate falling back to CPU. Nil discards.
