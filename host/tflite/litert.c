@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,14 +16,22 @@ typedef int lrt_status;
 typedef size_t lrt_index;
 
 typedef struct {
-	int tag;
 	int type;
 	union {
 		int64_t i;
 		const char* s;
 		const void* p;
 	} v;
+} lrt_any;
+
+typedef struct {
+	int tag;
+	lrt_any value;
 } lrt_env_option;
+
+_Static_assert(sizeof(void*) != 8 || (sizeof(lrt_env_option) == 24 && offsetof(lrt_env_option, value) == 8 &&
+                                      offsetof(lrt_env_option, value.v) == 16),
+               "LiteRtEnvOption layout");
 
 #define LRT_ANY_STRING 8
 #define LRT_ENV_COMPILER_PLUGIN_DIR 0
@@ -177,8 +186,8 @@ int eh_lrt_env_create(const char* runtime_dir, const char* dispatch_dir, const c
 		if (vals[i] == NULL || vals[i][0] == 0) continue;
 		memset(&o[n], 0, sizeof o[n]);
 		o[n].tag = tags[i];
-		o[n].type = LRT_ANY_STRING;
-		o[n].v.s = vals[i];
+		o[n].value.type = LRT_ANY_STRING;
+		o[n].value.v.s = vals[i];
 		n++;
 	}
 	return L.env_create(n, n ? o : NULL, env);
