@@ -21,6 +21,17 @@ deps: .deps/.ok
 build: deps
 	go build -o bin/edgehost ./cmd/edgehost
 
+# LiteRT 2.3.0 (PyPI ai-edge-litert, 22 MB once) for models with `accelerator = ...`;
+# deps-openvino adds OpenVINO 2026.3.1 (57 MB once, 158 MB unpacked), the Intel NPU
+# dispatch's runtime, which the NPU test runs on this machine's CPU.
+LITERT_OK := .deps/litert/2.3.0/.litert.ok
+deps-litert: $(LITERT_OK)
+$(LITERT_OK): scripts/deps-litert.sh
+	bash scripts/deps-litert.sh
+deps-openvino: .deps/litert/2.3.0/.openvino.ok
+.deps/litert/2.3.0/.openvino.ok: scripts/deps-litert.sh
+	bash scripts/deps-litert.sh openvino
+
 GO_PLUGINS := imagepre-go classify-go ssd-go
 C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
@@ -42,7 +53,7 @@ run: build plugins
 # The README's test command: vet, every test, then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
-test: build plugins
+test: build plugins deps-litert
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
@@ -51,6 +62,18 @@ test: build plugins
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
 	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
+
+# The accelerator tests: LiteRT CPU, zero copy, the fallbacks, and the NPU path through
+# Intel's OpenVINO dispatch on OpenVINO's CPU device (mobilenet_quant). Measured 2026-12-01:
+# 2-4 s of tests after a one-time 57 MB fetch. (The CPU, zero-copy and fallback tests also
+# run in make test; without OpenVINO the NPU test skips there.)
+test-accel: build deps-litert deps-openvino
+	go test -count=1 -v -run '^TestLiteRT' ./host/tflite
+
+# Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device) per bundled
+# model, interleaved (-count rounds of each), as ns/op per backend.
+bench-accel: build deps-litert deps-openvino
+	go test -run '^$$' -bench '^BenchmarkBackends$$' -benchtime 20x -count 3 ./host/tflite | grep -v '^INFO\|^WARNING'
 
 # The packages whose tests involve time (budgets, queues, reload, serving) once more while
 # every core is kept busy by CPU-bound processes: they must hold on a loaded machine.

@@ -48,6 +48,12 @@ type Log struct {
 type Runtime struct {
 	CacheDir string `toml:"cache_dir"` // wazero compilation cache; "" keeps it in memory
 	Watch    *bool  `toml:"watch"`     // hot reload plugins, models and config; default true
+	// LiteRTDir holds libLiteRt.so, its accelerator libraries and vendors/ (make deps-litert
+	// unpacks them into .deps/litert/2.3.0/ai_edge_litert); needed by models.*.accelerator.
+	LiteRTDir string `toml:"litert_dir"`
+	// AcceleratorCacheDir keeps compiled GPU programs and NPU blobs across restarts, so
+	// only the first start compiles; "" compiles at every start.
+	AcceleratorCacheDir string `toml:"accelerator_cache_dir"`
 }
 
 // Trust lists the keys plugin signatures are checked against.
@@ -79,6 +85,15 @@ type Model struct {
 	XNNPACK  *bool     `toml:"xnnpack"` // default true
 	Delegate *Delegate `toml:"delegate"`
 	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
+	// Accelerator runs the model on LiteRT's CompiledModel API: "cpu", "gpu" or "npu"
+	// (runtime.litert_dir must be set). "" (the default) keeps the classic TFLite C API.
+	// A model whose accelerator cannot load, compile or run it is served on the CPU.
+	Accelerator string `toml:"accelerator"`
+	// Vendor is the NPU dispatch under litert_dir/vendors ("intel_openvino", ...).
+	Vendor string `toml:"vendor"`
+	// AcceleratorOptions are LiteRT's per-accelerator options: identifier ("xnnpack",
+	// "gpu_options", "intel_openvino") -> TOML text, passed through unchanged.
+	AcceleratorOptions map[string]string `toml:"accelerator_options"`
 }
 
 // Delegate is an external (vendor) delegate library.
@@ -356,6 +371,7 @@ func (c *Config) complete(data []byte) []error {
 		bad(fmt.Sprintf("format %q must be text or json", c.Log.Format), "log", "format")
 	}
 	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Runtime.LiteRTDir, c.Runtime.AcceleratorCacheDir = abs(c.Runtime.LiteRTDir), abs(c.Runtime.AcceleratorCacheDir)
 	for i, f := range c.Trust.KeyFiles {
 		c.Trust.KeyFiles[i] = abs(f)
 	}
@@ -385,6 +401,24 @@ func (c *Config) complete(data []byte) []error {
 			m.Workers = 1
 		} else if m.Workers < 0 {
 			bad("must be positive", "models", name, "workers")
+		}
+		switch m.Accelerator {
+		case "":
+			if m.Vendor != "" || len(m.AcceleratorOptions) > 0 {
+				bad("vendor and accelerator_options need accelerator = \"cpu\", \"gpu\" or \"npu\"", "models", name, "accelerator")
+			}
+		case "cpu", "gpu", "npu":
+			if c.Runtime.LiteRTDir == "" {
+				bad(fmt.Sprintf("accelerator %q needs runtime.litert_dir (the LiteRT runtime directory)", m.Accelerator), "models", name, "accelerator")
+			}
+			if m.Accelerator == "npu" && m.Vendor == "" {
+				bad("accelerator \"npu\" needs vendor (the dispatch under litert_dir/vendors, e.g. \"intel_openvino\")", "models", name, "vendor")
+			}
+			if m.Delegate != nil {
+				bad("a vendor delegate runs on the classic TFLite API: drop accelerator or delegate", "models", name, "delegate")
+			}
+		default:
+			bad(fmt.Sprintf("accelerator %q must be \"cpu\", \"gpu\" or \"npu\" (or absent for the classic TFLite API)", m.Accelerator), "models", name, "accelerator")
 		}
 		if m.Delegate != nil {
 			if m.Delegate.Path == "" {

@@ -33,7 +33,11 @@ _Static_assert(sizeof(void*) != 8 || (sizeof(lrt_env_option) == 24 && offsetof(l
                                       offsetof(lrt_env_option, value.v) == 16),
                "LiteRtEnvOption layout");
 
+#define LRT_ANY_INT 2
 #define LRT_ANY_STRING 8
+#define LRT_ENV_AUTO_REGISTER_ACCELERATORS 24
+#define LRT_ENV_MIN_LOGGER_SEVERITY 25
+#define LRT_LOG_WARNING 2 /* LiteRT's own INFO lines (a dozen per model) stay out of the log */
 #define LRT_ENV_COMPILER_PLUGIN_DIR 0
 #define LRT_ENV_DISPATCH_DIR 1
 #define LRT_ENV_COMPILER_CACHE_DIR 18
@@ -177,8 +181,8 @@ const char* eh_lrt_status(int status) {
 }
 
 int eh_lrt_env_create(const char* runtime_dir, const char* dispatch_dir, const char* compiler_dir,
-                      const char* cache_dir, void** env) {
-	lrt_env_option o[4];
+                      const char* cache_dir, int accelerators, void** env) {
+	lrt_env_option o[6];
 	int n = 0;
 	const char* vals[4] = {runtime_dir, dispatch_dir, compiler_dir, cache_dir};
 	const int tags[4] = {LRT_ENV_RUNTIME_LIBRARY_DIR, LRT_ENV_DISPATCH_DIR, LRT_ENV_COMPILER_PLUGIN_DIR, LRT_ENV_COMPILER_CACHE_DIR};
@@ -190,7 +194,17 @@ int eh_lrt_env_create(const char* runtime_dir, const char* dispatch_dir, const c
 		o[n].value.v.s = vals[i];
 		n++;
 	}
-	return L.env_create(n, n ? o : NULL, env);
+	memset(&o[n], 0, sizeof o[n]);
+	o[n].tag = LRT_ENV_MIN_LOGGER_SEVERITY;
+	o[n].value.type = LRT_ANY_INT;
+	o[n].value.v.i = LRT_LOG_WARNING;
+	n++;
+	memset(&o[n], 0, sizeof o[n]);
+	o[n].tag = LRT_ENV_AUTO_REGISTER_ACCELERATORS; /* only those the model asks for */
+	o[n].value.type = LRT_ANY_INT;
+	o[n].value.v.i = accelerators;
+	n++;
+	return L.env_create(n, o, env);
 }
 
 void eh_lrt_env_destroy(void* env) {

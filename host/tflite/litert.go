@@ -149,7 +149,7 @@ func (m *Model) initLiteRT(o *LiteRTOptions) (err error) {
 			C.free(unsafe.Pointer(p))
 		}
 	}()
-	if st := C.eh_lrt_env_create(crt, cdisp, ccomp, ccache, &lm.env); st != 0 {
+	if st := C.eh_lrt_env_create(crt, cdisp, ccomp, ccache, accel|C.EH_LRT_CPU, &lm.env); st != 0 {
 		return fail("create environment: %s", C.GoString(C.eh_lrt_status(st)))
 	}
 	if st := C.eh_lrt_model_create(lm.env, unsafe.Pointer(&m.buf[0]), C.size_t(len(m.buf)), &lm.model); st != 0 {
@@ -234,8 +234,8 @@ func (lm *litertModel) close() {
 type litertInterp struct {
 	lm       *litertModel
 	compiled unsafe.Pointer
-	in, out  []lrtTensor            // classic order
-	args     *unsafe.Pointer         // C array: inputs then outputs, LiteRT order
+	in, out  []lrtTensor     // classic order
+	args     *unsafe.Pointer // C array: inputs then outputs, LiteRT order
 	nin      int
 }
 

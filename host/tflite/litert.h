@@ -19,9 +19,10 @@
 int eh_lrt_open(const char* path, char* err, size_t errlen);
 const char* eh_lrt_status(int status);
 
-/* One environment per model: directories may be NULL. */
+/* One environment per model, registering only the accelerators (EH_LRT_* bits) it uses;
+ * directories may be NULL. LiteRT logs warnings and errors to stderr. */
 int eh_lrt_env_create(const char* runtime_dir, const char* dispatch_dir, const char* compiler_dir,
-                      const char* cache_dir, void** env);
+                      const char* cache_dir, int accelerators, void** env);
 void eh_lrt_env_destroy(void* env);
 
 /* The model reads the caller's buffer, which must outlive it. */
