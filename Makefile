@@ -70,6 +70,19 @@ test: build plugins deps-litert
 test-accel: build deps-litert deps-openvino
 	go test -count=1 -v -run '^TestLiteRT' ./host/tflite
 
+# The GPU correctness test on Mesa 25 lavapipe (software Vulkan, fetched without root by
+# scripts/deps-vulkan.sh: 6 debs, 51 MB). Not in .ci/run: on the shared 2-core machine the
+# first run of face_detection (shader compilation) took longer than Dawn's 2-minute wait, so
+# the model fell back to the CPU (RATIONALE.md, "LiteRT backend").
+VULKAN_LIB := $(ROOT)/.deps/vulkan/root/usr/lib/x86_64-linux-gnu
+deps-vulkan: .deps/vulkan/.ok
+.deps/vulkan/.ok: scripts/deps-vulkan.sh
+	bash scripts/deps-vulkan.sh
+test-gpu: build deps-litert deps-vulkan
+	VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=$(VULKAN_LIB) \
+		EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache \
+		go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
+
 # Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device) per bundled
 # model, interleaved (-count rounds of each), as ns/op per backend.
 bench-accel: build deps-litert deps-openvino

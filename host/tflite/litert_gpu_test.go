@@ -1,0 +1,40 @@
+package tflite_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/host/tflite"
+)
+
+// TestLiteRTGPU: face_detection (float) on LiteRT's GPU accelerator (WebGPU/Dawn over
+// Vulkan) against the classic CPU result: within 1e-4 with precision = 2 (fp32; the study
+// measured 1e-6), and the model says it runs on litert/gpu. It needs a Vulkan driver Dawn
+// accepts: make test-accel runs it on Mesa 25 lavapipe (software Vulkan, so a correctness
+// check only; the first compilation takes tens of seconds there). Without one it skips,
+// saying why (the fallback itself is TestLiteRTFallback's job).
+func TestLiteRTGPU(t *testing.T) {
+	needLiteRT(t)
+	if os.Getenv("VK_ICD_FILENAMES") == "" {
+		t.Skip("no Vulkan driver named (VK_ICD_FILENAMES): make test-accel sets up Mesa lavapipe")
+	}
+	path := models + "face_detection_short_range.tflite"
+	want, _ := run(t, path, tflite.Options{Threads: 1, XNNPACK: true})
+	cache := os.Getenv("EDGEHOST_TEST_GPU_CACHE") // make test-gpu keeps it across runs
+	if cache == "" {
+		cache = t.TempDir()
+	}
+	start := time.Now()
+	got, b := run(t, path, tflite.Options{Threads: 1, LiteRT: &tflite.LiteRTOptions{
+		Accelerator: tflite.AcceleratorGPU, Dir: litertDir, CacheDir: cache,
+		Options: map[string]string{"gpu_options": "precision = 2\n"}}})
+	if b.Active != "litert/gpu" {
+		t.Fatalf("backend %v, want litert/gpu (is the Vulkan driver one Dawn accepts: Mesa >= 25?)", b)
+	}
+	d := maxDiff(t, outputsOf(t, path), want, got)
+	if d > 1e-4 {
+		t.Errorf("GPU result differs from the CPU by %g (tolerance 1e-4, fp32)", d)
+	}
+	t.Logf("litert/gpu: load+compile+run %v, max difference to the classic CPU %g", time.Since(start), d)
+}
