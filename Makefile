@@ -80,7 +80,7 @@ deps-vulkan: .deps/vulkan/.ok
 	bash scripts/deps-vulkan.sh
 test-gpu: build deps-litert deps-vulkan
 	VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=$(VULKAN_LIB) \
-		EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache \
+		EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache \
 		go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
 
 # Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device) per bundled

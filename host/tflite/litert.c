@@ -76,6 +76,7 @@ static struct {
 	void (*buffer_destroy)(void*);
 	lrt_status (*buffer_host)(void*, void**);
 	lrt_status (*run)(void*, lrt_index, size_t, void**, size_t, void**);
+	lrt_status (*set_cancel)(void*, void*, _Bool (*)(void*)); /* optional */
 } L;
 
 static pthread_mutex_t eh_lrt_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -119,6 +120,7 @@ static int eh_lrt_resolve(void* h, const char* path) {
 	RESOLVE(buffer_destroy, "LiteRtDestroyTensorBuffer");
 	RESOLVE(buffer_host, "LiteRtGetTensorBufferHostMemory");
 	RESOLVE(run, "LiteRtRunCompiledModel");
+	*(void**)(&L.set_cancel) = dlsym(h, "LiteRtSetCompiledModelCancellationFunction");
 	return 0;
 }
 
@@ -293,4 +295,14 @@ int eh_lrt_buffer_host(void* buffer, void** p) { return L.buffer_host(buffer, p)
 
 int eh_lrt_run(void* compiled, void** inputs, size_t nin, void** outputs, size_t nout) {
 	return L.run(compiled, 0, nin, inputs, nout, outputs);
+}
+
+static _Bool eh_lrt_cancelled(void* data) {
+	(void)data;
+	return 1;
+}
+
+int eh_lrt_cancel_runs(void* compiled) {
+	if (L.set_cancel == NULL) return -1;
+	return L.set_cancel(compiled, NULL, eh_lrt_cancelled);
 }

@@ -482,3 +482,15 @@ func (i *Interpreter) lrtBind(output, n int, p unsafe.Pointer, size int) error {
 	}
 	return nil
 }
+
+// cancelLiteRTRuns makes every later LiteRT run of i fail (LiteRT's cancellation function),
+// for the run-time fallback test.
+func (i *Interpreter) cancelLiteRTRuns() error {
+	if i.lrt == nil {
+		return errors.New("not a LiteRT interpreter")
+	}
+	if st := C.eh_lrt_cancel_runs(i.lrt.compiled); st != 0 {
+		return fmt.Errorf("litert: set cancellation function: %s", C.GoString(C.eh_lrt_status(st)))
+	}
+	return nil
+}

@@ -227,3 +227,49 @@ func TestLiteRTFallback(t *testing.T) {
 		})
 	}
 }
+
+// TestLiteRTRunFallback: when a LiteRT run fails after load (here LiteRT's own cancellation
+// check fails every run), the request is served by a classic interpreter bound to the same
+// memory: Invoke succeeds with the classic result, the interpreter says "fallback", the model
+// counts it, a warning says why, and later requests keep working.
+func TestLiteRTRunFallback(t *testing.T) {
+	needLiteRT(t)
+	path := models + "mobilenet_quant_v1_224.tflite"
+	want, _ := run(t, path, tflite.Options{Threads: 1, XNNPACK: true})
+	var warned []string
+	m, err := tflite.LoadModel(path, tflite.Options{Threads: 1, XNNPACK: true,
+		LiteRT: &tflite.LiteRTOptions{Accelerator: tflite.AcceleratorCPU, Dir: litertDir},
+		Warn:   func(msg string, kv ...any) { warned = append(warned, msg) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	it, err := m.NewInterpreter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	fill(t, m, it)
+	if err := tflite.CancelLiteRTRuns(it); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 2; round++ {
+		if err := it.Invoke(); err != nil {
+			t.Fatalf("round %d: the request was lost: %v", round, err)
+		}
+		if string(it.Output(0)) != string(want[0]) {
+			t.Fatalf("round %d: the fallback's result differs from the classic API's", round)
+		}
+	}
+	d := strings.Join(it.Delegates(), ",")
+	if !strings.Contains(d, "litert:cpu,fallback") {
+		t.Errorf("delegates %q, want litert:cpu,fallback,...", d)
+	}
+	if b := m.Backend(); b.RunFallbacks != 1 {
+		t.Errorf("backend %+v, want 1 run fallback", b)
+	}
+	if len(warned) != 1 || !strings.Contains(warned[0], "LiteRT run failed") {
+		t.Errorf("warnings %q, want one about the failed run", warned)
+	}
+	t.Logf("delegates %s, %+v", d, m.Backend())
+}
