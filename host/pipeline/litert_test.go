@@ -17,6 +17,9 @@ func TestLiteRTPipelineZeroCopy(t *testing.T) {
 	if _, err := os.Stat(litertDir + "/libLiteRt.so"); err != nil {
 		t.Skipf("LiteRT is not fetched (%v): run make deps-litert", err)
 	}
+	if !tflite.Probe().CustomAllocation {
+		t.Skipf("%v: LiteRT models need custom allocation (host/tflite tests the fallback)", tflite.Probe())
+	}
 	for _, c := range []struct{ model, image, post string }{
 		{"mobilenet_quant_v1_224.tflite", "peacock.png", "classify-c"},
 		{"ssd_detect.tflite", "ssd_example.jpg", "ssd-c"},

@@ -11,13 +11,13 @@ import (
 // TestLiteRTGPU: face_detection (float) on LiteRT's GPU accelerator (WebGPU/Dawn over
 // Vulkan) against the classic CPU result: within 1e-4 with precision = 2 (fp32; the study
 // measured 1e-6), and the model says it runs on litert/gpu. It needs a Vulkan driver Dawn
-// accepts: make test-accel runs it on Mesa 25 lavapipe (software Vulkan, so a correctness
+// accepts: make test-gpu runs it on Mesa 25 lavapipe (software Vulkan, so a correctness
 // check only; the first compilation takes tens of seconds there). Without one it skips,
 // saying why (the fallback itself is TestLiteRTFallback's job).
 func TestLiteRTGPU(t *testing.T) {
 	needLiteRT(t)
 	if os.Getenv("VK_ICD_FILENAMES") == "" {
-		t.Skip("no Vulkan driver named (VK_ICD_FILENAMES): make test-accel sets up Mesa lavapipe")
+		t.Skip("no Vulkan driver named (VK_ICD_FILENAMES): make test-gpu sets up Mesa lavapipe")
 	}
 	path := models + "face_detection_short_range.tflite"
 	want, _ := run(t, path, tflite.Options{Threads: 1, XNNPACK: true})

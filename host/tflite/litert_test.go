@@ -22,6 +22,22 @@ func needLiteRT(t testing.TB) {
 	if _, err := os.Stat(litertDir + "/libLiteRt.so"); err != nil {
 		t.Skipf("LiteRT is not fetched (%v): run make deps-litert", err)
 	}
+	if !tflite.Probe().CustomAllocation {
+		t.Skipf("%v: a LiteRT model needs custom allocation for its CPU fallback (TestLiteRTNeedsCustomAllocation)", tflite.Probe())
+	}
+}
+
+// TestLiteRTNeedsCustomAllocation: with a TFLite library that cannot bind tensors to caller
+// memory (2.9), a LiteRT model is served by the classic backend, which says why.
+func TestLiteRTNeedsCustomAllocation(t *testing.T) {
+	if tflite.Probe().CustomAllocation {
+		t.Skipf("%v has custom allocation", tflite.Probe())
+	}
+	got, b := run(t, models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 1,
+		LiteRT: &tflite.LiteRTOptions{Accelerator: tflite.AcceleratorCPU, Dir: litertDir}})
+	if b.Active != tflite.BackendClassic || !strings.Contains(b.Reason, "no custom tensor allocation") || len(got[0]) != 1001 {
+		t.Fatalf("backend %+v, want tflite/cpu with the reason", b)
+	}
 }
 
 // fill writes deterministic inputs: an image for 224×224 RGB models, noise otherwise.
