@@ -71,8 +71,9 @@ test-accel: build deps-litert deps-openvino
 	go test -count=1 -v -run '^TestLiteRT' ./host/tflite
 
 # The GPU correctness test on Mesa 25 lavapipe (software Vulkan, fetched without root by
-# scripts/deps-vulkan.sh: 6 debs, 51 MB). Not in .ci/run: on the shared 2-core machine the
-# first run of face_detection (shader compilation) took longer than Dawn's 2-minute wait, so
+# scripts/deps-vulkan.sh: 6 debs, 40 MB, 198 MB unpacked). Measured on the shared 2-core
+# machine: 94 s with a cold shader cache (Mesa's, kept in .deps/vulkan/mesa-cache), 2.3 s
+# warm. Under heavy load a cold first run once took longer than Dawn's 2-minute wait, and
 # the model fell back to the CPU (RATIONALE.md, "LiteRT backend").
 VULKAN_LIB := $(ROOT)/.deps/vulkan/root/usr/lib/x86_64-linux-gnu
 deps-vulkan: .deps/vulkan/.ok
