@@ -404,8 +404,10 @@ func (c *Config) complete(data []byte) []error {
 		}
 		switch m.Accelerator {
 		case "":
-			if m.Vendor != "" || len(m.AcceleratorOptions) > 0 {
-				bad("vendor and accelerator_options need accelerator = \"cpu\", \"gpu\" or \"npu\"", "models", name, "accelerator")
+			if m.Vendor != "" {
+				bad("vendor needs accelerator = \"npu\"", "models", name, "vendor")
+			} else if len(m.AcceleratorOptions) > 0 {
+				bad("accelerator_options need accelerator = \"cpu\", \"gpu\" or \"npu\"", "models", name, "accelerator_options")
 			}
 		case "cpu", "gpu", "npu":
 			if c.Runtime.LiteRTDir == "" {

@@ -504,6 +504,26 @@ func TestErrors(t *testing.T) {
 			want: []wantErr{{3, "models.m.threads", "threads 100 must be between 1 and 64"}},
 		},
 		{
+			name: "unknown accelerator",
+			toml: "[runtime]\nlitert_dir = \"lrt\"\n" + strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"tpu\"\n", 1),
+			want: []wantErr{{5, "models.m.accelerator", `accelerator "tpu" must be "cpu", "gpu" or "npu"`}},
+		},
+		{
+			name: "accelerator without litert_dir",
+			toml: strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"gpu\"\n", 1),
+			want: []wantErr{{3, "models.m.accelerator", `accelerator "gpu" needs runtime.litert_dir`}},
+		},
+		{
+			name: "npu without vendor",
+			toml: "[runtime]\nlitert_dir = \"lrt\"\n" + strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"npu\"\n", 1),
+			want: []wantErr{{3, "models.m.vendor", `accelerator "npu" needs vendor`}},
+		},
+		{
+			name: "vendor without accelerator",
+			toml: strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\nvendor = \"intel_openvino\"\n", 1),
+			want: []wantErr{{3, "models.m.vendor", `vendor needs accelerator = "npu"`}},
+		},
+		{
 			name: "log level loud",
 			toml: "[log]\nlevel = \"loud\"\n" + minimal,
 			want: []wantErr{{2, "log.level", `level "loud" must be one of trace, debug, info, warn, error`}},
