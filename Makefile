@@ -84,10 +84,15 @@ test-gpu: build deps-litert deps-vulkan
 		EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache \
 		go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
 
-# Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device) per bundled
-# model, interleaved (-count rounds of each), as ns/op per backend.
+# Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device; the GPU where
+# VK_ICD_FILENAMES names a driver) per bundled model: BENCH_ROUNDS rounds, each running every
+# backend once (interleaved), then the median ms per invoke and the ratio to classic.
+BENCH_ROUNDS ?= 3
 bench-accel: build deps-litert deps-openvino
-	go test -run '^$$' -bench '^BenchmarkBackends$$' -benchtime 20x -count 3 ./host/tflite | grep -v '^INFO\|^WARNING'
+	go test -c -o bin/tflite.test ./host/tflite
+	cd host/tflite && for r in $$(seq $(BENCH_ROUNDS)); do \
+		../../bin/tflite.test -test.run '^$$' -test.bench '^BenchmarkBackends$$' -test.benchtime 20x 2>/dev/null | grep '^BenchmarkBackends/'; \
+	done | bash ../../scripts/bench-accel-table.sh
 
 # The packages whose tests involve time (budgets, queues, reload, serving) once more while
 # every core is kept busy by CPU-bound processes: they must hold on a loaded machine.

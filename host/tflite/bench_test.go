@@ -65,9 +65,10 @@ func BenchmarkInvokeThreads(b *testing.B) {
 	}
 }
 
-// BenchmarkBackends runs each bundled model on the classic TFLite API, on LiteRT's CPU path
-// and (with OpenVINO fetched) on LiteRT's NPU path through OpenVINO's CPU device, one
-// thread, zeroed inputs: make bench-accel interleaves them with -count.
+// BenchmarkBackends runs each bundled model on the classic TFLite API, on LiteRT's CPU path,
+// (with OpenVINO fetched) on LiteRT's NPU path through OpenVINO's CPU device, and (with
+// VK_ICD_FILENAMES set) on LiteRT's GPU, one thread, zeroed inputs. A backend that falls back
+// is skipped. make bench-accel runs it in interleaved rounds.
 func BenchmarkBackends(b *testing.B) {
 	needLiteRT(b)
 	backends := []struct {
@@ -83,6 +84,13 @@ func BenchmarkBackends(b *testing.B) {
 			lrt  *tflite.LiteRTOptions
 		}{"litert-npu-openvino-cpu", &tflite.LiteRTOptions{Accelerator: tflite.AcceleratorNPU, Dir: litertDir,
 			Vendor: "intel_openvino", CacheDir: b.TempDir(), Options: map[string]string{"intel_openvino": "graph.0.graph_backend = 0\n"}}})
+	}
+	if os.Getenv("VK_ICD_FILENAMES") != "" {
+		backends = append(backends, struct {
+			name string
+			lrt  *tflite.LiteRTOptions
+		}{"litert-gpu", &tflite.LiteRTOptions{Accelerator: tflite.AcceleratorGPU, Dir: litertDir,
+			Options: map[string]string{"gpu_options": "precision = 2\n"}}})
 	}
 	for _, name := range []string{"mobilenet_quant_v1_224", "ssd_detect", "deeplabv3_257_mv_gpu", "face_detection_short_range"} {
 		for _, be := range backends {
