@@ -30,6 +30,7 @@ type ItemStatus struct {
 	Requested      string `json:"accelerator_requested,omitempty"`
 	FallbackReason string `json:"accelerator_fallback,omitempty"`
 	RunFallbacks   int64  `json:"accelerator_run_fallbacks,omitempty"`
+	TransferBytes  int64  `json:"accelerator_transfer_bytes,omitempty"` // host<->GPU tensor bytes (LiteRT's copies)
 }
 
 // PipeStatus is the state of one pipeline.
@@ -82,7 +83,7 @@ func (e *Engine) Status() Status {
 	for _, m := range e.Models() {
 		b := m.Model.Backend()
 		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt,
-			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks}
+			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks, TransferBytes: b.TransferBytes}
 		it.LastError, it.ErrorAt = e.errs.get(m.Config.Path)
 		st.Models[m.Name] = it
 	}

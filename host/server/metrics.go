@@ -48,6 +48,7 @@ var (
 	reloads  = prometheus.NewDesc("edgehost_reloads_total", "Hot reloads of plugins, models and config, by result (applied, rejected).", []string{"result"}, nil)
 	rollback = prometheus.NewDesc("edgehost_rollbacks_total", "Automatic rollbacks after a new version trapped too often.", nil, nil)
 	backend  = prometheus.NewDesc("edgehost_model_backend", "1 for the backend each model runs on (tflite/cpu, litert/cpu, litert/gpu, litert/npu), with the accelerator asked for (\"\" for none).", []string{"model", "backend", "requested"}, nil)
+	transfer = prometheus.NewDesc("edgehost_model_accelerator_transfer_bytes_total", "Tensor bytes LiteRT moved between host memory and the GPU for a model on litert/gpu (edgehost itself copies none).", []string{"model"}, nil)
 	fallback = prometheus.NewDesc("edgehost_model_accelerator_fallbacks_total", "Interpreters of a LiteRT model moved to the classic CPU backend after load (a failed compile or run; no request lost).", []string{"model"}, nil)
 )
 
@@ -59,6 +60,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rollback
 	ch <- backend
 	ch <- fallback
+	ch <- transfer
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -82,5 +84,6 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		b := m.Model.Backend()
 		ch <- prometheus.MustNewConstMetric(backend, prometheus.GaugeValue, 1, m.Name, b.Active, b.Requested)
 		ch <- prometheus.MustNewConstMetric(fallback, prometheus.CounterValue, float64(b.RunFallbacks), m.Name)
+		ch <- prometheus.MustNewConstMetric(transfer, prometheus.CounterValue, float64(b.TransferBytes), m.Name)
 	}
 }

@@ -171,6 +171,7 @@ func (i *Interpreter) Invoke() error {
 		if i.fellBack == nil {
 			err := i.lrt.run()
 			if err == nil {
+				i.lrt.count(i.model)
 				return nil
 			}
 			if ferr := i.fallBack(err); ferr != nil {

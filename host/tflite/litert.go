@@ -61,6 +61,11 @@ type BackendInfo struct {
 	// RunFallbacks counts interpreters that switched to the classic backend after a
 	// LiteRT run failed (each failing request was then served by the classic backend).
 	RunFallbacks int64
+	// TransferBytes counts the tensor bytes moved between host memory and the GPU: edgehost
+	// binds host buffers (0 bytes copied by edgehost), so on litert/gpu LiteRT uploads every
+	// input and downloads every output on each run; this adds their sizes per run. 0 on
+	// the CPU and NPU paths, whose kernels read the host buffers in place.
+	TransferBytes int64
 }
 
 // litertModel is the LiteRT side of a Model: one environment and one LiteRT model over
@@ -430,7 +435,8 @@ func (i *Interpreter) fallBack(cause error) error {
 
 // Backend says where the model's interpreters run (see BackendInfo).
 func (m *Model) Backend() BackendInfo {
-	b := BackendInfo{Active: BackendClassic, Reason: m.lrtReason, RunFallbacks: atomic.LoadInt64(&m.runFallbacks)}
+	b := BackendInfo{Active: BackendClassic, Reason: m.lrtReason, RunFallbacks: atomic.LoadInt64(&m.runFallbacks),
+		TransferBytes: atomic.LoadInt64(&m.transferred)}
 	if m.opts.LiteRT != nil {
 		b.Requested = "litert/" + m.opts.LiteRT.Accelerator
 	}
@@ -493,4 +499,19 @@ func (i *Interpreter) cancelLiteRTRuns() error {
 		return fmt.Errorf("litert: set cancellation function: %s", C.GoString(C.eh_lrt_status(st)))
 	}
 	return nil
+}
+
+// count adds, after a successful run on the GPU, the tensor bytes LiteRT moved between the
+// host buffers and GPU memory (every input up, every output down).
+func (li *litertInterp) count(m *Model) {
+	if li.lm.accel&C.EH_LRT_GPU == 0 {
+		return
+	}
+	n := 0
+	for _, ts := range [][]lrtTensor{li.in, li.out} {
+		for k := range ts {
+			n += ts[k].size
+		}
+	}
+	atomic.AddInt64(&m.transferred, int64(n))
 }

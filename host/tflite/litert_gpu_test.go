@@ -32,6 +32,18 @@ func TestLiteRTGPU(t *testing.T) {
 	if b.Active != "litert/gpu" {
 		t.Fatalf("backend %v, want litert/gpu (is the Vulkan driver one Dawn accepts: Mesa >= 25?)", b)
 	}
+	m, err := tflite.LoadModel(path, tflite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := 0
+	for _, ti := range append(append([]tflite.TensorInfo{}, m.Inputs...), m.Outputs...) {
+		tensors += ti.Bytes
+	}
+	m.Close()
+	if b.TransferBytes != int64(tensors) {
+		t.Errorf("transfer bytes %d after one run, want the tensors' %d", b.TransferBytes, tensors)
+	}
 	d := maxDiff(t, outputsOf(t, path), want, got)
 	if d > 1e-4 {
 		t.Errorf("GPU result differs from the CPU by %g (tolerance 1e-4, fp32)", d)

@@ -79,6 +79,7 @@ type Model struct {
 	lrt          *litertModel // nil: the classic backend serves every interpreter
 	lrtReason    string       // why a requested LiteRT backend is not used
 	runFallbacks int64        // interpreters moved to the classic backend after load (atomic)
+	transferred  int64        // tensor bytes LiteRT moved to and from the GPU (atomic)
 }
 
 // LoadModel reads the model at path into a private copy, then parses and checks it. A
