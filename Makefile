@@ -36,16 +36,44 @@ GO_PLUGINS := imagepre-go classify-go ssd-go
 C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
 
-plugins: $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins
+# Every example embeds its manifest with the binary's `edgehost plugin manifest`: build first.
+plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins rust-plugins
 
 # Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
 # instrument and decode at every load), then the manifest embedded as a custom section.
 plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/examples/$$(*D)/manifest.json) $(SDK_GO)
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
-	go run ./sdk/cmd/ehmanifest -in $@ -manifest plugins/examples/$(*D)/manifest.json
+	./bin/edgehost plugin manifest --set plugins/examples/$(*D)/manifest.json $@
 
 c-plugins: deps
 	@for p in $(C_PLUGINS); do $(MAKE) --no-print-directory -C plugins/examples/$$p || exit 1; done
+
+# Rust plugins (sdk/rust/README.md): rustc alone, no cargo or crates.io. scripts/rust.sh fetches
+# Debian 12's rustc 1.63 with the wasm32-wasi target into .deps/rust (about 110 MB of .debs,
+# once); set RUSTC to use another rustc that has the target. The SDK is compiled once as an
+# rlib, each plugin as a cdylib against it, then the manifest is embedded.
+RUSTC ?= $(ROOT)/.deps/rust/bin/rustc
+RUST_OUT := bin/rust
+RUST_FLAGS := --edition 2021 --target wasm32-wasi -O -C strip=symbols
+RUST_SDK := $(wildcard sdk/rust/edgehost/src/*.rs)
+.PHONY: rust-plugins rust-toolchain
+rust-plugins: plugins/examples/segment-rust/segment-rust.wasm sdk/rust/testdata/panic.wasm
+
+rust-toolchain:
+	@if [ "$(RUSTC)" = "$(ROOT)/.deps/rust/bin/rustc" ]; then bash scripts/rust.sh; \
+	else $(RUSTC) --print target-list >/dev/null || { echo "RUSTC=$(RUSTC) does not run"; exit 1; }; fi
+
+$(RUST_OUT)/libedgehost.rlib: $(RUST_SDK) | rust-toolchain
+	mkdir -p $(RUST_OUT)
+	$(RUSTC) $(RUST_FLAGS) --crate-type rlib --crate-name edgehost -o $@ sdk/rust/edgehost/src/lib.rs
+
+plugins/examples/segment-rust/segment-rust.wasm: $$(wildcard plugins/examples/segment-rust/src/*.rs) plugins/examples/segment-rust/manifest.json $(RUST_OUT)/libedgehost.rlib | build
+	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name segment_rust --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ plugins/examples/segment-rust/src/lib.rs
+	./bin/edgehost plugin manifest --set plugins/examples/segment-rust/manifest.json $@
+
+sdk/rust/testdata/panic.wasm: sdk/rust/testdata/panic.rs sdk/rust/testdata/manifest.json $(RUST_OUT)/libedgehost.rlib | build
+	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name rust_panic --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ sdk/rust/testdata/panic.rs
+	./bin/edgehost plugin manifest --set sdk/rust/testdata/manifest.json $@
 
 run: build plugins
 	./bin/edgehost --config config.toml run --pipeline classify .deps/models/peacock.png

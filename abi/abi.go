@@ -134,15 +134,28 @@ const (
 )
 
 // Call block layout: CallSize bytes, little-endian, allocated by the host with
-// edgehost_alloc once per instance and passed to edgehost_pre / edgehost_post.
+// edgehost_alloc once per instance and passed to edgehost_pre / edgehost_post. The first
+// 32 bytes are ABI 1.0; the request-context fields (CallOffContext…) were added in 1.1 and
+// are present when flags has FlagContext (a plugin built for 1.0 never reads them).
 const (
-	CallSize        = 32
-	CallOffABI      = 0  // u32 ABI version (host writes)
-	CallOffInput    = 4  // u32 pointer to the request bytes (host writes; pre only)
-	CallOffInputLen = 8  // u32 request length
-	CallOffNTensors = 12 // u32 number of tensor descriptors
-	CallOffTensors  = 16 // u32 pointer to the first descriptor
-	CallOffOutput   = 20 // u32 pointer to the result bytes (plugin writes; post)
-	CallOffOutLen   = 24 // u32 result length (plugin writes)
-	CallOffFlags    = 28 // u32 reserved, 0
+	CallSize          = 48
+	CallOffABI        = 0  // u32 ABI version (host writes)
+	CallOffInput      = 4  // u32 pointer to the request bytes (host writes; pre only)
+	CallOffInputLen   = 8  // u32 request length
+	CallOffNTensors   = 12 // u32 number of tensor descriptors
+	CallOffTensors    = 16 // u32 pointer to the first descriptor
+	CallOffOutput     = 20 // u32 pointer to the result bytes (plugin writes; post)
+	CallOffOutLen     = 24 // u32 result length (plugin writes)
+	CallOffFlags      = 28 // u32 flags (host writes): FlagContext
+	CallOffContext    = 32 // u32 pointer to the instance's request-context buffer (host writes)
+	CallOffContextCap = 36 // u32 its capacity, MaxContext (host writes)
+	CallOffContextLen = 40 // u32 pre: context length the plugin wrote (plugin writes, host zeroes it first); post: length the host copied in
+	CallOffReserved   = 44 // u32 reserved, 0
 )
+
+// FlagContext is set in the call block's flags when the request-context fields exist.
+const FlagContext = 1
+
+// MaxContext is the size of the request-context buffer: the bytes a pre plugin may hand to
+// the post plugin of the same request.
+const MaxContext = 4096

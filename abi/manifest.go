@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -16,7 +17,13 @@ type Manifest struct {
 	Kind        Kind   `json:"kind"`
 	ContentType string `json:"content_type,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Unknown lists the top-level keys ParseManifest did not know, sorted. A later 1.x host
+	// may define them (ABI.md §9): they are ignored, and reported by `edgehost plugin check`.
+	Unknown []string `json:"-"`
 }
+
+// knownKeys are the manifest keys of this ABI version.
+var knownKeys = map[string]bool{"name": true, "version": true, "abi": true, "kind": true, "content_type": true, "description": true}
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -57,13 +64,31 @@ func ResultTypeAllowed(ct string) bool {
 var charsetRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 
 // ParseManifest decodes and validates a manifest section's payload.
+// Keys it does not know are accepted and listed in Unknown (ABI.md §9: a new manifest key
+// keeps the ABI version, so a manifest written for a later 1.x host still loads); the known
+// keys must have the right types, and the payload must be one JSON object.
 func ParseManifest(b []byte) (Manifest, error) {
 	var m Manifest
+	var keys map[string]json.RawMessage
 	dec := json.NewDecoder(bytesReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	if err := dec.Decode(&keys); err != nil {
 		return m, fmt.Errorf("manifest: invalid JSON: %w", err)
 	}
+	if keys == nil {
+		return m, errors.New("manifest: want a JSON object, got null")
+	}
+	if dec.More() {
+		return m, errors.New("manifest: invalid JSON: data after the object")
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("manifest: invalid JSON: %w", err)
+	}
+	for k := range keys {
+		if !knownKeys[k] {
+			m.Unknown = append(m.Unknown, k)
+		}
+	}
+	sort.Strings(m.Unknown)
 	return m, m.Validate()
 }
 

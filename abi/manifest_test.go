@@ -40,3 +40,44 @@ func TestManifestBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestSectionLayoutAsDocumented: a manifest section written byte by byte as ABI.md §6
+// describes it (id 0, LEB128 size n+18, name length 17, the name, the JSON) is the one the
+// host reads, and the last of two wins.
+func TestSectionLayoutAsDocumented(t *testing.T) {
+	leb := func(v int) []byte { return AppendULEB(nil, uint64(v)) }
+	section := func(man string) []byte {
+		b := append([]byte{0}, leb(len(man)+18)...)
+		b = append(append(b, 0x11), "edgehost.manifest"...)
+		return append(b, man...)
+	}
+	mod := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	first := `{"name":"first","version":"1","abi":1,"kind":"pre"}`
+	// A manifest over 127 bytes needs a two-byte size.
+	second := `{"name":"second","version":"1.0.0","abi":1,"kind":"post","description":"` + strings.Repeat("x", 200) + `"}`
+	mod = append(append(mod, section(first)...), section(second)...)
+	raw, ok, err := CustomSection(mod, ManifestSection)
+	if err != nil || !ok || string(raw) != second {
+		t.Fatalf("read %q, %v, %v; want the second manifest", raw, ok, err)
+	}
+	if m, err := ParseManifest(raw); err != nil || m.Name != "second" {
+		t.Fatalf("parse: %+v, %v", m, err)
+	}
+}
+
+// TestUnknownManifestKeys: keys a later 1.x host may define are accepted and listed (ABI.md
+// §6, §9); the known keys still have to be valid.
+func TestUnknownManifestKeys(t *testing.T) {
+	m, err := ParseManifest([]byte(`{"name":"x","version":"1","abi":1,"kind":"post","homepage":"h","min_host":"1.2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(m.Unknown, ",") != "homepage,min_host" {
+		t.Errorf("Unknown = %v, want [homepage min_host]", m.Unknown)
+	}
+	for _, bad := range []string{`{"name":"x","version":"1","abi":"1","kind":"post"}`, `null`, `{"name":"x","version":"1","abi":1,"kind":"post"} {}`} {
+		if _, err := ParseManifest([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}

@@ -178,7 +178,11 @@ func (w *ehWorker) run(ctx context.Context, img []byte) (r request, err error) {
 	r.inv = k.stop()
 	if w.post != nil {
 		k = start()
-		r.res, err = w.post.Post(ctx)
+		var reqCtx []byte
+		if w.pre != nil {
+			reqCtx = w.pre.Context()
+		}
+		r.res, err = w.post.Post(ctx, reqCtx)
 		r.post = k.stop()
 	}
 	r.total = all.stop()

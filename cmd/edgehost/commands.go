@@ -94,6 +94,8 @@ func cmdRun(g *globals, args []string) error {
 	name := fs.String("pipeline", "", "the pipeline to run (required)")
 	fs.StringVar(name, "p", "", "shorthand for --pipeline")
 	stats := fs.Bool("stats", false, "print stage timings and bytes copied to stderr")
+	raw := fs.Bool("raw", false, "write the result exactly as the post plugin returned it (no re-indenting, no newline added)")
+	logLevel := fs.String("log-level", "", "log level on stderr, plugin log lines included (default warn, or the config's when it is debug or trace)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +113,17 @@ func cmdRun(g *globals, args []string) error {
 	if err := only(cfg, *name); err != nil {
 		return err
 	}
-	log := newLogger(config.Log{Level: "warn", Format: cfg.Log.Format}, g.stderr)
+	level := *logLevel
+	if level == "" {
+		level = "warn"
+		if l := strings.ToLower(cfg.Log.Level); l == "debug" || l == "trace" {
+			level = l
+		}
+	}
+	if hclog.LevelFromString(level) == hclog.NoLevel {
+		return &usageError{msg: fmt.Sprintf("--log-level %q: want trace, debug, info, warn or error", level)}
+	}
+	log := newLogger(config.Log{Level: level, Format: cfg.Log.Format}, g.stderr)
 	ctx := context.Background()
 	e, err := engine.New(ctx, cfg, log)
 	if err != nil {
@@ -120,6 +132,10 @@ func cmdRun(g *globals, args []string) error {
 	defer e.Close(ctx)
 	p, _ := e.Pipeline(*name)
 	st, err := p.Pipeline.Run(ctx, bytes.NewReader(input), len(input), func(res []byte, ct string) error {
+		if *raw {
+			_, err := g.stdout.Write(res)
+			return err
+		}
 		if strings.HasPrefix(ct, "application/json") {
 			var buf bytes.Buffer
 			if json.Indent(&buf, res, "", "  ") == nil {
@@ -160,6 +176,7 @@ func cmdValidate(g *globals, args []string) error {
 
 func cmdInspect(g *globals, args []string) error {
 	fs := g.flags("inspect")
+	tensors := fs.Bool("tensors", false, "list every tensor of a model with its quantisation (always on for a .tflite file given by name)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -179,7 +196,8 @@ func cmdInspect(g *globals, args []string) error {
 	}
 	for _, name := range cfg.ModelNames() {
 		fmt.Fprintf(w, "\nmodel %s\n", name)
-		if err := inspectModel(g, cfg.Models[name].Path); err != nil {
+		mc := cfg.Models[name]
+		if err := inspectModel(g, mc.Path, mc.XNNPACK == nil || *mc.XNNPACK, *tensors); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "  accelerator: %s\n", inspectBackend(cfg.Runtime, cfg.Models[name]))
@@ -193,7 +211,11 @@ func cmdInspect(g *globals, args []string) error {
 		}{{"pre", p.Pre}, {"post", p.Post}} {
 			role, pl := rp.role, rp.pl
 			fmt.Fprintf(w, "  %s plugin %s\n", role, pl.Path)
-			if err := inspectPlugin(g, pl.Path, "    "); err != nil {
+			params, err := pl.ResolveParams()
+			if err != nil {
+				return fmt.Errorf("pipeline %s %s plugin: %w", name, role, err)
+			}
+			if err := inspectPlugin(g, pl.Path, "    ", params); err != nil {
 				return err
 			}
 			fmt.Fprintf(w, "    budget: memory %d MiB, %d ms per call (%s clock)\n", pl.MemoryLimitMB, pl.TimeoutMS, pl.BudgetClock)
@@ -207,30 +229,109 @@ func inspectFile(g *globals, f string) error {
 	switch filepath.Ext(f) {
 	case ".tflite":
 		fmt.Fprintf(g.stdout, "\nmodel %s\n", f)
-		return inspectModel(g, f)
+		return inspectModel(g, f, true, true)
 	case ".wasm":
 		fmt.Fprintf(g.stdout, "\nplugin %s\n", f)
-		return inspectPlugin(g, f, "  ")
+		return inspectPlugin(g, f, "  ", nil)
 	}
 	return &usageError{msg: fmt.Sprintf("%s: want a .tflite or .wasm file", f)}
 }
 
-func inspectModel(g *globals, path string) error {
+// inspectModel prints a model's size, inputs and outputs, its operators (and how many of
+// each XNNPACK takes, read from the runtime itself) and, when tensors is set, every tensor
+// with its quantisation; otherwise a count of the quantised tensors.
+func inspectModel(g *globals, path string, xnnpack, tensors bool) error {
 	m, err := tflite.LoadModel(path, tflite.Options{})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	w := g.stdout
+	fmt.Fprintf(w, "  size: %s (%d bytes), sha256 %s\n", humanBytes(int64(m.Size)), m.Size, m.Hash[:16])
 	for i, t := range m.Inputs {
-		fmt.Fprintf(g.stdout, "  input  %d: %v (%d bytes)\n", i, t, t.Bytes)
+		fmt.Fprintf(w, "  input  %d: %v (%d bytes)\n", i, t, t.Bytes)
 	}
 	for i, t := range m.Outputs {
-		fmt.Fprintf(g.stdout, "  output %d: %v (%d bytes)\n", i, t, t.Bytes)
+		fmt.Fprintf(w, "  output %d: %v (%d bytes)\n", i, t, t.Bytes)
+	}
+	graph, err := m.Graph(xnnpack)
+	if err != nil {
+		return err
+	}
+	ops := graph.OpCounts()
+	if graph.Delegate != "" {
+		fmt.Fprintf(w, "  ops: %d of %d kinds; XNNPACK takes %d in %d partitions, %d run on TFLite's kernels\n",
+			len(graph.Ops), len(ops), graph.DelegatedOps(), graph.Partitions, len(graph.Ops)-graph.DelegatedOps())
+	} else {
+		fmt.Fprintf(w, "  ops: %d of %d kinds, on TFLite's kernels (XNNPACK off or not in this library)\n", len(graph.Ops), len(ops))
+	}
+	for _, c := range ops {
+		if graph.Delegate != "" {
+			fmt.Fprintf(w, "    %-28s x%-4d XNNPACK %d\n", c.Name, c.Count, c.Delegated)
+		} else {
+			fmt.Fprintf(w, "    %-28s x%d\n", c.Name, c.Count)
+		}
+	}
+	perTensor, perAxis := 0, 0
+	for _, t := range graph.Tensors {
+		switch {
+		case t.Quant == nil:
+		case t.Quant.PerAxis():
+			perAxis++
+		default:
+			perTensor++
+		}
+	}
+	fmt.Fprintf(w, "  tensors: %d (%d quantised per tensor, %d per axis, %d not quantised)\n",
+		len(graph.Tensors), perTensor, perAxis, len(graph.Tensors)-perTensor-perAxis)
+	if !tensors {
+		return nil
+	}
+	for _, t := range graph.Tensors {
+		kind := ""
+		if t.Constant {
+			kind = " const"
+		}
+		fmt.Fprintf(w, "    #%-4d %s %s%v%s %s\n", t.Index, t.Name, t.Type, t.Shape, kind, quantString(t.Quant))
 	}
 	return nil
 }
 
-func inspectPlugin(g *globals, path, indent string) error {
+// quantString describes a tensor's quantisation: scale and zero point, or for per-axis
+// quantisation the axis, the number of scales, their range and the zero points.
+func quantString(q *tflite.Quantization) string {
+	if q == nil {
+		return "not quantised"
+	}
+	if !q.PerAxis() {
+		return fmt.Sprintf("q(scale=%g zero=%d)", q.Scales[0], q.ZeroPoints[0])
+	}
+	lo, hi := q.Scales[0], q.Scales[0]
+	for _, s := range q.Scales {
+		lo, hi = min(lo, s), max(hi, s)
+	}
+	zeros := fmt.Sprintf("zero=%d", q.ZeroPoints[0])
+	for _, z := range q.ZeroPoints {
+		if z != q.ZeroPoints[0] {
+			zeros = fmt.Sprintf("zero points %d..", q.ZeroPoints[0])
+			break
+		}
+	}
+	return fmt.Sprintf("q(per-axis, axis %d, %d scales %g..%g, %s)", q.Axis, len(q.Scales), lo, hi, zeros)
+}
+
+// humanBytes is n in B, KiB or MiB.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func inspectPlugin(g *globals, path, indent string, params map[string]any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -251,6 +352,16 @@ func inspectPlugin(g *globals, path, indent string) error {
 	fmt.Fprintf(g.stdout, "%s%s %s (abi %d, kind %s, result %s) %d bytes\n", indent, m.Name, m.Version, m.ABI, m.Kind, m.ResultType(), len(b))
 	if m.Description != "" {
 		fmt.Fprintf(g.stdout, "%s%s\n", indent, m.Description)
+	}
+	if len(m.Unknown) > 0 {
+		fmt.Fprintf(g.stdout, "%sunknown manifest keys (ignored): %s\n", indent, strings.Join(m.Unknown, ", "))
+	}
+	// The load-time checks a manifest does not show (exports and signatures, memory,
+	// imports, the reactor rule, instantiation, init with no params): what `plugin check` runs.
+	if _, err := checkPlugin(g, path, params, "", 0); err != nil {
+		fmt.Fprintf(g.stdout, "%snot loadable: %v\n", indent, err)
+	} else {
+		fmt.Fprintf(g.stdout, "%sload check: ok\n", indent)
 	}
 	// inspect checks no key: a signature section it has not verified is only "unverified"
 	// (`edgehost plugin verify --key` checks one).

@@ -5,6 +5,7 @@
 //	edgehost [--config FILE] run -p NAME F  run one input file through a pipeline
 //	edgehost [--config FILE] validate       check config, models and plugins
 //	edgehost [--config FILE] inspect [F...] show model tensors and plugin manifests
+//	edgehost plugin manifest|check F        embed or print a manifest; run every load check
 //	edgehost plugin sign|verify|keygen      sign plugins for trusted deployment
 package main
 
@@ -37,7 +38,7 @@ func init() {
 		{"run", "--pipeline NAME FILE", "Run one input file through a pipeline and print the result.", cmdRun},
 		{"validate", "", "Load the config, every model and every plugin, then exit: 0 when all are valid.", cmdValidate},
 		{"inspect", "[FILE.tflite|FILE.wasm ...]", "Show model tensors and plugin manifests (of the config, or of the files given).", cmdInspect},
-		{"plugin", "keygen|sign|verify ...", "Make signing keys, sign a plugin, verify a plugin's signature.", cmdPlugin},
+		{"plugin", "manifest|check|keygen|sign|verify ...", "Embed or print a plugin's manifest, run every load-time check on a plugin, make signing keys, sign a plugin, verify a signature.", cmdPlugin},
 	}
 }
 

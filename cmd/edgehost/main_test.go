@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/tflite"
 )
 
 // Paths relative to this package's directory, where go test runs.
@@ -136,7 +137,7 @@ func TestUsage(t *testing.T) {
 		{name: "inspect --help", args: []string{"inspect", "-h"}, code: exitOK, stderr: []string{"Usage: edgehost inspect"}, noStdout: true},
 		{name: "serve --help", args: []string{"serve", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost serve", "-addr"}, noStdout: true},
 		{name: "serve extra argument", args: []string{"serve", "now"}, code: exitUsage, stderr: []string{`unexpected arguments ["now"]`}, noStdout: true},
-		{name: "plugin without subcommand", args: []string{"plugin"}, code: exitUsage, stderr: []string{"want a subcommand: keygen, sign or verify"}, noStdout: true},
+		{name: "plugin without subcommand", args: []string{"plugin"}, code: exitUsage, stderr: []string{"want a subcommand: manifest, check, keygen, sign or verify"}, noStdout: true},
 		{name: "plugin unknown subcommand", args: []string{"plugin", "frob"}, code: exitUsage, stderr: []string{`unknown plugin subcommand "frob"`}, noStdout: true},
 		{name: "plugin keygen without --out", args: []string{"plugin", "keygen"}, code: exitUsage, stderr: []string{"--out FILE is required"}, noStdout: true},
 		{name: "plugin sign without --key", args: []string{"plugin", "sign", classifyWasm}, code: exitUsage, stderr: []string{"want --key FILE and one PLUGIN.wasm"}, noStdout: true},
@@ -171,7 +172,7 @@ func TestValidate(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d, want 0", code)
 		}
-		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (2 models, 3 pipelines; tflite "
+		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (3 models, 4 pipelines; tflite "
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q", want)
 		}
@@ -323,6 +324,13 @@ func TestInspect(t *testing.T) {
 			"budget: memory 32 MiB, 1000 ms per call",
 			"budget: memory 16 MiB, 1000 ms per call",
 			"grants: none",
+			"  size: 4.1 MiB (4276100 bytes)",
+			"  ops: 31 of 5 kinds; XNNPACK takes 29 in 2 partitions, 2 run on TFLite's kernels\n",
+			"    DEPTHWISE_CONV_2D            x13   XNNPACK 13\n",
+			"    SOFTMAX                      x1    XNNPACK 0\n",
+			"  ops: 64 of 6 kinds; XNNPACK takes 61 in 2 partitions",
+			"    TFLite_Detection_PostProcess x1    XNNPACK 0\n",
+			"quantised per tensor",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("stdout lacks %q", want)
@@ -355,6 +363,11 @@ func TestInspect(t *testing.T) {
 			"model " + ssdModel + "\n",
 			"input  0: normalized_input_image_tensor UINT8[1 300 300 3]",
 			"output 3: TFLite_Detection_PostProcess:3 FP32[1]",
+			"  ops: 64 of 6 kinds; XNNPACK takes 61",
+			// every tensor, with its quantisation (a file named alone lists them)
+			"normalized_input_image_tensor uint8[1 300 300 3] q(scale=0.0078125 zero=128)\n",
+			"BoxPredictor_0/BoxEncodingPredictor/Conv2D_bias int32[12] const q(scale=",
+			"BoxPredictor_0/stack int32[4] const not quantised\n",
 			"plugin " + ssdPlugin + "\n",
 			"ssd-go 1.0.0 (abi 1, kind post",
 			"signed: false",
@@ -653,5 +666,22 @@ func TestServe(t *testing.T) {
 		t.Errorf("after shutdown, %s is still in use: %v", addr, err)
 	} else {
 		l.Close()
+	}
+}
+
+// TestQuantString: how inspect writes per-tensor and per-axis quantisation.
+func TestQuantString(t *testing.T) {
+	for _, c := range []struct {
+		q    *tflite.Quantization
+		want string
+	}{
+		{nil, "not quantised"},
+		{&tflite.Quantization{Scales: []float32{0.5}, ZeroPoints: []int32{128}}, "q(scale=0.5 zero=128)"},
+		{&tflite.Quantization{Scales: []float32{0.25, 0.5, 0.125}, ZeroPoints: []int32{0, 0, 0}, Axis: 3}, "q(per-axis, axis 3, 3 scales 0.125..0.5, zero=0)"},
+		{&tflite.Quantization{Scales: []float32{0.25, 0.5}, ZeroPoints: []int32{1, 2}}, "q(per-axis, axis 0, 2 scales 0.25..0.5, zero points 1..)"},
+	} {
+		if got := quantString(c.q); got != c.want {
+			t.Errorf("quantString(%+v) = %q, want %q", c.q, got, c.want)
+		}
 	}
 }

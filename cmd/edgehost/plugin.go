@@ -16,9 +16,13 @@ func grantsString(p config.Plugin) string { return engine.PluginGrants(p.Grants)
 
 func cmdPlugin(g *globals, args []string) error {
 	if len(args) == 0 {
-		return &usageError{msg: "want a subcommand: keygen, sign or verify"}
+		return &usageError{msg: "want a subcommand: manifest, check, keygen, sign or verify"}
 	}
 	switch args[0] {
+	case "manifest":
+		return pluginManifest(g, args[1:])
+	case "check":
+		return pluginCheck(g, args[1:])
 	case "keygen":
 		return pluginKeygen(g, args[1:])
 	case "sign":
@@ -26,7 +30,7 @@ func cmdPlugin(g *globals, args []string) error {
 	case "verify":
 		return pluginVerify(g, args[1:])
 	}
-	return &usageError{msg: fmt.Sprintf("unknown plugin subcommand %q (want keygen, sign or verify)", args[0])}
+	return &usageError{msg: fmt.Sprintf("unknown plugin subcommand %q (want manifest, check, keygen, sign or verify)", args[0])}
 }
 
 func pluginKeygen(g *globals, args []string) error {

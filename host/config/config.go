@@ -36,6 +36,10 @@ type Server struct {
 	MaxBodyBytes    int64    `toml:"max_body_bytes"`   // default 16 MiB
 	RequestTimeout  Duration `toml:"request_timeout"`  // default 30s
 	ShutdownTimeout Duration `toml:"shutdown_timeout"` // default 15s
+	// A request body must arrive, and a result be taken, within TransferTimeout plus its
+	// length at MinTransferRate bytes/s; a slower client is cut off (it never holds a worker).
+	TransferTimeout Duration `toml:"transfer_timeout"`  // default 5s
+	MinTransferRate int64    `toml:"min_transfer_rate"` // bytes per second; default 65536
 }
 
 // Log configures logging.
@@ -352,6 +356,16 @@ func (c *Config) complete(data []byte) []error {
 	}
 	if c.Server.RequestTimeout.Duration == 0 {
 		c.Server.RequestTimeout.Duration = 30 * time.Second
+	}
+	if c.Server.TransferTimeout.Duration == 0 {
+		c.Server.TransferTimeout.Duration = 5 * time.Second
+	} else if c.Server.TransferTimeout.Duration < 0 {
+		bad("must be positive", "server", "transfer_timeout")
+	}
+	if c.Server.MinTransferRate == 0 {
+		c.Server.MinTransferRate = 64 << 10
+	} else if c.Server.MinTransferRate < 0 {
+		bad("must be positive (bytes per second)", "server", "min_transfer_rate")
 	}
 	if c.Server.ShutdownTimeout.Duration == 0 {
 		c.Server.ShutdownTimeout.Duration = 15 * time.Second

@@ -494,3 +494,69 @@ func engineHash(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestStuckLoadYields: a new version whose edgehost_init never returns, under a budget long
+// enough (20 s) that the budget does not save anyone, holds nothing that serving needs: the
+// old version answers requests and status meanwhile, and when the reload's context ends (as
+// it does on SIGTERM) the load is abandoned at once, the old version keeps serving, and the
+// engine closes promptly.
+func TestStuckLoadYields(t *testing.T) {
+	f := newFixture(t, "")
+	good := f.postHash()
+	cfg, err := os.ReadFile(f.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.cfgPath, append(cfg, "timeout_ms = 20000\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ReloadFile(context.Background(), f.cfgPath)
+	if got := f.e.Config().Pipelines["p"].Post.TimeoutMS; got != 20000 {
+		t.Fatalf("post timeout_ms %d after the config reload, want 20000", got)
+	}
+	if err := os.WriteFile(f.post, mustRead(t, testplugins.Hostile(t, "LOOP_INIT", abi.KindPost)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan time.Time)
+	go func() {
+		f.e.ReloadFile(ctx, f.post)
+		done <- time.Now()
+	}()
+	time.Sleep(300 * time.Millisecond) // the load is spinning in edgehost_init
+	for i := 0; i < 5; i++ {
+		if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
+			t.Fatalf("old version not serving during the stuck load: %v %s", err, out)
+		}
+		_ = f.e.Status()
+	}
+	select {
+	case <-done:
+		t.Fatal("the stuck load returned by itself (the hostile init did not spin)")
+	default:
+	}
+	cancelled := time.Now()
+	cancel()
+	select {
+	case at := <-done:
+		t.Logf("stuck load abandoned %v after its context ended", at.Sub(cancelled))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck load did not end within 10 s of its context ending")
+	}
+	if f.postHash() != good {
+		t.Fatal("the stuck version replaced the working one")
+	}
+	if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
+		t.Fatalf("old version not serving after the abandoned load: %v %s", err, out)
+	}
+	if st := f.e.Status(); st.Failures == 0 || st.Pipelines["p"].Post.LastError == "" {
+		t.Errorf("the abandoned load is not reported: failures %d, last error %q", st.Failures, st.Pipelines["p"].Post.LastError)
+	} else {
+		t.Logf("reported: %s", st.Pipelines["p"].Post.LastError)
+	}
+	start := time.Now()
+	f.e.Close(context.Background())
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+}

@@ -150,7 +150,7 @@ func (w *worker) run(ctx context.Context, body io.Reader, size int, fn Result, z
 	}
 	t2 := time.Now()
 	st.Infer = t2.Sub(t1)
-	res, err := w.post.Post(ctx)
+	res, err := w.post.Post(ctx, w.pre.Context())
 	st.Post = time.Since(t2)
 	if err != nil {
 		return st, err

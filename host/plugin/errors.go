@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -22,9 +23,15 @@ type StatusError struct {
 	Func   string
 	Status abi.Status
 	Msg    string
+	// Host is set when the call returned ok but the host rejected what it handed back
+	// (no result, a result outside memory or over the cap, an oversized context).
+	Host bool
 }
 
 func (e *StatusError) Error() string {
+	if e.Host {
+		return fmt.Sprintf("plugin %s: %s broke the ABI: %s", e.Plugin, e.Func, e.Msg)
+	}
 	msg := e.Msg
 	if msg == "" {
 		msg = "(the plugin set no error message)"
@@ -52,12 +59,30 @@ type TrapError struct {
 	Plugin string // name@version
 	Func   string
 	Err    error // wazero's error, with the guest stack trace
+	// Msg is the message the guest set with set_error before it trapped (the Rust SDK's
+	// panic hook sets the panic message); Output is the last lines it wrote to stdout or
+	// stderr during the call.
+	Msg    string
+	Output []string
 }
 
-// Error is one line: the guest stack trace's line breaks, and anything a module's name
-// section could smuggle into it, are escaped (see Sanitize).
+// Error is one line: the guest stack trace's frames are joined with " | ", and anything a
+// module's name section could smuggle into it is escaped (see Sanitize).
 func (e *TrapError) Error() string {
-	return fmt.Sprintf("plugin %s: %s trapped: %s", e.Plugin, e.Func, Sanitize(e.Err.Error()))
+	lines := strings.Split(e.Err.Error(), "\n")
+	for k, l := range lines {
+		lines[k] = strings.TrimSpace(l)
+	}
+	s := fmt.Sprintf("plugin %s: %s trapped: ", e.Plugin, e.Func)
+	if e.Msg != "" {
+		// What the guest said before it trapped (a Rust panic's message) reads first.
+		s += "plugin error: " + e.Msg + "; "
+	}
+	s += Sanitize(strings.Join(lines, " | "))
+	if len(e.Output) > 0 {
+		s += "; last output: " + strings.Join(e.Output, " | ")
+	}
+	return s
 }
 func (e *TrapError) Unwrap() error { return e.Err }
 

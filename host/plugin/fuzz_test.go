@@ -116,7 +116,7 @@ func FuzzGuestPointers(f *testing.F) {
 		if err != nil {
 			return
 		}
-		res, err := inst.Post(ctx)
+		res, err := inst.Post(ctx, nil)
 		if err == nil && len(res) > plugin.MaxResult {
 			t.Fatalf("result of %d bytes passed the cap", len(res))
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -95,19 +94,121 @@ func Sanitize(s string) string {
 	return b.String()
 }
 
-// sanitizingWriter sanitises a granted stdout/stderr before the host log, keeping newlines
-// as line breaks (each line becomes one log line).
-type sanitizingWriter struct{ w io.Writer }
+// TailLines is how many of a call's last stdout/stderr lines a trap's error carries.
+const TailLines = 8
 
-func (s sanitizingWriter) Write(p []byte) (int, error) {
-	lines := strings.Split(string(p), "\n")
-	for i, l := range lines {
-		lines[i] = Sanitize(l)
+// maxTailLine cuts each of those lines.
+const maxTailLine = 512
+
+// stdio receives an instance's stdout and stderr (WASI fd 1 and 2). Complete lines go to
+// the host log, sanitised, under the same per-call budget as the log import, at debug level
+// (info for stdout, warn for stderr with the stdout grant); the call's last TailLines lines
+// are kept for a trap's error (a Rust panic prints its message to stderr). A line longer
+// than MaxMessage is cut there.
+type stdio struct {
+	m              *Module
+	inst           *Instance // set once the instance exists; output before that is dropped
+	stdout, stderr stream
+	tail           []string
+}
+
+type stream struct {
+	s       *stdio
+	name    string
+	partial []byte
+}
+
+func newStdio(m *Module) *stdio {
+	o := &stdio{m: m}
+	o.stdout = stream{s: o, name: "stdout"}
+	o.stderr = stream{s: o, name: "stderr"}
+	return o
+}
+
+// Write splits p into lines; it never fails, so the guest's write always succeeds.
+func (w *stream) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		k := bytesIndexByte(p, '\n')
+		if k < 0 {
+			room := MaxMessage - len(w.partial)
+			w.partial = append(w.partial, p[:min(len(p), max(room, 0))]...)
+			break
+		}
+		if room := MaxMessage - len(w.partial); room > 0 {
+			w.partial = append(w.partial, p[:min(k, room)]...)
+		}
+		w.emit()
+		p = p[k+1:]
 	}
-	if _, err := io.WriteString(s.w, strings.Join(lines, "\n")); err != nil {
-		return 0, err
+	return n, nil
+}
+
+func bytesIndexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
 	}
-	return len(p), nil
+	return -1
+}
+
+func (w *stream) emit() {
+	line := Sanitize(string(w.partial))
+	w.partial = w.partial[:0]
+	o := w.s
+	if o.inst == nil {
+		return
+	}
+	t := line
+	if len(t) > maxTailLine {
+		t = t[:maxTailLine] + "…"
+	}
+	o.tail = append(o.tail, w.name+": "+t)
+	if len(o.tail) > TailLines {
+		o.tail = o.tail[len(o.tail)-TailLines:]
+	}
+	inst := o.inst
+	if inst.logLines >= LogBudget {
+		inst.logDropped++
+		return
+	}
+	inst.logLines++
+	lv := hclog.Debug
+	if inst.m.cfg.Grants.Stdout {
+		lv = hclog.Info
+		if w.name == "stderr" {
+			lv = hclog.Warn
+		}
+	}
+	inst.m.log.Log(lv, line, "stream", w.name)
+}
+
+// startCall forgets the previous call's lines.
+func (o *stdio) startCall() {
+	if o != nil {
+		o.tail = o.tail[:0]
+	}
+}
+
+// flush emits unterminated lines at the end of a call.
+func (o *stdio) flush() {
+	if o == nil {
+		return
+	}
+	for _, w := range []*stream{&o.stdout, &o.stderr} {
+		if len(w.partial) > 0 {
+			w.emit()
+		}
+	}
+}
+
+// lastLines returns a copy of the call's last output lines.
+func (o *stdio) lastLines() []string {
+	if o == nil || len(o.tail) == 0 {
+		return nil
+	}
+	return append([]string(nil), o.tail...)
 }
 
 func (r *Runtime) hostLog(ctx context.Context, mod api.Module, stack []uint64) {

@@ -1,17 +1,15 @@
 package plugin
 
 import (
-	"crypto/rand"
-	"os"
-	"time"
-
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/hashicorp/go-hclog"
 	"math"
+	"os"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -49,6 +47,9 @@ type Instance struct {
 	abiVersion api.Function
 	stack      [2]uint64
 	call       uint32 // call block
+	reqCtx     uint32 // request-context buffer (abi.MaxContext bytes)
+	reqCtxLen  uint32 // pre: the context length the last Pre wrote
+	out        *stdio // the guest's stdout/stderr
 	table      uint32 // tensor descriptor table
 	tensors    []bound
 	input      uint32 // request buffer (pre)
@@ -58,11 +59,12 @@ type Instance struct {
 	logDropped int
 	broken     error
 	roots      []*os.Root
-	deadline   time.Time     // of the running call, checked by hostFuel
-	calling    string        // name of the running export
-	timedOut   bool          // hostFuel stopped the running call
-	cancelled  error         // hostFuel stopped the running call because its context ended
-	cpuStart   time.Duration // thread CPU time at the start of the call (BudgetCPU)
+	deadline   time.Time       // of the running call, checked by hostFuel
+	callCtx    context.Context // of the running call, for host functions that block
+	calling    string          // name of the running export
+	timedOut   bool            // hostFuel stopped the running call
+	cancelled  error           // hostFuel stopped the running call because its context ended
+	cpuStart   time.Duration   // thread CPU time at the start of the call (BudgetCPU)
 }
 
 // threadCPU is the CPU time consumed by the calling OS thread.
@@ -90,6 +92,10 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 		return &TrapError{Plugin: i.m.Name(), Func: name, Err: fmt.Errorf("instance is broken by an earlier trap: %w", i.broken)}
 	}
 	i.deadline, i.calling, i.timedOut, i.cancelled = time.Now().Add(i.m.cfg.Timeout), name, false, nil
+	i.callCtx = ctx
+	defer func() { i.callCtx = nil }()
+	i.errMsg = ""
+	i.out.startCall()
 	if i.m.cfg.BudgetClock == BudgetCPU {
 		// The guest runs on this goroutine: pinned to its OS thread, that thread's CPU
 		// clock measures the guest's own work, whatever else the machine runs.
@@ -100,6 +106,7 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 	}
 	err := f.CallWithStack(ctx, stack)
 	i.deadline = time.Time{}
+	i.out.flush()
 	if err != nil {
 		if i.cancelled != nil {
 			// The guest was stopped mid-flight: discard the instance.
@@ -118,7 +125,7 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 
 // moduleConfig applies the plugin's grants: by default no files, no environment, no
 // arguments, a fixed fake clock, deterministic randomness and discarded stdio.
-func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, error) {
+func (m *Module) moduleConfig(sl *sleeper, out *stdio) (wazero.ModuleConfig, []*os.Root, error) {
 	g := m.cfg.Grants
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	var roots []*os.Root
@@ -144,16 +151,16 @@ func (m *Module) moduleConfig(sl *sleeper) (wazero.ModuleConfig, []*os.Root, err
 	if g.Random {
 		cfg = cfg.WithRandSource(rand.Reader)
 	}
-	if g.Stdout {
-		w := m.log.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
-		cfg = cfg.WithStdout(sanitizingWriter{w}).WithStderr(sanitizingWriter{w})
-	}
+	// stdout and stderr always reach the log, bounded (see stdio); the grant raises their
+	// level from debug to info (stdout) and warn (stderr).
+	cfg = cfg.WithStdout(&out.stdout).WithStderr(&out.stderr)
 	return cfg, roots, nil
 }
 
 // sleeper is a granted clock's nanosleep (also behind poll_oneoff's clock subscriptions):
 // a real sleep, cut at the running call's deadline, where it stops the guest as the fuel
-// check would. It runs on the goroutine of the guest call, like invoke.
+// check would, and cut when the call's context ends (client gone, request_timeout), which
+// stops the guest as a cancelled call. It runs on the goroutine of the guest call, like invoke.
 type sleeper struct {
 	inst *Instance    // set once the instance exists
 	sb   *startBudget // the start function's budget, before that
@@ -168,11 +175,28 @@ func (s *sleeper) sleep(ns int64) {
 	case s.sb != nil:
 		deadline = s.sb.deadline
 	}
-	if deadline.IsZero() || time.Until(deadline) > d {
-		time.Sleep(d)
+	var done <-chan struct{}
+	if s.inst != nil && s.inst.callCtx != nil {
+		done = s.inst.callCtx.Done()
+	}
+	hitDeadline := !deadline.IsZero() && time.Until(deadline) <= d
+	if hitDeadline {
+		d = time.Until(deadline)
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			err := s.inst.callCtx.Err()
+			s.inst.cancelled = err
+			panic(err)
+		}
+	}
+	if !hitDeadline {
 		return
 	}
-	time.Sleep(time.Until(deadline))
 	if s.inst != nil {
 		s.inst.timedOut = true
 		panic(&TimeoutError{Plugin: s.inst.m.Name(), Func: s.inst.calling, Budget: s.inst.m.cfg.Timeout})
@@ -205,7 +229,8 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
 	sb := &startBudget{plugin: m.Name(), budget: m.cfg.Timeout, deadline: time.Now().Add(m.cfg.Timeout)}
 	sl := &sleeper{sb: sb}
-	cfg, roots, err := m.moduleConfig(sl)
+	out := newStdio(m)
+	cfg, roots, err := m.moduleConfig(sl, out)
 	if err != nil {
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: grants: %w", m.Name(), err)}
 	}
@@ -223,12 +248,13 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		}
 		return nil, &LoadError{Path: m.Path, Err: fmt.Errorf("plugin %s: instantiate: %w", m.Name(), err)}
 	}
-	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots,
+	i := &Instance{m: m, mod: mod, mem: alloc.mem, roots: roots, out: out,
 		alloc: mod.ExportedFunction(abi.ExportAlloc), free: mod.ExportedFunction(abi.ExportFree),
 		pre: mod.ExportedFunction(abi.ExportPre), post: mod.ExportedFunction(abi.ExportPost),
 		abiVersion: mod.ExportedFunction(abi.ExportABIVersion)}
 	m.rt.instances.Store(mod, i)
 	sl.inst = i
+	out.inst = i
 	fail := func(err error) (*Instance, error) {
 		i.Close(ctx)
 		return nil, &LoadError{Path: m.Path, Err: err}
@@ -260,6 +286,9 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if i.call, err = i.Alloc(ctx, abi.CallSize, 8); err != nil {
 		return fail(err)
 	}
+	if i.reqCtx, err = i.Alloc(ctx, abi.MaxContext, 8); err != nil {
+		return fail(err)
+	}
 	return i, nil
 }
 
@@ -272,11 +301,18 @@ func (i *Instance) Broken() error { return i.broken }
 // trap wraps a failed guest call; the instance may not be called again.
 func (i *Instance) trap(fn string, err error) error {
 	i.broken = err
-	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err}
+	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err, Msg: i.errMsg, Output: i.out.lastLines()}
+}
+
+// reject is a call that returned ok but broke the ABI in what it handed back (a result
+// outside memory or over the cap, no result, an oversized context): a plugin error, not a
+// trap; the instance stays usable.
+func (i *Instance) reject(fn string, format string, a ...any) error {
+	return &StatusError{Plugin: i.m.Name(), Func: fn, Status: abi.StatusInternal, Msg: fmt.Sprintf(format, a...), Host: true}
 }
 
 func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, args ...uint64) error {
-	i.errMsg, i.logLines, i.logDropped = "", 0, 0
+	i.logLines, i.logDropped = 0, 0
 	stack := i.stack[:]
 	copy(stack, args)
 	err := i.invoke(ctx, name, f, stack)
@@ -361,7 +397,7 @@ func (i *Instance) TensorData(n int) ([]byte, unsafe.Pointer) {
 }
 
 // writeCall rewrites the call block and the descriptor table before a call.
-func (i *Instance) writeCall(input, inputLen uint32) {
+func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 	le := binary.LittleEndian
 	tb, _ := i.Bytes(i.table, uint32(len(i.tensors)*abi.TensorDescSize))
 	for n, t := range i.tensors {
@@ -386,6 +422,10 @@ func (i *Instance) writeCall(input, inputLen uint32) {
 	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
 	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
 	le.PutUint32(c[abi.CallOffTensors:], i.table)
+	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext)
+	le.PutUint32(c[abi.CallOffContext:], i.reqCtx)
+	le.PutUint32(c[abi.CallOffContextCap:], abi.MaxContext)
+	le.PutUint32(c[abi.CallOffContextLen:], ctxLen)
 }
 
 // InputBuffer returns an n-byte buffer in guest memory for the next Pre's request bytes,
@@ -415,8 +455,25 @@ func (i *Instance) Pre(ctx context.Context, n uint32) error {
 	if i.pre == nil {
 		return fmt.Errorf("plugin %s is not a pre plugin", i.m.Name())
 	}
-	i.writeCall(i.input, n)
-	return i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call))
+	i.writeCall(i.input, n, 0)
+	i.reqCtxLen = 0
+	if err := i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call)); err != nil {
+		return err
+	}
+	c, _ := i.Bytes(i.call, abi.CallSize)
+	if n := binary.LittleEndian.Uint32(c[abi.CallOffContextLen:]); n > abi.MaxContext {
+		return i.reject(abi.ExportPre, "request context of %d bytes exceeds the context buffer of %d bytes (call block context_cap)", n, abi.MaxContext)
+	} else {
+		i.reqCtxLen = n
+	}
+	return nil
+}
+
+// Context returns the request context the last Pre wrote (ABI.md §5.6): it aliases guest
+// memory and stays valid until the next call on the instance.
+func (i *Instance) Context() []byte {
+	b, _ := i.Bytes(i.reqCtx, i.reqCtxLen)
+	return b
 }
 
 // MaxResult caps the size of a post plugin's result.
@@ -424,22 +481,32 @@ const MaxResult = 16 << 20
 
 // Post runs edgehost_post and returns the result, which aliases guest memory and stays
 // valid until the next call on the instance.
-func (i *Instance) Post(ctx context.Context) ([]byte, error) {
+// reqCtx is the request context from the pre instance (at most abi.MaxContext bytes), copied
+// into this instance's context buffer before the call.
+func (i *Instance) Post(ctx context.Context, reqCtx []byte) ([]byte, error) {
 	if i.post == nil {
 		return nil, fmt.Errorf("plugin %s is not a post plugin", i.m.Name())
 	}
-	i.writeCall(0, 0)
+	if len(reqCtx) > abi.MaxContext {
+		return nil, fmt.Errorf("plugin %s: request context of %d bytes exceeds %d", i.m.Name(), len(reqCtx), abi.MaxContext)
+	}
+	cb, _ := i.Bytes(i.reqCtx, abi.MaxContext)
+	copy(cb, reqCtx)
+	i.writeCall(0, 0, uint32(len(reqCtx)))
 	if err := i.callStatus(ctx, abi.ExportPost, i.post, uint64(i.call)); err != nil {
 		return nil, err
 	}
 	c, _ := i.Bytes(i.call, abi.CallSize)
 	p, n := binary.LittleEndian.Uint32(c[abi.CallOffOutput:]), binary.LittleEndian.Uint32(c[abi.CallOffOutLen:])
+	if p == 0 && n == 0 {
+		return nil, i.reject(abi.ExportPost, "returned ok but set no result (output and output_len are 0 in the call block): set the result before returning (eh_set_output, SetResult, set_output), or return a status and an error message")
+	}
 	if n > MaxResult {
-		return nil, i.trap(abi.ExportPost, fmt.Errorf("result of %d bytes exceeds the cap of %d bytes", n, MaxResult))
+		return nil, i.reject(abi.ExportPost, "result of %d bytes exceeds the cap of %d bytes", n, MaxResult)
 	}
 	b, ok := i.Bytes(p, n)
 	if !ok {
-		return nil, i.trap(abi.ExportPost, &boundsError{what: "result", ptr: p, n: n, size: i.mod.Memory().Size()})
+		return nil, i.reject(abi.ExportPost, "%v", &boundsError{what: "result", ptr: p, n: n, size: i.mod.Memory().Size()})
 	}
 	return b, nil
 }

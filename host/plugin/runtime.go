@@ -22,6 +22,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"golang.org/x/sys/unix"
 )
 
 // Runtime compiles and instantiates plugins. It owns one wazero runtime with the WASI and
@@ -39,6 +40,27 @@ type Runtime struct {
 	cacheIndex map[string][]string // compiled-module key -> its compilation cache files
 	cacheLive  map[string]int      // compiled-module key -> loaded modules using it
 	cacheKeep  bool                // set by KeepCache: releases no longer delete cache files
+	cacheLock  *os.File            // cacheLockFile, held shared while the runtime lives
+}
+
+// cacheLockFile is held with a shared flock by every runtime using the directory. Cache files
+// are deleted (by PruneCache or a release) only while the exclusive lock can be had, that is
+// when no other edgehost process uses the directory: another process's entries, and the
+// temporary files wazero is writing there, are never deleted under it.
+const cacheLockFile = "edgehost-cache.lock"
+
+// cacheExclusive reports whether this runtime is the directory's only user; r.cacheMu must be
+// held. It takes the exclusive lock without waiting and goes back to shared at once.
+func (r *Runtime) cacheExclusive() bool {
+	if r.cacheLock == nil {
+		return false
+	}
+	fd := int(r.cacheLock.Fd())
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false
+	}
+	_ = unix.Flock(fd, unix.LOCK_SH)
+	return true
 }
 
 // KeepCache makes every later release keep its compilation cache entries: call it before a
@@ -69,20 +91,32 @@ func (r *Runtime) saveCacheIndex() {
 		return
 	}
 	b, _ := json.Marshal(r.cacheIndex)
-	tmp := filepath.Join(r.cacheDir, cacheIndexFile+".tmp")
-	if os.WriteFile(tmp, b, 0o644) == nil {
-		_ = os.Rename(tmp, filepath.Join(r.cacheDir, cacheIndexFile))
+	f, err := os.CreateTemp(r.cacheDir, cacheIndexFile+".*.tmp")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil && cerr == nil {
+		err = os.Rename(f.Name(), filepath.Join(r.cacheDir, cacheIndexFile))
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
 	}
 }
 
 // PruneCache deletes every compilation cache entry that no loaded module uses: entries of
-// plugin versions replaced while edgehost was stopped, or written by other programs.
+// plugin versions replaced while edgehost was stopped, or written by other programs. It
+// deletes nothing while another edgehost process uses the directory (see cacheLockFile).
 func (r *Runtime) PruneCache() (removed int) {
 	if r.cacheDir == "" {
 		return 0
 	}
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
+	if !r.cacheExclusive() {
+		r.log.Info("compilation cache not pruned: another edgehost process uses it", "dir", r.cacheDir)
+		return 0
+	}
 	keep := map[string]bool{}
 	for key, files := range r.cacheIndex {
 		if r.cacheLive[key] == 0 {
@@ -125,6 +159,16 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 		if r.cache, err = wazero.NewCompilationCacheWithDir(o.CacheDir); err != nil {
 			return nil, fmt.Errorf("plugin: compilation cache %s: %w", o.CacheDir, err)
 		}
+		if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("plugin: compilation cache %s: %w", o.CacheDir, err)
+		}
+		if r.cacheLock, err = os.OpenFile(filepath.Join(o.CacheDir, cacheLockFile), os.O_CREATE|os.O_RDWR, 0o644); err != nil {
+			return nil, fmt.Errorf("plugin: compilation cache lock: %w", err)
+		}
+		if err := unix.Flock(int(r.cacheLock.Fd()), unix.LOCK_SH); err != nil {
+			r.cacheLock.Close()
+			return nil, fmt.Errorf("plugin: compilation cache lock %s: %w", r.cacheLock.Name(), err)
+		}
 	} else {
 		r.cache = wazero.NewCompilationCache()
 	}
@@ -144,6 +188,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	err := r.rt.Close(ctx)
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
+	}
+	if r.cacheLock != nil {
+		_ = r.cacheLock.Close() // releases the flock
+		r.cacheLock = nil
 	}
 	return err
 }
@@ -181,7 +229,7 @@ type Grants struct {
 	Env    map[string]string // environment variables the guest sees
 	Clock  bool              // the real wall and monotonic clocks (default: a fixed fake clock)
 	Random bool              // the host's cryptographic randomness (default: deterministic)
-	Stdout bool              // the guest's stdout/stderr go to the host log (default: discarded)
+	Stdout bool              // the guest's stdout/stderr reach the host log at info/warn (default: at debug; bounded either way)
 }
 
 // String describes the grants for humans ("none" when nothing is granted).
@@ -270,8 +318,10 @@ func (m *Module) Release(ctx context.Context) {
 		defer r.cacheMu.Unlock()
 		if r.cacheLive[m.cacheKey]--; r.cacheLive[m.cacheKey] <= 0 && !r.cacheKeep {
 			delete(r.cacheLive, m.cacheKey)
-			for _, f := range r.cacheIndex[m.cacheKey] {
-				_ = os.Remove(f)
+			if r.cacheExclusive() {
+				for _, f := range r.cacheIndex[m.cacheKey] {
+					_ = os.Remove(f)
+				}
 			}
 			delete(r.cacheIndex, m.cacheKey)
 			r.saveCacheIndex()
@@ -332,6 +382,9 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	man, err := abi.ParseManifest(raw)
 	if err != nil {
 		return fail("%v", err)
+	}
+	if len(man.Unknown) > 0 {
+		r.log.Warn("plugin manifest has keys this host does not know (ignored, ABI.md §9)", "path", cfg.Path, "keys", strings.Join(man.Unknown, ","))
 	}
 	if cfg.WantKind != "" && man.Kind != abi.KindBoth && man.Kind != cfg.WantKind {
 		return fail("plugin %s is kind %q but is configured as a %s plugin", man.Name, man.Kind, cfg.WantKind)
@@ -401,7 +454,9 @@ func (r *Runtime) cacheEntries() map[string]bool {
 		return out
 	}
 	_ = filepath.WalkDir(r.cacheDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Base(p) != cacheIndexFile && filepath.Base(p) != cacheIndexFile+".tmp" {
+		base := filepath.Base(p)
+		// wazero writes an entry to NAME.*.tmp and renames it; the index and the lock are ours.
+		if err == nil && !d.IsDir() && base != cacheIndexFile && base != cacheLockFile && !strings.HasSuffix(base, ".tmp") {
 			out[p] = true
 		}
 		return nil
@@ -426,6 +481,11 @@ func (m *Module) checkExports() error {
 		want[abi.ExportPost] = sig{1, 1}
 	}
 	exports := m.compiled.ExportedFunctions()
+	if _, ok := exports["_start"]; ok {
+		// A command module's _start would run main and, under WASI, exit: ABI.md §2.
+		return fmt.Errorf("exports _start: it is a WASI command module, but a plugin must be a reactor (ABI.md §2): " +
+			"build C with -mexec-model=reactor, Go with -buildmode=c-shared, Rust as a cdylib (crate-type = [\"cdylib\"]), not a bin")
+	}
 	for name, s := range want {
 		def, ok := exports[name]
 		if !ok {
@@ -441,9 +501,13 @@ func (m *Module) checkExports() error {
 				name, typeNames(p), typeNames(res), s.params, s.results)
 		}
 	}
+	for _, im := range m.compiled.ImportedMemories() {
+		mod, name, _ := im.Import()
+		return fmt.Errorf("imports its memory (%s.%s): a plugin must define its own memory and export it as \"memory\" (ABI.md §2); link without --import-memory", mod, name)
+	}
 	mem, ok := m.compiled.ExportedMemories()["memory"]
 	if !ok {
-		return fmt.Errorf("missing exported memory \"memory\"")
+		return fmt.Errorf("missing exported memory \"memory\" (ABI.md §2): export the module's linear memory under that name")
 	}
 	if min := uint64(mem.Min()) * pageSize; min > m.cfg.MemoryLimit {
 		return fmt.Errorf("initial memory of %d bytes exceeds the plugin's memory budget of %d bytes (raise memory_limit)", min, m.cfg.MemoryLimit)

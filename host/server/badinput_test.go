@@ -18,7 +18,6 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
-	"github.com/edgehost/edgehost/host/server"
 )
 
 // badInputCase is one malformed request and what the server must answer: a 4xx status,
@@ -342,9 +341,13 @@ path = %q
 path = %q
 `, good, good, good, testplugins.Hostile(t, "BIG_RESULT", abi.KindBoth))
 	text := strings.ReplaceAll(string(src), `cache_dir = ".cache/wazero"`, `cache_dir = ""`)
+	text = strings.Replace(text, `transfer_timeout = "5s"`, `transfer_timeout = "2s"`, 1)
 	cfg, err := config.Parse(filepath.Join(testplugins.Root, "config.toml"), []byte(text+extra))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Server.TransferTimeout.Duration != 2*time.Second {
+		t.Fatalf("transfer_timeout %v, want the 2s set here", cfg.Server.TransferTimeout)
 	}
 	return cfg
 }
@@ -405,10 +408,10 @@ func TestSlowClients(t *testing.T) {
 		select {
 		case d := <-cut:
 			t.Logf("slow body cut off after %v", d)
-			if d > server.TransferBase+5*time.Second {
+			if d > 2*time.Second+5*time.Second {
 				t.Errorf("slow body held for %v", d)
 			}
-		case <-time.After(server.TransferBase + 10*time.Second):
+		case <-time.After(2*time.Second + 10*time.Second):
 			t.Fatal("slow body never cut off")
 		}
 	})

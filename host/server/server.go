@@ -128,18 +128,32 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 // body returns the request body limited to the configured size and its length if known.
 // Slow clients: a request body is read whole, before any worker is taken, under a read
-// deadline of TransferBase plus its length at MinTransferRate; a result larger than
+// deadline of server.transfer_timeout plus its length at server.min_transfer_rate (defaults
+// TransferBase and MinTransferRate); a result larger than
 // DirectResult is copied out of guest memory so that the worker is free before the write,
 // which has the same kind of deadline. A client sending or reading slower than that is cut
 // off; it never holds a worker (see RATIONALE.md, "Slow clients").
 const (
-	TransferBase    = 5 * time.Second
-	MinTransferRate = 64 << 10 // bytes per second
-	DirectResult    = 64 << 10 // results up to this size are written from guest memory
+	TransferBase    = 5 * time.Second // the default of server.transfer_timeout
+	MinTransferRate = 64 << 10        // the default of server.min_transfer_rate, bytes per second
+	DirectResult    = 64 << 10        // results up to this size are written from guest memory
 )
 
-func transferDeadline(n int64) time.Time {
-	return time.Now().Add(TransferBase + time.Duration(n)*time.Second/MinTransferRate)
+// transfer is the configured transfer timeout and minimum rate (the defaults where unset).
+func (s *Server) transfer() (time.Duration, int64) {
+	base, rate := s.cfg.TransferTimeout.Duration, s.cfg.MinTransferRate
+	if base <= 0 {
+		base = TransferBase
+	}
+	if rate <= 0 {
+		rate = MinTransferRate
+	}
+	return base, rate
+}
+
+func (s *Server) transferDeadline(n int64) time.Time {
+	base, rate := s.transfer()
+	return time.Now().Add(base + time.Duration(n)*time.Second/time.Duration(rate))
 }
 
 // body reads the whole request body (at most max_body_bytes) under its transfer deadline.
@@ -154,7 +168,7 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		n = limit
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(transferDeadline(n))
+	_ = rc.SetReadDeadline(s.transferDeadline(n))
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), 64<<10)))
 	if _, err := buf.ReadFrom(rd); err != nil {
@@ -163,8 +177,9 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		w.Header().Set("Connection", "close")
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, badf("request body not received in time: the minimum transfer rate is %d bytes/s after %v",
-				MinTransferRate, TransferBase)
+			base, rate := s.transfer()
+			return nil, badf("request body not received in time: the minimum transfer rate is %d bytes/s after %v (server.min_transfer_rate, server.transfer_timeout)",
+				rate, base)
 		}
 		return nil, err
 	}
@@ -221,10 +236,10 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 				copied, ctype = append([]byte(nil), res...), ct
 				return nil
 			}
-			return writeResult(w, res, ct)
+			return s.writeResult(w, res, ct)
 		})
 		if err == nil && copied != nil {
-			if werr := writeResult(w, copied, ctype); werr != nil {
+			if werr := s.writeResult(w, copied, ctype); werr != nil {
 				s.log.Debug("writing a result failed", "pipeline", name, "error", werr)
 			}
 		}
@@ -237,8 +252,8 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 }
 
 // writeResult writes a pipeline result under its transfer deadline.
-func writeResult(w http.ResponseWriter, res []byte, ct string) error {
-	_ = http.NewResponseController(w).SetWriteDeadline(transferDeadline(int64(len(res))))
+func (s *Server) writeResult(w http.ResponseWriter, res []byte, ct string) error {
+	_ = http.NewResponseController(w).SetWriteDeadline(s.transferDeadline(int64(len(res))))
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("Content-Length", strconv.Itoa(len(res)))
 	_, err := w.Write(res)

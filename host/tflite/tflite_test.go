@@ -386,3 +386,69 @@ func TestTornModelRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestGraph: the probe delegate reads mobilenet_quant's graph as the runtime built it: its
+// operators (all taken by XNNPACK when it is applied, none without), and its tensors with
+// uint8 affine quantisation, including the input's known scale and zero point.
+func TestGraph(t *testing.T) {
+	m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	plain, err := m.Graph(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, c := range plain.OpCounts() {
+		counts[c.Name] = c.Count
+		if c.Delegated != 0 {
+			t.Errorf("%s: %d ops delegated without a delegate", c.Name, c.Delegated)
+		}
+	}
+	// MobileNet v1: 15 convolutions, 13 depthwise, one average pool, reshape and softmax.
+	for name, want := range map[string]int{"CONV_2D": 15, "DEPTHWISE_CONV_2D": 13, "AVERAGE_POOL_2D": 1, "RESHAPE": 1, "SOFTMAX": 1} {
+		if counts[name] != want {
+			t.Errorf("%s: %d ops, want %d (all: %v)", name, counts[name], want, plain.OpCounts())
+		}
+	}
+	in := plain.Tensors[0]
+	for _, tt := range plain.Tensors {
+		if tt.Name == m.Inputs[0].Name {
+			in = tt
+		}
+	}
+	if in.Quant == nil || in.Type != "uint8" || in.Quant.Scales[0] != m.Inputs[0].Scale || in.Quant.ZeroPoints[0] != m.Inputs[0].ZeroPoint {
+		t.Errorf("input tensor %+v (quant %+v), want uint8 scale %g zero %d", in, in.Quant, m.Inputs[0].Scale, m.Inputs[0].ZeroPoint)
+	}
+	quantised := 0
+	for _, tt := range plain.Tensors {
+		if tt.Quant != nil {
+			quantised++
+		}
+	}
+	if quantised < len(plain.Tensors)*9/10 {
+		t.Errorf("%d of %d tensors quantised", quantised, len(plain.Tensors))
+	}
+	if !tflite.Probe().XNNPACK {
+		t.Skip("no XNNPACK in this library")
+	}
+	xnn, err := m.Graph(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(xnn.Ops) != len(plain.Ops) || xnn.Delegate != "xnnpack" || (xnn.Partitions < 1) != (xnn.DelegatedOps() == 0) {
+		t.Errorf("XNNPACK graph: %d ops (plain %d), %d partitions", len(xnn.Ops), len(plain.Ops), xnn.Partitions)
+	}
+	for _, c := range xnn.OpCounts() {
+		// TFLite 2.9's XNNPACK takes no uint8 op (it cannot prepare them with qu8 forced on).
+		if (c.Name == "CONV_2D" || c.Name == "DEPTHWISE_CONV_2D") && c.Delegated != c.Count && !strings.HasPrefix(tflite.Probe().Version, "2.9") {
+			t.Errorf("XNNPACK took %d of %d %s", c.Delegated, c.Count, c.Name)
+		}
+		if c.Delegated != c.Count {
+			t.Logf("on TFLite's kernels: %d of %d %s", c.Count-c.Delegated, c.Count, c.Name)
+		}
+	}
+	t.Logf("mobilenet_quant: %d ops, %d tensors (%d quantised); XNNPACK: %d ops in %d partitions", len(plain.Ops), len(plain.Tensors), quantised, xnn.DelegatedOps(), xnn.Partitions)
+}

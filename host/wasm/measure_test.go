@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,4 +99,88 @@ func itoa(n int) string {
 		s = string(rune('0'+n%10)) + s
 	}
 	return s
+}
+
+// TestMeasureAtLimits compiles (as a load does: validate, rewrite, compile) the worst modules
+// that DefaultLimits admit, one per shape, and logs the CPU time each took: the figure behind
+// "any module is accepted or rejected within 5 s". MEASURE=limits.
+func TestMeasureAtLimits(t *testing.T) {
+	if os.Getenv("MEASURE") != "limits" {
+		t.Skip("MEASURE=limits")
+	}
+	ctx := context.Background()
+	l := DefaultLimits
+	try := func(name string, fn func() []byte) {
+		b := fn()
+		rt := wazero.NewRuntime(ctx)
+		defer rt.Close(ctx)
+		start, cpu0 := time.Now(), cpuTime()
+		out, err := Instrument(ctx, b, Options{})
+		if err != nil {
+			t.Logf("%s: rejected: %v", name, err)
+			return
+		}
+		c, err := rt.CompileModule(ctx, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		t.Logf("%s (%d bytes): wall %v, cpu %v, peak RSS of the test process so far %d MiB", name, len(b), time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), ru.Maxrss>>10)
+	}
+	// fill the total with functions each just under the per-function limit
+	perFunc := func(unit []byte, weight uint64, open int) func() []byte {
+		return func() []byte {
+			n := int(uint64(l.Blocks) / weight)
+			funcs := int(l.TotalBlocks / (uint64(n) * weight))
+			var code []byte
+			for i := 0; i < n; i++ {
+				code = append(code, unit...)
+			}
+			if open > 0 {
+				for i := 0; i < n; i++ {
+					code = append(code, 0x0b)
+				}
+			}
+			code = append(code, 0x0b)
+			bodies := make([][]byte, funcs)
+			idx := make([][]byte, funcs)
+			for i := range bodies {
+				bodies[i] = Body([]byte{0}, code)
+				idx[i] = []byte{0}
+			}
+			return Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(3, Vec(idx...)), Section(10, Vec(bodies...)))
+		}
+	}
+	try("loops", perFunc([]byte{0x03, 0x40, 0x0b}, LoopWeight, 0))
+	try("blocks", perFunc([]byte{0x02, 0x40, 0x0b}, 1, 0))
+	try("nested-blocks", func() []byte {
+		n := int(l.Nesting) - 1
+		funcs := int(l.TotalBlocks / uint64(n))
+		var code []byte
+		for i := 0; i < n; i++ {
+			code = append(code, 0x02, 0x40)
+		}
+		for i := 0; i < n; i++ {
+			code = append(code, 0x0b)
+		}
+		code = append(code, 0x0b)
+		bodies := make([][]byte, funcs)
+		idx := make([][]byte, funcs)
+		for i := range bodies {
+			bodies[i] = Body([]byte{0}, code)
+			idx[i] = []byte{0}
+		}
+		return Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(3, Vec(idx...)), Section(10, Vec(bodies...)))
+	})
+	for _, p := range []string{"imagepre-go", "imagepre-c"} {
+		try(p, func() []byte { b, _ := os.ReadFile(Root + "/plugins/examples/" + p + "/" + p + ".wasm"); return b })
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

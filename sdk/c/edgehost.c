@@ -72,6 +72,17 @@ int32_t eh__dispatch(uint32_t call_ptr, int (*fn)(eh_call *), const char *what) 
     return fn(c);
 }
 
+int eh_set_context(eh_call *c, const void *p, size_t len) {
+    if (!(c->flags & EH_FLAG_CONTEXT))
+        return eh_fail(EH_INTERNAL, "eh_set_context: this host passes no request context (it predates ABI 1.1)");
+    if (len > c->context_cap)
+        return eh_fail(EH_INTERNAL, "eh_set_context: %zu bytes exceed the %u-byte context buffer", len,
+                       (unsigned)c->context_cap);
+    memcpy(eh_ptr(c->context), p, len);
+    c->context_len = (uint32_t)len;
+    return EH_OK;
+}
+
 /* ---- Messages -------------------------------------------------------------------------- */
 
 static char msgbuf[EH_MSG_MAX];

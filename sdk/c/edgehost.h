@@ -63,20 +63,29 @@ extern "C" {
 #define EH_TENSOR_ALIGN 64   /* alignment of every tensor buffer */
 #define EH_MSG_MAX      4096 /* the host cuts log and error messages at 4 KiB */
 
-/* ---- Call block (ABI.md §5.1): 32 bytes ------------------------------------------------ */
+/* ---- Call block (ABI.md §5.1): 48 bytes ------------------------------------------------ */
 
 typedef struct eh_call {
-    uint32_t abi;        /*  0 host: ABI version, 1 */
-    uint32_t input;      /*  4 host: pre: guest pointer to the request bytes; post: 0 */
-    uint32_t input_len;  /*  8 host: pre: request length; post: 0 */
-    uint32_t n_tensors;  /* 12 host: number of descriptors at `tensors` */
-    uint32_t tensors;    /* 16 host: guest pointer to the first tensor descriptor */
-    uint32_t output;     /* 20 plugin: post: guest pointer to the result bytes */
-    uint32_t output_len; /* 24 plugin: post: result length */
-    uint32_t flags;      /* 28 host: reserved, 0 */
+    uint32_t abi;         /*  0 host: ABI version, 1 */
+    uint32_t input;       /*  4 host: pre: guest pointer to the request bytes; post: 0 */
+    uint32_t input_len;   /*  8 host: pre: request length; post: 0 */
+    uint32_t n_tensors;   /* 12 host: number of descriptors at `tensors` */
+    uint32_t tensors;     /* 16 host: guest pointer to the first tensor descriptor */
+    uint32_t output;      /* 20 plugin: post: guest pointer to the result bytes */
+    uint32_t output_len;  /* 24 plugin: post: result length */
+    uint32_t flags;       /* 28 host: EH_FLAG_CONTEXT when the fields below exist (ABI 1.1) */
+    /* Request context (ABI.md §5.6); read them only when flags has EH_FLAG_CONTEXT, or
+     * through eh_set_context / eh_call_context, which check it. */
+    uint32_t context;     /* 32 host: guest pointer to this instance's context buffer */
+    uint32_t context_cap; /* 36 host: its size, EH_MAX_CONTEXT */
+    uint32_t context_len; /* 40 pre: plugin writes the length it wrote; post: host writes the length */
+    uint32_t reserved;    /* 44 0 */
 } eh_call;
 
-#define EH_CALL_SIZE           32
+#define EH_FLAG_CONTEXT 1    /* flags: the call block has the request-context fields */
+#define EH_MAX_CONTEXT  4096 /* bytes a pre plugin may hand to the post plugin */
+
+#define EH_CALL_SIZE           48
 #define EH_CALL_OFF_ABI        0
 #define EH_CALL_OFF_INPUT      4
 #define EH_CALL_OFF_INPUT_LEN  8
@@ -85,6 +94,9 @@ typedef struct eh_call {
 #define EH_CALL_OFF_OUTPUT     20
 #define EH_CALL_OFF_OUTPUT_LEN 24
 #define EH_CALL_OFF_FLAGS      28
+#define EH_CALL_OFF_CONTEXT    32
+#define EH_CALL_OFF_CONTEXT_CAP 36
+#define EH_CALL_OFF_CONTEXT_LEN 40
 
 /* ---- Tensor descriptor (ABI.md §5.4): 64 bytes each, contiguous ------------------------ */
 
@@ -121,6 +133,9 @@ _Static_assert(offsetof(eh_call, tensors) == EH_CALL_OFF_TENSORS, "eh_call.tenso
 _Static_assert(offsetof(eh_call, output) == EH_CALL_OFF_OUTPUT, "eh_call.output");
 _Static_assert(offsetof(eh_call, output_len) == EH_CALL_OFF_OUTPUT_LEN, "eh_call.output_len");
 _Static_assert(offsetof(eh_call, flags) == EH_CALL_OFF_FLAGS, "eh_call.flags");
+_Static_assert(offsetof(eh_call, context) == EH_CALL_OFF_CONTEXT, "eh_call.context");
+_Static_assert(offsetof(eh_call, context_cap) == EH_CALL_OFF_CONTEXT_CAP, "eh_call.context_cap");
+_Static_assert(offsetof(eh_call, context_len) == EH_CALL_OFF_CONTEXT_LEN, "eh_call.context_len");
 _Static_assert(sizeof(eh_tensor) == EH_TENSOR_SIZE, "eh_tensor size");
 _Static_assert(offsetof(eh_tensor, dtype) == EH_TENSOR_OFF_DTYPE, "eh_tensor.dtype");
 _Static_assert(offsetof(eh_tensor, ndims) == EH_TENSOR_OFF_NDIMS, "eh_tensor.ndims");
@@ -195,6 +210,21 @@ static inline eh_tensor *eh_call_tensor(const eh_call *c, size_t i) {
 static inline void eh_set_output(eh_call *c, const void *p, size_t len) {
     c->output = (uint32_t)(uintptr_t)p;
     c->output_len = (uint32_t)len;
+}
+
+/* Pre: hand len bytes at p to the post plugin of the same request (ABI.md §5.6): the host
+ * copies them, unread, into the post instance. Returns EH_OK, or fails with an error message
+ * (EH_INTERNAL) when len exceeds the buffer or the host predates ABI 1.1. */
+int eh_set_context(eh_call *c, const void *p, size_t len);
+/* Post: the request context the pre plugin set (NULL and *len = 0 when none). Valid during
+ * the call. */
+static inline const uint8_t *eh_call_context(const eh_call *c, size_t *len) {
+    if (!(c->flags & EH_FLAG_CONTEXT) || c->context_len == 0 || c->context_len > c->context_cap) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = c->context_len;
+    return (const uint8_t *)eh_ptr(c->context);
 }
 
 /* ---- Tensor descriptor accessors ------------------------------------------------------- */

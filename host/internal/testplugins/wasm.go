@@ -69,6 +69,11 @@ type PluginSpec struct {
 	MaxPages  uint32 // 0: no maximum
 	Tables    []byte // a raw table section payload; none by default
 	Extra     [][]byte
+	// Faults a newcomer's toolchain produces, for the load checks:
+	StartExport  string // export the Start function under this name (say "_start") instead of running it
+	PreSignature bool   // edgehost_pre gets the signature (i32, i32) -> i32
+	NoMemory     bool   // do not export the memory
+	ImportMemory bool   // import the memory as env.memory instead of defining it (and export none)
 }
 
 // RawPlugin builds a minimal valid plugin of kind "both" by hand: a bump allocator over
@@ -85,6 +90,9 @@ func RawPlugin(s PluginSpec) []byte {
 		[]byte{0x60, 0, 0},
 	)
 	ftypes := []byte{0, 1, 2, 1, 3, 3}
+	if s.PreSignature {
+		ftypes[4] = 1
+	}
 	if s.Start != nil {
 		ftypes = append(ftypes, 4)
 	}
@@ -102,8 +110,15 @@ func RawPlugin(s PluginSpec) []byte {
 	}
 	globals := Vec(append([]byte{i32, 1, 0x41}, append(SLEB(1024), 0x0b)...))
 	exp := func(name string, kind byte, idx uint64) []byte { return append(append(Str(name), kind), ULEB(idx)...) }
-	exports := Vec(exp("memory", 2, 0), exp(abi.ExportABIVersion, 0, 0), exp(abi.ExportAlloc, 0, 1),
-		exp(abi.ExportFree, 0, 2), exp(abi.ExportInit, 0, 3), exp(abi.ExportPre, 0, 4), exp(abi.ExportPost, 0, 5))
+	exps := [][]byte{exp(abi.ExportABIVersion, 0, 0), exp(abi.ExportAlloc, 0, 1),
+		exp(abi.ExportFree, 0, 2), exp(abi.ExportInit, 0, 3), exp(abi.ExportPre, 0, 4), exp(abi.ExportPost, 0, 5)}
+	if !s.NoMemory && !s.ImportMemory {
+		exps = append(exps, exp("memory", 2, 0))
+	}
+	if s.StartExport != "" {
+		exps = append(exps, exp(s.StartExport, 0, 6))
+	}
+	exports := Vec(exps...)
 	pre := s.Pre
 	if pre == nil {
 		pre = []byte{0x41, 0, 0x0b}
@@ -125,12 +140,19 @@ func RawPlugin(s PluginSpec) []byte {
 	if s.Start != nil {
 		bodies = append(bodies, Body([]byte{0}, s.Start))
 	}
-	secs := [][]byte{Section(1, types), Section(3, funcs)}
+	secs := [][]byte{Section(1, types)}
+	if s.ImportMemory {
+		secs = append(secs, Section(2, Vec(append(append(Str("env"), Str("memory")...), append([]byte{2}, mem...)...))))
+	}
+	secs = append(secs, Section(3, funcs))
 	if s.Tables != nil {
 		secs = append(secs, Section(4, s.Tables))
 	}
-	secs = append(secs, Section(5, Vec(mem)), Section(6, globals), Section(7, exports))
-	if s.Start != nil {
+	if !s.ImportMemory {
+		secs = append(secs, Section(5, Vec(mem)))
+	}
+	secs = append(secs, Section(6, globals), Section(7, exports))
+	if s.Start != nil && s.StartExport == "" {
 		secs = append(secs, Section(8, ULEB(6)))
 	}
 	secs = append(secs, Section(10, Vec(bodies...)))

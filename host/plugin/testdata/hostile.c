@@ -160,6 +160,14 @@ EXPORT("edgehost_pre") int32_t eh_pre(uint32_t cp) {
 #ifdef V_TRAP_PRE
 	if (c->input_len > 0) __builtin_trap();
 #endif
+#ifdef V_STDERR_TRAP
+	/* What a Rust panic does: a message on stderr, the error set, then a trap. */
+	for (int i = 0; i < 100; i++) fprintf(stdout, "progress %d\n", i);
+	fprintf(stderr, "panicked at 'index out of bounds: the len is 3 but the index is 7'\n");
+	fflush(stderr);
+	fail(2, "index out of bounds");
+	__builtin_trap();
+#endif
 #ifdef V_LOOP_PRE
 	for (volatile int i = 0;; i++) {}
 #endif

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "edgehost.h"
 #include "image.h"
 
@@ -169,6 +171,31 @@ static int write_tensor(const img *im, eh_tensor *t, uint32_t H, uint32_t W, uin
     return EH_OK;
 }
 
+/* The original image's size from its header (PNG IHDR, JPEG SOFn), before any DCT-domain
+ * scaling: what a post plugin needs to report positions in the caller's pixels. 0 if absent. */
+static int header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h) {
+    if (png_sniff(in, n) && n >= 24) {
+        *w = (uint32_t)in[16] << 24 | (uint32_t)in[17] << 16 | (uint32_t)in[18] << 8 | in[19];
+        *h = (uint32_t)in[20] << 24 | (uint32_t)in[21] << 16 | (uint32_t)in[22] << 8 | in[23];
+        return 1;
+    }
+    if (!jpeg_sniff(in, n)) return 0;
+    for (size_t p = 2; p + 9 <= n;) {
+        if (in[p] != 0xff) return 0;
+        uint8_t m = in[p + 1];
+        if (m == 0xff) { p++; continue; }
+        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { p += 2; continue; }
+        size_t len = (size_t)in[p + 2] << 8 | in[p + 3];
+        if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
+            *h = (uint32_t)in[p + 5] << 8 | in[p + 6];
+            *w = (uint32_t)in[p + 7] << 8 | in[p + 8];
+            return 1;
+        }
+        p += 2 + len;
+    }
+    return 0;
+}
+
 int eh_plugin_pre(eh_call *call) {
     if (eh_call_ntensors(call) != 1)
         return eh_fail(EH_INTERNAL, "imagepre-c: the model must have exactly 1 input tensor, it has %zu",
@@ -205,7 +232,18 @@ int eh_plugin_pre(eh_call *call) {
 
     rc = write_tensor(&im, t, H, W, C);
     img_free(&im);
-    return rc;
+    if (rc != EH_OK) return rc;
+    /* The request context (ABI.md §5.6): the original size, so that a post plugin reports
+     * positions in the caller's pixels (the tensor is the whole image, stretched to W×H). */
+    uint32_t ow = im.w, oh = im.h;
+    header_size(in, n, &ow, &oh);
+    if (call->flags & EH_FLAG_CONTEXT) {
+        char ctx[96];
+        int k = snprintf(ctx, sizeof ctx, "{\"width\":%u,\"height\":%u,\"input_width\":%u,\"input_height\":%u}",
+                         (unsigned)ow, (unsigned)oh, (unsigned)W, (unsigned)H);
+        return eh_set_context(call, ctx, (size_t)k);
+    }
+    return EH_OK;
 }
 
 EH_EXPORT_PRE

@@ -12,7 +12,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"image"
 	"image/jpeg"
+	_ "image/png" // image.DecodeConfig of PNG headers
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk/go/edgehost"
@@ -91,5 +94,14 @@ func pre(req *edgehost.PreRequest) error {
 	if err != nil {
 		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
 	}
-	return nil
+	// The request context (ABI.md §5.6): the original size (img may be DCT-scaled), so
+	// that a post plugin reports positions in the caller's pixels.
+	if !req.ContextSupported() {
+		return nil // a host older than ABI 1.1
+	}
+	ow, oh := img.W, img.H
+	if c, _, err := image.DecodeConfig(bytes.NewReader(req.Input)); err == nil {
+		ow, oh = c.Width, c.Height
+	}
+	return req.SetContext(fmt.Appendf(nil, `{"width":%d,"height":%d,"input_width":%d,"input_height":%d}`, ow, oh, w, h))
 }

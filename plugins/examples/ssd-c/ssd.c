@@ -3,8 +3,11 @@
  * detection post-processing op (outputs: boxes [1,N,4] as ymin,xmin,ymax,xmax in 0..1,
  * classes [1,N], scores [1,N], count [1]). It returns the detections scoring at least the
  * threshold, best first as the op orders them, as JSON:
- *   {"detections":[{"label":"person","class":0,"score":0.75,"box":[ymin,xmin,ymax,xmax]}]}
- * the same result as plugins/examples/ssd-go.
+ *   {"units":"pixels","image":{"width":1920,"height":1280},
+ *    "detections":[{"label":"person","class":0,"score":0.75,"box":[ymin,xmin,ymax,xmax]}]}
+ * the same result as plugins/examples/ssd-go. Boxes are in the original image's pixels when
+ * the pre plugin put its size in the request context ({"width":W,"height":H}, as imagepre-c
+ * and imagepre-go do); otherwise "units" is "normalized" and boxes are in 0..1.
  *
  * Params (JSON object, all optional):
  *   "labels":       array of strings; the label of class c is labels[c + label_offset]
@@ -65,7 +68,20 @@ int eh_plugin_post(eh_call *call) {
     if (n > eh_tensor_count(scores)) n = eh_tensor_count(scores);
     if (n > eh_tensor_count(classes)) n = eh_tensor_count(classes);
     if (n > eh_tensor_count(boxes) / 4) n = eh_tensor_count(boxes) / 4;
-    eh_buf_append(&g_out, "{\"detections\":[", 15);
+    /* The request context from the pre plugin (ABI.md §5.6): the original image's size. With
+     * it, boxes are in that image's pixels; without it, normalised to 0..1. */
+    double iw = 0, ih = 0;
+    size_t clen;
+    const char *ctx = (const char *)eh_call_context(call, &clen);
+    eh_json v;
+    if (ctx && eh_json_get(ctx, clen, "width", &v) == 1 && eh_json_number(&v, &iw) == 0 &&
+        eh_json_get(ctx, clen, "height", &v) == 1 && eh_json_number(&v, &ih) == 0 && iw >= 1 && ih >= 1)
+        eh_buf_printf(&g_out, "{\"units\":\"pixels\",\"image\":{\"width\":%.0f,\"height\":%.0f},", iw, ih);
+    else {
+        iw = ih = 0;
+        eh_buf_append(&g_out, "{\"units\":\"normalized\",", 24);
+    }
+    eh_buf_append(&g_out, "\"detections\":[", 14);
     long found = 0;
     for (size_t i = 0; i < n && found < g_max; i++) {
         float s = eh_tensor_get_f32(scores, i);
@@ -81,7 +97,13 @@ int eh_plugin_post(eh_call *call) {
         eh_buf_append(&g_out, ",\"box\":[", 8);
         for (int k = 0; k < 4; k++) {
             if (k) eh_buf_append(&g_out, ",", 1);
-            eh_buf_json_number(&g_out, eh_tensor_get_f32(boxes, 4 * i + (size_t)k));
+            double b = eh_tensor_get_f32(boxes, 4 * i + (size_t)k);
+            if (iw > 0) { /* ymin, xmin, ymax, xmax: y scales by the height, x by the width */
+                double side = (k % 2 == 0) ? ih : iw;
+                b = b < 0 ? 0 : b > 1 ? 1 : b;
+                b = round(b * side * 10) / 10;
+            }
+            eh_buf_json_number(&g_out, b);
         }
         eh_buf_append(&g_out, "]}", 2);
         found++;

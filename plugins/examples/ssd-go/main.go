@@ -1,11 +1,15 @@
 // Command ssd-go is an edgehost post plugin for SSD detection models with the TFLite
 // detection post-processing op (outputs: boxes [1,N,4], classes [1,N], scores [1,N],
 // count [1]). It returns the detections scoring at least the threshold as JSON:
-// {"detections":[{"label":"person","class":0,"score":0.75,"box":[ymin,xmin,ymax,xmax]}]}.
+// {"units":"pixels","image":{"width":1920,"height":1280},
+// "detections":[{"label":"person","class":0,"score":0.75,"box":[ymin,xmin,ymax,xmax]}]}.
+// Boxes are in the original image's pixels when the pre plugin put its size in the request
+// context ({"width":W,"height":H}); otherwise "units" is "normalized" and boxes are in 0..1.
 package main
 
 import (
 	"encoding/json"
+	"math"
 
 	"github.com/edgehost/edgehost/sdk/go/edgehost"
 )
@@ -50,6 +54,16 @@ func post(req *edgehost.PostRequest) error {
 	boxes, classes, scores, count := &req.Tensors[0], &req.Tensors[1], &req.Tensors[2], &req.Tensors[3]
 	n := int(count.Float(0))
 	n = min(n, scores.Len(), classes.Len(), boxes.Len()/4)
+	var size struct{ Width, Height float64 }
+	if len(req.Context) == 0 || json.Unmarshal(req.Context, &size) != nil || size.Width < 1 || size.Height < 1 {
+		size.Width, size.Height = 0, 0
+	}
+	scale := func(v float32, side float64) float32 {
+		if side == 0 {
+			return v
+		}
+		return float32(math.Round(float64(min(max(v, 0), 1))*side*10) / 10)
+	}
 	dets := []detection{}
 	for i := 0; i < n && len(dets) < cfg.MaxResults; i++ {
 		s := scores.Float(i)
@@ -62,11 +76,22 @@ func post(req *edgehost.PostRequest) error {
 			label = cfg.Labels[j]
 		}
 		dets = append(dets, detection{Label: label, Class: c, Score: s,
-			Box: [4]float32{boxes.Float(4 * i), boxes.Float(4*i + 1), boxes.Float(4*i + 2), boxes.Float(4*i + 3)}})
+			Box: [4]float32{scale(boxes.Float(4*i), size.Height), scale(boxes.Float(4*i+1), size.Width),
+				scale(boxes.Float(4*i+2), size.Height), scale(boxes.Float(4*i+3), size.Width)}})
 	}
-	out, err := json.Marshal(struct {
+	type dims struct {
+		Width  int `json:"width"`
+		Height int `json:"height"`
+	}
+	res := struct {
+		Units      string      `json:"units"`
+		Image      *dims       `json:"image,omitempty"`
 		Detections []detection `json:"detections"`
-	}{dets})
+	}{Units: "normalized", Detections: dets}
+	if size.Width > 0 {
+		res.Units, res.Image = "pixels", &dims{int(size.Width), int(size.Height)}
+	}
+	out, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}

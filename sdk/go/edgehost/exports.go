@@ -115,8 +115,17 @@ func pre(p uint32) int32 {
 	}
 	call, tensors := readCall(p)
 	le := binary.LittleEndian
-	req := &PreRequest{Input: mem(le.Uint32(call[abi.CallOffInput:]), le.Uint32(call[abi.CallOffInputLen:])), Tensors: tensors}
-	return status(plugin.Pre(req))
+	req := &PreRequest{Input: mem(le.Uint32(call[abi.CallOffInput:]), le.Uint32(call[abi.CallOffInputLen:])), Tensors: tensors,
+		hasCtx: le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0}
+	if st := status(plugin.Pre(req)); st != 0 {
+		return st
+	}
+	if req.hasCtx && len(req.context) > 0 {
+		n := min(uint32(len(req.context)), le.Uint32(call[abi.CallOffContextCap:]))
+		copy(mem(le.Uint32(call[abi.CallOffContext:]), n), req.context)
+		le.PutUint32(call[abi.CallOffContextLen:], n)
+	}
+	return 0
 }
 
 // lastResult keeps the previous result alive until the next call.
@@ -129,11 +138,14 @@ func post(p uint32) int32 {
 	}
 	call, tensors := readCall(p)
 	req := &PostRequest{Tensors: tensors}
+	le := binary.LittleEndian
+	if le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0 {
+		req.Context = mem(le.Uint32(call[abi.CallOffContext:]), min(le.Uint32(call[abi.CallOffContextLen:]), le.Uint32(call[abi.CallOffContextCap:])))
+	}
 	if st := status(plugin.Post(req)); st != 0 {
 		return st
 	}
 	lastResult = req.result
-	le := binary.LittleEndian
 	le.PutUint32(call[abi.CallOffOutput:], ptrOf(req.result))
 	le.PutUint32(call[abi.CallOffOutLen:], uint32(len(req.result)))
 	return 0

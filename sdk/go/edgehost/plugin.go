@@ -1,5 +1,7 @@
 package edgehost
 
+import "github.com/edgehost/edgehost/abi"
+
 // Plugin holds a plugin's handlers. Leave Pre or Post nil for a post-only or pre-only plugin
 // (the manifest's kind must agree).
 type Plugin struct {
@@ -15,11 +17,35 @@ type Plugin struct {
 type PreRequest struct {
 	Input   []byte   // the request body, aliasing guest memory the host wrote into
 	Tensors []Tensor // the model's input tensors, to be filled in place
+	context []byte
+	hasCtx  bool // the host passes a request context (ABI 1.1)
+}
+
+// ContextSupported reports whether the host passes a request context (ABI 1.1): a plugin
+// that also runs on older hosts calls SetContext only then.
+func (r *PreRequest) ContextSupported() bool { return r.hasCtx }
+
+// SetContext hands b (at most abi.MaxContext bytes: the original image size, a scale, a
+// request id) to the post plugin of the same request, which reads it as
+// PostRequest.Context (ABI.md §5.6). The host passes the bytes through without reading
+// them. It fails when b is too long or the host is older than ABI 1.1.
+func (r *PreRequest) SetContext(b []byte) error {
+	if !r.hasCtx {
+		return &Error{abi.StatusInternal, "SetContext: this host passes no request context (it predates ABI 1.1)"}
+	}
+	if len(b) > abi.MaxContext {
+		return &Error{abi.StatusInternal, sprintf("SetContext: %d bytes exceed the %d-byte request context", len(b), abi.MaxContext)}
+	}
+	r.context = b
+	return nil
 }
 
 // PostRequest is one post-processing call.
 type PostRequest struct {
 	Tensors []Tensor // the model's output tensors, as TFLite wrote them
+	// Context is what the pre plugin of the same request set with SetContext (empty when
+	// it set none). It aliases guest memory and is valid during the call.
+	Context []byte
 	result  []byte
 }
 
