@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check bench bench-go bench-venv bench-data fuzz clean
+.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
 
@@ -78,7 +78,8 @@ sdk/rust/testdata/panic.wasm: sdk/rust/testdata/panic.rs sdk/rust/testdata/manif
 run: build plugins
 	./bin/edgehost --config config.toml run --pipeline classify .deps/models/peacock.png
 
-# The README's test command: vet, every test, then the race detector over the host's
+# The README's test command: vet, every test (the fleet manifests' test is its own module,
+# deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
 test: build plugins deps-litert
@@ -86,6 +87,7 @@ test: build plugins deps-litert
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
 	go test -count=1 ./...
+	cd deploy && go vet ./... && go test -count=1 ./...
 	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
@@ -164,9 +166,15 @@ $(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
 		{ rm -f $@.tmp; echo "$@: sha256 differs from the pinned one (bench/make_frame.py or the venv changed?)"; exit 1; }
 	mv $@.tmp $@
 
-# An unmodified Triton/KServe client (tritonclient.http) against the shipped config.
+# Unmodified Triton/KServe clients (tritonclient.http and tritonclient.grpc) against the
+# shipped config, its gRPC service turned on with --grpc-addr.
 client-check: build plugins
 	bash scripts/client_check.sh
+
+# Regenerates host/grpcserver/inference/*.pb.go from grpc_predict_v2.proto (the generated
+# code is committed; only a change of the .proto or of the pinned generators needs this).
+proto:
+	bash scripts/proto.sh
 
 BENCHTIME ?= 2s
 FUZZTIME ?= 30s

@@ -17,6 +17,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/grpcserver"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/tflite"
 	"github.com/hashicorp/go-hclog"
@@ -34,6 +35,7 @@ func newLogger(c config.Log, w io.Writer) hclog.Logger {
 func cmdServe(g *globals, args []string) error {
 	fs := g.flags("serve")
 	addr := fs.String("addr", "", "listen address, overriding [server] address")
+	grpcAddr := fs.String("grpc-addr", "", `KServe v2 gRPC listen address, overriding [server] grpc_address ("off": none)`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +48,13 @@ func cmdServe(g *globals, args []string) error {
 	}
 	if *addr != "" {
 		cfg.Server.Address = *addr
+	}
+	switch *grpcAddr {
+	case "":
+	case "off":
+		cfg.Server.GRPCAddress = ""
+	default:
+		cfg.Server.GRPCAddress = *grpcAddr
 	}
 	log := newLogger(cfg.Log, g.stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -70,8 +79,29 @@ func cmdServe(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	grpcDone := make(chan error, 1)
+	if cfg.Server.GRPCAddress != "" {
+		gl, err := net.Listen("tcp", cfg.Server.GRPCAddress)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("server.grpc_address: %w", err)
+		}
+		log.Info("serving KServe v2 gRPC", "address", gl.Addr().String())
+		go func() {
+			err := grpcserver.New(srv, cfg.Server, log).Serve(ctx, gl)
+			stop() // one front end failing stops the other
+			grpcDone <- err
+		}()
+	} else {
+		grpcDone <- nil
+	}
 	log.Info("serving", "address", l.Addr().String(), "config", cfg.File, "pipelines", strings.Join(cfg.PipelineNames(), ","))
-	if err := srv.Serve(ctx, l); err != nil {
+	err = srv.Serve(ctx, l)
+	stop() // one front end failing stops the other
+	if gerr := <-grpcDone; err == nil {
+		err = gerr
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")

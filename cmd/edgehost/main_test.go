@@ -135,7 +135,7 @@ func TestUsage(t *testing.T) {
 		{name: "run --help", args: []string{"run", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost run --pipeline NAME FILE", "-pipeline", "-stats", "-config"}, noStdout: true},
 		{name: "validate --help", args: []string{"validate", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost validate"}, noStdout: true},
 		{name: "inspect --help", args: []string{"inspect", "-h"}, code: exitOK, stderr: []string{"Usage: edgehost inspect"}, noStdout: true},
-		{name: "serve --help", args: []string{"serve", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost serve", "-addr"}, noStdout: true},
+		{name: "serve --help", args: []string{"serve", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost serve", "-addr", "-grpc-addr"}, noStdout: true},
 		{name: "serve extra argument", args: []string{"serve", "now"}, code: exitUsage, stderr: []string{`unexpected arguments ["now"]`}, noStdout: true},
 		{name: "plugin without subcommand", args: []string{"plugin"}, code: exitUsage, stderr: []string{"want a subcommand: manifest, check, keygen, sign or verify"}, noStdout: true},
 		{name: "plugin unknown subcommand", args: []string{"plugin", "frob"}, code: exitUsage, stderr: []string{`unknown plugin subcommand "frob"`}, noStdout: true},
@@ -218,7 +218,17 @@ func TestValidate(t *testing.T) {
 		if code != exitFailure {
 			t.Errorf("exit %d, want 1", code)
 		}
-		for _, want := range []string{cfg + ":11: log.level: ", `pipelines.detect.model: model "yolo" is not defined`} {
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		level := 0
+		for i, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, `level = "loud"`) {
+				level = i + 1
+			}
+		}
+		for _, want := range []string{fmt.Sprintf("%s:%d: log.level: ", cfg, level), `pipelines.detect.model: model "yolo" is not defined`} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q", want)
 			}

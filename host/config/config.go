@@ -30,9 +30,10 @@ type Config struct {
 	File string `toml:"-"`
 }
 
-// Server configures the HTTP server.
+// Server configures the HTTP and KServe v2 gRPC servers.
 type Server struct {
 	Address         string   `toml:"address"`          // host:port; default 127.0.0.1:8080
+	GRPCAddress     string   `toml:"grpc_address"`     // host:port of the KServe v2 gRPC service; "" = off
 	MaxBodyBytes    int64    `toml:"max_body_bytes"`   // default 16 MiB
 	RequestTimeout  Duration `toml:"request_timeout"`  // default 30s
 	ShutdownTimeout Duration `toml:"shutdown_timeout"` // default 15s
@@ -348,6 +349,13 @@ func (c *Config) complete(data []byte) []error {
 	}
 	if _, _, err := net.SplitHostPort(c.Server.Address); err != nil {
 		bad(fmt.Sprintf("invalid address %q: %v", c.Server.Address, err), "server", "address")
+	}
+	if a := c.Server.GRPCAddress; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad(fmt.Sprintf("invalid address %q: %v", a, err), "server", "grpc_address")
+		} else if a == c.Server.Address {
+			bad(fmt.Sprintf("%q is also server.address: HTTP and gRPC need their own ports", a), "server", "grpc_address")
+		}
 	}
 	if c.Server.MaxBodyBytes == 0 {
 		c.Server.MaxBodyBytes = 16 << 20

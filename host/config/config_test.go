@@ -539,6 +539,16 @@ func TestErrors(t *testing.T) {
 			want: []wantErr{{2, "server.address", `invalid address "localhost"`}},
 		},
 		{
+			name: "bad grpc address",
+			toml: "[server]\ngrpc_address = \"8001\"\n" + minimal,
+			want: []wantErr{{2, "server.grpc_address", `invalid address "8001"`}},
+		},
+		{
+			name: "grpc address same as address",
+			toml: "[server]\naddress = \"127.0.0.1:9000\"\ngrpc_address = \"127.0.0.1:9000\"\n" + minimal,
+			want: []wantErr{{3, "server.grpc_address", "HTTP and gRPC need their own ports"}},
+		},
+		{
 			name: "negative max body",
 			toml: "[server]\nmax_body_bytes = -1\n" + minimal,
 			want: []wantErr{{2, "server.max_body_bytes", "must be positive"}},

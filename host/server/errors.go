@@ -9,7 +9,7 @@ import (
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
-	"github.com/edgehost/edgehost/host/tflite"
+	"google.golang.org/grpc/codes"
 )
 
 // Error classes, as reported in JSON errors and the errors metric.
@@ -23,8 +23,42 @@ const (
 	ClassPluginError   = "plugin_error"
 	ClassTimeout       = "timeout"
 	ClassPluginTimeout = "plugin_timeout"
+	ClassCanceled      = "canceled"
 	ClassInternal      = "internal"
 )
+
+// errorTable is the one table of what each error class answers: its HTTP status and its
+// gRPC code (the KServe v2 gRPC front end, host/grpcserver, uses the same classes).
+var errorTable = map[string]struct {
+	http int
+	grpc codes.Code
+}{
+	ClassBadInput:      {http.StatusBadRequest, codes.InvalidArgument},
+	ClassNotFound:      {http.StatusNotFound, codes.NotFound},
+	ClassTooLarge:      {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
+	ClassUnsupported:   {http.StatusUnsupportedMediaType, codes.InvalidArgument},
+	ClassOverloaded:    {http.StatusServiceUnavailable, codes.Unavailable},
+	ClassPluginTrap:    {http.StatusInternalServerError, codes.Internal},
+	ClassPluginError:   {http.StatusInternalServerError, codes.Internal},
+	ClassPluginTimeout: {http.StatusInternalServerError, codes.Internal},
+	ClassTimeout:       {http.StatusGatewayTimeout, codes.DeadlineExceeded},
+	// The client went away (closed the connection, cancelled the call) before the answer:
+	// it never sees one; 499 is nginx's "client closed request", for the metrics and logs.
+	ClassCanceled: {499, codes.Canceled},
+	ClassInternal: {http.StatusInternalServerError, codes.Internal},
+}
+
+// Classify returns the class of err and, from the one error table, the HTTP status and the
+// gRPC code it is answered with.
+func Classify(err error) (class string, httpStatus int, grpcCode codes.Code) {
+	class = classOf(err)
+	row := errorTable[class]
+	return class, row.http, row.grpc
+}
+
+// BadInput returns an error of class bad_input (HTTP 400, gRPC InvalidArgument) whose
+// message is the formatted text.
+func BadInput(format string, a ...any) error { return badf(format, a...) }
 
 // badRequest is an error in the request itself, found by the server.
 type badRequest struct{ msg string }
@@ -33,8 +67,14 @@ func (e *badRequest) Error() string { return e.msg }
 
 func badf(format string, a ...any) error { return &badRequest{msg: sprintf(format, a...)} }
 
-// classify is the one table that maps errors to HTTP statuses and error classes.
+// classify maps err to its HTTP status and error class.
 func classify(err error) (int, string) {
+	class, status, _ := Classify(err)
+	return status, class
+}
+
+// classOf sorts errors into classes; errorTable says what each class answers.
+func classOf(err error) string {
 	var (
 		br      *badRequest
 		pbr     *pipeline.BadRequestError
@@ -45,29 +85,29 @@ func classify(err error) (int, string) {
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		return http.StatusRequestEntityTooLarge, ClassTooLarge
+		return ClassTooLarge
 	case errors.As(err, &br), errors.As(err, &pbr):
-		return http.StatusBadRequest, ClassBadInput
+		return ClassBadInput
 	case errors.Is(err, engine.ErrNotFound):
-		return http.StatusNotFound, ClassNotFound
+		return ClassNotFound
 	case errors.Is(err, pipeline.ErrOverloaded):
-		return http.StatusServiceUnavailable, ClassOverloaded
+		return ClassOverloaded
 	case errors.As(err, &timeout):
-		return http.StatusInternalServerError, ClassPluginTimeout
+		return ClassPluginTimeout
 	case errors.As(err, &trap):
-		return http.StatusInternalServerError, ClassPluginTrap
+		return ClassPluginTrap
 	case errors.As(err, &se):
 		switch se.Status {
 		case abi.StatusBadInput:
-			return http.StatusBadRequest, ClassBadInput
+			return ClassBadInput
 		case abi.StatusUnsupported:
-			return http.StatusUnsupportedMediaType, ClassUnsupported
+			return ClassUnsupported
 		}
-		return http.StatusInternalServerError, ClassPluginError
+		return ClassPluginError
 	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, ClassTimeout
-	case errors.Is(err, tflite.ErrBadModel):
-		return http.StatusInternalServerError, ClassInternal
+		return ClassTimeout
+	case errors.Is(err, context.Canceled):
+		return ClassCanceled
 	}
-	return http.StatusInternalServerError, ClassInternal
+	return ClassInternal
 }

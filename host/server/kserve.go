@@ -26,18 +26,11 @@ import (
 
 const headerLen = "Inference-Header-Content-Length"
 
-type tensorMeta struct {
+// TensorMetadata is one input or output of a model's KServe v2 metadata.
+type TensorMetadata struct {
 	Name     string `json:"name"`
 	Datatype string `json:"datatype"`
 	Shape    []int  `json:"shape"`
-}
-
-type modelMeta struct {
-	Name     string       `json:"name"`
-	Versions []string     `json:"versions"`
-	Platform string       `json:"platform"`
-	Inputs   []tensorMeta `json:"inputs"`
-	Outputs  []tensorMeta `json:"outputs"`
 }
 
 func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
@@ -45,8 +38,9 @@ func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
 		"extensions": []string{"binary_tensor_data"}})
 }
 
-// lookup finds a pipeline or bare model by KServe model name.
-func (s *Server) lookup(name string) (*engine.Pipeline, *engine.Model, error) {
+// Lookup finds a pipeline or bare model by KServe model name; an unknown name is an error
+// of class not_found.
+func (s *Server) Lookup(name string) (*engine.Pipeline, *engine.Model, error) {
 	if p, ok := s.e.Pipeline(name); ok {
 		return p, nil, nil
 	}
@@ -56,33 +50,51 @@ func (s *Server) lookup(name string) (*engine.Pipeline, *engine.Model, error) {
 	return nil, nil, fmt.Errorf("%w: model %q is neither a pipeline nor a model", engine.ErrNotFound, name)
 }
 
-func tensorMetas(ts []tflite.TensorInfo) []tensorMeta {
-	out := make([]tensorMeta, len(ts))
+func tensorMetas(ts []tflite.TensorInfo) []TensorMetadata {
+	out := make([]TensorMetadata, len(ts))
 	for i, t := range ts {
-		out[i] = tensorMeta{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape}
+		out[i] = TensorMetadata{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape}
 	}
 	return out
 }
 
+// ModelMetadata is a KServe v2 model's metadata, for both front ends.
+type ModelMetadata struct {
+	Name     string           `json:"name"`
+	Versions []string         `json:"versions"`
+	Platform string           `json:"platform"`
+	Inputs   []TensorMetadata `json:"inputs"`
+	Outputs  []TensorMetadata `json:"outputs"`
+}
+
+// Metadata returns the KServe v2 metadata of a pipeline or bare model, or an error of class
+// not_found.
+func (s *Server) Metadata(name string) (*ModelMetadata, error) {
+	p, m, err := s.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		return &ModelMetadata{Name: p.Name, Versions: []string{p.Pre.Hash[:12] + "-" + p.Post.Hash[:12]}, Platform: "edgehost_pipeline",
+			Inputs:  []TensorMetadata{{Name: "input", Datatype: "BYTES", Shape: []int{1}}},
+			Outputs: []TensorMetadata{{Name: "result", Datatype: "BYTES", Shape: []int{1}}}}, nil
+	}
+	return &ModelMetadata{Name: m.Name, Versions: []string{"1"}, Platform: "tensorflow_lite",
+		Inputs: tensorMetas(m.Model.Inputs), Outputs: tensorMetas(m.Model.Outputs)}, nil
+}
+
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
-	p, m, err := s.lookup(r.PathValue("name"))
+	md, err := s.Metadata(r.PathValue("name"))
 	if err != nil {
 		s.fail(w, r, "", "", err)
 		return
 	}
-	if p != nil {
-		writeJSON(w, http.StatusOK, modelMeta{Name: p.Name, Versions: []string{p.Pre.Hash[:12] + "-" + p.Post.Hash[:12]}, Platform: "edgehost_pipeline",
-			Inputs:  []tensorMeta{{Name: "input", Datatype: "BYTES", Shape: []int{1}}},
-			Outputs: []tensorMeta{{Name: "result", Datatype: "BYTES", Shape: []int{1}}}})
-		return
-	}
-	writeJSON(w, http.StatusOK, modelMeta{Name: m.Name, Versions: []string{"1"}, Platform: "tensorflow_lite",
-		Inputs: tensorMetas(m.Model.Inputs), Outputs: tensorMetas(m.Model.Outputs)})
+	writeJSON(w, http.StatusOK, md)
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if _, _, err := s.lookup(name); err != nil {
+	if _, _, err := s.Lookup(name); err != nil {
 		s.fail(w, r, "", "", err)
 		return
 	}
@@ -441,28 +453,59 @@ func appendNumber(out []byte, dt abi.DType, f float64) ([]byte, error) {
 	return nil, fmt.Errorf("unsupported datatype %s", dt)
 }
 
-// pipelineInput extracts the raw request bytes from a pipeline's single input.
-func pipelineInput(req *InferRequest) ([]byte, error) {
-	if len(req.Inputs) != 1 {
-		return nil, badf("a pipeline takes exactly one input (the raw request bytes), got %d", len(req.Inputs))
+// Tensor is one named tensor whose data is its flattened, row-major elements in
+// little-endian bytes (BYTES: each element a 4-byte little-endian length, then its bytes),
+// the form both front ends decode requests into: JSON or binary tensor data over HTTP,
+// raw_input_contents or typed contents over gRPC.
+type Tensor struct {
+	Name     string
+	Datatype string
+	Shape    []int
+	Data     []byte
+}
+
+func (r *InferRequest) tensors() []Tensor {
+	ts := make([]Tensor, len(r.Inputs))
+	for i, t := range r.Inputs {
+		ts[i] = Tensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape, Data: t.raw}
 	}
-	in := req.Inputs[0]
+	return ts
+}
+
+// PipelineInput extracts the raw request bytes (an image, say) from a pipeline's inputs:
+// exactly one, a single BYTES element or a UINT8 vector. Anything else is bad input. The
+// result aliases the tensor's data.
+func PipelineInput(ins []Tensor) ([]byte, error) {
+	if len(ins) != 1 {
+		return nil, badf("a pipeline takes exactly one input (the raw request bytes), got %d", len(ins))
+	}
+	in := ins[0]
 	switch in.Datatype {
 	case "BYTES":
-		n, _ := elements(in.Shape)
+		n, err := elements(in.Shape)
+		if err != nil {
+			return nil, badf("input %q: %v", in.Name, err)
+		}
 		if n != 1 {
 			return nil, badf("input %q: a pipeline takes one BYTES element, shape %v has %d", in.Name, in.Shape, n)
 		}
-		if len(in.raw) < 4 {
+		if len(in.Data) < 4 {
 			return nil, badf("input %q: BYTES element is missing its 4-byte length prefix", in.Name)
 		}
-		l := binary.LittleEndian.Uint32(in.raw)
-		if int(l) != len(in.raw)-4 {
-			return nil, badf("input %q: BYTES element length prefix %d does not match the %d bytes given", in.Name, l, len(in.raw)-4)
+		l := binary.LittleEndian.Uint32(in.Data)
+		if int64(l) != int64(len(in.Data))-4 {
+			return nil, badf("input %q: BYTES element length prefix %d does not match the %d bytes given", in.Name, l, len(in.Data)-4)
 		}
-		return in.raw[4:], nil
+		return in.Data[4:], nil
 	case "UINT8":
-		return in.raw, nil
+		n, err := elements(in.Shape)
+		if err != nil {
+			return nil, badf("input %q: %v", in.Name, err)
+		}
+		if n != len(in.Data) {
+			return nil, badf("input %q: %d bytes of data for UINT8 shape %v, want %d", in.Name, len(in.Data), in.Shape, n)
+		}
+		return in.Data, nil
 	}
 	return nil, badf("input %q: a pipeline takes BYTES or UINT8 input, got %s", in.Name, in.Datatype)
 }
@@ -481,7 +524,7 @@ func wantsBinary(req *InferRequest, name string) bool {
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	p, m, err := s.lookup(name)
+	p, m, err := s.Lookup(name)
 	if err != nil {
 		s.fail(w, r, "", "", err)
 		return
@@ -518,7 +561,7 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 	}
 	resp := inferResponse{ModelName: name, ID: req.ID}
 	if p != nil {
-		input, err := pipelineInput(req)
+		input, err := PipelineInput(req.tensors())
 		if err != nil {
 			return err
 		}
@@ -544,16 +587,37 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 	return writeInferResponse(w, &resp)
 }
 
-// runModel runs a bare model: inputs are matched by name, checked for dtype and shape, and
-// copied into a pooled interpreter.
+// runModel runs a bare model for an HTTP request and encodes its outputs as asked.
 func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferRequest) ([]outputTensor, error) {
-	model := m.Model
-	if len(req.Inputs) != len(model.Inputs) {
-		return nil, badf("model %s takes %d inputs, got %d", m.Name, len(model.Inputs), len(req.Inputs))
+	res, err := s.RunModel(ctx, m, req.tensors())
+	if err != nil {
+		return nil, err
 	}
-	ordered := make([]*InferTensor, len(model.Inputs))
-	for i := range req.Inputs {
-		in := &req.Inputs[i]
+	outs := make([]outputTensor, len(res))
+	for i, t := range res {
+		o := outputTensor{Name: t.Name, Datatype: t.Datatype, Shape: t.Shape}
+		if wantsBinary(req, t.Name) {
+			o.binary = t.Data
+		} else {
+			o.Data = typedData(m.Model.Outputs[i].Type, t.Data)
+		}
+		outs[i] = o
+	}
+	return outs, nil
+}
+
+// RunModel runs a bare model: inputs are matched by name and checked for datatype, shape
+// and data size (any mismatch is bad input), copied into a pooled interpreter (waiting for
+// one until ctx or server.request_timeout ends), and the outputs come back in the model's
+// order, their data copied out of the interpreter.
+func (s *Server) RunModel(ctx context.Context, m *engine.Model, ins []Tensor) ([]Tensor, error) {
+	model := m.Model
+	if len(ins) != len(model.Inputs) {
+		return nil, badf("model %s takes %d inputs, got %d", m.Name, len(model.Inputs), len(ins))
+	}
+	ordered := make([]*Tensor, len(model.Inputs))
+	for i := range ins {
+		in := &ins[i]
 		idx := -1
 		for k, t := range model.Inputs {
 			if t.Name == in.Name {
@@ -574,6 +638,13 @@ func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferReques
 		if fmt.Sprint(in.Shape) != fmt.Sprint(t.Shape) {
 			return nil, badf("input %q: shape %v, model wants %v", in.Name, in.Shape, t.Shape)
 		}
+		n, err := elements(t.Shape)
+		if err != nil {
+			return nil, badf("input %q: %v", in.Name, err)
+		}
+		if want := n * t.Type.Size(); len(in.Data) != want {
+			return nil, badf("input %q: %d bytes of data for shape %v of %s, want %d", in.Name, len(in.Data), in.Shape, in.Datatype, want)
+		}
 		if ordered[idx] != nil {
 			return nil, badf("input %q is given twice", in.Name)
 		}
@@ -587,21 +658,14 @@ func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferReques
 	}
 	defer m.Pool.Put(it)
 	for i, in := range ordered {
-		copy(it.Input(i), in.raw)
+		copy(it.Input(i), in.Data)
 	}
 	if err := it.Invoke(); err != nil {
 		return nil, err
 	}
-	var outs []outputTensor
+	outs := make([]Tensor, len(model.Outputs))
 	for i, t := range model.Outputs {
-		data := it.Output(i)
-		o := outputTensor{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape}
-		if wantsBinary(req, t.Name) {
-			o.binary = append([]byte(nil), data...)
-		} else {
-			o.Data = typedData(t.Type, data)
-		}
-		outs = append(outs, o)
+		outs[i] = Tensor{Name: t.Name, Datatype: t.Type.String(), Shape: t.Shape, Data: append([]byte(nil), it.Output(i)...)}
 	}
 	return outs, nil
 }

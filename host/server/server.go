@@ -195,6 +195,30 @@ func (s *Server) pipeline(name string) (*engine.Pipeline, error) {
 	return p, nil
 }
 
+// RunPipeline runs input (an image, say) through p under server.request_timeout and ctx's
+// own deadline, records the stage, copy and trap metrics, and hands the post plugin's
+// result to fn; the result is valid only during fn. It is the pipeline path every front end
+// shares.
+func (s *Server) RunPipeline(ctx context.Context, p *engine.Pipeline, input []byte, fn pipeline.Result) error {
+	return s.run(ctx, p, bytes.NewReader(input), len(input), fn)
+}
+
+// Count records one finished request for target (a pipeline or model) on endpoint in the
+// requests metric, and a failed one in the errors metric too: err nil counts as code 200,
+// else the HTTP status and class of the error table (the same for every front end).
+func (s *Server) Count(target, endpoint string, err error) {
+	if err == nil {
+		s.Metrics.Requests.WithLabelValues(target, endpoint, "200").Inc()
+		return
+	}
+	code, class := classify(err)
+	s.Metrics.Requests.WithLabelValues(target, endpoint, strconv.Itoa(code)).Inc()
+	s.Metrics.Errors.WithLabelValues(target, class).Inc()
+}
+
+// Ready reports readiness, as /v2/health/ready does: the check given to SetReady, or true.
+func (s *Server) Ready() bool { return s.ready == nil || s.ready() }
+
 // run runs a pipeline, records metrics, and hands the result to fn.
 func (s *Server) run(ctx context.Context, p *engine.Pipeline, body io.Reader, n int, fn pipeline.Result) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
@@ -280,7 +304,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyHandler(w http.ResponseWriter, r *http.Request) {
-	if s.ready != nil && !s.ready() {
+	if !s.Ready() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
 		return
 	}

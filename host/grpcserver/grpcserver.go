@@ -1,0 +1,215 @@
+package grpcserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/engine"
+	pb "github.com/edgehost/edgehost/host/grpcserver/inference"
+	"github.com/edgehost/edgehost/host/server"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Endpoint is the endpoint label of gRPC requests in edgehost_requests_total.
+const Endpoint = "grpc"
+
+// ClassTrailer is the trailer key that carries a failed call's error class (bad_input,
+// overloaded, …: the classes of the HTTP error table).
+const ClassTrailer = "edgehost-error-class"
+
+// MaxConcurrentStreams bounds the calls in flight on one connection; with a message at most
+// server.max_body_bytes, it bounds what one connection can make edgehost hold.
+const MaxConcurrentStreams = 64
+
+// Server is the KServe v2 GRPCInferenceService over an HTTP front end's engine, metrics and
+// error table. Its methods are safe for concurrent use.
+type Server struct {
+	pb.UnimplementedGRPCInferenceServiceServer
+	http *server.Server
+	cfg  config.Server
+	log  hclog.Logger
+}
+
+// New builds the gRPC service over srv, the HTTP front end whose pipelines, bare models,
+// readiness, metrics and error table it shares.
+func New(srv *server.Server, cfg config.Server, log hclog.Logger) *Server {
+	return &Server{http: srv, cfg: cfg, log: log.Named("grpc")}
+}
+
+// Serve serves on l until ctx ends, then stops gracefully: it stops accepting, lets the
+// calls in flight finish (up to server.shutdown_timeout, then cuts them off) and returns nil.
+// Messages over server.max_body_bytes are refused with ResourceExhausted before any work.
+func (g *Server) Serve(ctx context.Context, l net.Listener) error {
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(min(g.cfg.MaxBodyBytes, 1<<31-1))),
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.ConnectionTimeout(10*time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
+	)
+	pb.RegisterGRPCInferenceServiceServer(gs, g)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	g.log.Info("shutting down: finishing in-flight calls", "timeout", g.cfg.ShutdownTimeout.Duration)
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(g.cfg.ShutdownTimeout.Duration):
+		g.log.Warn("shutdown timeout passed: cutting off the calls still in flight")
+		gs.Stop()
+		<-stopped
+	}
+	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// fail turns err into a gRPC status through the error table, logs it and sets the class
+// trailer.
+func (g *Server) fail(ctx context.Context, method string, err error) error {
+	class, httpStatus, code := server.Classify(err)
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(ClassTrailer, class))
+	lvl := hclog.Debug
+	if httpStatus >= 500 && class != server.ClassCanceled {
+		lvl = hclog.Warn
+	}
+	g.log.Log(lvl, "call failed", "method", method, "code", code.String(), "class", class, "error", err)
+	return status.Error(code, err.Error())
+}
+
+// ServerLive is always true while the server answers.
+func (g *Server) ServerLive(context.Context, *pb.ServerLiveRequest) (*pb.ServerLiveResponse, error) {
+	return &pb.ServerLiveResponse{Live: true}, nil
+}
+
+// ServerReady reports the same readiness as GET /v2/health/ready.
+func (g *Server) ServerReady(context.Context, *pb.ServerReadyRequest) (*pb.ServerReadyResponse, error) {
+	return &pb.ServerReadyResponse{Ready: g.http.Ready()}, nil
+}
+
+// ModelReady is true for every pipeline and bare model; an unknown name is NotFound, as
+// GET /v2/models/{name}/ready answers 404.
+func (g *Server) ModelReady(ctx context.Context, req *pb.ModelReadyRequest) (*pb.ModelReadyResponse, error) {
+	if _, _, err := g.http.Lookup(req.GetName()); err != nil {
+		return nil, g.fail(ctx, "ModelReady", err)
+	}
+	return &pb.ModelReadyResponse{Ready: true}, nil
+}
+
+// ServerMetadata names the server and its version.
+func (g *Server) ServerMetadata(context.Context, *pb.ServerMetadataRequest) (*pb.ServerMetadataResponse, error) {
+	return &pb.ServerMetadataResponse{Name: "edgehost", Version: server.Version, Extensions: []string{}}, nil
+}
+
+// ModelMetadata is GET /v2/models/{name} over gRPC: a pipeline's BYTES input and result, or
+// a bare model's own tensors.
+func (g *Server) ModelMetadata(ctx context.Context, req *pb.ModelMetadataRequest) (*pb.ModelMetadataResponse, error) {
+	md, err := g.http.Metadata(req.GetName())
+	if err != nil {
+		return nil, g.fail(ctx, "ModelMetadata", err)
+	}
+	conv := func(ts []server.TensorMetadata) []*pb.ModelMetadataResponse_TensorMetadata {
+		out := make([]*pb.ModelMetadataResponse_TensorMetadata, len(ts))
+		for i, t := range ts {
+			out[i] = &pb.ModelMetadataResponse_TensorMetadata{Name: t.Name, Datatype: t.Datatype, Shape: shape64(t.Shape)}
+		}
+		return out
+	}
+	return &pb.ModelMetadataResponse{Name: md.Name, Versions: md.Versions, Platform: md.Platform,
+		Inputs: conv(md.Inputs), Outputs: conv(md.Outputs)}, nil
+}
+
+// ModelInfer runs a pipeline (one input, a BYTES element or UINT8 vector holding the raw
+// request; one output, result, BYTES [1]) or a bare model (its own tensors). Inputs come in
+// raw_input_contents or typed contents; outputs always go out in raw_output_contents, in
+// the order of the requested outputs (all of them when none is named). The call's deadline
+// and server.request_timeout both bound it.
+func (g *Server) ModelInfer(ctx context.Context, req *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	name := req.GetModelName()
+	p, m, err := g.http.Lookup(name)
+	if err != nil {
+		return nil, g.fail(ctx, "ModelInfer", err)
+	}
+	resp, err := g.infer(ctx, req, p, m)
+	g.http.Count(name, Endpoint, err)
+	if err != nil {
+		return nil, g.fail(ctx, "ModelInfer", err)
+	}
+	return resp, nil
+}
+
+func (g *Server) infer(ctx context.Context, req *pb.ModelInferRequest, p *engine.Pipeline, m *engine.Model) (*pb.ModelInferResponse, error) {
+	ins, err := decodeInputs(req)
+	if err != nil {
+		return nil, err
+	}
+	var outs []server.Tensor
+	if p != nil {
+		input, err := server.PipelineInput(ins)
+		if err != nil {
+			return nil, err
+		}
+		err = g.http.RunPipeline(ctx, p, input, func(res []byte, _ string) error {
+			data := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(res)), uint32(len(res)))
+			outs = []server.Tensor{{Name: "result", Datatype: "BYTES", Shape: []int{1}, Data: append(data, res...)}}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else if outs, err = g.http.RunModel(ctx, m, ins); err != nil {
+		return nil, err
+	}
+	if outs, err = requested(req, outs); err != nil {
+		return nil, err
+	}
+	resp := &pb.ModelInferResponse{ModelName: req.GetModelName(), ModelVersion: req.GetModelVersion(), Id: req.GetId(),
+		Outputs: make([]*pb.ModelInferResponse_InferOutputTensor, len(outs)), RawOutputContents: make([][]byte, len(outs))}
+	for i, o := range outs {
+		resp.Outputs[i] = &pb.ModelInferResponse_InferOutputTensor{Name: o.Name, Datatype: o.Datatype, Shape: shape64(o.Shape)}
+		resp.RawOutputContents[i] = o.Data
+	}
+	return resp, nil
+}
+
+// requested keeps the outputs the request names, in its order (all when it names none); a
+// name the model does not have is bad input.
+func requested(req *pb.ModelInferRequest, outs []server.Tensor) ([]server.Tensor, error) {
+	want := req.GetOutputs()
+	if len(want) == 0 {
+		return outs, nil
+	}
+	picked := make([]server.Tensor, 0, len(want))
+	for _, w := range want {
+		found := false
+		for _, o := range outs {
+			if o.Name == w.GetName() {
+				picked, found = append(picked, o), true
+				break
+			}
+		}
+		if !found {
+			names := make([]string, len(outs))
+			for i, o := range outs {
+				names[i] = o.Name
+			}
+			return nil, server.BadInput("model %s has no output %q (outputs: %s)", req.GetModelName(), w.GetName(), strings.Join(names, ", "))
+		}
+	}
+	return picked, nil
+}
