@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
+.PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
 
@@ -17,6 +17,14 @@ deps: .deps/.ok
 .deps/.ok: scripts/deps.sh
 	bash scripts/deps.sh
 	touch $@
+
+# The servers the MQTT and OCI tests run against: Debian's mosquitto 2.0.11 and
+# docker-registry 2.8.2, fetched without root (apt-get download + dpkg-deb -x) into .deps,
+# pinned by version and sha256 (scripts/brokers.sh). Not fatal when the archive is
+# unreachable: those tests then skip, saying so.
+brokers: .deps/mosquitto/.ok .deps/registry/.ok
+.deps/mosquitto/.ok .deps/registry/.ok: scripts/brokers.sh
+	bash scripts/brokers.sh
 
 build: deps
 	go build -o bin/edgehost ./cmd/edgehost
@@ -82,13 +90,13 @@ run: build plugins
 # deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
-test: build plugins deps-litert
+test: build plugins brokers deps-litert
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
 	go test -count=1 ./...
 	cd deploy && go vet ./... && go test -count=1 ./...
-	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine
+	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine ./host/mqtt
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
 	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
@@ -126,7 +134,7 @@ bench-accel: build deps-litert deps-openvino
 
 # The packages whose tests involve time (budgets, queues, reload, serving) once more while
 # every core is kept busy by CPU-bound processes: they must hold on a loaded machine.
-test-busy: build plugins
+test-busy: build plugins brokers
 	bash scripts/busy.sh go test -count=1 ./host/... ./cmd/...
 
 # The same native and pipeline tests on the TFLite 2.9 fallback library (one-copy mode).

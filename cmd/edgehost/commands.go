@@ -18,6 +18,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/grpcserver"
+	"github.com/edgehost/edgehost/host/mqtt"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/tflite"
 	"github.com/hashicorp/go-hclog"
@@ -75,6 +76,16 @@ func cmdServe(g *globals, args []string) error {
 		}
 		defer w.Close()
 	}
+	defer e.PollSources(ctx)()                                        // registry tags ([oci] poll_interval); nothing to do without sources
+	stopMQTT, err := mqtt.StartAll(ctx, e, srv.Metrics.Registry, log) // [pipelines.NAME.mqtt]
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+		defer cancel()
+		stopMQTT(sctx)
+	}()
 	l, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@
 //	edgehost [--config FILE] inspect [F...] show model tensors and plugin manifests
 //	edgehost plugin manifest|check F        embed or print a manifest; run every load check
 //	edgehost plugin sign|verify|keygen      sign plugins for trusted deployment
+//	edgehost plugin push|pull REF FILE      plugins and models to and from an OCI registry
 package main
 
 import (
@@ -38,7 +39,7 @@ func init() {
 		{"run", "--pipeline NAME FILE", "Run one input file through a pipeline and print the result.", cmdRun},
 		{"validate", "", "Load the config, every model and every plugin, then exit: 0 when all are valid.", cmdValidate},
 		{"inspect", "[FILE.tflite|FILE.wasm ...]", "Show model tensors and plugin manifests (of the config, or of the files given).", cmdInspect},
-		{"plugin", "manifest|check|keygen|sign|verify ...", "Embed or print a plugin's manifest, run every load-time check on a plugin, make signing keys, sign a plugin, verify a signature.", cmdPlugin},
+		{"plugin", "manifest|check|keygen|sign|verify|push|pull ...", "Embed or print a plugin's manifest, run every load-time check on a plugin, make signing keys, sign a plugin, verify a signature, push or pull a plugin or model to or from an OCI registry.", cmdPlugin},
 	}
 }
 

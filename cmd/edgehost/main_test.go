@@ -137,7 +137,7 @@ func TestUsage(t *testing.T) {
 		{name: "inspect --help", args: []string{"inspect", "-h"}, code: exitOK, stderr: []string{"Usage: edgehost inspect"}, noStdout: true},
 		{name: "serve --help", args: []string{"serve", "--help"}, code: exitOK, stderr: []string{"Usage: edgehost serve", "-addr", "-grpc-addr"}, noStdout: true},
 		{name: "serve extra argument", args: []string{"serve", "now"}, code: exitUsage, stderr: []string{`unexpected arguments ["now"]`}, noStdout: true},
-		{name: "plugin without subcommand", args: []string{"plugin"}, code: exitUsage, stderr: []string{"want a subcommand: manifest, check, keygen, sign or verify"}, noStdout: true},
+		{name: "plugin without subcommand", args: []string{"plugin"}, code: exitUsage, stderr: []string{"want a subcommand: manifest, check, keygen, sign, verify, push or pull"}, noStdout: true},
 		{name: "plugin unknown subcommand", args: []string{"plugin", "frob"}, code: exitUsage, stderr: []string{`unknown plugin subcommand "frob"`}, noStdout: true},
 		{name: "plugin keygen without --out", args: []string{"plugin", "keygen"}, code: exitUsage, stderr: []string{"--out FILE is required"}, noStdout: true},
 		{name: "plugin sign without --key", args: []string{"plugin", "sign", classifyWasm}, code: exitUsage, stderr: []string{"want --key FILE and one PLUGIN.wasm"}, noStdout: true},

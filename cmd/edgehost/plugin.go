@@ -16,7 +16,7 @@ func grantsString(p config.Plugin) string { return engine.PluginGrants(p.Grants)
 
 func cmdPlugin(g *globals, args []string) error {
 	if len(args) == 0 {
-		return &usageError{msg: "want a subcommand: manifest, check, keygen, sign or verify"}
+		return &usageError{msg: "want a subcommand: manifest, check, keygen, sign, verify, push or pull"}
 	}
 	switch args[0] {
 	case "manifest":
@@ -29,8 +29,10 @@ func cmdPlugin(g *globals, args []string) error {
 		return pluginSign(g, args[1:])
 	case "verify":
 		return pluginVerify(g, args[1:])
+	case "push", "pull": // cmd/edgehost/oci.go
+		return map[string]func(*globals, []string) error{"push": pluginPush, "pull": pluginPull}[args[0]](g, args[1:])
 	}
-	return &usageError{msg: fmt.Sprintf("unknown plugin subcommand %q (want manifest, check, keygen, sign or verify)", args[0])}
+	return &usageError{msg: fmt.Sprintf("unknown plugin subcommand %q (want manifest, check, keygen, sign, verify, push or pull)", args[0])}
 }
 
 func pluginKeygen(g *globals, args []string) error {

@@ -22,6 +22,7 @@ type Config struct {
 	Log       Log                 `toml:"log"`
 	Runtime   Runtime             `toml:"runtime"`
 	Trust     Trust               `toml:"trust"`
+	OCI       OCI                 `toml:"oci"`
 	Models    map[string]Model    `toml:"models"`
 	Pipelines map[string]Pipeline `toml:"pipelines"`
 
@@ -68,6 +69,36 @@ type Trust struct {
 	RequireSignatures bool     `toml:"require_signatures"` // every plugin must be signed by a trusted key
 }
 
+// OCI configures plugins and models pulled from an OCI registry (a `source = "oci://…"`).
+type OCI struct {
+	// CacheDir holds the pulled artifacts; default <runtime.cache_dir>/oci, or .oci-cache
+	// beside the config file when there is no runtime.cache_dir.
+	CacheDir string `toml:"cache_dir"`
+	// PollInterval is how often a tag is resolved again (a digest never is); default 60s,
+	// "0s" turns polling off (a tag is then pulled at start and at config reloads only).
+	PollInterval *Duration `toml:"poll_interval"`
+	// PlainHTTP talks to every registry over plain HTTP; loopback registries (127.0.0.0/8,
+	// ::1, localhost) always are, whatever this says.
+	PlainHTTP bool `toml:"plain_http"`
+}
+
+// MQTT is a pipeline's optional MQTT source and sink: every message on Topic runs through
+// the pipeline; the result goes to ResultTopic (or the MQTT 5 response topic of the
+// request), failures to ErrorTopic.
+type MQTT struct {
+	Broker      string `toml:"broker"`       // mqtt://host:port (tcp:// too); required
+	Topic       string `toml:"topic"`        // subscription (wildcards allowed), QoS 1; required
+	ResultTopic string `toml:"result_topic"` // required unless every request names a response topic
+	ErrorTopic  string `toml:"error_topic"`  // default: ResultTopic
+	ClientID    string `toml:"client_id"`    // default edgehost-<pipeline>; fixed so the broker keeps the session
+	// MaxInflight bounds the messages received and not yet answered (MQTT 5 receive
+	// maximum: the broker holds the rest); default 2 × workers.
+	MaxInflight int `toml:"max_inflight"`
+	// SessionExpiry is how long the broker keeps the session (and queues QoS 1 messages)
+	// while edgehost is away; default 1h.
+	SessionExpiry Duration `toml:"session_expiry"`
+}
+
 // Grants are what one plugin may touch; everything is denied by default.
 type Grants struct {
 	Dirs   map[string]string `toml:"dirs"`   // guest path -> host directory, mounted read-only
@@ -85,8 +116,11 @@ const DefaultThreads = 1
 
 // Model is one .tflite model.
 type Model struct {
-	Path     string    `toml:"path"`
-	Threads  int       `toml:"threads"` // default 1 (RATIONALE.md, "Threads")
+	Path string `toml:"path"`
+	// Source pulls the model from a registry: "oci://host:port/repo:tag" or "…@sha256:…".
+	// Path is then the cached copy (set by Load, not written in the file).
+	Source   string    `toml:"source"`
+	Threads  int       `toml:"threads"` // default 1 (DefaultThreads)
 	XNNPACK  *bool     `toml:"xnnpack"` // default true
 	Delegate *Delegate `toml:"delegate"`
 	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
@@ -127,11 +161,15 @@ type Pipeline struct {
 	RollbackTrapShare *float64 `toml:"rollback_trap_share"`
 	Pre               Plugin   `toml:"pre"`
 	Post              Plugin   `toml:"post"`
+	MQTT              *MQTT    `toml:"mqtt"`
 }
 
 // Plugin is one plugin of a pipeline.
 type Plugin struct {
-	Path          string `toml:"path"`
+	Path string `toml:"path"`
+	// Source pulls the plugin from a registry: "oci://host:port/repo:tag" or "…@sha256:…".
+	// Path is then the cached copy (set by Load, not written in the file).
+	Source        string `toml:"source"`
 	MemoryLimitMB int    `toml:"memory_limit_mb"` // default 64
 	TimeoutMS     int    `toml:"timeout_ms"`      // per-call time budget; default 1000
 	// BudgetClock is what timeout_ms measures: "wall" (default: elapsed time, what request
@@ -401,13 +439,33 @@ func (c *Config) complete(data []byte) []error {
 		t := true
 		c.Runtime.Watch = &t
 	}
+	switch {
+	case c.OCI.CacheDir != "":
+		c.OCI.CacheDir = abs(c.OCI.CacheDir)
+	case c.Runtime.CacheDir != "":
+		c.OCI.CacheDir = filepath.Join(c.Runtime.CacheDir, "oci")
+	default:
+		c.OCI.CacheDir = abs(".oci-cache")
+	}
+	if c.OCI.PollInterval == nil {
+		c.OCI.PollInterval = &Duration{time.Minute}
+	}
 	for _, name := range sortedKeys(c.Models) {
 		m := c.Models[name]
 		if !nameRE.MatchString(name) {
 			bad("model names may use letters, digits, '.', '_' and '-'", "models", name)
 		}
-		if m.Path == "" {
-			bad("is required", "models", name, "path")
+		if m.Source != "" {
+			if m.Path != "" {
+				bad("path and source exclude each other (the path of a source is its cached copy)", "models", name, "path")
+			}
+			if r, err := ParseOCIRef(m.Source); err != nil {
+				bad(err.Error(), "models", name, "source")
+			} else {
+				m.Path = r.CachePath(c.OCI.CacheDir, "model.tflite")
+			}
+		} else if m.Path == "" {
+			bad("is required (or a source)", "models", name, "path")
 		}
 		m.Path = abs(m.Path)
 		if m.Threads == 0 {
@@ -499,8 +557,17 @@ func (c *Config) complete(data []byte) []error {
 			if role == "post" {
 				pl = &p.Post
 			}
-			if pl.Path == "" {
-				bad("is required", "pipelines", name, role, "path")
+			if pl.Source != "" {
+				if pl.Path != "" {
+					bad("path and source exclude each other (the path of a source is its cached copy)", "pipelines", name, role, "path")
+				}
+				if r, err := ParseOCIRef(pl.Source); err != nil {
+					bad(err.Error(), "pipelines", name, role, "source")
+				} else {
+					pl.Path = r.CachePath(c.OCI.CacheDir, "plugin.wasm")
+				}
+			} else if pl.Path == "" {
+				bad("is required (or a source)", "pipelines", name, role, "path")
 			}
 			pl.Path = abs(pl.Path)
 			if pl.MemoryLimitMB == 0 {
@@ -533,6 +600,9 @@ func (c *Config) complete(data []byte) []error {
 					bad(fmt.Sprintf("%s is not a directory", pl.Grants.Dirs[guest]), "pipelines", name, role, "grants", "dirs")
 				}
 			}
+		}
+		if m := p.MQTT; m != nil {
+			m.complete(name, p.Workers, bad)
 		}
 		c.Pipelines[name] = p
 	}

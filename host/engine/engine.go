@@ -29,6 +29,7 @@ type Engine struct {
 	rt  *plugin.Runtime
 
 	errs           errorLog
+	src            sources // registry artifacts (oci.go)
 	reloadMu       sync.Mutex
 	background     sync.WaitGroup // closes of replaced pipelines and models
 	reloads        atomic.Int64
@@ -72,6 +73,10 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		return nil, err
 	}
 	e := &Engine{log: log, rt: rt, cfg: cfg, models: map[string]*Model{}, pipelines: map[string]*Pipeline{}, configLoaded: time.Now()}
+	if err := e.syncSources(ctx, cfg); err != nil {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
 	caps := tflite.Probe()
 	log.Info("tflite library", "version", caps.Version, "xnnpack", caps.XNNPACK, "custom_allocation", caps.CustomAllocation)
 	if !caps.CustomAllocation {

@@ -223,6 +223,9 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		e.failed(cur.File, "config", err)
 		return
 	}
+	if err := e.syncSources(ctx, next); err != nil { // a failing source fails its pipeline below
+		e.log.Error("registry artifacts of the new config", "error", err)
+	}
 	if !reflect.DeepEqual(next.Server, cur.Server) || !reflect.DeepEqual(next.Log, cur.Log) || !reflect.DeepEqual(next.Runtime, cur.Runtime) {
 		e.log.Warn("changes to [server], [log] and [runtime] take effect at the next restart")
 	}

@@ -14,6 +14,8 @@ type Status struct {
 	Reloads   int64                 `json:"reloads"`
 	Failures  int64                 `json:"reload_failures"`
 	Rollbacks int64                 `json:"rollbacks"`
+	// Sources are the plugins and models pulled from a registry, by reference.
+	Sources map[string]SourceStatus `json:"sources,omitempty"`
 }
 
 // ItemStatus is the state of one loaded file.
@@ -77,6 +79,9 @@ func (l *errorLog) get(key string) (string, time.Time) {
 func (e *Engine) Status() Status {
 	st := Status{Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
 		Reloads: e.reloads.Load(), Failures: e.reloadFailures.Load(), Rollbacks: e.rollbacks.Load()}
+	if src := e.src.snapshot(); len(src) > 0 {
+		st.Sources = src
+	}
 	cfg := e.Config()
 	st.Config = ItemStatus{Path: cfg.File, LoadedAt: e.configLoaded}
 	st.Config.LastError, st.Config.ErrorAt = e.errs.get(cfg.File)

@@ -1,0 +1,284 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/oci"
+	"github.com/edgehost/edgehost/host/plugin"
+)
+
+// Plugins and models with `source = "oci://…"` are pulled into the cache at
+// [oci].cache_dir, checked (manifest and layer digests; a plugin's signature when the
+// config requires one) and only then written, by rename, to the path the loaders read.
+// Everything after that — validation, the golden check, the swap, probation and rollback —
+// is the reload path of a file change. A tag is polled: when it moves, the new artifact
+// goes through the same checks and ReloadFile; a version the reload rejects is put back
+// off the disk (the cache keeps the version that serves) and not tried again until the tag
+// moves once more.
+
+// SourceStatus is the state of one registry artifact in GET /status.
+type SourceStatus struct {
+	Ref       string    `json:"ref"`
+	Path      string    `json:"path"`
+	Manifest  string    `json:"manifest,omitempty"` // the digest serving
+	Layer     string    `json:"layer,omitempty"`
+	CheckedAt time.Time `json:"checked_at,omitzero"` // last contact with the registry
+	Rejected  string    `json:"rejected,omitempty"`  // manifest digest refused, not retried until the tag moves
+	Why       string    `json:"rejected_why,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	ErrorAt   time.Time `json:"last_error_at,omitzero"`
+}
+
+// sources is the engine's registry state, by cache path.
+type sources struct {
+	mu sync.Mutex
+	st map[string]*SourceStatus
+}
+
+func (s *sources) get(path string) *SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st == nil {
+		s.st = map[string]*SourceStatus{}
+	}
+	if s.st[path] == nil {
+		s.st[path] = &SourceStatus{Path: path}
+	}
+	return s.st[path]
+}
+
+func (s *sources) update(path string, f func(*SourceStatus)) {
+	st := s.get(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(st)
+}
+
+func (s *sources) snapshot() map[string]SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]SourceStatus{}
+	for _, v := range s.st {
+		out[v.Ref] = *v
+	}
+	return out
+}
+
+func ociOptions(c *config.Config) oci.Options { return oci.Options{PlainHTTP: c.OCI.PlainHTTP} }
+
+// checkArtifact is what a pulled artifact must pass before it is written where the loaders
+// read: the kind the config expects and, for a plugin that must be signed, a trusted
+// signature (the same check the loader makes again).
+func checkArtifact(cfg *config.Config, src config.Source, a *oci.Artifact) error {
+	want := oci.ArtifactModel
+	if src.Plugin {
+		want = oci.ArtifactPlugin
+	}
+	if a.Type != want {
+		return fmt.Errorf("artifact %s is a %s, the config uses it as a %s", a.Manifest, a.Type, want)
+	}
+	if src.Plugin && src.RequireSignature {
+		keys, err := TrustedKeys(cfg.Trust)
+		if err != nil {
+			return err
+		}
+		if _, err := plugin.Verify(a.Data, keys); err != nil {
+			return fmt.Errorf("artifact %s: signature required: %w", a.Manifest, err)
+		}
+	}
+	return nil
+}
+
+// syncSources makes every registry artifact of cfg present in the cache. A digest already
+// cached (and still matching its record) needs no registry; a tag is resolved again. When
+// the registry cannot be reached or the artifact fails its checks, a verified cached copy
+// is used and the reason is kept for /status; with no usable copy the source is an error.
+func (e *Engine) syncSources(ctx context.Context, cfg *config.Config) error {
+	var errs []error
+	for _, src := range cfg.Sources() {
+		e.src.update(src.Path, func(s *SourceStatus) { s.Ref = src.Raw })
+		if err := e.syncSource(ctx, cfg, src); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", src.Raw, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.Source) error {
+	cached, rec, cerr := oci.Load(src.Path)
+	if cerr == nil && src.Ref.Digest != "" && rec.Manifest == src.Ref.Digest {
+		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer = rec.Manifest, rec.Layer })
+		return nil // pinned and present: nothing to ask the registry
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	a, err := oci.Pull(pctx, src.Ref, ociOptions(cfg))
+	if err == nil {
+		err = checkArtifact(cfg, src, a)
+	}
+	now := time.Now()
+	if err == nil {
+		if cerr != nil || rec.Manifest != string(a.Manifest) {
+			if err = oci.Store(src.Path, src.Raw, a); err == nil {
+				e.log.Info("artifact pulled", "source", src.Raw, "manifest", a.Manifest, "bytes", len(a.Data))
+			}
+		}
+	}
+	if err == nil {
+		e.src.update(src.Path, func(s *SourceStatus) {
+			s.Manifest, s.Layer, s.CheckedAt, s.LastError, s.Rejected, s.Why = string(a.Manifest), string(a.Layer), now, "", "", ""
+		})
+		return nil
+	}
+	e.src.update(src.Path, func(s *SourceStatus) { s.LastError, s.ErrorAt = err.Error(), now })
+	if cerr == nil && (src.Ref.Digest == "" || rec.Manifest == src.Ref.Digest) && checkCached(cfg, src, cached) == nil {
+		e.log.Warn("registry artifact unavailable; using the cached copy", "source", src.Raw, "cached", rec.Manifest, "error", err)
+		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer = rec.Manifest, rec.Layer })
+		return nil
+	}
+	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
+		return fmt.Errorf("%w (and %v)", err, cerr)
+	}
+	return err
+}
+
+func checkCached(cfg *config.Config, src config.Source, b []byte) error {
+	at, _, err := oci.Kind(b)
+	if err != nil {
+		return err
+	}
+	return checkArtifact(cfg, src, &oci.Artifact{Type: at, Data: b})
+}
+
+// servesHash reports whether the model or plugin loaded from path now has content hash h.
+func (e *Engine) servesHash(path, h string) bool {
+	for _, m := range e.Models() {
+		if m.Config.Path == path && m.Hash == h {
+			return true
+		}
+	}
+	for _, p := range e.Pipelines() {
+		if p.Pre.Path == path && p.Pre.Hash == h || p.Post.Path == path && p.Post.Hash == h {
+			return true
+		}
+	}
+	return false
+}
+
+// pollSource checks one tag: when it names a new manifest, pull, check, write and reload.
+func (e *Engine) pollSource(ctx context.Context, src config.Source) {
+	cfg := e.Config()
+	st := *e.src.get(src.Path)
+	now := time.Now()
+	fail := func(err error) {
+		e.src.update(src.Path, func(s *SourceStatus) { s.LastError, s.ErrorAt = err.Error(), now })
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	d, err := oci.Resolve(rctx, src.Ref, ociOptions(cfg))
+	if err != nil {
+		fail(fmt.Errorf("registry unreachable, version %s keeps serving: %w", short(st.Manifest), err))
+		return
+	}
+	e.src.update(src.Path, func(s *SourceStatus) { s.CheckedAt = now })
+	if string(d) == st.Manifest || string(d) == st.Rejected {
+		e.src.update(src.Path, func(s *SourceStatus) { // the registry answers again: the last word is about the artifact
+			if string(d) == s.Manifest {
+				s.LastError = ""
+			} else {
+				s.LastError = s.Why
+			}
+		})
+		return
+	}
+	reject := func(err error) {
+		e.reloadFailures.Add(1)
+		e.log.Error("registry artifact rejected; the previous version keeps serving", "source", src.Raw, "manifest", d, "error", err)
+		e.src.update(src.Path, func(s *SourceStatus) {
+			s.Rejected, s.Why, s.LastError, s.ErrorAt = string(d), err.Error(), err.Error(), now
+		})
+	}
+	pctx, cancel2 := context.WithTimeout(ctx, time.Minute)
+	defer cancel2()
+	a, err := oci.Pull(pctx, src.Ref, ociOptions(cfg))
+	if err != nil {
+		fail(fmt.Errorf("pulling the new version: %w", err))
+		return
+	}
+	if a.Manifest != d { // the tag moved again meanwhile: the next poll takes it
+		return
+	}
+	if err := checkArtifact(cfg, src, a); err != nil {
+		reject(err)
+		return
+	}
+	old, rec, oldErr := oci.Load(src.Path)
+	if err := oci.Store(src.Path, src.Raw, a); err != nil {
+		fail(err)
+		return
+	}
+	e.log.Info("registry tag moved: new version pulled", "source", src.Raw, "manifest", a.Manifest)
+	e.ReloadFile(ctx, src.Path)
+	sum := sha256.Sum256(a.Data)
+	if !e.servesHash(src.Path, hex.EncodeToString(sum[:])) {
+		why, _ := e.errs.get(src.Path)
+		if why == "" {
+			why = "the reload did not apply it (see the pipeline's last_error)"
+		}
+		if oldErr == nil {
+			if err := oci.Restore(src.Path, old, rec); err != nil {
+				e.log.Error("could not put the serving version back in the cache", "path", src.Path, "error", err)
+			}
+		}
+		reject(fmt.Errorf("version %s rejected by the reload: %s", a.Manifest, why))
+		return
+	}
+	e.src.update(src.Path, func(s *SourceStatus) {
+		s.Manifest, s.Layer, s.Rejected, s.Why, s.LastError = string(a.Manifest), string(a.Layer), "", "", ""
+	})
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}
+
+// PollSources starts polling every tag source of the config at [oci].poll_interval (the
+// config in force at each round). The returned function stops it and waits.
+func (e *Engine) PollSources(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			iv := e.Config().OCI.PollInterval.Duration
+			if iv <= 0 {
+				iv = time.Second // polling off: look again later in case a config reload turns it on
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(iv):
+			}
+			if e.Config().OCI.PollInterval.Duration <= 0 {
+				continue
+			}
+			for _, src := range e.Config().Sources() {
+				if src.Ref.Digest == "" && ctx.Err() == nil {
+					e.pollSource(ctx, src)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

@@ -1,0 +1,120 @@
+package oci_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
+	"github.com/edgehost/edgehost/host/oci"
+	"github.com/edgehost/edgehost/internal/testservers"
+	"github.com/opencontainers/go-digest"
+)
+
+func ref(t *testing.T, s string) config.OCIRef {
+	t.Helper()
+	r, err := config.ParseOCIRef(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestPushPullTamper: a plugin and a model pushed to a real registry come back byte for
+// byte, by tag and by digest; a blob altered in the registry's storage is refused; a
+// reference pinned to a digest never gets other bytes.
+func TestPushPullTamper(t *testing.T) {
+	reg := testservers.Registry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	wasm, err := os.ReadFile(testplugins.Example(t, "classify-c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := os.ReadFile(testplugins.Model("mobilenet_quant_v1_224.tflite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, repo string
+		data       []byte
+		typ        string
+	}{{"plugin", "plugins/classify", wasm, oci.ArtifactPlugin}, {"model", "models/mobilenet", model, oci.ArtifactModel}} {
+		t.Run(c.name, func(t *testing.T) {
+			r := ref(t, "oci://"+reg.Addr+"/"+c.repo+":v1")
+			p, err := oci.Push(ctx, r, c.data, c.name, oci.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Type != c.typ {
+				t.Errorf("pushed as %s, want %s", p.Type, c.typ)
+			}
+			a, err := oci.Pull(ctx, r, oci.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(a.Data) != string(c.data) || a.Manifest != p.Manifest || a.Type != c.typ {
+				t.Fatalf("pulled %d bytes, manifest %s, type %s; pushed %d, %s", len(a.Data), a.Manifest, a.Type, len(c.data), p.Manifest)
+			}
+			byDigest := ref(t, "oci://"+reg.Addr+"/"+c.repo+"@"+string(p.Manifest))
+			if a, err = oci.Pull(ctx, byDigest, oci.Options{}); err != nil || string(a.Data) != string(c.data) {
+				t.Fatalf("pull by digest: %v", err)
+			}
+			// A pinned digest that does not exist is an error, not another artifact.
+			wrong := ref(t, "oci://"+reg.Addr+"/"+c.repo+"@sha256:"+strings.Repeat("0", 64))
+			if _, err := oci.Pull(ctx, wrong, oci.Options{}); err == nil {
+				t.Fatal("pulled an artifact by a digest nobody pushed")
+			}
+		})
+	}
+	// Tamper with the plugin's layer in the registry's storage: the pull must fail on the digest.
+	r := ref(t, "oci://"+reg.Addr+"/plugins/classify:v1")
+	a, err := oci.Pull(ctx, r, oci.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := reg.BlobPath(string(a.Layer))
+	b, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatalf("registry storage layout: %v", err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(blob, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = oci.Pull(ctx, r, oci.Options{})
+	if err == nil || !strings.Contains(err.Error(), "digest") {
+		t.Fatalf("a tampered layer was accepted (err %v)", err)
+	}
+	t.Logf("tampered layer refused: %v", err)
+	// Not an edgehost artifact: refused at push.
+	if _, err := oci.Push(ctx, r, []byte("hello, not a module"), "x", oci.Options{}); err == nil {
+		t.Fatal("pushed a file that is neither a module nor a model")
+	}
+}
+
+// TestCacheRecord: a cached copy modified on disk is refused by Load.
+func TestCacheRecord(t *testing.T) {
+	path := t.TempDir() + "/a/plugin.wasm"
+	wasm, err := os.ReadFile(testplugins.Example(t, "classify-c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &oci.Artifact{Manifest: digest.Digest("sha256:" + strings.Repeat("a", 64)), Layer: digestOf(wasm), Type: oci.ArtifactPlugin, Data: wasm}
+	if err := oci.Store(path, "r", a); err != nil {
+		t.Fatal(err)
+	}
+	if b, rec, err := oci.Load(path); err != nil || string(b) != string(wasm) || rec.Manifest != string(a.Manifest) {
+		t.Fatalf("load: %v", err)
+	}
+	wasm[100] ^= 1
+	if err := os.WriteFile(path, wasm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := oci.Load(path); err == nil || !strings.Contains(err.Error(), "modified") {
+		t.Fatalf("a modified cached copy loaded (err %v)", err)
+	}
+}
