@@ -117,10 +117,13 @@ VULKAN_LIB := $(ROOT)/.deps/vulkan/root/usr/lib/x86_64-linux-gnu
 deps-vulkan: .deps/vulkan/.ok
 .deps/vulkan/.ok: scripts/deps-vulkan.sh
 	bash scripts/deps-vulkan.sh
+# The fallbacks run first, in their own process: LiteRT's WebGPU instance lives as long as
+# the process, so once the GPU test has found lavapipe, hiding the driver no longer hides it.
+VULKAN_ENV := VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=$(VULKAN_LIB) \
+	EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache
 test-gpu: build deps-litert deps-vulkan
-	VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=$(VULKAN_LIB) \
-		EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache \
-		go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
+	$(VULKAN_ENV) go test -count=1 -v -run '^TestLiteRTFallback$$' ./host/tflite
+	$(VULKAN_ENV) go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
 
 # Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device; the GPU where
 # VK_ICD_FILENAMES names a driver) per bundled model: BENCH_ROUNDS rounds, each running every

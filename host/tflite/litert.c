@@ -306,3 +306,13 @@ int eh_lrt_cancel_runs(void* compiled) {
 	if (L.set_cancel == NULL) return -1;
 	return L.set_cancel(compiled, NULL, eh_lrt_cancelled);
 }
+
+int eh_lrt_vulkan_loader(char* err, size_t errlen) {
+	void* h = dlopen("libvulkan.so.1", RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		snprintf(err, errlen, "%s", dlerror());
+		return -1;
+	}
+	dlclose(h);
+	return 0;
+}

@@ -137,6 +137,12 @@ func (m *Model) initLiteRT(o *LiteRTOptions) (err error) {
 			return fail("no dispatch library for vendor %q: %v", o.Vendor, err)
 		}
 	}
+	if o.Accelerator == AcceleratorGPU {
+		var verr [512]C.char
+		if C.eh_lrt_vulkan_loader(&verr[0], C.size_t(len(verr))) != 0 {
+			return fail("no Vulkan loader, which the GPU path (WebGPU/Dawn over Vulkan) needs: %s", C.GoString(&verr[0]))
+		}
+	}
 	if o.CacheDir != "" {
 		if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 			return fail("cache dir: %v", err)
@@ -185,6 +191,9 @@ func (m *Model) initLiteRT(o *LiteRTOptions) (err error) {
 	// request path; a trial run on zeroed inputs catches failures that only running shows.
 	it, err := m.newLiteRTInterpreter(lm)
 	if err != nil {
+		if o.Accelerator == AcceleratorGPU {
+			return fail("%v (no Vulkan adapter LiteRT accepts, or an op it cannot run: its log lines above say which)", err)
+		}
 		return fail("%v", err)
 	}
 	defer it.Close()

@@ -49,6 +49,9 @@ int eh_lrt_buffer_host(void* buffer, void** p);
 
 int eh_lrt_run(void* compiled, void** inputs, size_t nin, void** outputs, size_t nout);
 
+/* eh_lrt_vulkan_loader: 0 when libvulkan.so.1 (what LiteRT's GPU path dlopens) loads. */
+int eh_lrt_vulkan_loader(char* err, size_t errlen);
+
 /* eh_lrt_cancel_runs makes every later run of compiled fail as cancelled (LiteRT's own
  * cancellation check): how the tests make a real LiteRT run fail. -1 if unsupported. */
 int eh_lrt_cancel_runs(void* compiled);
