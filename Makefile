@@ -123,7 +123,7 @@ VULKAN_ENV := VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH
 	EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache
 test-gpu: build deps-litert deps-vulkan
 	$(VULKAN_ENV) go test -count=1 -v -run '^TestLiteRTFallback$$' ./host/tflite
-	$(VULKAN_ENV) go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU$$' ./host/tflite
+	$(VULKAN_ENV) go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU' ./host/tflite
 
 # Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device; the GPU where
 # VK_ICD_FILENAMES names a driver) per bundled model: BENCH_ROUNDS rounds, each running every

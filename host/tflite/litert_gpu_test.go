@@ -2,6 +2,7 @@ package tflite_test
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,4 +50,27 @@ func TestLiteRTGPU(t *testing.T) {
 		t.Errorf("GPU result differs from the CPU by %g (tolerance 1e-4, fp32)", d)
 	}
 	t.Logf("litert/gpu: load+compile+run %v, max difference to the classic CPU %g", time.Since(start), d)
+}
+
+// TestLiteRTGPUUnsupportedOps: ssd_detect ends in the custom op TFLite_Detection_PostProcess,
+// (and uint8 ops) that LiteRT 2.3.0's GPU delegate does not run ("Following operations are
+// not supported by GPU delegate"): asking for the GPU alone fails to compile, and the model
+// is served on the CPU (classic TFLite) with the reason and the classic result. Runs under
+// make test-gpu.
+func TestLiteRTGPUUnsupportedOps(t *testing.T) {
+	needLiteRT(t)
+	if os.Getenv("VK_ICD_FILENAMES") == "" {
+		t.Skip("no Vulkan driver named (VK_ICD_FILENAMES): make test-gpu sets up Mesa lavapipe")
+	}
+	path := models + "ssd_detect.tflite"
+	want, _ := run(t, path, tflite.Options{Threads: 1, XNNPACK: true})
+	got, b := run(t, path, tflite.Options{Threads: 1, XNNPACK: true, LiteRT: &tflite.LiteRTOptions{
+		Accelerator: tflite.AcceleratorGPU, Dir: litertDir, Options: map[string]string{"gpu_options": "precision = 2\n"}}})
+	t.Logf("ssd_detect asked for the GPU: %s", b)
+	if b.Active != tflite.BackendClassic || !strings.Contains(b.Reason, "compile") {
+		t.Fatalf("backend %+v, want the classic backend after a failed GPU compilation", b)
+	}
+	if d := maxDiff(t, outputsOf(t, path), want, got); d != 0 {
+		t.Errorf("the fallback differs from the classic API by %g", d)
+	}
 }
