@@ -29,6 +29,17 @@ brokers: .deps/mosquitto/.ok .deps/registry/.ok
 build: deps
 	go build -o bin/edgehost ./cmd/edgehost
 
+# LiteRT 2.3.0 (PyPI ai-edge-litert, 22 MB once) for models with `accelerator = ...`;
+# deps-openvino adds OpenVINO 2026.3.1 (57 MB once, 158 MB unpacked), the Intel NPU
+# dispatch's runtime, which the NPU test runs on this machine's CPU.
+LITERT_OK := .deps/litert/2.3.0/.litert.ok
+deps-litert: $(LITERT_OK)
+$(LITERT_OK): scripts/deps-litert.sh
+	bash scripts/deps-litert.sh
+deps-openvino: .deps/litert/2.3.0/.openvino.ok
+.deps/litert/2.3.0/.openvino.ok: scripts/deps-litert.sh
+	bash scripts/deps-litert.sh openvino
+
 GO_PLUGINS := imagepre-go classify-go ssd-go
 C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/examples/*-c/Makefile))
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
@@ -79,7 +90,7 @@ run: build plugins
 # deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
-test: build plugins brokers
+test: build plugins brokers deps-litert
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
@@ -89,6 +100,40 @@ test: build plugins brokers
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	$(MAKE) --no-print-directory test-tflite29
 	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
+
+# The accelerator tests: LiteRT CPU, zero copy, the fallbacks, and the NPU path through
+# Intel's OpenVINO dispatch on OpenVINO's CPU device (mobilenet_quant). Measured 2026-12-01:
+# 2-4 s of tests after a one-time 57 MB fetch. (The CPU, zero-copy and fallback tests also
+# run in make test; without OpenVINO the NPU test skips there.)
+test-accel: build deps-litert deps-openvino
+	go test -count=1 -v -run '^TestLiteRT' ./host/tflite
+
+# The GPU correctness test on Mesa 25 lavapipe (software Vulkan, fetched without root by
+# scripts/deps-vulkan.sh: 6 debs, 40 MB, 198 MB unpacked). Measured on the shared 2-core
+# machine: 94 s with a cold shader cache (Mesa's, kept in .deps/vulkan/mesa-cache), 2.3 s
+# warm. Under heavy load a cold first run once took longer than Dawn's 2-minute wait, and
+# the model fell back to the CPU (RATIONALE.md, "LiteRT backend").
+VULKAN_LIB := $(ROOT)/.deps/vulkan/root/usr/lib/x86_64-linux-gnu
+deps-vulkan: .deps/vulkan/.ok
+.deps/vulkan/.ok: scripts/deps-vulkan.sh
+	bash scripts/deps-vulkan.sh
+# The fallbacks run first, in their own process: LiteRT's WebGPU instance lives as long as
+# the process, so once the GPU test has found lavapipe, hiding the driver no longer hides it.
+VULKAN_ENV := VK_ICD_FILENAMES=$(ROOT)/.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=$(VULKAN_LIB) \
+	EDGEHOST_TEST_GPU_CACHE=$(ROOT)/.deps/vulkan/litert-cache MESA_SHADER_CACHE_DIR=$(ROOT)/.deps/vulkan/mesa-cache
+test-gpu: build deps-litert deps-vulkan
+	$(VULKAN_ENV) go test -count=1 -v -run '^TestLiteRTFallback$$' ./host/tflite
+	$(VULKAN_ENV) go test -count=1 -v -timeout 30m -run '^TestLiteRTGPU' ./host/tflite
+
+# Classic TFLite vs LiteRT on the CPU (and the NPU path, OpenVINO's CPU device; the GPU where
+# VK_ICD_FILENAMES names a driver) per bundled model: BENCH_ROUNDS rounds, each running every
+# backend once (interleaved), then the median ms per invoke and the ratio to classic.
+BENCH_ROUNDS ?= 3
+bench-accel: build deps-litert deps-openvino
+	go test -c -o bin/tflite.test ./host/tflite
+	cd host/tflite && for r in $$(seq $(BENCH_ROUNDS)); do \
+		../../bin/tflite.test -test.run '^$$' -test.bench '^BenchmarkBackends$$' -test.benchtime 20x 2>/dev/null | grep '^BenchmarkBackends/'; \
+	done | bash ../../scripts/bench-accel-table.sh
 
 # The packages whose tests involve time (budgets, queues, reload, serving) once more while
 # every core is kept busy by CPU-bound processes: they must hold on a loaded machine.

@@ -241,6 +241,7 @@ func cmdInspect(g *globals, args []string) error {
 		if err := inspectModel(g, mc.Path, mc.XNNPACK == nil || *mc.XNNPACK, *tensors); err != nil {
 			return err
 		}
+		fmt.Fprintf(w, "  accelerator: %s\n", inspectBackend(cfg.Runtime, cfg.Models[name]))
 	}
 	for _, name := range cfg.PipelineNames() {
 		p := cfg.Pipelines[name]
@@ -411,4 +412,19 @@ func inspectPlugin(g *globals, path, indent string, params map[string]any) error
 		fmt.Fprintf(g.stdout, "%ssigned: false\n", indent)
 	}
 	return nil
+}
+
+// inspectBackend loads the model as serve would (LiteRT compilation included) and says
+// where it runs: "tflite/cpu", "litert/npu", or the fallback and its reason.
+func inspectBackend(rc config.Runtime, mc config.Model) string {
+	opts := tflite.Options{Threads: mc.Threads, XNNPACK: mc.XNNPACK == nil || *mc.XNNPACK, LiteRT: engine.LiteRTOptions(rc, mc)}
+	if opts.LiteRT == nil {
+		return tflite.BackendClassic + " (classic TFLite C API)"
+	}
+	m, err := tflite.LoadModel(mc.Path, opts)
+	if err != nil {
+		return "none: " + err.Error()
+	}
+	defer m.Close()
+	return m.Backend().String()
 }

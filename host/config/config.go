@@ -54,6 +54,12 @@ type Log struct {
 type Runtime struct {
 	CacheDir string `toml:"cache_dir"` // wazero compilation cache; "" keeps it in memory
 	Watch    *bool  `toml:"watch"`     // hot reload plugins, models and config; default true
+	// LiteRTDir holds libLiteRt.so, its accelerator libraries and vendors/ (make deps-litert
+	// unpacks them into .deps/litert/2.3.0/ai_edge_litert); needed by models.*.accelerator.
+	LiteRTDir string `toml:"litert_dir"`
+	// AcceleratorCacheDir keeps compiled GPU programs and NPU blobs across restarts, so
+	// only the first start compiles; "" compiles at every start.
+	AcceleratorCacheDir string `toml:"accelerator_cache_dir"`
 }
 
 // Trust lists the keys plugin signatures are checked against.
@@ -102,16 +108,31 @@ type Grants struct {
 	Stdout bool              `toml:"stdout"` // stdout/stderr to the log
 }
 
+// DefaultThreads is the interpreter (and XNNPACK) thread count of a model that does not set
+// threads: one, because the default pipeline has 2 workers and workers × threads above the
+// core count made every model 1.2-7× slower on a busy 2-core machine (RATIONALE.md,
+// "Threads"). host/tflite uses the same default for Options.Threads 0.
+const DefaultThreads = 1
+
 // Model is one .tflite model.
 type Model struct {
 	Path string `toml:"path"`
 	// Source pulls the model from a registry: "oci://host:port/repo:tag" or "…@sha256:…".
 	// Path is then the cached copy (set by Load, not written in the file).
 	Source   string    `toml:"source"`
-	Threads  int       `toml:"threads"` // default 2
+	Threads  int       `toml:"threads"` // default 1 (DefaultThreads)
 	XNNPACK  *bool     `toml:"xnnpack"` // default true
 	Delegate *Delegate `toml:"delegate"`
 	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
+	// Accelerator runs the model on LiteRT's CompiledModel API: "cpu", "gpu" or "npu"
+	// (runtime.litert_dir must be set). "" (the default) keeps the classic TFLite C API.
+	// A model whose accelerator cannot load, compile or run it is served on the CPU.
+	Accelerator string `toml:"accelerator"`
+	// Vendor is the NPU dispatch under litert_dir/vendors ("intel_openvino", ...).
+	Vendor string `toml:"vendor"`
+	// AcceleratorOptions are LiteRT's per-accelerator options: identifier ("xnnpack",
+	// "gpu_options", "intel_openvino") -> TOML text, passed through unchanged.
+	AcceleratorOptions map[string]string `toml:"accelerator_options"`
 }
 
 // Delegate is an external (vendor) delegate library.
@@ -410,6 +431,7 @@ func (c *Config) complete(data []byte) []error {
 		bad(fmt.Sprintf("format %q must be text or json", c.Log.Format), "log", "format")
 	}
 	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Runtime.LiteRTDir, c.Runtime.AcceleratorCacheDir = abs(c.Runtime.LiteRTDir), abs(c.Runtime.AcceleratorCacheDir)
 	for i, f := range c.Trust.KeyFiles {
 		c.Trust.KeyFiles[i] = abs(f)
 	}
@@ -447,7 +469,7 @@ func (c *Config) complete(data []byte) []error {
 		}
 		m.Path = abs(m.Path)
 		if m.Threads == 0 {
-			m.Threads = 2
+			m.Threads = DefaultThreads
 		} else if m.Threads < 0 || m.Threads > 64 {
 			bad(fmt.Sprintf("threads %d must be between 1 and 64", m.Threads), "models", name, "threads")
 		}
@@ -459,6 +481,26 @@ func (c *Config) complete(data []byte) []error {
 			m.Workers = 1
 		} else if m.Workers < 0 {
 			bad("must be positive", "models", name, "workers")
+		}
+		switch m.Accelerator {
+		case "":
+			if m.Vendor != "" {
+				bad("vendor needs accelerator = \"npu\"", "models", name, "vendor")
+			} else if len(m.AcceleratorOptions) > 0 {
+				bad("accelerator_options need accelerator = \"cpu\", \"gpu\" or \"npu\"", "models", name, "accelerator_options")
+			}
+		case "cpu", "gpu", "npu":
+			if c.Runtime.LiteRTDir == "" {
+				bad(fmt.Sprintf("accelerator %q needs runtime.litert_dir (the LiteRT runtime directory)", m.Accelerator), "models", name, "accelerator")
+			}
+			if m.Accelerator == "npu" && m.Vendor == "" {
+				bad("accelerator \"npu\" needs vendor (the dispatch under litert_dir/vendors, e.g. \"intel_openvino\")", "models", name, "vendor")
+			}
+			if m.Delegate != nil {
+				bad("a vendor delegate runs on the classic TFLite API: drop accelerator or delegate", "models", name, "delegate")
+			}
+		default:
+			bad(fmt.Sprintf("accelerator %q must be \"cpu\", \"gpu\" or \"npu\" (or absent for the classic TFLite API)", m.Accelerator), "models", name, "accelerator")
 		}
 		if m.Delegate != nil {
 			if m.Delegate.Path == "" {

@@ -163,7 +163,7 @@ func TestDefaults(t *testing.T) {
 		{"runtime.cache_dir", c.Runtime.CacheDir, ""},
 		{"runtime.watch", *c.Runtime.Watch, true},
 		{"trust.require_signatures", c.Trust.RequireSignatures, false},
-		{"models.m.threads", m.Threads, 2},
+		{"models.m.threads", m.Threads, config.DefaultThreads},
 		{"models.m.xnnpack", *m.XNNPACK, true},
 		{"models.m.workers", m.Workers, 1},
 		{"models.m.delegate", m.Delegate, (*config.Delegate)(nil)},
@@ -502,6 +502,26 @@ func TestErrors(t *testing.T) {
 			name: "threads 100",
 			toml: strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\nthreads = 100\n", 1),
 			want: []wantErr{{3, "models.m.threads", "threads 100 must be between 1 and 64"}},
+		},
+		{
+			name: "unknown accelerator",
+			toml: "[runtime]\nlitert_dir = \"lrt\"\n" + strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"tpu\"\n", 1),
+			want: []wantErr{{5, "models.m.accelerator", `accelerator "tpu" must be "cpu", "gpu" or "npu"`}},
+		},
+		{
+			name: "accelerator without litert_dir",
+			toml: strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"gpu\"\n", 1),
+			want: []wantErr{{3, "models.m.accelerator", `accelerator "gpu" needs runtime.litert_dir`}},
+		},
+		{
+			name: "npu without vendor",
+			toml: "[runtime]\nlitert_dir = \"lrt\"\n" + strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\naccelerator = \"npu\"\n", 1),
+			want: []wantErr{{3, "models.m.vendor", `accelerator "npu" needs vendor`}},
+		},
+		{
+			name: "vendor without accelerator",
+			toml: strings.Replace(minimal, "path = \"m.tflite\"\n", "path = \"m.tflite\"\nvendor = \"intel_openvino\"\n", 1),
+			want: []wantErr{{3, "models.m.vendor", `vendor needs accelerator = "npu"`}},
 		},
 		{
 			name: "log level loud",

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -130,6 +131,10 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 	if mc.Delegate != nil {
 		opts.Delegate = &tflite.ExternalOptions{Path: mc.Delegate.Path, Options: mc.Delegate.Options}
 	}
+	opts.LiteRT = LiteRTOptions(e.Config().Runtime, mc)
+	if opts.LiteRT != nil {
+		e.log.Info("compiling model for its accelerator", "model", name, "accelerator", mc.Accelerator, "cache_dir", opts.LiteRT.CacheDir)
+	}
 	m, err := tflite.LoadModel(mc.Path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
@@ -144,7 +149,7 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 		delegates = it.Delegates()
 		pool.Put(it)
 	}
-	e.log.Info("model loaded", "model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "delegates", fmt.Sprint(delegates))
+	e.log.Info("model loaded", "model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "delegates", fmt.Sprint(delegates), "backend", m.Backend().String())
 	return &Model{Name: name, Config: mc, Model: m, Pool: pool, LoadedAt: time.Now(), Hash: m.Hash}, nil
 }
 
@@ -335,4 +340,17 @@ func fileHash(path string) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// LiteRTOptions are the LiteRT options of model mc under runtime rc: nil for the classic
+// TFLite API. The accelerator cache is per model (a subdirectory named for the accelerator).
+func LiteRTOptions(rc config.Runtime, mc config.Model) *tflite.LiteRTOptions {
+	if mc.Accelerator == "" {
+		return nil
+	}
+	o := &tflite.LiteRTOptions{Accelerator: mc.Accelerator, Dir: rc.LiteRTDir, Vendor: mc.Vendor, Options: mc.AcceleratorOptions}
+	if rc.AcceleratorCacheDir != "" {
+		o.CacheDir = filepath.Join(rc.AcceleratorCacheDir, mc.Accelerator)
+	}
+	return o
 }

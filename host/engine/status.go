@@ -25,6 +25,14 @@ type ItemStatus struct {
 	LoadedAt  time.Time `json:"loaded_at"`
 	LastError string    `json:"last_error,omitempty"`
 	ErrorAt   time.Time `json:"last_error_at,omitzero"`
+	// Backend (models only) is where the model runs: "tflite/cpu", "litert/cpu",
+	// "litert/gpu" or "litert/npu"; Requested and FallbackReason say what was asked for
+	// and why it is not what runs.
+	Backend        string `json:"backend,omitempty"`
+	Requested      string `json:"accelerator_requested,omitempty"`
+	FallbackReason string `json:"accelerator_fallback,omitempty"`
+	RunFallbacks   int64  `json:"accelerator_run_fallbacks,omitempty"`
+	TransferBytes  int64  `json:"accelerator_transfer_bytes,omitempty"` // host<->GPU tensor bytes (LiteRT's copies)
 }
 
 // PipeStatus is the state of one pipeline.
@@ -78,7 +86,9 @@ func (e *Engine) Status() Status {
 	st.Config = ItemStatus{Path: cfg.File, LoadedAt: e.configLoaded}
 	st.Config.LastError, st.Config.ErrorAt = e.errs.get(cfg.File)
 	for _, m := range e.Models() {
-		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt}
+		b := m.Model.Backend()
+		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt,
+			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks, TransferBytes: b.TransferBytes}
 		it.LastError, it.ErrorAt = e.errs.get(m.Config.Path)
 		st.Models[m.Name] = it
 	}

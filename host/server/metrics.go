@@ -47,6 +47,9 @@ var (
 	zeroCopy = prometheus.NewDesc("edgehost_pipeline_zero_copy", "1 when the pipeline binds tensors in guest memory, 0 in one-copy mode.", []string{"pipeline"}, nil)
 	reloads  = prometheus.NewDesc("edgehost_reloads_total", "Hot reloads of plugins, models and config, by result (applied, rejected).", []string{"result"}, nil)
 	rollback = prometheus.NewDesc("edgehost_rollbacks_total", "Automatic rollbacks after a new version trapped too often.", nil, nil)
+	backend  = prometheus.NewDesc("edgehost_model_backend", "1 for the backend each model runs on (tflite/cpu, litert/cpu, litert/gpu, litert/npu), with the accelerator asked for (\"\" for none).", []string{"model", "backend", "requested"}, nil)
+	transfer = prometheus.NewDesc("edgehost_model_accelerator_transfer_bytes_total", "Tensor bytes LiteRT moved between host memory and the GPU for a model on litert/gpu (edgehost itself copies none).", []string{"model"}, nil)
+	fallback = prometheus.NewDesc("edgehost_model_accelerator_fallbacks_total", "Interpreters of a LiteRT model moved to the classic CPU backend after load (a failed compile or run; no request lost).", []string{"model"}, nil)
 )
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -55,6 +58,9 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- zeroCopy
 	ch <- reloads
 	ch <- rollback
+	ch <- backend
+	ch <- fallback
+	ch <- transfer
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -75,5 +81,9 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.e.Models() {
 		ch <- prometheus.MustNewConstMetric(poolBusy, prometheus.GaugeValue, float64(m.Pool.InUse()), m.Name, "model")
 		ch <- prometheus.MustNewConstMetric(poolSize, prometheus.GaugeValue, float64(m.Pool.Size()), m.Name, "model")
+		b := m.Model.Backend()
+		ch <- prometheus.MustNewConstMetric(backend, prometheus.GaugeValue, 1, m.Name, b.Active, b.Requested)
+		ch <- prometheus.MustNewConstMetric(fallback, prometheus.CounterValue, float64(b.RunFallbacks), m.Name)
+		ch <- prometheus.MustNewConstMetric(transfer, prometheus.CounterValue, float64(b.TransferBytes), m.Name)
 	}
 }

@@ -31,6 +31,9 @@ type Interpreter struct {
 	ext       *C.eh_external
 	delegates []string
 	held      bool // holds a reference on the model's private copy
+
+	lrt      *litertInterp // non-nil: a LiteRT CompiledModel (litert.go)
+	fellBack *Interpreter  // a LiteRT interpreter whose run failed: the classic one now serving
 }
 
 func (m *Model) newInterpreter(opts Options) (*Interpreter, error) {
@@ -137,10 +140,23 @@ func (i *Interpreter) lastError() string {
 }
 
 // Delegates names the delegates applied to this interpreter ("xnnpack", "external:PATH").
-func (i *Interpreter) Delegates() []string { return i.delegates }
+// A LiteRT interpreter names "litert:ACCELERATOR" (then "partly-cpu" when some ops stay on
+// the CPU); one that fell back after a failed run adds "fallback" and the classic ones.
+func (i *Interpreter) Delegates() []string {
+	if i.fellBack != nil {
+		return append(append([]string{}, i.delegates...), append([]string{"fallback"}, i.fellBack.delegates...)...)
+	}
+	return i.delegates
+}
 
 // AllocateTensors (re)plans tensor memory; needed after binding custom allocations.
 func (i *Interpreter) AllocateTensors() error {
+	if i.lrt != nil {
+		if i.fellBack != nil {
+			return i.fellBack.AllocateTensors()
+		}
+		return nil
+	}
 	if st := i.it.AllocateTensors(); st != gotflite.OK {
 		return fmt.Errorf("tflite: allocate tensors: %s", i.lastError())
 	}
@@ -148,7 +164,22 @@ func (i *Interpreter) AllocateTensors() error {
 }
 
 // Invoke runs the model once on the current inputs.
+// A LiteRT run that fails moves the interpreter to the classic backend, which then
+// serves this call and every later one: the request is not lost.
 func (i *Interpreter) Invoke() error {
+	if i.lrt != nil {
+		if i.fellBack == nil {
+			err := i.lrt.run()
+			if err == nil {
+				i.lrt.count(i.model)
+				return nil
+			}
+			if ferr := i.fallBack(err); ferr != nil {
+				return ferr
+			}
+		}
+		return i.fellBack.Invoke()
+	}
 	if st := i.it.Invoke(); st != gotflite.OK {
 		return fmt.Errorf("tflite: invoke: %s", i.lastError())
 	}
@@ -156,10 +187,20 @@ func (i *Interpreter) Invoke() error {
 }
 
 // Input returns input tensor n's data, aliasing TFLite's (or the bound) memory.
-func (i *Interpreter) Input(n int) []byte { return tensorBytes(i.it.GetInputTensor(n)) }
+func (i *Interpreter) Input(n int) []byte {
+	if i.lrt != nil {
+		return i.lrt.bytes(0, n)
+	}
+	return tensorBytes(i.it.GetInputTensor(n))
+}
 
 // Output returns output tensor n's data, aliasing TFLite's (or the bound) memory.
-func (i *Interpreter) Output(n int) []byte { return tensorBytes(i.it.GetOutputTensor(n)) }
+func (i *Interpreter) Output(n int) []byte {
+	if i.lrt != nil {
+		return i.lrt.bytes(1, n)
+	}
+	return tensorBytes(i.it.GetOutputTensor(n))
+}
 
 func tensorBytes(t *gotflite.Tensor) []byte {
 	if t == nil || t.Data() == nil {
@@ -172,11 +213,17 @@ func tensorBytes(t *gotflite.Tensor) []byte {
 // valid, unmoved and 64-byte aligned until the interpreter is closed or rebound. Call
 // AllocateTensors after binding. p must not be Go-heap memory.
 func (i *Interpreter) BindInput(n int, p unsafe.Pointer, size int) error {
+	if i.lrt != nil {
+		return i.lrtBind(0, n, p, size)
+	}
 	return i.bind(C.eh_input_tensor_index(i.raw, C.int(n)), p, size, "input", n)
 }
 
 // BindOutput is BindInput for output tensor n.
 func (i *Interpreter) BindOutput(n int, p unsafe.Pointer, size int) error {
+	if i.lrt != nil {
+		return i.lrtBind(1, n, p, size)
+	}
 	return i.bind(C.eh_output_tensor_index(i.raw, C.int(n)), p, size, "output", n)
 }
 
@@ -218,6 +265,14 @@ func info(t *gotflite.Tensor) TensorInfo {
 
 // Close releases the interpreter and its delegates.
 func (i *Interpreter) Close() {
+	if i.fellBack != nil {
+		i.fellBack.Close()
+		i.fellBack = nil
+	}
+	if i.lrt != nil {
+		i.lrt.close()
+		i.lrt = nil
+	}
 	if i.it != nil {
 		i.it.Delete()
 		i.it = nil
@@ -242,7 +297,7 @@ func (i *Interpreter) Close() {
 }
 
 // InputCount is the number of input tensors.
-func (i *Interpreter) InputCount() int { return i.it.GetInputTensorCount() }
+func (i *Interpreter) InputCount() int { return len(i.model.Inputs) }
 
 // OutputCount is the number of output tensors.
-func (i *Interpreter) OutputCount() int { return i.it.GetOutputTensorCount() }
+func (i *Interpreter) OutputCount() int { return len(i.model.Outputs) }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -45,9 +46,13 @@ func (t TensorInfo) String() string {
 // Options configure how a model's interpreters are built. The zero value runs on the CPU
 // with TFLite's default kernels and one thread.
 type Options struct {
-	Threads  int              // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1
+	Threads  int              // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1, config.DefaultThreads
 	XNNPACK  bool             // apply the XNNPACK delegate with Threads threads
 	Delegate *ExternalOptions // an external (vendor) delegate; nil for none
+	// LiteRT runs the model on LiteRT's CompiledModel API instead (CPU, GPU or NPU). If
+	// LiteRT cannot load, compile or run the model there, the classic backend serves it and
+	// Backend says why. Nil for the classic TFLite C API.
+	LiteRT *LiteRTOptions
 	// Warn receives warnings such as a vendor delegate falling back to CPU. Nil discards.
 	Warn func(msg string, kv ...any)
 }
@@ -70,6 +75,11 @@ type Model struct {
 	mu   sync.Mutex
 	refs int    // the model itself and each open interpreter
 	buf  []byte // the private copy (anonymous mapping), unmapped when refs reaches 0
+
+	lrt          *litertModel // nil: the classic backend serves every interpreter
+	lrtReason    string       // why a requested LiteRT backend is not used
+	runFallbacks int64        // interpreters moved to the classic backend after load (atomic)
+	transferred  int64        // tensor bytes LiteRT moved to and from the GPU (atomic)
 }
 
 // LoadModel reads the model at path into a private copy, then parses and checks it. A
@@ -101,8 +111,16 @@ func LoadModel(path string, opts Options) (*Model, error) {
 		model.Close()
 		return nil, err
 	}
-	defer it.Close()
 	model.Inputs, model.Outputs = it.describe()
+	it.Close()
+	if opts.LiteRT != nil {
+		if err := model.initLiteRT(opts.LiteRT); err != nil {
+			model.lrtReason = err.Error()
+			if opts.Warn != nil {
+				opts.Warn("accelerator unavailable; serving the model on the CPU (classic TFLite)", "accelerator", opts.LiteRT.Accelerator, "error", err.Error())
+			}
+		}
+	}
 	return model, nil
 }
 
@@ -175,6 +193,9 @@ func (m *Model) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.refs--
+	if m.refs == 0 && m.lrt != nil {
+		m.lrt.close() // reads the private copy: before it goes
+	}
 	if m.refs == 0 && m.buf != nil {
 		_ = syscall.Munmap(m.buf)
 		m.buf = nil
@@ -186,7 +207,22 @@ func (m *Model) Options() Options { return m.opts }
 
 // NewInterpreter builds an interpreter with the model's options, tensors allocated.
 // A vendor delegate that cannot be applied is dropped with a warning (CPU fallback).
-func (m *Model) NewInterpreter() (*Interpreter, error) { return m.newInterpreter(m.opts) }
+// On a LiteRT model, a compilation that fails here gives a classic interpreter (logged,
+// counted in Backend().RunFallbacks).
+func (m *Model) NewInterpreter() (*Interpreter, error) {
+	if m.lrt == nil {
+		return m.newInterpreter(m.opts)
+	}
+	it, err := m.newLiteRTInterpreter(m.lrt)
+	if err == nil {
+		return it, nil
+	}
+	atomic.AddInt64(&m.runFallbacks, 1)
+	if m.opts.Warn != nil {
+		m.opts.Warn("LiteRT could not compile the model for a new interpreter; it runs on the CPU (classic TFLite)", "accelerator", m.lrt.opts.Accelerator, "error", err.Error())
+	}
+	return m.newInterpreter(m.opts)
+}
 
 // Close releases the model. Every interpreter of the model must be closed first.
 // The private copy of the file stays until the last interpreter is closed as well.

@@ -30,28 +30,80 @@ int eh_has_custom_allocation(void) { return sym("TfLiteInterpreterSetCustomAlloc
 int eh_has_xnnpack(void) { return sym("TfLiteXNNPackDelegateCreate") != NULL; }
 int eh_has_tensor_index(void) { return sym("TfLiteInterpreterGetInputTensorIndex") != NULL; }
 
-/* TfLiteXNNPackDelegateOptions grows between TFLite releases; only its first two fields
- * (int32 num_threads, uint32 flags) are stable. The options are obtained from the library's
- * own default into a buffer larger than any version's struct, so the layout never matters. */
+/* TfLiteXNNPackDelegateOptions differs between TFLite releases in size, and so in how
+ * TfLiteXNNPackDelegateOptionsDefault returns it. Read from the libraries' code:
+ *   2.9.0 (tfjs-tflite-node): {int32 num_threads; uint32 flags}, 8 bytes, returned in a
+ *     register (the function is `xor eax,eax; ret`); Create copies 8 bytes.
+ *   2.17.1 (pymicro-wakeword): 32 bytes {num_threads, flags, weights_cache,
+ *     handle_variable_ops, weight cache path}, written through the hidden result pointer
+ *     (defaults: flags 0x3).
+ * A struct of at most 16 bytes comes back in registers on x86-64 and arm64; a larger one
+ * through a pointer the caller passes. Calling 2.9's function as if it returned 512 bytes
+ * (as this shim once did) made the caller copy an uninitialised buffer: garbage flags. So
+ * the call matches the release: before 2.10 (handle_variable_ops made the struct 24 bytes)
+ * the small form, from 2.10 the large one into a buffer bigger than any release's struct.
+ * The flags sit at offset 4 up to 2.17; later LiteRT builds insert runtime_flags there, so
+ * eh_xnnpack_create reads the flags back from the delegate where the library can
+ * (TfLiteXNNPackDelegateGetFlags) and refuses a delegate whose flags differ. */
 typedef struct {
 	int32_t num_threads;
 	uint32_t flags;
-	unsigned char rest[504];
-} eh_xnn_options;
+} eh_xnn_small;
 
 #define EH_XNN_FLAG_QS8 0x1
 #define EH_XNN_FLAG_QU8 0x2
 
+typedef struct {
+	unsigned char b[EH_XNN_OPTIONS_MAX];
+} eh_xnn_large;
+
+int eh_xnnpack_small_abi(void) {
+	int major = 0, minor = 0;
+	if (sscanf(TfLiteVersion(), "%d.%d", &major, &minor) != 2) return 0;
+	return major < 2 || (major == 2 && minor < 10);
+}
+
+int eh_xnnpack_options(int num_threads, int force_quantized, void* buf, int32_t* threads, uint32_t* flags) {
+	void* def = sym("TfLiteXNNPackDelegateOptionsDefault");
+	if (def == NULL) return -1;
+	memset(buf, 0, EH_XNN_OPTIONS_MAX);
+	if (eh_xnnpack_small_abi()) {
+		eh_xnn_small o = ((eh_xnn_small(*)(void))def)();
+		memcpy(buf, &o, sizeof o);
+	} else {
+		eh_xnn_large* o = (eh_xnn_large*)buf;
+		*o = ((eh_xnn_large(*)(void))def)();
+	}
+	eh_xnn_small head;
+	memcpy(&head, buf, sizeof head);
+	head.num_threads = num_threads;
+	if (force_quantized) head.flags |= EH_XNN_FLAG_QS8 | EH_XNN_FLAG_QU8;
+	memcpy(buf, &head, sizeof head);
+	*threads = head.num_threads;
+	*flags = head.flags;
+	return 0;
+}
+
+int eh_xnnpack_flags(TfLiteDelegate* d, uint32_t* flags) {
+	uint32_t (*get)(TfLiteDelegate*) = (uint32_t(*)(TfLiteDelegate*))sym("TfLiteXNNPackDelegateGetFlags");
+	if (get == NULL || d == NULL) return -1;
+	*flags = get(d);
+	return 0;
+}
+
 TfLiteDelegate* eh_xnnpack_create(int num_threads, int force_quantized) {
-	eh_xnn_options (*def)(void) = (eh_xnn_options(*)(void))sym("TfLiteXNNPackDelegateOptionsDefault");
-	TfLiteDelegate* (*create)(const eh_xnn_options*) = (TfLiteDelegate * (*)(const eh_xnn_options*)) sym("TfLiteXNNPackDelegateCreate");
-	if (def == NULL || create == NULL) return NULL;
-	eh_xnn_options o;
-	memset(&o, 0, sizeof o);
-	o = def();
-	o.num_threads = num_threads;
-	if (force_quantized) o.flags |= EH_XNN_FLAG_QS8 | EH_XNN_FLAG_QU8;
-	return create(&o);
+	TfLiteDelegate* (*create)(const void*) = (TfLiteDelegate * (*)(const void*)) sym("TfLiteXNNPackDelegateCreate");
+	if (create == NULL) return NULL;
+	unsigned char buf[EH_XNN_OPTIONS_MAX] __attribute__((aligned(16)));
+	int32_t threads;
+	uint32_t want, got;
+	if (eh_xnnpack_options(num_threads, force_quantized, buf, &threads, &want) != 0) return NULL;
+	TfLiteDelegate* d = create(buf);
+	if (d != NULL && eh_xnnpack_flags(d, &got) == 0 && got != want) {
+		eh_xnnpack_delete(d); /* the options layout is not the one this shim knows */
+		return NULL;
+	}
+	return d;
 }
 
 void eh_xnnpack_delete(TfLiteDelegate* d) {

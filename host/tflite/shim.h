@@ -32,6 +32,16 @@ int eh_has_tensor_index(void);
 TfLiteDelegate* eh_xnnpack_create(int num_threads, int force_quantized);
 void eh_xnnpack_delete(TfLiteDelegate* d);
 
+/* eh_xnnpack_options fills buf (EH_XNN_OPTIONS_MAX bytes) with the library's default
+ * XNNPACK options, called with the return convention of its release, then num_threads and
+ * (when force_quantized) the QS8/QU8 flags; it reports the thread count and flags it wrote.
+ * eh_xnnpack_flags reads a delegate's flags back (-1 when the library cannot tell).
+ * eh_xnnpack_small_abi: 1 when the library returns its options in registers (before 2.10). */
+#define EH_XNN_OPTIONS_MAX 512
+int eh_xnnpack_options(int num_threads, int force_quantized, void* buf, int32_t* threads, uint32_t* flags);
+int eh_xnnpack_flags(TfLiteDelegate* d, uint32_t* flags);
+int eh_xnnpack_small_abi(void);
+
 /* External delegate: dlopen path, call tflite_plugin_create_delegate with options. */
 typedef struct eh_external {
 	void* handle;
