@@ -15,6 +15,8 @@ DEPS="$ROOT/.deps"
 DL="$DEPS/downloads/deb"
 mkdir -p "$DL"
 
+# shellcheck source=apt-private.sh
+. "$ROOT/scripts/apt-private.sh"
 say() { printf 'brokers: %s\n' "$*" >&2; }
 
 # fetch PACKAGE VERSION SHA256 DEST: the .deb of PACKAGE=VERSION from the Debian archive,
@@ -24,7 +26,7 @@ fetch() {
 	local file="${pkg}_${version//:/%3a}_amd64.deb"
 	if ! [ -f "$DL/$file" ]; then
 		say "fetching $pkg=$version from the Debian archive (apt-get download)"
-		(cd "$DL" && apt-get download "$pkg=$version" >/dev/null 2>"$DL/$pkg.err") || {
+		apt_fetch "$DL" "$pkg=$version" 2>"$DL/$pkg.err" || {
 			say "could not fetch $pkg=$version: $(tail -1 "$DL/$pkg.err")"; return 1; }
 	fi
 	local got

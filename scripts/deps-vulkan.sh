@@ -3,14 +3,13 @@
 # touching the system: Mesa 25.0.7's lavapipe from bookworm-backports (Debian 12's own Mesa
 # 22.3.6 is refused by Dawn: "shaderUniform*ArrayDynamicIndexing required"), the Vulkan loader
 # and the libraries lavapipe needs that Debian 12 does not have at those versions. apt runs on
-# a private state under .deps/vulkan/apt (its own sources list, no lock, no install); each .deb
+# a private state (scripts/apt-private.sh: the machine's archive plus its backports, no lock, no install); each .deb
 # is pinned by version and sha256 and unpacked with dpkg-deb -x into .deps/vulkan/root.
 # Use: VK_ICD_FILENAMES=.deps/vulkan/lvp_icd.json LD_LIBRARY_PATH=.deps/vulkan/root/usr/lib/x86_64-linux-gnu
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 V="$ROOT/.deps/vulkan"
-APT="$V/apt"
 say() { printf 'deps-vulkan: %s\n' "$*" >&2; }
 die() { printf 'deps-vulkan: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -26,13 +25,9 @@ DEBS=(
 STAMP="$(printf '%s\n' "${DEBS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ -f "$V/.ok" ] && [ "$(cat "$V/.ok")" = "$STAMP" ]; then exit 0; fi
 
-mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$V/debs"
-cat > "$APT/sources.list" <<SRC
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
-SRC
-A=(-o "Dir::Etc::sourcelist=$APT/sources.list" -o Dir::Etc::sourceparts=/nonexistent -o "Dir::State::Lists=$APT/lists"
-	-o "Dir::Cache=$APT/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+mkdir -p "$V/debs"
+# shellcheck source=apt-private.sh
+. "$ROOT/scripts/apt-private.sh"
 need=()
 for d in "${DEBS[@]}"; do
 	pv=${d%% *}
@@ -40,8 +35,7 @@ for d in "${DEBS[@]}"; do
 done
 if [ ${#need[@]} -gt 0 ]; then
 	say "fetching ${need[*]} from Debian (apt-get download, private state)"
-	apt-get "${A[@]}" -qq update || die "apt-get update (bookworm, bookworm-backports) failed; check the Debian mirror is reachable"
-	(cd "$V/debs" && apt-get "${A[@]}" -qq download "${need[@]}") || die "apt-get download ${need[*]} failed"
+	apt_fetch "$V/debs" "${need[@]}" || die "could not fetch ${need[*]} from the Debian archive (bookworm, bookworm-backports)"
 fi
 rm -rf "$V/root" && mkdir -p "$V/root"
 for d in "${DEBS[@]}"; do

@@ -16,6 +16,8 @@ DEPS="$ROOT/.deps"
 DL="$DEPS/downloads/rust-debs"
 DEST="$DEPS/rust"
 
+# shellcheck source=apt-private.sh
+. "$ROOT/scripts/apt-private.sh"
 say() { printf 'rust: %s\n' "$*" >&2; }
 die() { printf 'rust: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -38,8 +40,8 @@ for p in "${PKGS[@]}"; do
 	f="$(ls "$DL"/"${name}"_*.deb 2>/dev/null | head -1 || true)"
 	if [ -z "$f" ]; then
 		say "fetching $name=$version from the Debian archive (apt-get download)"
-		(cd "$DL" && apt-get download -q "$name=$version" >&2) ||
-			die "could not fetch $name=$version (run 'apt-get update' once, and check the Debian mirror is reachable)"
+		apt_fetch "$DL" "$name=$version" ||
+			die "could not fetch $name=$version from the Debian archive (check it is reachable)"
 		f="$(ls "$DL"/"${name}"_*.deb | head -1)"
 	fi
 	got="$(sha256sum "$f" | cut -d' ' -f1)"
