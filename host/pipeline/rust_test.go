@@ -8,11 +8,11 @@ import (
 	"math"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -69,7 +69,7 @@ func TestSegmentRust(t *testing.T) {
 // serving with a fresh instance.
 func TestRustPanic(t *testing.T) {
 	f := newFixture(t, "deeplabv3_257_mv_gpu.tflite")
-	var logs syncBuffer
+	var logs testservers.LogBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &logs})
 	rt, err := plugin.NewRuntime(context.Background(), plugin.RuntimeOptions{Logger: log})
 	if err != nil {
@@ -106,23 +106,6 @@ func TestRustPanic(t *testing.T) {
 		t.Errorf("the panic message is not in the log twice per request:\n%s", l)
 	}
 	t.Logf("error: %v", err)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestRustAllocator: the Rust SDK's edgehost_free(ptr), which gets no size, returns blocks to

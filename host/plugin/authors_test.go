@@ -1,16 +1,15 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
 	. "github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -63,29 +62,11 @@ func TestUnsetResult(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestStdioAndTraps: without any grant, a guest's stdout/stderr reach the host log (debug
 // level), bounded by the per-call log budget; a trap's error is one line without escaped
 // tabs or newlines, and carries the set_error message and the last lines of output.
 func TestStdioAndTraps(t *testing.T) {
-	var logs syncBuffer
+	var logs testservers.LogBuffer
 	ctx := context.Background()
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{Logger: hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: &logs})})
 	if err != nil {

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +16,9 @@ import (
 	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRustPluginsOverHTTP: the shipped segment pipeline (Rust post plugin) answers over
 // HTTP, and a Rust plugin's panic message reaches both the HTTP error and the server log.
@@ -68,7 +50,7 @@ path = %q
 		p.Pre.TimeoutMS, p.Post.TimeoutMS = 60000, 60000
 		cfg.Pipelines[name] = p
 	}
-	var logs lockedBuffer
+	var logs testservers.LogBuffer
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs})
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := engine.New(ctx, cfg, log)

@@ -143,14 +143,7 @@ func TestMeasureAtLimits(t *testing.T) {
 					code = append(code, 0x0b)
 				}
 			}
-			code = append(code, 0x0b)
-			bodies := make([][]byte, funcs)
-			idx := make([][]byte, funcs)
-			for i := range bodies {
-				bodies[i] = Body([]byte{0}, code)
-				idx[i] = []byte{0}
-			}
-			return Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(3, Vec(idx...)), Section(10, Vec(bodies...)))
+			return sameFuncs(append(code, 0x0b), funcs)
 		}
 	}
 	try("loops", perFunc([]byte{0x03, 0x40, 0x0b}, LoopWeight, 0))
@@ -165,18 +158,20 @@ func TestMeasureAtLimits(t *testing.T) {
 		for i := 0; i < n; i++ {
 			code = append(code, 0x0b)
 		}
-		code = append(code, 0x0b)
-		bodies := make([][]byte, funcs)
-		idx := make([][]byte, funcs)
-		for i := range bodies {
-			bodies[i] = Body([]byte{0}, code)
-			idx[i] = []byte{0}
-		}
-		return Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(3, Vec(idx...)), Section(10, Vec(bodies...)))
+		return sameFuncs(append(code, 0x0b), funcs)
 	})
 	for _, p := range []string{"imagepre-go", "imagepre-c"} {
 		try(p, func() []byte { b, _ := os.ReadFile(Root + "/plugins/examples/" + p + "/" + p + ".wasm"); return b })
 	}
+}
+
+// sameFuncs is a module of n () -> () functions, each with the given code.
+func sameFuncs(code []byte, n int) []byte {
+	bodies, idx := make([][]byte, n), make([][]byte, n)
+	for i := range bodies {
+		bodies[i], idx[i] = Body([]byte{0}, code), []byte{0}
+	}
+	return Module(Section(1, Vec([]byte{0x60, 0, 0})), Section(3, Vec(idx...)), Section(10, Vec(bodies...)))
 }
 
 func cpuTime() time.Duration {

@@ -56,26 +56,9 @@ type Server struct {
 	t    testing.TB
 	argv []string
 	env  []string
-	out  *lockedBuffer
+	out  *LogBuffer
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func (s *Server) start() {
@@ -155,7 +138,7 @@ func Mosquitto(t testing.TB) *Server {
 	}
 	lib := filepath.Join(root, ".deps/mosquitto/usr/lib/x86_64-linux-gnu")
 	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t, argv: []string{bin, "-c", cf},
-		env: []string{"LD_LIBRARY_PATH=" + lib}, out: &lockedBuffer{}}
+		env: []string{"LD_LIBRARY_PATH=" + lib}, out: &LogBuffer{}}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -174,7 +157,7 @@ func Registry(t testing.TB) *Server {
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t, argv: []string{bin, "serve", cf}, out: &lockedBuffer{}}
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), Dir: dir, t: t, argv: []string{bin, "serve", cf}, out: &LogBuffer{}}
 	s.start()
 	t.Cleanup(s.Stop)
 	// Ready when the API answers, not only the socket.
@@ -199,4 +182,23 @@ func Registry(t testing.TB) *Server {
 func (s *Server) BlobPath(dg string) string {
 	hexd := dg[len("sha256:"):]
 	return filepath.Join(s.Dir, "data/docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
+}
+
+// LogBuffer collects log output written from several goroutines (a logger, a server's
+// stdout and stderr); String returns everything written so far.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
