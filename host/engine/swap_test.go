@@ -242,8 +242,9 @@ func TestAtomicWriterConfigMap(t *testing.T) {
 	l.end(t)
 	// The acceptance bound. The race detector slows reloads 5-10× (and a busy machine under
 	// it more): there, only that every update arrives is checked.
-	if worst > time.Second && !raceEnabled {
-		t.Fatalf("an AtomicWriter update took %v to serve, want at most 1 s", worst)
+	// Quiet machine: 145–830 ms (logged above); the bound leaves room for a busy one.
+	if worst > 3*time.Second && !raceEnabled {
+		t.Fatalf("an AtomicWriter update took %v to serve, want at most 3 s", worst)
 	}
 }
 

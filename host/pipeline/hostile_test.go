@@ -369,7 +369,9 @@ func TestHostileDoesNotStallHost(t *testing.T) {
 			if fg.n == 0 || fg.run > 2*base.run+2*time.Second {
 				t.Errorf("good pipeline: %d requests, worst %v", fg.n, fg.run)
 			}
-			if fg.gc > base.gc+300*time.Millisecond || fg.gap > base.gap+300*time.Millisecond {
+			// A frozen host (the GC waiting on a guest that never yields) stalls for seconds,
+			// unbounded; with every core busy, scheduling alone gave gaps of up to ~0.5 s.
+			if fg.gc > base.gc+time.Second || fg.gap > base.gap+time.Second {
 				t.Errorf("host stalled: GC %v, ticker gap %v", fg.gc, fg.gap)
 			}
 		})
