@@ -356,6 +356,9 @@ path = %q
 // result hold no worker: other requests to the same one-worker pipeline succeed meanwhile,
 // health answers, and the slow body is cut off after the transfer deadline.
 func TestSlowClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): deadlines of seconds; the full run has it")
+	}
 	url := start(t, slowConfig(t))
 	host := strings.TrimPrefix(url, "http://")
 	healthWorst := func(d time.Duration) time.Duration {

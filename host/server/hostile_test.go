@@ -121,6 +121,9 @@ func (l latencies) max() time.Duration { return slices.Max(l) }
 // (the suite also runs on a machine with every core kept busy): what must never happen is
 // a neighbour failing or waiting for a runaway to finish.
 func TestHostileNeighbours(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): a measurement of latencies beside hostile plugins; the full run has it")
+	}
 	cases := hostileCases(t)
 	url := start(t, hostileConfig(t, cases))
 	input := []byte{42}

@@ -12,6 +12,9 @@ import (
 // TestJSONDataMemory: a 16 MB JSON body holding an 8M-element UINT8 array decodes with memory
 // proportional to the body (it cost ~800 MB through []any).
 func TestJSONDataMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): a memory measurement; the full run has it")
+	}
 	if raceEnabled {
 		t.Skip("the race detector's own allocations and 10x slowdown make the figure meaningless")
 	}

@@ -23,6 +23,9 @@ import (
 // TestRustPluginsOverHTTP: the shipped segment pipeline (Rust post plugin) answers over
 // HTTP, and a Rust plugin's panic message reaches both the HTTP error and the server log.
 func TestRustPluginsOverHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): the Rust example end to end; the full run has it")
+	}
 	src, err := os.ReadFile(filepath.Join(testplugins.Root, "config.toml"))
 	if err != nil {
 		t.Fatal(err)
