@@ -25,7 +25,11 @@ import (
 )
 
 func (g *globals) loadConfig() (*config.Config, error) {
-	return config.Load(g.config)
+	c, err := config.Load(g.config)
+	if err == nil {
+		setProbeCache(c.Runtime.CacheDir)
+	}
+	return c, err
 }
 
 func newLogger(c config.Log, w io.Writer) hclog.Logger {
@@ -282,7 +286,8 @@ func inspectFile(g *globals, f string) error {
 // each XNNPACK takes, read from the runtime itself) and, when tensors is set, every tensor
 // with its quantisation; otherwise a count of the quantised tensors.
 func inspectModel(g *globals, path string, xnnpack, tensors bool) error {
-	m, err := tflite.LoadModel(path, tflite.Options{})
+	// With the options the graph is read with, so that the probe process tries those first.
+	m, err := tflite.LoadModel(path, tflite.Options{Threads: 1, XNNPACK: xnnpack && tflite.Probe().XNNPACK})
 	if err != nil {
 		return err
 	}

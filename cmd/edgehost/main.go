@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/edgehost/edgehost/host/tflite"
 	"io"
 	"os"
 	"strings"
@@ -55,7 +56,14 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == probeCommand {
+		os.Exit(runProbe(os.Args[2:], os.Stderr))
+	}
+	// Every model this process loads is loaded in a probe process first (tflite.ModelProbe).
+	tflite.ModelProbe = probeModel
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 // Main runs the CLI and returns its exit code.
 func Main(args []string, stdout, stderr io.Writer) int {

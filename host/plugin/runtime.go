@@ -454,6 +454,9 @@ func (r *Runtime) cacheEntries() map[string]bool {
 		return out
 	}
 	_ = filepath.WalkDir(r.cacheDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != r.cacheDir && strings.HasPrefix(d.Name(), "edgehost-") {
+			return filepath.SkipDir // other edgehost state kept beside the compiled code
+		}
 		base := filepath.Base(p)
 		// wazero writes an entry to NAME.*.tmp and renames it; the index and the lock are ours.
 		if err == nil && !d.IsDir() && base != cacheIndexFile && base != cacheLockFile && !strings.HasSuffix(base, ".tmp") {

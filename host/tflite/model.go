@@ -25,6 +25,33 @@ import (
 // ErrBadModel is wrapped by every error about a model file that cannot be used.
 var ErrBadModel = errors.New("bad model")
 
+// ModelProbe, when set, is called with a model's bytes and options before this process
+// parses them, to load the model in another process first: TFLite does not verify a model
+// against itself (a tensor's shape against its buffer, say), and a corrupt or hostile file can
+// crash it inside C, where no Go code can recover: one flipped byte in face_detection made
+// XNNPACK's weight packing read past a buffer (SIGSEGV). cmd/edgehost sets it to run
+// `edgehost __probe-model`; a probe that dies by a signal rejects the model with an error and
+// the host keeps serving. Nil (this package's tests, the probe process itself): no probe.
+// Bytes that passed once (with the same options) are not probed again.
+var ModelProbe func(model []byte, opts Options) error
+
+var probed sync.Map // sha256 + options -> struct{}
+
+func probe(buf []byte, sum [32]byte, opts Options) error {
+	if ModelProbe == nil {
+		return nil
+	}
+	key := fmt.Sprintf("%x/%d/%v/%+v", sum, opts.Threads, opts.XNNPACK, opts.Delegate)
+	if _, ok := probed.Load(key); ok {
+		return nil
+	}
+	if err := ModelProbe(buf, opts); err != nil {
+		return err
+	}
+	probed.Store(key, struct{}{})
+	return nil
+}
+
 // TensorInfo describes one input or output tensor of a model.
 type TensorInfo struct {
 	Name      string
@@ -95,6 +122,10 @@ func LoadModel(path string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(buf)
+	if err := probe(buf, sum, opts); err != nil {
+		_ = syscall.Munmap(buf)
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, path, err)
+	}
 	cm := C.TfLiteModelCreate(unsafe.Pointer(&buf[0]), C.size_t(len(buf)))
 	if cm == nil {
 		_ = syscall.Munmap(buf)
