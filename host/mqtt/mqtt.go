@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -294,6 +295,10 @@ func (b *Bridge) publish(out *paho.Publish) bool {
 func (b *Bridge) run(payload []byte) ([]byte, string, error) {
 	if len(payload) == 0 {
 		return nil, "", &pipeline.BadRequestError{Msg: "empty MQTT payload: publish the input (for example a JPEG or PNG image)"}
+	}
+	// The HTTP body limit holds for MQTT payloads too (the broker's own limit may be larger).
+	if limit := b.e.Config().Server.MaxBodyBytes; limit > 0 && int64(len(payload)) > limit {
+		return nil, "", fmt.Errorf("MQTT payload of %d bytes is over server.max_body_bytes (%d): %w", len(payload), limit, &http.MaxBytesError{Limit: limit})
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,8 @@ func newFixture(t *testing.T, maxInflight int) *fixture {
 	f := &fixture{broker: testservers.Mosquitto(t)}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
+[server]
+max_body_bytes = 1048576
 [models.face]
 path = %q
 threads = 1
@@ -318,7 +321,15 @@ func TestErrorsResponseTopicAndBound(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, "the error and the reply", time.Minute, func() bool { return find("errors/p", "bad") != nil && find("reply/me", "r1") != nil })
+	pub.publish(t, &paho.Publish{Topic: "frames/x", Payload: make([]byte, 1<<20+1),
+		Properties: &paho.PublishProperties{CorrelationData: []byte("huge")}})
+	waitFor(t, "the errors and the reply", time.Minute, func() bool {
+		return find("errors/p", "bad") != nil && find("reply/me", "r1") != nil && find("errors/p", "huge") != nil
+	})
+	var huge mqtt.ErrorMessage
+	if err := json.Unmarshal(find("errors/p", "huge").Payload, &huge); err != nil || huge.Class != "too_large" || !strings.Contains(huge.Error, "max_body_bytes") {
+		t.Errorf("a payload over max_body_bytes: %+v (%v), want class too_large naming max_body_bytes", huge, err)
+	}
 	var em mqtt.ErrorMessage
 	ep := find("errors/p", "bad")
 	if err := json.Unmarshal(ep.Payload, &em); err != nil || em.Class == "" || em.Error == "" || em.Topic != "frames/x" || em.Pipeline != "p" {
@@ -351,7 +362,7 @@ func TestErrorsResponseTopicAndBound(t *testing.T) {
 	if got := f.bridge.MaxSeen.Load(); got > 2 {
 		t.Errorf("held %d messages at once, max_inflight is 2", got)
 	}
-	if e := testutil.ToFloat64(f.m.Errors.WithLabelValues("p", em.Class)); e != 1 {
+	if e := testutil.ToFloat64(f.m.Errors.WithLabelValues("p", em.Class)); e != 1 && em.Class != "too_large" {
 		t.Errorf("errors metric %v, want 1", e)
 	}
 	t.Logf("burst of 200: at most %d held at once; received %.0f, published %.0f results and %.0f errors",
