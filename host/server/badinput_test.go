@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -416,6 +417,36 @@ func TestSlowClients(t *testing.T) {
 			}
 		case <-time.After(2*time.Second + 10*time.Second):
 			t.Fatal("slow body never cut off")
+		}
+	})
+	t.Run("client gone mid-body", func(t *testing.T) {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/pipelines/one HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n%s", make([]byte, 100))
+		time.Sleep(200 * time.Millisecond)
+		conn.Close()
+		// Counted as canceled (the client went away), not as an internal error of the server.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			m := string(b)
+			if strings.Contains(m, `edgehost_errors_total{class="internal",target="one"}`) {
+				t.Fatalf("a body cut short by the client counted as internal:\n%s", m)
+			}
+			if strings.Contains(m, `edgehost_errors_total{class="canceled",target="one"} 1`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no canceled error counted:\n%s", m)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	t.Run("slow reader", func(t *testing.T) {

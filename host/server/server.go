@@ -175,6 +175,11 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		// The deadline stays: net/http would otherwise wait for the rest of the body
 		// before it sends the error. The connection closes after the answer.
 		w.Header().Set("Connection", "close")
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// The client closed the connection before the whole body: nobody is left to
+			// answer, and it is no fault of the server (class canceled, not internal).
+			return nil, fmt.Errorf("request body ended after %d of %d bytes: the client went away: %w", buf.Len(), n, context.Canceled)
+		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			base, rate := s.transfer()
