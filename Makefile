@@ -136,9 +136,10 @@ bench-accel: build deps-litert deps-openvino
 	done | bash ../../scripts/bench-accel-table.sh
 
 # The packages whose tests involve time (budgets, queues, reload, serving) once more while
-# every core is kept busy by CPU-bound processes: they must hold on a loaded machine.
+# every core is kept busy by CPU-bound processes: they must hold on a loaded machine (-short:
+# the long measurements, the memory-over-swaps and latency tables, run once in `make test`).
 test-busy: build plugins brokers
-	bash scripts/busy.sh go test -count=1 ./host/... ./cmd/...
+	bash scripts/busy.sh go test -short -count=1 ./host/... ./cmd/...
 
 # The same native and pipeline tests on the TFLite 2.9 fallback library (one-copy mode).
 test-tflite29: deps plugins
