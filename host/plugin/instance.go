@@ -328,6 +328,19 @@ func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, 
 	return nil
 }
 
+// InputTooLargeError is a request body that the pre plugin cannot hold within its memory
+// budget (its edgehost_alloc returned 0 for the input buffer).
+type InputTooLargeError struct {
+	Plugin string
+	Size   uint64 // bytes of the body
+	Budget uint64 // the plugin's memory_limit, bytes
+}
+
+func (e *InputTooLargeError) Error() string {
+	return fmt.Sprintf("plugin %s: a request body of %d bytes does not fit its memory budget of %d MiB (memory_limit_mb): send a smaller input or raise the budget",
+		e.Plugin, e.Size, e.Budget>>20)
+}
+
 // Alloc allocates size bytes aligned to align in guest memory through edgehost_alloc.
 func (i *Instance) Alloc(ctx context.Context, size, align uint32) (uint32, error) {
 	stack := i.stack[:]
@@ -432,16 +445,21 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 // growing the instance's request buffer through edgehost_alloc when needed.
 func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 	if n > i.inputCap || i.input == 0 {
-		c := uint32(4096)
-		for c < n {
-			c *= 2
-		}
+		// The body's size rounded up to 64 KiB (not to a power of two, which made a 9.4 MB
+		// body need a 16 MiB block): a buffer is replaced only by a larger body.
+		c := max(uint32(4096), uint32(min((uint64(n)+0xffff)&^0xffff, 1<<32-1<<16)))
 		if i.input != 0 {
 			i.Free(ctx, i.input)
 			i.input, i.inputCap = 0, 0
 		}
 		p, err := i.Alloc(ctx, c, 8)
 		if err != nil {
+			var sterr *StatusError
+			var trap *TrapError
+			var te *TimeoutError
+			if !errors.As(err, &sterr) && !errors.As(err, &trap) && !errors.As(err, &te) {
+				return nil, &InputTooLargeError{Plugin: i.m.Name(), Size: uint64(n), Budget: i.m.cfg.MemoryLimit}
+			}
 			return nil, err
 		}
 		i.input, i.inputCap = p, c

@@ -81,10 +81,11 @@ func classOf(err error) string {
 		se      *plugin.StatusError
 		trap    *plugin.TrapError
 		tooBig  *http.MaxBytesError
+		noRoom  *plugin.InputTooLargeError
 		timeout *plugin.TimeoutError
 	)
 	switch {
-	case errors.As(err, &tooBig):
+	case errors.As(err, &tooBig), errors.As(err, &noRoom):
 		return ClassTooLarge
 	case errors.As(err, &br), errors.As(err, &pbr):
 		return ClassBadInput

@@ -375,3 +375,39 @@ func TestErrorClasses(t *testing.T) {
 		}
 	})
 }
+
+// TestBodyOverPluginMemory: a body within max_body_bytes that the pre plugin cannot hold in
+// its memory budget is the client's input being too large for that pipeline (413 too_large,
+// naming the budget), not an internal error; the pipeline keeps serving smaller inputs.
+func TestBodyOverPluginMemory(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(testplugins.Root, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf(`
+[pipelines.small]
+model = "mobilenet"
+workers = 1
+[pipelines.small.pre]
+path = %q
+memory_limit_mb = 2
+[pipelines.small.post]
+path = %q
+params_files = { labels = %q }
+`, testplugins.Example(t, "imagepre-c"), testplugins.Example(t, "classify-c"), testplugins.Model("mobilenet_labels.txt"))
+	text := strings.ReplaceAll(string(src), `cache_dir = ".cache/wazero"`, `cache_dir = ""`)
+	cfg, err := config.Parse(filepath.Join(testplugins.Root, "config.toml"), []byte(text+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := start(t, cfg)
+	body := append(peacock(t), make([]byte, 3<<20)...) // a PNG with 3 MiB of trailing bytes
+	code, _, b := post(t, url+"/v1/pipelines/small", "image/png", body, nil)
+	var e errResp
+	if json.Unmarshal(b, &e) != nil || code != 413 || e.Class != "too_large" || !strings.Contains(e.Error, "does not fit its memory budget of 2 MiB") {
+		t.Fatalf("got %d %s, want 413 too_large naming the 2 MiB budget", code, b)
+	}
+	if code, _, b := post(t, url+"/v1/pipelines/small", "image/png", peacock(t), nil); code != 200 || top1(t, b) != "peacock" {
+		t.Fatalf("after the oversized body: %d %s", code, b)
+	}
+}
