@@ -419,6 +419,37 @@ func TestSlowClients(t *testing.T) {
 			t.Fatal("slow body never cut off")
 		}
 	})
+	t.Run("chunked body that stalls", func(t *testing.T) {
+		// No length: the deadline moves with the bytes received, so a stall is cut after
+		// transfer_timeout (2 s here) plus the first chunk at the minimum rate (1 s), not after
+		// max_body_bytes at that rate (minutes).
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		fmt.Fprintf(conn, "POST /v1/pipelines/one HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffff\r\nabc")
+		_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+		b := make([]byte, 512)
+		n, _ := conn.Read(b)
+		took := time.Since(start)
+		t.Logf("stalled chunked body cut off after %v: %q", took, b[:min(n, 160)])
+		if took > 2*time.Second+time.Second+5*time.Second {
+			t.Errorf("a stalled chunked body held the connection for %v", took)
+		}
+		// A chunked body that keeps coming is read whole: 300 KiB, several chunks.
+		req, _ := http.NewRequest("POST", url+"/v1/pipelines/one", io.MultiReader(bytes.NewReader([]byte{42}), bytes.NewReader(make([]byte, 300<<10))))
+		req.Header.Set("Content-Type", "image/png")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || req.ContentLength != 0 {
+			t.Errorf("chunked body of 300 KiB: %d (content length %d)", resp.StatusCode, req.ContentLength)
+		}
+	})
 	t.Run("client gone mid-body", func(t *testing.T) {
 		conn, err := net.Dial("tcp", host)
 		if err != nil {

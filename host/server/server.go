@@ -137,6 +137,7 @@ const (
 	TransferBase    = 5 * time.Second // the default of server.transfer_timeout
 	MinTransferRate = 64 << 10        // the default of server.min_transfer_rate, bytes per second
 	DirectResult    = 64 << 10        // results up to this size are written from guest memory
+	transferChunk   = 64 << 10        // a body of unknown length has its deadline moved every this many bytes
 )
 
 // transfer is the configured transfer timeout and minimum rate (the defaults where unset).
@@ -164,21 +165,35 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	n := r.ContentLength
-	if n < 0 {
-		n = limit
-	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(s.transferDeadline(n))
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	buf := bytes.NewBuffer(make([]byte, 0, min(max(r.ContentLength, 0), 64<<10)))
-	if _, err := buf.ReadFrom(rd); err != nil {
+	var err error
+	if n >= 0 {
+		_ = rc.SetReadDeadline(s.transferDeadline(n))
+		_, err = buf.ReadFrom(rd)
+	} else {
+		// Length unknown (chunked): the deadline moves with the bytes received, chunk by
+		// chunk, so the minimum rate holds from the start (a deadline sized for
+		// max_body_bytes would let a stalled client hold the connection for minutes).
+		start := time.Now()
+		base, rate := s.transfer()
+		for {
+			_ = rc.SetReadDeadline(start.Add(base + time.Duration(int64(buf.Len())+transferChunk)*time.Second/time.Duration(rate)))
+			var got int64
+			if got, err = buf.ReadFrom(io.LimitReader(rd, transferChunk)); err != nil || got < transferChunk {
+				break
+			}
+		}
+	}
+	if err != nil {
 		// The deadline stays: net/http would otherwise wait for the rest of the body
 		// before it sends the error. The connection closes after the answer.
 		w.Header().Set("Connection", "close")
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			// The client closed the connection before the whole body: nobody is left to
 			// answer, and it is no fault of the server (class canceled, not internal).
-			return nil, fmt.Errorf("request body ended after %d of %d bytes: the client went away: %w", buf.Len(), n, context.Canceled)
+			return nil, fmt.Errorf("request body ended after %d bytes (of %d declared): the client went away: %w", buf.Len(), n, context.Canceled)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
