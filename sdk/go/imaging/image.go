@@ -51,6 +51,7 @@ type Decoder struct {
 	MaxPixels int
 
 	jpeg jpegDecoder
+	png  pngDecoder
 	out  RGB
 	rgb  []byte
 }
