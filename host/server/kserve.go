@@ -538,7 +538,8 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string, p *engine.Pipeline, m *engine.Model) error {
-	buf, err := s.body(w, r)
+	buf, release, err := s.body(w, r)
+	defer release()
 	if err != nil {
 		var mb *http.MaxBytesError
 		var br *badRequest

@@ -154,13 +154,18 @@ func (p *pngDecoder) decode(d *Decoder, data []byte) (*RGB, error) {
 			return nil, FormatError("png: truncated file (no IEND chunk)")
 		}
 		n := binary.BigEndian.Uint32(data[pos:])
-		if n > 0x7fffffff || int(n) > len(data)-pos-12 {
-			return nil, FormatError(fmt.Sprintf("png: truncated %q chunk (%d bytes declared)", data[pos+4:pos+8], n))
-		}
 		typ := string(data[pos+4 : pos+8])
+		for i := 0; i < 4; i++ {
+			if c := typ[i] &^ 0x20; c < 'A' || c > 'Z' {
+				return nil, FormatError("png: invalid chunk type")
+			}
+		}
+		if n > 0x7fffffff || int(n) > len(data)-pos-12 {
+			return nil, FormatError(fmt.Sprintf("png: truncated %s chunk (%d bytes declared)", typ, n))
+		}
 		body := data[pos+8 : pos+8+int(n)]
 		if crc32.ChecksumIEEE(data[pos+4:pos+8+int(n)]) != binary.BigEndian.Uint32(data[pos+8+int(n):]) {
-			return nil, FormatError(fmt.Sprintf("png: CRC mismatch in %q chunk", typ))
+			return nil, FormatError(fmt.Sprintf("png: CRC mismatch in %s chunk", typ))
 		}
 		pos += 12 + int(n)
 		if nidat > 0 && typ != "IDAT" {
