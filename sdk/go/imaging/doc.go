@@ -11,7 +11,11 @@
 //   - decodes baseline JPEG in the DCT domain at 1/1, 1/2, 1/4 or 1/8 of its size (the
 //     smallest scale still at least as large as the model input, as libjpeg's scaled decoding
 //     and Pillow's draft() do), so a 12-megapixel camera frame never exists at full size;
-//   - converts image/png's results to packed RGB with loops specialised per concrete type;
+//   - decodes non-interlaced PNG with 8-bit samples (and opaque 16-bit grey and truecolour)
+//     with its own inflate and unfilter into buffers it keeps, straight to packed RGB (the
+//     standard library's compress/flate reads through an io.ByteReader, an interface call
+//     per byte, which in WebAssembly costs more than the decoding); other PNGs go through
+//     image/png, whose result is packed by loops specialised per concrete type;
 //   - resamples bilinearly from packed RGB into the tensor's bytes (uint8, int8 or float32,
 //     one or three channels) with precomputed taps and no per-pixel dispatch;
 //   - keeps its buffers in a Decoder and a Resizer that a plugin reuses across requests, so
@@ -42,4 +46,11 @@
 // input. Colour conversion uses the same fixed-point formula as image/color.YCbCrToRGB and
 // chroma is upsampled by replication, so a full-size decode differs from image/jpeg only by
 // IDCT rounding.
+//
+// PNG support: every colour type and bit depth, interlaced or not (the standard library's
+// image/png for interlaced images, bit depths below 8 and 16-bit images with alpha). Colours
+// are packed as stored: alpha dropped, 16-bit samples by their high byte, palette indices past
+// the palette black, exactly as image/png's result converted per pixel. Chunk CRCs and the
+// zlib checksum are verified; corrupt or truncated data yields a FormatError naming what is
+// wrong ("png: CRC mismatch in IDAT chunk", "png: zlib: truncated data").
 package imaging
