@@ -139,17 +139,29 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	pool, err := tflite.NewPool(m, mc.Workers)
+	// The interpreters for bare-model requests are built on the first such request when a
+	// pipeline uses the model (its workers have their own interpreters, built at start, and
+	// the probe process built one): an idle bare pool would hold 7-14 MiB per interpreter.
+	eager := 1
+	for _, pn := range e.Config().PipelineNames() {
+		if e.Config().Pipelines[pn].Model == name {
+			eager = 0
+			break
+		}
+	}
+	pool, err := tflite.NewPool(m, mc.Workers, eager)
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	var delegates []string
-	if it, err := pool.Get(context.Background()); err == nil {
-		delegates = it.Delegates()
+	kv := []any{"model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "backend", m.Backend().String()}
+	if eager == 0 {
+		kv = append(kv, "bare_interpreters", "built on first request (the pipelines' log their delegates)")
+	} else if it, err := pool.Get(context.Background()); err == nil {
+		kv = append(kv, "delegates", fmt.Sprint(it.Delegates()))
 		pool.Put(it)
 	}
-	e.log.Info("model loaded", "model", name, "path", mc.Path, "inputs", fmt.Sprint(m.Inputs), "outputs", fmt.Sprint(m.Outputs), "delegates", fmt.Sprint(delegates), "backend", m.Backend().String())
+	e.log.Info("model loaded", kv...)
 	return &Model{Name: name, Config: mc, Model: m, Pool: pool, LoadedAt: time.Now(), Hash: m.Hash}, nil
 }
 
@@ -256,7 +268,7 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 		e.mu.Unlock()
 	}
 	e.log.Info("pipeline ready", "pipeline", name, "model", pc.Model, "pre", pre.Name(), "post", post.Name(),
-		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy())
+		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy(), "delegates", fmt.Sprint(np.Pipeline.Delegates()))
 	return np, nil
 }
 

@@ -86,6 +86,8 @@ type generation struct {
 	all      []*worker
 	inflight sync.WaitGroup
 	closed   chan struct{}
+	// delegates TFLite applied to the first worker's interpreter, when it was built
+	delegates []string
 	// probation counters (guarded by Pipeline.mu)
 	probReqs, probFails int
 	owner               *Pipeline
@@ -127,6 +129,9 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 		if err != nil {
 			g.close(ctx)
 			return nil, fmt.Errorf("pipeline %s: worker %d: %w", spec.Name, n+1, err)
+		}
+		if n == 0 && w.it != nil {
+			g.delegates = w.it.Delegates()
 		}
 		g.all = append(g.all, w)
 		g.workers <- w
@@ -191,6 +196,17 @@ func (p *Pipeline) ZeroCopy() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.gen != nil && p.gen.zeroCopy
+}
+
+// Delegates names the delegates TFLite applied to the current version's interpreters
+// (those of its first worker; every worker is built the same way).
+func (p *Pipeline) Delegates() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.gen == nil {
+		return nil
+	}
+	return p.gen.delegates
 }
 
 // Usage returns the number of busy and total workers.

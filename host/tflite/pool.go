@@ -3,24 +3,31 @@ package tflite
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
-// Pool holds a fixed number of interpreters of one model for concurrent inference.
+// Pool holds up to a fixed number of interpreters of one model for concurrent inference.
 // Get and Put are safe for concurrent use; an interpreter belongs to one goroutine
-// between Get and Put.
+// between Get and Put. Interpreters past the eager ones are created by the first Get that
+// finds none free, so a pool that is seldom used holds no interpreter memory (each costs
+// the model's XNNPACK-packed weights plus its tensor arena: 7-14 MiB for the bundled models).
 type Pool struct {
 	model *Model
+	size  int
 	free  chan *Interpreter
-	all   []*Interpreter
+
+	mu  sync.Mutex
+	all []*Interpreter
 }
 
-// NewPool builds size interpreters of m (size <= 0 means 1).
-func NewPool(m *Model, size int) (*Pool, error) {
+// NewPool makes a pool of at most size interpreters of m (size <= 0 means 1), of which eager
+// (at most size) are built now; the rest are built when first needed.
+func NewPool(m *Model, size, eager int) (*Pool, error) {
 	if size <= 0 {
 		size = 1
 	}
-	p := &Pool{model: m, free: make(chan *Interpreter, size)}
-	for n := 0; n < size; n++ {
+	p := &Pool{model: m, size: size, free: make(chan *Interpreter, size)}
+	for n := 0; n < min(eager, size); n++ {
 		it, err := m.NewInterpreter()
 		if err != nil {
 			p.Close()
@@ -32,8 +39,25 @@ func NewPool(m *Model, size int) (*Pool, error) {
 	return p, nil
 }
 
-// Get waits for a free interpreter or for ctx to end.
+// Get returns a free interpreter, builds one if fewer than the pool's size exist, or waits
+// for one to be put back or for ctx to end.
 func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
+	select {
+	case it := <-p.free:
+		return it, nil
+	default:
+	}
+	p.mu.Lock()
+	if len(p.all) < p.size {
+		defer p.mu.Unlock()
+		it, err := p.model.NewInterpreter()
+		if err != nil {
+			return nil, fmt.Errorf("interpreter %d of %d: %w", len(p.all)+1, p.size, err)
+		}
+		p.all = append(p.all, it)
+		return it, nil
+	}
+	p.mu.Unlock()
 	select {
 	case it := <-p.free:
 		return it, nil
@@ -45,12 +69,22 @@ func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
 // Put returns an interpreter taken with Get.
 func (p *Pool) Put(it *Interpreter) { p.free <- it }
 
-// Size is the number of interpreters; InUse how many are taken.
-func (p *Pool) Size() int  { return len(p.all) }
-func (p *Pool) InUse() int { return len(p.all) - len(p.free) }
+// Size is the most interpreters the pool holds; Created how many exist; InUse how many
+// are taken.
+func (p *Pool) Size() int { return p.size }
+
+func (p *Pool) Created() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.all)
+}
+
+func (p *Pool) InUse() int { return p.Created() - len(p.free) }
 
 // Close closes every interpreter. No interpreter may be in use.
 func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, it := range p.all {
 		it.Close()
 	}

@@ -269,11 +269,24 @@ func TestPoolConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	p, err := tflite.NewPool(m, 2)
+	p, err := tflite.NewPool(m, 2, 0) // interpreters built on demand
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if n := p.Created(); n != 0 {
+		t.Fatalf("%d interpreters before the first Get, want 0", n)
+	}
+	it, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Put(it)
+	if it2, _ := p.Get(context.Background()); it2 != it || p.Created() != 1 {
+		t.Fatalf("a free interpreter was not reused (%d created)", p.Created())
+	} else {
+		p.Put(it2)
+	}
 	img := rgbResize(t, models+"peacock.png", 224, 224)
 	labels := lines(t, models+"mobilenet_labels.txt")
 	var wg sync.WaitGroup
