@@ -560,3 +560,30 @@ func TestStuckLoadYields(t *testing.T) {
 		t.Errorf("Close took %v", d)
 	}
 }
+
+// TestBareInterpretersOnDemand: a model that a pipeline uses holds no bare-model interpreter
+// until the first bare request (each costs 7-14 MiB), and that request gets one.
+func TestBareInterpretersOnDemand(t *testing.T) {
+	f := newFixture(t, "")
+	m, ok := f.e.Model("mobilenet")
+	if !ok {
+		t.Fatal("no model")
+	}
+	if n := m.Pool.Created(); n != 0 {
+		t.Fatalf("%d bare interpreters at start, want 0", n)
+	}
+	if _, err := f.run(); err != nil { // a pipeline request uses the workers' interpreters
+		t.Fatal(err)
+	}
+	it, err := m.Pool.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Pool.Put(it)
+	if err := it.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Pool.Created(); n != 1 {
+		t.Fatalf("%d bare interpreters after one bare request, want 1", n)
+	}
+}
