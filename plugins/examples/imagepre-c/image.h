@@ -50,4 +50,14 @@ int jpeg_sniff(const uint8_t *data, size_t len);
  * exactly out_len bytes and end with a valid Adler-32. */
 int zlib_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, img_err *e);
 
+/* Tensor element types for img_resize. */
+#define IMG_OUT_U8 0  /* pixel value */
+#define IMG_OUT_I8 1  /* pixel - 128 */
+#define IMG_OUT_F32 2 /* (pixel - mean[c]) / std[c] */
+
+/* Bilinear resize (half-pixel centres) of im to H x W x C (C = 3: RGB; C = 1: BT.601 luma),
+ * stored at dst as kind. IMG_OK or IMG_NOMEM. */
+int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint32_t C, const float mean[3],
+               const float std[3]);
+
 #endif
