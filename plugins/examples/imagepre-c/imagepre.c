@@ -141,16 +141,20 @@ int eh_plugin_pre(eh_call *call) {
     img_err err = {{0}};
     int rc;
     const char *other;
-    if (png_sniff(in, n)) rc = png_decode(in, n, g_max_pixels, &im, &err);
-    else if (jpeg_sniff(in, n)) rc = jpeg_decode_scaled(in, n, g_max_pixels, W, H, &im, &err); /* DCT-domain 1/2..1/8 */
-    else if ((other = other_format(in, n)) != NULL)
+    if (png_sniff(in, n)) {
+        rc = png_decode(in, n, g_max_pixels, &im, &err);
+        if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
+        rc = write_tensor(&im, t, H, W, C);
+        img_free(&im);
+        if (rc != EH_OK) return rc;
+    } else if (jpeg_sniff(in, n)) {
+        /* DCT-domain 1/2..1/8, resized straight from the YCbCr planes where it can be */
+        int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+        rc = jpeg_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w, &im.h, &err);
+        if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg);
+    } else if ((other = other_format(in, n)) != NULL)
         return eh_fail(EH_UNSUPPORTED, "unsupported: %s images (send PNG or JPEG)", other);
     else return eh_fail(EH_BAD_INPUT, "imagepre-c: request body is not a PNG or JPEG image");
-    if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
-
-    rc = write_tensor(&im, t, H, W, C);
-    img_free(&im);
-    if (rc != EH_OK) return rc;
     /* The request context (ABI.md §5.6): the original size, so that a post plugin reports
      * positions in the caller's pixels (the tensor is the whole image, stretched to W×H). */
     uint32_t ow = im.w, oh = im.h;

@@ -63,6 +63,14 @@ typedef struct {
     int dcpred, scanned;
 } jcomp;
 
+/* The tensor jpeg_decode_tensor resizes into. */
+typedef struct jtensor {
+    void *dst;
+    int kind;
+    uint32_t H, W, C;
+    const float *mean, *std;
+} jtensor;
+
 typedef struct {
     const uint8_t *data, *end;
     const uint8_t *p; /* scan bit reader position */
@@ -89,6 +97,7 @@ typedef struct {
     uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
     float unused[65];             /* where decode_block_dc's coefficients go (never read) */
     img_err *e;
+    const struct jtensor *t;      /* jpeg_decode_tensor's tensor, or NULL: return the RGB image */
 } jdec;
 
 static int bad(jdec *j, const char *what) { return img_fail(j->e, IMG_BAD, "jpeg: %s", what); }
@@ -479,7 +488,12 @@ static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
     /* Every entry of the 2-point table is +-1/(2 sqrt 2): 128 + (c00 +- c01 +- c10 +- c11) / 8,
      * rounded half up, in integers. */
     int s0 = c00 + c01, d0 = c00 - c01, s1 = c10 + c11, d1 = c10 - c11;
-    int px[4] = {(s0 + s1 + 1028) >> 3, (d0 + d1 + 1028) >> 3, (s0 - s1 + 1028) >> 3, (d0 - d1 + 1028) >> 3};
+    int p0 = (s0 + s1 + 1028) >> 3, p1 = (d0 + d1 + 1028) >> 3, p2 = (s0 - s1 + 1028) >> 3, p3 = (d0 - d1 + 1028) >> 3;
+    if (((p0 | p1 | p2 | p3) & ~255) == 0) { /* all four in 0..255: no clamping (the common case) */
+        out[0] = (uint8_t)p0, out[1] = (uint8_t)p1, out[stride] = (uint8_t)p2, out[stride + 1] = (uint8_t)p3;
+        return IMG_OK;
+    }
+    int px[4] = {p0, p1, p2, p3};
     for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
     return IMG_OK;
 }
@@ -778,6 +792,41 @@ static int to_rgb(jdec *j, img *out) {
     return IMG_OK;
 }
 
+/* The end of decoding: the RGB image, or (jpeg_decode_tensor) the resized tensor, with out
+ * holding only the decoded size. */
+static int finish(jdec *j, img *out) {
+    const jtensor *t = j->t;
+    if (!t) return to_rgb(j, out);
+    uint32_t W = (uint32_t)(j->w * j->N + 7) / 8, H = (uint32_t)(j->h * j->N + 7) / 8;
+    int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
+                                   (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
+    int shx = -1, shy = -1;
+    if (j->ncomp == 3 && j->comp[1].h == j->comp[2].h && j->comp[1].v == j->comp[2].v)
+        for (int k = 0; k <= 2; k++) {
+            if (j->comp[1].h << k == j->hmax) shx = k;
+            if (j->comp[1].v << k == j->vmax) shy = k;
+        }
+    int rc;
+    if (t->C == 3 && j->ncomp == 3 && !is_rgb && shx >= 0 && shy >= 0 && j->comp[0].h == j->hmax &&
+        j->comp[0].v == j->vmax) {
+        img_plane pl[3];
+        for (int i = 0; i < 3; i++) {
+            pl[i].p = j->comp[i].plane;
+            pl[i].stride = (size_t)j->comp[i].bw * j->N;
+            pl[i].shx = i ? (unsigned)shx : 0, pl[i].shy = i ? (unsigned)shy : 0;
+        }
+        rc = img_resize_ycc(pl, W, H, t->dst, t->kind, t->H, t->W, t->mean, t->std);
+    } else {
+        img im;
+        if ((rc = to_rgb(j, &im)) != IMG_OK) return rc;
+        rc = img_resize(&im, t->dst, t->kind, t->H, t->W, t->C, t->mean, t->std);
+        img_free(&im);
+    }
+    if (rc != IMG_OK) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory resizing a %ux%u image", W, H);
+    out->w = W, out->h = H;
+    return IMG_OK;
+}
+
 static const char *sof_name(int m) {
     switch (m) {
     case 0xc2: return "progressive JPEG";
@@ -795,7 +844,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             /* Tolerate a missing EOI once every component has been decoded. */
             int done = j->frame;
             for (int i = 0; i < j->ncomp; i++) done = done && j->comp[i].scanned;
-            if (done) return to_rgb(j, out);
+            if (done) return finish(j, out);
             return bad(j, "truncated file");
         }
         if (p[0] != 0xff) return bad(j, "expected a marker");
@@ -806,7 +855,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             if (!j->frame) return bad(j, "no frame header before EOI");
             for (int i = 0; i < j->ncomp; i++)
                 if (!j->comp[i].scanned) return bad(j, "a component has no scan");
-            return to_rgb(j, out);
+            return finish(j, out);
         }
         if (m == 0xd8) return bad(j, "unexpected SOI marker");
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01) continue; /* no payload */
@@ -839,8 +888,12 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             jcomp *sc[3];
             int ns = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
-            if (j->N < 8)
-                for (int i = 0; i < ns; i++) build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
+            if (j->N < 8) /* once per AC table the scan uses (Cb and Cr usually share one) */
+                for (int i = 0, built = 0; i < ns; i++)
+                    if (!(built >> sc[i]->ta & 1)) {
+                        build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
+                        built |= 1 << sc[i]->ta;
+                    }
             j->p = p;
             if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
@@ -859,16 +912,31 @@ int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, 
     return jpeg_decode_scaled(data, len, max_pixels, 0, 0, out, e);
 }
 
-int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
-                       img *out, img_err *e) {
+static int decode_to(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                     img *out, img_err *e, const jtensor *t) {
     memset(out, 0, sizeof *out);
     if (!jpeg_sniff(data, len)) return img_fail(e, IMG_BAD, "jpeg: bad signature");
     if (len > 0x7fffffff) return img_fail(e, IMG_UNSUPPORTED, "jpeg: file too large");
     jdec *j = calloc(1, sizeof *j);
     if (!j) return img_fail(e, IMG_NOMEM, "jpeg: out of memory");
-    j->data = data, j->end = data + len, j->e = e;
+    j->data = data, j->end = data + len, j->e = e, j->t = t;
     int rc = decode(j, max_pixels, min_w, min_h, out);
     for (int i = 0; i < 3; i++) free(j->comp[i].plane);
     free(j);
+    return rc;
+}
+
+int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                       img *out, img_err *e) {
+    return decode_to(data, len, max_pixels, min_w, min_h, out, e, NULL);
+}
+
+int jpeg_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, void *dst, int kind, uint32_t H,
+                       uint32_t W, uint32_t C, const float mean[3], const float std[3], uint32_t *w, uint32_t *h,
+                       img_err *e) {
+    jtensor t = {dst, kind, H, W, C, mean, std};
+    img out;
+    int rc = decode_to(data, len, max_pixels, W, H, &out, e, &t);
+    *w = out.w, *h = out.h;
     return rc;
 }

@@ -99,3 +99,81 @@ int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint3
     return IMG_OK;
 }
 
+
+/* Resize a YCbCr image given as planes and convert only the output pixels to RGB (C = 3).
+ *
+ * Bilinear resampling is linear, and so is YCbCr -> RGB before its clamp, so resampling the
+ * planes and converting afterwards equals converting and then resampling, up to rounding and
+ * the clamp: the RGB intermediate of the whole image is never built, and only H x W pixels
+ * are converted. Chroma stays at its own resolution: sample (x, y) of the full-resolution
+ * image reads chroma (x >> shx, y >> shy) (replication, as the decoder's own upsampling), so
+ * a chroma tap is the luma tap's two positions shifted, with the same weight. The resampled
+ * values keep 8 fractional bits into the conversion (Go's color.YCbCrToRGB coefficients, in
+ * units of 2^-22, truncated at the end as that function truncates). */
+int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int kind, uint32_t H, uint32_t W,
+                   const float mean[3], const float std[3]) {
+    const uint32_t shx = pl[1].shx, shy = pl[1].shy; /* both chroma planes alike (checked by the caller) */
+    uint32_t wc = (w + (1u << shx) - 1) >> shx;
+    tap *tx = malloc(sizeof(tap) * W * 2), *ty = malloc(sizeof(tap) * H);
+    uint16_t *ry = malloc(sizeof(uint16_t) * ((size_t)w + 2 * (size_t)wc));
+    if (!tx || !ty || !ry) {
+        free(tx);
+        free(ty);
+        free(ry);
+        return IMG_NOMEM;
+    }
+    tap *tc = tx + W; /* chroma column taps */
+    make_taps(tx, W, w);
+    make_taps(ty, H, h);
+    for (uint32_t x = 0; x < W; x++) tc[x] = (tap){tx[x].i0 >> shx, tx[x].i1 >> shx, tx[x].w};
+    uint16_t *rb = ry + w, *rr = rb + wc;
+    uint8_t *u8 = dst;
+    int8_t *i8 = dst;
+    float *f32 = dst;
+    float scale[3], offset[3]; /* float32: v/2^22 * (1/std) - mean/std */
+    for (int c = 0; c < 3; c++) {
+        scale[c] = 1.0f / (4194304.0f * std[c]);
+        offset[c] = -mean[c] / std[c];
+    }
+    size_t k = 0;
+    for (uint32_t y = 0; y < H; y++) {
+        uint32_t wy = ty[y].w, vy = 256 - wy;
+        const uint8_t *y0 = pl[0].p + ty[y].i0 * pl[0].stride, *y1 = pl[0].p + ty[y].i1 * pl[0].stride;
+        for (uint32_t i = 0; i < w; i++) ry[i] = (uint16_t)(y0[i] * vy + y1[i] * wy);
+        size_t c0 = (ty[y].i0 >> shy) * pl[1].stride, c1 = (ty[y].i1 >> shy) * pl[1].stride;
+        const uint8_t *b0 = pl[1].p + c0, *b1 = pl[1].p + c1, *r0 = pl[2].p + c0, *r1 = pl[2].p + c1;
+        for (uint32_t i = 0; i < wc; i++) {
+            rb[i] = (uint16_t)(b0[i] * vy + b1[i] * wy);
+            rr[i] = (uint16_t)(r0[i] * vy + r1[i] * wy);
+        }
+        for (uint32_t x = 0; x < W; x++) {
+            uint32_t wx = tx[x].w, vx = 256 - wx;
+            uint32_t yv = ry[tx[x].i0] * vx + ry[tx[x].i1] * wx;
+            uint32_t ci0 = tc[x].i0, ci1 = tc[x].i1;
+            uint32_t bv = rb[ci0] * vx + rb[ci1] * wx, rv = rr[ci0] * vx + rr[ci1] * wx;
+            /* 8 fractional bits: y 0..65280, cb and cr -32768..32512 */
+            int32_t yy = (int32_t)((yv + 128) >> 8) * 16448; /* 0x10101 / 4 */
+            int32_t cb = (int32_t)((bv + 128) >> 8) - 32768, cr = (int32_t)((rv + 128) >> 8) - 32768;
+            int32_t v[3] = {yy + 22970 * cr, yy - 5639 * cb - 11700 * cr, yy + 29033 * cb};
+            /* clamp to 0..255 when some channel is outside 0..255.x (float32: always) */
+            if (((v[0] | v[1] | v[2]) & ~((256 << 22) - 1)) != 0 || kind == IMG_OUT_F32)
+                for (int c = 0; c < 3; c++) v[c] = v[c] < 0 ? 0 : v[c] > (255 << 22) ? 255 << 22 : v[c];
+            switch (kind) {
+            case IMG_OUT_U8:
+                u8[k] = (uint8_t)(v[0] >> 22), u8[k + 1] = (uint8_t)(v[1] >> 22), u8[k + 2] = (uint8_t)(v[2] >> 22);
+                break;
+            case IMG_OUT_I8:
+                for (int c = 0; c < 3; c++) i8[k + c] = (int8_t)((v[c] >> 22) - 128);
+                break;
+            default:
+                for (int c = 0; c < 3; c++) f32[k + c] = (float)v[c] * scale[c] + offset[c];
+                break;
+            }
+            k += 3;
+        }
+    }
+    free(tx);
+    free(ty);
+    free(ry);
+    return IMG_OK;
+}

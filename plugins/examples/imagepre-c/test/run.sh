@@ -19,7 +19,7 @@ mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT
 
 cflags="-Wall -Wextra -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all"
-gcc $cflags -o "$out/decode" "$here/decode.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" -lm
+gcc $cflags -o "$out/decode" "$here/decode.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
 gcc $cflags -o "$out/fuzz" "$here/fuzz.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
 
 want_png=a471b0a10518289561138dada586485ab7662ba568f29a573337f4edd14c3694
