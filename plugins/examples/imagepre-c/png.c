@@ -22,19 +22,29 @@ static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* CRC-32 (ISO 3309, PNG spec annex D), table built on first use. */
-static uint32_t crc_table[256];
+/* CRC-32 (ISO 3309, PNG spec annex D), tables built on first use. Four bytes per step
+ * ("slicing by 4"): crc_table[k][i] is the CRC register after byte i followed by k zero
+ * bytes, so the four bytes' contributions are independent look-ups XORed together. */
+static uint32_t crc_table[4][256];
 
 static uint32_t crc32(const uint8_t *p, size_t n) {
-    if (crc_table[1] == 0) {
+    if (crc_table[0][1] == 0) {
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t c = i;
             for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-            crc_table[i] = c;
+            crc_table[0][i] = c;
         }
+        for (uint32_t i = 0; i < 256; i++)
+            for (int k = 1; k < 4; k++)
+                crc_table[k][i] = crc_table[0][crc_table[k - 1][i] & 0xff] ^ (crc_table[k - 1][i] >> 8);
     }
     uint32_t c = 0xffffffffu;
-    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    for (; n >= 4; n -= 4, p += 4) {
+        c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        c = crc_table[3][c & 0xff] ^ crc_table[2][(c >> 8) & 0xff] ^ crc_table[1][(c >> 16) & 0xff] ^
+            crc_table[0][c >> 24];
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
     return c ^ 0xffffffffu;
 }
 
@@ -170,20 +180,24 @@ static void row_to_rgb(const png_info *pi, const uint8_t *row, uint32_t n, uint8
     }
     unsigned step = d / 8;        /* bytes per sample: 1, or 2 with the high byte first */
     unsigned px = step * pi->channels;
-    for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) {
-        switch (pi->ctype) {
-        case 0: case 4: /* grey, grey+alpha */
-            rgb[0] = rgb[1] = rgb[2] = row[0];
+    /* One loop per colour type, no per-pixel switch; 8-bit RGB is already the output layout. */
+    switch (pi->ctype) {
+    case 0: case 4: /* grey, grey+alpha */
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) rgb[0] = rgb[1] = rgb[2] = row[0];
+        break;
+    case 2: case 6: /* RGB, RGBA */
+        if (px == 3) {
+            memcpy(rgb, row, (size_t)n * 3);
             break;
-        case 2: case 6: /* RGB, RGBA */
-            rgb[0] = row[0], rgb[1] = row[step], rgb[2] = row[2 * step];
-            break;
-        case 3: {
+        }
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) rgb[0] = row[0], rgb[1] = row[step], rgb[2] = row[2 * step];
+        break;
+    case 3:
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) {
             const uint8_t *c = row[0] < pi->npal ? pi->pal[row[0]] : (const uint8_t *)"\0\0\0";
             rgb[0] = c[0], rgb[1] = c[1], rgb[2] = c[2];
-            break;
         }
-        }
+        break;
     }
 }
 
