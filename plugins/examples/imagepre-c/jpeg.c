@@ -407,25 +407,33 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
 /* decode_block at 1/4 scale (N = 2): the four coefficients that reach the output (zig-zag
  * 0, 1, 2 and 4) in locals, no coefficient array (in Wasm, no shadow-stack frame per block),
  * the bit buffer in locals throughout, the closed-form 2-point IDCT. out is the block's
- * top-left sample in a plane of the given stride. */
-static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
-    uint64_t acc = j->acc;
-    int n = j->n, s;
+ * top-left sample in a plane of the given stride. Inlined into decode_scan, whose locals
+ * *pacc, *pn hold the bit buffer from block to block (j->acc, j->n only around slow paths). */
+static inline __attribute__((always_inline)) int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride,
+                                                                 uint64_t *pacc, int *pn) {
+    uint64_t acc = *pacc;
+    int n = *pn, s;
     REFILL();
     const jhuff *dc = &j->dc[c->td];
     unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    if (dc->fast_len[peek]) {
-        n -= dc->fast_len[peek];
-        s = dc->fast_val[peek];
-    } else {
-        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-    }
-    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
     int pred = c->dcpred;
-    if (s) {
-        if (n < s) REFILL();
-        n -= s;
-        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
+    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
+        n -= fd & 255;
+        pred += fd >> 16;
+    } else {
+        if (dc->fast_len[peek]) {
+            n -= dc->fast_len[peek];
+            s = dc->fast_val[peek];
+        } else {
+            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+        }
+        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+        if (s) {
+            if (n < s) REFILL();
+            n -= s;
+            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+        }
     }
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
@@ -476,8 +484,8 @@ static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
             k = r & 127;
         }
     }
-    BITS_OUT();
-    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    *pacc = acc, *pn = n;
+    if (j->pad > (unsigned)n) return bad(j, "truncated or corrupt scan data");
     int c00 = pred * q[0];
     if ((c01 | c10 | c11) == 0) { /* flat block */
         int v = (c00 + 1028) >> 3;
@@ -507,18 +515,24 @@ static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
     REFILL();
     const jhuff *dc = &j->dc[c->td];
     unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    if (dc->fast_len[peek]) {
-        n -= dc->fast_len[peek];
-        s = dc->fast_val[peek];
-    } else {
-        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-    }
-    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
     int pred = c->dcpred;
-    if (s) {
-        if (n < s) REFILL();
-        n -= s;
-        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
+    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
+        n -= fd & 255;
+        pred += fd >> 16;
+    } else {
+        if (dc->fast_len[peek]) {
+            n -= dc->fast_len[peek];
+            s = dc->fast_val[peek];
+        } else {
+            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+        }
+        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+        if (s) {
+            if (n < s) REFILL();
+            n -= s;
+            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+        }
     }
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
@@ -564,6 +578,8 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
     j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
     for (int i = 0; i < ns; i++) sc[i]->dcpred = 0;
     int rc, mcu = 0, rst = 0;
+    uint64_t acc = 0; /* the bit buffer for decode_block_2 (N = 2) */
+    int n = 0;
     if (ns == 1) {
         /* Non-interleaved: one block per MCU over the component's own extent. */
         jcomp *c = sc[0];
@@ -572,11 +588,13 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
                 rc = j->N == 1   ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
-                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw, &acc, &n)
                                  : decode_block(j, c, bx, by);
                 if (rc != IMG_OK) return rc;
-                if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
-                    return rc;
+                if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                    if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                    acc = 0, n = 0;
+                }
             }
         return IMG_OK;
     }
@@ -590,13 +608,15 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
                         int bx = mx * c->h + h, by = my * c->v + v;
                         rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
                              : j->N == 2
-                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw, &acc, &n)
                                  : decode_block(j, c, bx, by);
                         if (rc != IMG_OK) return rc;
                     }
             }
-            if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
-                return rc;
+            if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                acc = 0, n = 0;
+            }
         }
     return IMG_OK;
 }
