@@ -53,7 +53,21 @@ typedef struct {
     int32_t fast_ac[1 << FAST];
     int32_t maxcode[17], mincode[17], valptr[17];
     uint8_t vals[256];
+    uint8_t counts[16]; /* the DHT definition, counts then nvals values: the skip cache's key */
+    int nvals;
 } jhuff;
+
+/* AC skip tables (see jdec.skip) for table slots 0..3, kept from call to call with the DHT
+ * definition they were built from: a camera or encoder sends the same tables in every frame,
+ * and building one costs about as much as decoding a few thousand blocks' AC symbols. */
+static struct {
+    int valid;
+    uint8_t counts[16];
+    uint8_t vals[256];
+    int nvals;
+    uint16_t skip[1 << SKIP];
+} skip_cache[4];
+static uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
 
 typedef struct {
     int id, h, v, tq;  /* frame header: id, sampling factors, quantisation table */
@@ -93,8 +107,7 @@ typedef struct {
     uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
     /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
-    uint16_t skip[4][1 << SKIP];
-    uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
+    const uint16_t *skip[4];      /* into skip_cache */
     float unused[65];             /* where decode_block_dc's coefficients go (never read) */
     img_err *e;
     const struct jtensor *t;      /* jpeg_decode_tensor's tensor, or NULL: return the RGB image */
@@ -109,6 +122,8 @@ static int be16(const uint8_t *p) { return p[0] << 8 | p[1]; }
 static int build_huff(jhuff *t, const uint8_t counts[16], const uint8_t *vals, int nvals) {
     memset(t, 0, sizeof *t);
     memcpy(t->vals, vals, (size_t)nvals);
+    memcpy(t->counts, counts, 16);
+    t->nvals = nvals;
     int code = 0, k = 0;
     for (int len = 1; len <= 16; len++) {
         int c = counts[len - 1];
@@ -908,12 +923,22 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             jcomp *sc[3];
             int ns = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
-            if (j->N < 8) /* once per AC table the scan uses (Cb and Cr usually share one) */
-                for (int i = 0, built = 0; i < ns; i++)
-                    if (!(built >> sc[i]->ta & 1)) {
-                        build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
-                        built |= 1 << sc[i]->ta;
+            if (j->N < 8) /* the skip tables of the AC tables the scan uses, from the cache if built */
+                for (int i = 0; i < ns; i++) {
+                    int ta = sc[i]->ta;
+                    const jhuff *t = &j->ac[ta];
+                    if (!skip_cache[ta].valid || skip_cache[ta].nvals != t->nvals ||
+                        memcmp(skip_cache[ta].counts, t->counts, 16) != 0 ||
+                        memcmp(skip_cache[ta].vals, t->vals, (size_t)t->nvals) != 0) {
+                        skip_cache[ta].valid = 0;
+                        build_skip(t, skip_cache[ta].skip, skip_lvl);
+                        memcpy(skip_cache[ta].counts, t->counts, 16);
+                        memcpy(skip_cache[ta].vals, t->vals, (size_t)t->nvals);
+                        skip_cache[ta].nvals = t->nvals;
+                        skip_cache[ta].valid = 1;
                     }
+                    j->skip[ta] = skip_cache[ta].skip;
+                }
             j->p = p;
             if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
