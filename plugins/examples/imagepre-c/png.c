@@ -162,6 +162,19 @@ static inline __attribute__((always_inline)) void paeth_px(uint8_t *row, const u
     }
 }
 
+/* Average (filter 3) likewise, for rows with a previous row: x + (a + b) / 2. */
+static inline __attribute__((always_inline)) void avg_px(uint8_t *row, const uint8_t *prev, size_t end,
+                                                          unsigned bpp) {
+    s16x8 a = load_px(row);
+    for (size_t i = bpp; i < end; i += bpp) {
+        s16x8 r = (load_px(row + i) + ((a + load_px(prev + i)) >> 1)) & 0xff;
+        u8x16 rb = (u8x16)r;
+        row[i] = rb[0], row[i + 1] = rb[2], row[i + 2] = rb[4];
+        if (bpp == 4) row[i + 3] = rb[6];
+        a = r;
+    }
+}
+
 /* Undo the filter of one row in place (PNG spec §9). prev is the previous row of the same
  * pass, already unfiltered, or NULL for the first row. The first bpp bytes (no left
  * neighbour) are handled apart, so the loops over the rest carry no per-byte tests. */
@@ -179,7 +192,13 @@ static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, u
     case 3:
         if (prev) {
             for (size_t i = 0; i < lead; i++) row[i] += (uint8_t)(prev[i] >> 1);
-            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(((unsigned)row[i - bpp] + prev[i]) >> 1);
+            size_t i = bpp;
+            if ((bpp == 3 || bpp == 4) && n >= 2 * bpp) { /* as for Paeth below */
+                i = bpp == 4 ? n : n - bpp;
+                if (bpp == 3) avg_px(row, prev, i, 3);
+                else avg_px(row, prev, i, 4);
+            }
+            for (; i < n; i++) row[i] += (uint8_t)(((unsigned)row[i - bpp] + prev[i]) >> 1);
         } else {
             for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(row[i - bpp] >> 1);
         }
