@@ -127,7 +127,8 @@ int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint3
  * image reads chroma (x >> shx, y >> shy) (replication, as the decoder's own upsampling), so
  * a chroma tap is the luma tap's two positions shifted, with the same weight. The resampled
  * values keep 8 fractional bits into the conversion (Go's color.YCbCrToRGB coefficients, in
- * units of 2^-22, truncated at the end as that function truncates). */
+ * units of 2^-22, truncated at the end as that function truncates; float32 takes off the 1/2 that
+ * truncation loses on average). */
 int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int kind, uint32_t H, uint32_t W,
                    const float mean[3], const float std[3]) {
     const uint32_t shx = pl[1].shx, shy = pl[1].shy; /* both chroma planes alike (checked by the caller) */
@@ -174,8 +175,8 @@ int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int
             int32_t yy = (int32_t)((yv + 128) >> 8) * 16448; /* 0x10101 / 4 */
             int32_t cb = (int32_t)((bv + 128) >> 8) - 32768, cr = (int32_t)((rv + 128) >> 8) - 32768;
             int32_t v[3] = {yy + 22970 * cr, yy - 5639 * cb - 11700 * cr, yy + 29033 * cb};
-            /* clamp to 0..255 when some channel is outside 0..255.x (float32: always) */
-            if (((v[0] | v[1] | v[2]) & ~((256 << 22) - 1)) != 0 || kind == IMG_OUT_F32)
+            /* clamp to 0..255 when some channel is outside 0..255.x */
+            if (((v[0] | v[1] | v[2]) & ~((256 << 22) - 1)) != 0)
                 for (int c = 0; c < 3; c++) v[c] = v[c] < 0 ? 0 : v[c] > (255 << 22) ? 255 << 22 : v[c];
             switch (kind) {
             case IMG_OUT_U8:
@@ -185,7 +186,13 @@ int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int
                 for (int c = 0; c < 3; c++) i8[k + c] = (int8_t)((v[c] >> 22) - 128);
                 break;
             default:
-                for (int c = 0; c < 3; c++) f32[k + c] = (float)v[c] * scale[c] + offset[c];
+                /* Minus 1/2: the truncation above (and Go's, in the RGB path) loses 1/2 on
+                 * average, which float32 would not otherwise lose. */
+                for (int c = 0; c < 3; c++) {
+                    int32_t t = v[c] - (1 << 21);
+                    t = t < 0 ? 0 : t > (255 << 22) ? 255 << 22 : t;
+                    f32[k + c] = (float)t * scale[c] + offset[c];
+                }
                 break;
             }
             k += 3;
