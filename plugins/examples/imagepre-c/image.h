@@ -50,4 +50,34 @@ int jpeg_sniff(const uint8_t *data, size_t len);
  * exactly out_len bytes and end with a valid Adler-32. */
 int zlib_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, img_err *e);
 
+/* Tensor element types for img_resize. */
+#define IMG_OUT_U8 0  /* pixel value */
+#define IMG_OUT_I8 1  /* pixel - 128 */
+#define IMG_OUT_F32 2 /* (pixel - mean[c]) / std[c] */
+
+/* Bilinear resize (half-pixel centres) of im to H x W x C (C = 3: RGB; C = 1: BT.601 luma),
+ * stored at dst as kind. IMG_OK or IMG_NOMEM. */
+int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint32_t C, const float mean[3],
+               const float std[3]);
+
+/* One plane of a YCbCr image for img_resize_ycc: full-resolution sample (x, y) reads
+ * p[(y >> shy) * stride + (x >> shx)]. */
+typedef struct img_plane {
+    const uint8_t *p;
+    size_t stride;
+    unsigned shx, shy;
+} img_plane;
+
+/* img_resize (C = 3) of the w x h YCbCr image in pl (Y at full resolution, shx = shy = 0; Cb
+ * and Cr with the same shifts), converting to RGB after resampling. IMG_OK or IMG_NOMEM. */
+int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int kind, uint32_t H, uint32_t W,
+                   const float mean[3], const float std[3]);
+
+/* jpeg_decode_scaled at the smallest scale still >= W x H, then img_resize into dst; for
+ * YCbCr images with power-of-two chroma subsampling and C = 3, through img_resize_ycc (no
+ * RGB image). *w, *h: the decoded image's size. */
+int jpeg_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, void *dst, int kind, uint32_t H,
+                       uint32_t W, uint32_t C, const float mean[3], const float std[3], uint32_t *w, uint32_t *h,
+                       img_err *e);
+
 #endif

@@ -81,93 +81,11 @@ static const char *other_format(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-/* Sample positions for bilinear resampling with half-pixel centres: output i reads source
- * samples i0 and i1 with weight w (of 256) on i1. */
-typedef struct {
-    uint32_t i0, i1;
-    uint32_t w;
-} tap;
-
-static void make_taps(tap *t, uint32_t dst, uint32_t src) {
-    float scale = (float)src / (float)dst;
-    for (uint32_t i = 0; i < dst; i++) {
-        float s = ((float)i + 0.5f) * scale - 0.5f;
-        if (s < 0) s = 0;
-        uint32_t i0 = (uint32_t)s;
-        if (i0 > src - 1) i0 = src - 1;
-        float f = s - (float)i0;
-        if (f > 1) f = 1;
-        t[i].i0 = i0;
-        t[i].i1 = i0 + 1 < src ? i0 + 1 : src - 1;
-        t[i].w = (uint32_t)lrintf(f * 256.0f);
-    }
-}
-
-/* Resize im to H x W x C and store it in t (already validated: dtype u8/i8/f32).
- *
- * Separable and in fixed point: each output row first blends its two source rows (weights of
- * 256, 16-bit sums) over the source columns the horizontal taps use, then blends columns
- * (32-bit sums) and rounds once. The value is the bilinear sample to 1/65536, so uint8 and
- * int8 outputs equal the float computation's rounding except at exact halves. Per output
- * row this costs one pass over the source row and one over the output row, with no float
- * arithmetic for the quantised dtypes. */
+/* Resize im into t (already validated: dtype u8/i8/f32); the work is in resize.c. */
 static int write_tensor(const img *im, eh_tensor *t, uint32_t H, uint32_t W, uint32_t C) {
-    tap *tx = malloc(sizeof(tap) * W), *ty = malloc(sizeof(tap) * H);
-    uint16_t *row = malloc(sizeof(uint16_t) * (size_t)im->w * 3);
-    if (!tx || !ty || !row) {
-        free(tx);
-        free(ty);
-        free(row);
+    int kind = t->dtype == EH_UINT8 ? IMG_OUT_U8 : t->dtype == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+    if (img_resize(im, eh_tensor_data(t), kind, H, W, C, g_mean, g_std) != IMG_OK)
         return eh_fail(EH_INTERNAL, "imagepre-c: out of memory");
-    }
-    make_taps(tx, W, im->w);
-    make_taps(ty, H, im->h);
-    uint8_t *u8 = eh_tensor_data(t);
-    int8_t *i8 = eh_tensor_data(t);
-    float *f32 = eh_tensor_data(t);
-    float scale[3], offset[3]; /* float32: v/65536 * (1/std) - mean/std */
-    for (int c = 0; c < 3; c++) {
-        scale[c] = 1.0f / (65536.0f * g_std[c]);
-        offset[c] = -g_mean[c] / g_std[c];
-    }
-    size_t stride = (size_t)im->w * 3, k = 0;
-    for (uint32_t y = 0; y < H; y++) {
-        const uint8_t *r0 = im->pix + ty[y].i0 * stride, *r1 = im->pix + ty[y].i1 * stride;
-        uint32_t wy = ty[y].w, vy = 256 - wy;
-        for (size_t i = 0; i < stride; i++) row[i] = (uint16_t)(r0[i] * vy + r1[i] * wy);
-        if (C == 3 && t->dtype == EH_UINT8) { /* the common case, without per-pixel branches */
-            for (uint32_t x = 0; x < W; x++, k += 3) {
-                const uint16_t *a = row + (size_t)tx[x].i0 * 3, *b = row + (size_t)tx[x].i1 * 3;
-                uint32_t wx = tx[x].w, vx = 256 - wx;
-                u8[k] = (uint8_t)((a[0] * vx + b[0] * wx + 32768) >> 16);
-                u8[k + 1] = (uint8_t)((a[1] * vx + b[1] * wx + 32768) >> 16);
-                u8[k + 2] = (uint8_t)((a[2] * vx + b[2] * wx + 32768) >> 16);
-            }
-            continue;
-        }
-        for (uint32_t x = 0; x < W; x++) {
-            const uint16_t *a = row + (size_t)tx[x].i0 * 3, *b = row + (size_t)tx[x].i1 * 3;
-            uint32_t wx = tx[x].w, vx = 256 - wx;
-            uint32_t px[3] = {a[0] * vx + b[0] * wx, a[1] * vx + b[1] * wx, a[2] * vx + b[2] * wx};
-            if (C == 1) { /* BT.601 luma, weights of 1024 */
-                px[0] = (uint32_t)(((uint64_t)px[0] * 306 + (uint64_t)px[1] * 601 + (uint64_t)px[2] * 117) >> 10);
-            }
-            switch (t->dtype) {
-            case EH_UINT8:
-                for (uint32_t c = 0; c < C; c++) u8[k++] = (uint8_t)((px[c] + 32768) >> 16);
-                break;
-            case EH_INT8:
-                for (uint32_t c = 0; c < C; c++) i8[k++] = (int8_t)((int)((px[c] + 32768) >> 16) - 128);
-                break;
-            default:
-                for (uint32_t c = 0; c < C; c++) f32[k++] = (float)px[c] * scale[c] + offset[c];
-                break;
-            }
-        }
-    }
-    free(tx);
-    free(ty);
-    free(row);
     return EH_OK;
 }
 
@@ -223,16 +141,20 @@ int eh_plugin_pre(eh_call *call) {
     img_err err = {{0}};
     int rc;
     const char *other;
-    if (png_sniff(in, n)) rc = png_decode(in, n, g_max_pixels, &im, &err);
-    else if (jpeg_sniff(in, n)) rc = jpeg_decode_scaled(in, n, g_max_pixels, W, H, &im, &err); /* DCT-domain 1/2..1/8 */
-    else if ((other = other_format(in, n)) != NULL)
+    if (png_sniff(in, n)) {
+        rc = png_decode(in, n, g_max_pixels, &im, &err);
+        if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
+        rc = write_tensor(&im, t, H, W, C);
+        img_free(&im);
+        if (rc != EH_OK) return rc;
+    } else if (jpeg_sniff(in, n)) {
+        /* DCT-domain 1/2..1/8, resized straight from the YCbCr planes where it can be */
+        int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+        rc = jpeg_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w, &im.h, &err);
+        if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg);
+    } else if ((other = other_format(in, n)) != NULL)
         return eh_fail(EH_UNSUPPORTED, "unsupported: %s images (send PNG or JPEG)", other);
     else return eh_fail(EH_BAD_INPUT, "imagepre-c: request body is not a PNG or JPEG image");
-    if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
-
-    rc = write_tensor(&im, t, H, W, C);
-    img_free(&im);
-    if (rc != EH_OK) return rc;
     /* The request context (ABI.md §5.6): the original size, so that a post plugin reports
      * positions in the caller's pixels (the tensor is the whole image, stretched to W×H). */
     uint32_t ow = im.w, oh = im.h;

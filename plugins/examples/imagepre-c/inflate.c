@@ -115,16 +115,6 @@ static int huff_decode(bits *b, const huff *h) {
 
 /* ---- Deflate --------------------------------------------------------------------------- */
 
-static const uint16_t len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
-                                      35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-static const uint8_t len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
-                                      2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-static const uint16_t dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129,
-                                       193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-                                       6145, 8193, 12289, 16385, 24577};
-static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
-                                       6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
-
 typedef struct {
     bits in;
     uint8_t *out;
@@ -135,32 +125,103 @@ typedef struct {
 
 #define TRUNC(s) img_fail((s)->e, IMG_BAD, "zlib: truncated data")
 
-/* Decode the symbols of a compressed block with the tables in s->lit / s->dist. */
+/* Length and distance symbols: base << 8 | extra bits (RFC 1951 §3.2.5). */
+static const uint32_t len_code[29] = {
+    3 << 8, 4 << 8, 5 << 8, 6 << 8, 7 << 8, 8 << 8, 9 << 8, 10 << 8, 11 << 8 | 1, 13 << 8 | 1, 15 << 8 | 1,
+    17 << 8 | 1, 19 << 8 | 2, 23 << 8 | 2, 27 << 8 | 2, 31 << 8 | 2, 35 << 8 | 3, 43 << 8 | 3, 51 << 8 | 3,
+    59 << 8 | 3, 67 << 8 | 4, 83 << 8 | 4, 99 << 8 | 4, 115 << 8 | 4, 131 << 8 | 5, 163 << 8 | 5,
+    195 << 8 | 5, 227 << 8 | 5, 258 << 8};
+static const uint32_t dist_code[30] = {
+    1 << 8, 2 << 8, 3 << 8, 4 << 8, 5 << 8 | 1, 7 << 8 | 1, 9 << 8 | 2, 13 << 8 | 2, 17 << 8 | 3,
+    25 << 8 | 3, 33 << 8 | 4, 49 << 8 | 4, 65 << 8 | 5, 97 << 8 | 5, 129 << 8 | 6, 193 << 8 | 6,
+    257 << 8 | 7, 385 << 8 | 7, 513 << 8 | 8, 769 << 8 | 8, 1025 << 8 | 9, 1537 << 8 | 9, 2049 << 8 | 10,
+    3073 << 8 | 10, 4097 << 8 | 11, 6145 << 8 | 11, 8193 << 8 | 12, 12289 << 8 | 12, 16385 << 8 | 13,
+    24577 << 8 | 13};
+
+/* Decode the symbols of a compressed block with the tables in s->lit / s->dist.
+ *
+ * The bit buffer, the input pointer and the output position live in locals (in Wasm: locals
+ * instead of bounds-checked loads and stores of the inflater), synced with s only around
+ * the slow paths. One refill per symbol: with at least 48 bits in the buffer a whole
+ * length/distance pair (15 + 5 + 15 + 13 bits) is there, and while 8 input bytes remain the
+ * refill is one little-endian load. */
 static int inflate_codes(inflater *s) {
+    uint64_t buf = s->in.buf;
+    unsigned cnt = s->in.cnt;
+    const uint8_t *p = s->in.p, *const end = s->in.end;
+    uint8_t *const out = s->out;
+    size_t pos = s->pos;
+    const size_t cap = s->cap;
+    const uint16_t *lfast = s->lit.fast, *dfast = s->dist.fast;
+#define IN_OUT() (s->in.buf = buf, s->in.cnt = cnt, s->in.p = p)
+#define IN_IN() (buf = s->in.buf, cnt = s->in.cnt, p = s->in.p)
     for (;;) {
-        int sym = huff_decode(&s->in, &s->lit);
-        if (overrun(&s->in)) return TRUNC(s);
-        if (sym < 0) return img_fail(s->e, IMG_BAD, "zlib: invalid literal/length code");
+        if (cnt < 48) {
+            if (end - p >= 8) {
+                uint64_t v;
+                memcpy(&v, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                v = __builtin_bswap64(v); /* the stream is LSB first */
+#endif
+                buf |= v << cnt;
+                p += (63 - cnt) >> 3; /* the whole bytes that fit: cnt becomes 56..63 */
+                cnt |= 56;
+            } else {
+                IN_OUT(), refill(&s->in), IN_IN();
+            }
+        }
+        unsigned e = lfast[buf & ((1u << FAST_BITS) - 1)];
+        int sym;
+        if (e) {
+            buf >>= e >> 9, cnt -= e >> 9;
+            sym = (int)(e & 511);
+        } else {
+            IN_OUT(), sym = huff_decode(&s->in, &s->lit), IN_IN();
+        }
+        if (s->in.pad > cnt) return TRUNC(s);
         if (sym < 256) {
-            if (s->pos >= s->cap) return img_fail(s->e, IMG_BAD, "zlib: too much data");
-            s->out[s->pos++] = (uint8_t)sym;
+            if (sym < 0) return img_fail(s->e, IMG_BAD, "zlib: invalid literal/length code");
+            if (pos >= cap) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+            out[pos++] = (uint8_t)sym;
             continue;
         }
-        if (sym == 256) return IMG_OK;
+        if (sym == 256) break;
         sym -= 257;
         if (sym >= 29) return img_fail(s->e, IMG_BAD, "zlib: invalid length symbol");
-        size_t len = len_base[sym] + getbits(&s->in, len_extra[sym]);
-        int ds = huff_decode(&s->in, &s->dist);
+        uint32_t lc = len_code[sym];
+        size_t len = (lc >> 8) + (size_t)(buf & ((1u << (lc & 15)) - 1));
+        buf >>= lc & 15, cnt -= lc & 15;
+        e = dfast[buf & ((1u << FAST_BITS) - 1)];
+        int ds;
+        if (e) {
+            buf >>= e >> 9, cnt -= e >> 9;
+            ds = (int)(e & 511);
+        } else {
+            IN_OUT(), ds = huff_decode(&s->in, &s->dist), IN_IN();
+        }
         if (ds < 0 || ds >= 30) return img_fail(s->e, IMG_BAD, "zlib: invalid distance code");
-        size_t dist = dist_base[ds] + getbits(&s->in, dist_extra[ds]);
-        if (overrun(&s->in)) return TRUNC(s);
-        if (dist > s->pos) return img_fail(s->e, IMG_BAD, "zlib: distance too far back");
-        if (len > s->cap - s->pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
-        uint8_t *d = s->out + s->pos;
+        uint32_t dc = dist_code[ds];
+        size_t dist = (dc >> 8) + (size_t)(buf & ((1u << (dc & 15)) - 1));
+        buf >>= dc & 15, cnt -= dc & 15;
+        if (s->in.pad > cnt) return TRUNC(s);
+        if (dist > pos) return img_fail(s->e, IMG_BAD, "zlib: distance too far back");
+        if (len > cap - pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+        uint8_t *d = out + pos;
         const uint8_t *src = d - dist;
-        for (size_t i = 0; i < len; i++) d[i] = src[i]; /* may overlap: byte by byte */
-        s->pos += len;
+        if (dist >= 8 && cap - pos - len >= 8) {
+            /* 8 bytes at a time: each chunk reads bytes already written (dist >= 8); the last
+             * may write up to 7 bytes past the match, inside the buffer, overwritten later. */
+            for (size_t i = 0; i < len; i += 8) memcpy(d + i, src + i, 8);
+        } else {
+            for (size_t i = 0; i < len; i++) d[i] = src[i]; /* may overlap: byte by byte */
+        }
+        pos += len;
     }
+    IN_OUT();
+    s->pos = pos;
+    return IMG_OK;
+#undef IN_OUT
+#undef IN_IN
 }
 
 /* Stored block (BTYPE 00). */
@@ -242,6 +303,10 @@ static uint32_t adler32(const uint8_t *p, size_t n) {
     while (n > 0) {
         size_t k = n < 5552 ? n : 5552; /* largest run before b can overflow 32 bits */
         n -= k;
+        for (; k >= 8; k -= 8, p += 8) { /* 8 bytes: b gains 8a + 8p0 + 7p1 + ... + 1p7 */
+            b += 8 * a + 8u * p[0] + 7u * p[1] + 6u * p[2] + 5u * p[3] + 4u * p[4] + 3u * p[5] + 2u * p[6] + p[7];
+            a += (uint32_t)p[0] + p[1] + p[2] + p[3] + p[4] + p[5] + p[6] + p[7];
+        }
         while (k--) { a += *p++; b += a; }
         a %= 65521;
         b %= 65521;

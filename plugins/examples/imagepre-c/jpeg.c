@@ -53,7 +53,21 @@ typedef struct {
     int32_t fast_ac[1 << FAST];
     int32_t maxcode[17], mincode[17], valptr[17];
     uint8_t vals[256];
+    uint8_t counts[16]; /* the DHT definition, counts then nvals values: the skip cache's key */
+    int nvals;
 } jhuff;
+
+/* AC skip tables (see jdec.skip) for table slots 0..3, kept from call to call with the DHT
+ * definition they were built from: a camera or encoder sends the same tables in every frame,
+ * and building one costs about as much as decoding a few thousand blocks' AC symbols. */
+static struct {
+    int valid;
+    uint8_t counts[16];
+    uint8_t vals[256];
+    int nvals;
+    uint16_t skip[1 << SKIP];
+} skip_cache[4];
+static uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
 
 typedef struct {
     int id, h, v, tq;  /* frame header: id, sampling factors, quantisation table */
@@ -62,6 +76,14 @@ typedef struct {
     uint8_t *plane;    /* bw*8 x bh*8 samples */
     int dcpred, scanned;
 } jcomp;
+
+/* The tensor jpeg_decode_tensor resizes into. */
+typedef struct jtensor {
+    void *dst;
+    int kind;
+    uint32_t H, W, C;
+    const float *mean, *std;
+} jtensor;
 
 typedef struct {
     const uint8_t *data, *end;
@@ -85,10 +107,10 @@ typedef struct {
     uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
     /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
-    uint16_t skip[4][1 << SKIP];
-    uint16_t skip_lvl[1 << SKIP]; /* scratch for build_skip */
+    const uint16_t *skip[4];      /* into skip_cache */
     float unused[65];             /* where decode_block_dc's coefficients go (never read) */
     img_err *e;
+    const struct jtensor *t;      /* jpeg_decode_tensor's tensor, or NULL: return the RGB image */
 } jdec;
 
 static int bad(jdec *j, const char *what) { return img_fail(j->e, IMG_BAD, "jpeg: %s", what); }
@@ -100,6 +122,8 @@ static int be16(const uint8_t *p) { return p[0] << 8 | p[1]; }
 static int build_huff(jhuff *t, const uint8_t counts[16], const uint8_t *vals, int nvals) {
     memset(t, 0, sizeof *t);
     memcpy(t->vals, vals, (size_t)nvals);
+    memcpy(t->counts, counts, 16);
+    t->nvals = nvals;
     int code = 0, k = 0;
     for (int len = 1; len <= 16; len++) {
         int c = counts[len - 1];
@@ -398,25 +422,33 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
 /* decode_block at 1/4 scale (N = 2): the four coefficients that reach the output (zig-zag
  * 0, 1, 2 and 4) in locals, no coefficient array (in Wasm, no shadow-stack frame per block),
  * the bit buffer in locals throughout, the closed-form 2-point IDCT. out is the block's
- * top-left sample in a plane of the given stride. */
-static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
-    uint64_t acc = j->acc;
-    int n = j->n, s;
+ * top-left sample in a plane of the given stride. Inlined into decode_scan, whose locals
+ * *pacc, *pn hold the bit buffer from block to block (j->acc, j->n only around slow paths). */
+static inline __attribute__((always_inline)) int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride,
+                                                                 uint64_t *pacc, int *pn) {
+    uint64_t acc = *pacc;
+    int n = *pn, s;
     REFILL();
     const jhuff *dc = &j->dc[c->td];
     unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    if (dc->fast_len[peek]) {
-        n -= dc->fast_len[peek];
-        s = dc->fast_val[peek];
-    } else {
-        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-    }
-    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
     int pred = c->dcpred;
-    if (s) {
-        if (n < s) REFILL();
-        n -= s;
-        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
+    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
+        n -= fd & 255;
+        pred += fd >> 16;
+    } else {
+        if (dc->fast_len[peek]) {
+            n -= dc->fast_len[peek];
+            s = dc->fast_val[peek];
+        } else {
+            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+        }
+        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+        if (s) {
+            if (n < s) REFILL();
+            n -= s;
+            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+        }
     }
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
@@ -467,8 +499,8 @@ static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
             k = r & 127;
         }
     }
-    BITS_OUT();
-    if (overrun(j)) return bad(j, "truncated or corrupt scan data");
+    *pacc = acc, *pn = n;
+    if (j->pad > (unsigned)n) return bad(j, "truncated or corrupt scan data");
     int c00 = pred * q[0];
     if ((c01 | c10 | c11) == 0) { /* flat block */
         int v = (c00 + 1028) >> 3;
@@ -479,7 +511,12 @@ static int decode_block_2(jdec *j, jcomp *c, uint8_t *out, size_t stride) {
     /* Every entry of the 2-point table is +-1/(2 sqrt 2): 128 + (c00 +- c01 +- c10 +- c11) / 8,
      * rounded half up, in integers. */
     int s0 = c00 + c01, d0 = c00 - c01, s1 = c10 + c11, d1 = c10 - c11;
-    int px[4] = {(s0 + s1 + 1028) >> 3, (d0 + d1 + 1028) >> 3, (s0 - s1 + 1028) >> 3, (d0 - d1 + 1028) >> 3};
+    int p0 = (s0 + s1 + 1028) >> 3, p1 = (d0 + d1 + 1028) >> 3, p2 = (s0 - s1 + 1028) >> 3, p3 = (d0 - d1 + 1028) >> 3;
+    if (((p0 | p1 | p2 | p3) & ~255) == 0) { /* all four in 0..255: no clamping (the common case) */
+        out[0] = (uint8_t)p0, out[1] = (uint8_t)p1, out[stride] = (uint8_t)p2, out[stride + 1] = (uint8_t)p3;
+        return IMG_OK;
+    }
+    int px[4] = {p0, p1, p2, p3};
     for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
     return IMG_OK;
 }
@@ -493,18 +530,24 @@ static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
     REFILL();
     const jhuff *dc = &j->dc[c->td];
     unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    if (dc->fast_len[peek]) {
-        n -= dc->fast_len[peek];
-        s = dc->fast_val[peek];
-    } else {
-        BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-    }
-    if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
     int pred = c->dcpred;
-    if (s) {
-        if (n < s) REFILL();
-        n -= s;
-        pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
+    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
+        n -= fd & 255;
+        pred += fd >> 16;
+    } else {
+        if (dc->fast_len[peek]) {
+            n -= dc->fast_len[peek];
+            s = dc->fast_val[peek];
+        } else {
+            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
+        }
+        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+        if (s) {
+            if (n < s) REFILL();
+            n -= s;
+            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
+        }
     }
     if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
     if (pred < -32768) pred = -32768;
@@ -550,6 +593,8 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
     j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
     for (int i = 0; i < ns; i++) sc[i]->dcpred = 0;
     int rc, mcu = 0, rst = 0;
+    uint64_t acc = 0; /* the bit buffer for decode_block_2 (N = 2) */
+    int n = 0;
     if (ns == 1) {
         /* Non-interleaved: one block per MCU over the component's own extent. */
         jcomp *c = sc[0];
@@ -558,11 +603,13 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
         for (int by = 0; by < nby; by++)
             for (int bx = 0; bx < nbx; bx++) {
                 rc = j->N == 1   ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
-                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                     : j->N == 2 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw, &acc, &n)
                                  : decode_block(j, c, bx, by);
                 if (rc != IMG_OK) return rc;
-                if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
-                    return rc;
+                if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                    if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                    acc = 0, n = 0;
+                }
             }
         return IMG_OK;
     }
@@ -576,13 +623,15 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
                         int bx = mx * c->h + h, by = my * c->v + v;
                         rc = j->N == 1 ? decode_block_dc(j, c, c->plane + (size_t)by * c->bw + bx)
                              : j->N == 2
-                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw)
+                                 ? decode_block_2(j, c, c->plane + (size_t)by * 4 * c->bw + 2 * (size_t)bx, 2 * (size_t)c->bw, &acc, &n)
                                  : decode_block(j, c, bx, by);
                         if (rc != IMG_OK) return rc;
                     }
             }
-            if (j->restart && ++mcu % j->restart == 0 && mcu < total && (rc = restart(j, rst++)) != IMG_OK)
-                return rc;
+            if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                acc = 0, n = 0;
+            }
         }
     return IMG_OK;
 }
@@ -778,6 +827,41 @@ static int to_rgb(jdec *j, img *out) {
     return IMG_OK;
 }
 
+/* The end of decoding: the RGB image, or (jpeg_decode_tensor) the resized tensor, with out
+ * holding only the decoded size. */
+static int finish(jdec *j, img *out) {
+    const jtensor *t = j->t;
+    if (!t) return to_rgb(j, out);
+    uint32_t W = (uint32_t)(j->w * j->N + 7) / 8, H = (uint32_t)(j->h * j->N + 7) / 8;
+    int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
+                                   (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
+    int shx = -1, shy = -1;
+    if (j->ncomp == 3 && j->comp[1].h == j->comp[2].h && j->comp[1].v == j->comp[2].v)
+        for (int k = 0; k <= 2; k++) {
+            if (j->comp[1].h << k == j->hmax) shx = k;
+            if (j->comp[1].v << k == j->vmax) shy = k;
+        }
+    int rc;
+    if (t->C == 3 && j->ncomp == 3 && !is_rgb && shx >= 0 && shy >= 0 && j->comp[0].h == j->hmax &&
+        j->comp[0].v == j->vmax) {
+        img_plane pl[3];
+        for (int i = 0; i < 3; i++) {
+            pl[i].p = j->comp[i].plane;
+            pl[i].stride = (size_t)j->comp[i].bw * j->N;
+            pl[i].shx = i ? (unsigned)shx : 0, pl[i].shy = i ? (unsigned)shy : 0;
+        }
+        rc = img_resize_ycc(pl, W, H, t->dst, t->kind, t->H, t->W, t->mean, t->std);
+    } else {
+        img im;
+        if ((rc = to_rgb(j, &im)) != IMG_OK) return rc;
+        rc = img_resize(&im, t->dst, t->kind, t->H, t->W, t->C, t->mean, t->std);
+        img_free(&im);
+    }
+    if (rc != IMG_OK) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory resizing a %ux%u image", W, H);
+    out->w = W, out->h = H;
+    return IMG_OK;
+}
+
 static const char *sof_name(int m) {
     switch (m) {
     case 0xc2: return "progressive JPEG";
@@ -795,7 +879,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             /* Tolerate a missing EOI once every component has been decoded. */
             int done = j->frame;
             for (int i = 0; i < j->ncomp; i++) done = done && j->comp[i].scanned;
-            if (done) return to_rgb(j, out);
+            if (done) return finish(j, out);
             return bad(j, "truncated file");
         }
         if (p[0] != 0xff) return bad(j, "expected a marker");
@@ -806,7 +890,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             if (!j->frame) return bad(j, "no frame header before EOI");
             for (int i = 0; i < j->ncomp; i++)
                 if (!j->comp[i].scanned) return bad(j, "a component has no scan");
-            return to_rgb(j, out);
+            return finish(j, out);
         }
         if (m == 0xd8) return bad(j, "unexpected SOI marker");
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01) continue; /* no payload */
@@ -839,8 +923,22 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             jcomp *sc[3];
             int ns = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
-            if (j->N < 8)
-                for (int i = 0; i < ns; i++) build_skip(&j->ac[sc[i]->ta], j->skip[sc[i]->ta], j->skip_lvl);
+            if (j->N < 8) /* the skip tables of the AC tables the scan uses, from the cache if built */
+                for (int i = 0; i < ns; i++) {
+                    int ta = sc[i]->ta;
+                    const jhuff *t = &j->ac[ta];
+                    if (!skip_cache[ta].valid || skip_cache[ta].nvals != t->nvals ||
+                        memcmp(skip_cache[ta].counts, t->counts, 16) != 0 ||
+                        memcmp(skip_cache[ta].vals, t->vals, (size_t)t->nvals) != 0) {
+                        skip_cache[ta].valid = 0;
+                        build_skip(t, skip_cache[ta].skip, skip_lvl);
+                        memcpy(skip_cache[ta].counts, t->counts, 16);
+                        memcpy(skip_cache[ta].vals, t->vals, (size_t)t->nvals);
+                        skip_cache[ta].nvals = t->nvals;
+                        skip_cache[ta].valid = 1;
+                    }
+                    j->skip[ta] = skip_cache[ta].skip;
+                }
             j->p = p;
             if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
@@ -859,16 +957,31 @@ int jpeg_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, 
     return jpeg_decode_scaled(data, len, max_pixels, 0, 0, out, e);
 }
 
-int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
-                       img *out, img_err *e) {
+static int decode_to(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                     img *out, img_err *e, const jtensor *t) {
     memset(out, 0, sizeof *out);
     if (!jpeg_sniff(data, len)) return img_fail(e, IMG_BAD, "jpeg: bad signature");
     if (len > 0x7fffffff) return img_fail(e, IMG_UNSUPPORTED, "jpeg: file too large");
     jdec *j = calloc(1, sizeof *j);
     if (!j) return img_fail(e, IMG_NOMEM, "jpeg: out of memory");
-    j->data = data, j->end = data + len, j->e = e;
+    j->data = data, j->end = data + len, j->e = e, j->t = t;
     int rc = decode(j, max_pixels, min_w, min_h, out);
     for (int i = 0; i < 3; i++) free(j->comp[i].plane);
     free(j);
+    return rc;
+}
+
+int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
+                       img *out, img_err *e) {
+    return decode_to(data, len, max_pixels, min_w, min_h, out, e, NULL);
+}
+
+int jpeg_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, void *dst, int kind, uint32_t H,
+                       uint32_t W, uint32_t C, const float mean[3], const float std[3], uint32_t *w, uint32_t *h,
+                       img_err *e) {
+    jtensor t = {dst, kind, H, W, C, mean, std};
+    img out;
+    int rc = decode_to(data, len, max_pixels, W, H, &out, e, &t);
+    *w = out.w, *h = out.h;
     return rc;
 }

@@ -22,19 +22,29 @@ static uint32_t be32(const uint8_t *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* CRC-32 (ISO 3309, PNG spec annex D), table built on first use. */
-static uint32_t crc_table[256];
+/* CRC-32 (ISO 3309, PNG spec annex D), tables built on first use. Four bytes per step
+ * ("slicing by 4"): crc_table[k][i] is the CRC register after byte i followed by k zero
+ * bytes, so the four bytes' contributions are independent look-ups XORed together. */
+static uint32_t crc_table[4][256];
 
 static uint32_t crc32(const uint8_t *p, size_t n) {
-    if (crc_table[1] == 0) {
+    if (crc_table[0][1] == 0) {
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t c = i;
             for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-            crc_table[i] = c;
+            crc_table[0][i] = c;
         }
+        for (uint32_t i = 0; i < 256; i++)
+            for (int k = 1; k < 4; k++)
+                crc_table[k][i] = crc_table[0][crc_table[k - 1][i] & 0xff] ^ (crc_table[k - 1][i] >> 8);
     }
     uint32_t c = 0xffffffffu;
-    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    for (; n >= 4; n -= 4, p += 4) {
+        c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        c = crc_table[3][c & 0xff] ^ crc_table[2][(c >> 8) & 0xff] ^ crc_table[1][(c >> 16) & 0xff] ^
+            crc_table[0][c >> 24];
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
     return c ^ 0xffffffffu;
 }
 
@@ -113,6 +123,58 @@ static inline unsigned paeth(int a, int b, int c) {
     return (unsigned)(pc < pab ? c : ab);
 }
 
+/* Paeth for 3- and 4-byte pixels (8-bit RGB, RGBA): one pixel's channels at once in 16-bit
+ * vector lanes (Wasm SIMD128 with -msimd128, SSE natively), with the same selection as
+ * paeth(). Each pixel depends on the one before it, so this is one pixel per step, not many;
+ * it replaces three or four scalar predictor evaluations by one vector one. The loads read 4
+ * bytes per pixel, so for bpp 3 the last pixel is left to the caller (no read past the row). */
+typedef int16_t s16x8 __attribute__((vector_size(16)));
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
+
+static inline s16x8 load_px(const uint8_t *p) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    u8x16 v = (u8x16)(u32x4){w, 0, 0, 0}, z = {0};
+    return (s16x8)__builtin_shufflevector(v, z, 0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16);
+}
+
+static inline s16x8 vabs(s16x8 v) {
+    s16x8 m = v >> 15;
+    return (v ^ m) - m;
+}
+
+/* Pixels from byte bpp up to byte end (a multiple of bpp past bpp), row and prev as in unfilter. */
+static inline __attribute__((always_inline)) void paeth_px(uint8_t *row, const uint8_t *prev, size_t end,
+                                                            unsigned bpp) {
+    s16x8 a = load_px(row), c = load_px(prev); /* the first pixel: already done by the caller */
+    for (size_t i = bpp; i < end; i += bpp) {
+        s16x8 b = load_px(prev + i), x = load_px(row + i);
+        s16x8 pa = vabs(b - c), pb = vabs(a - c), pc = vabs(a + b - c - c);
+        s16x8 m1 = pb < pa;
+        s16x8 ab = (b & m1) | (a & ~m1), pab = (pb & m1) | (pa & ~m1);
+        s16x8 m2 = pc < pab;
+        s16x8 r = (x + ((c & m2) | (ab & ~m2))) & 0xff;
+        u8x16 rb = (u8x16)r;
+        row[i] = rb[0], row[i + 1] = rb[2], row[i + 2] = rb[4];
+        if (bpp == 4) row[i + 3] = rb[6];
+        a = r, c = b;
+    }
+}
+
+/* Average (filter 3) likewise, for rows with a previous row: x + (a + b) / 2. */
+static inline __attribute__((always_inline)) void avg_px(uint8_t *row, const uint8_t *prev, size_t end,
+                                                          unsigned bpp) {
+    s16x8 a = load_px(row);
+    for (size_t i = bpp; i < end; i += bpp) {
+        s16x8 r = (load_px(row + i) + ((a + load_px(prev + i)) >> 1)) & 0xff;
+        u8x16 rb = (u8x16)r;
+        row[i] = rb[0], row[i + 1] = rb[2], row[i + 2] = rb[4];
+        if (bpp == 4) row[i + 3] = rb[6];
+        a = r;
+    }
+}
+
 /* Undo the filter of one row in place (PNG spec §9). prev is the previous row of the same
  * pass, already unfiltered, or NULL for the first row. The first bpp bytes (no left
  * neighbour) are handled apart, so the loops over the rest carry no per-byte tests. */
@@ -130,7 +192,13 @@ static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, u
     case 3:
         if (prev) {
             for (size_t i = 0; i < lead; i++) row[i] += (uint8_t)(prev[i] >> 1);
-            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(((unsigned)row[i - bpp] + prev[i]) >> 1);
+            size_t i = bpp;
+            if ((bpp == 3 || bpp == 4) && n >= 2 * bpp) { /* as for Paeth below */
+                i = bpp == 4 ? n : n - bpp;
+                if (bpp == 3) avg_px(row, prev, i, 3);
+                else avg_px(row, prev, i, 4);
+            }
+            for (; i < n; i++) row[i] += (uint8_t)(((unsigned)row[i - bpp] + prev[i]) >> 1);
         } else {
             for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)(row[i - bpp] >> 1);
         }
@@ -138,7 +206,13 @@ static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, unsigned bpp, u
     case 4:
         if (prev) { /* Paeth(0, b, 0) = b for the leading bytes */
             for (size_t i = 0; i < lead; i++) row[i] += prev[i];
-            for (size_t i = bpp; i < n; i++) row[i] += (uint8_t)paeth(row[i - bpp], prev[i], prev[i - bpp]);
+            size_t i = bpp;
+            if ((bpp == 3 || bpp == 4) && n >= 2 * bpp) { /* all but the last pixel when bpp is 3 */
+                i = bpp == 4 ? n : n - bpp;
+                if (bpp == 3) paeth_px(row, prev, i, 3); /* constant bpp: the stores unrolled */
+                else paeth_px(row, prev, i, 4);
+            }
+            for (; i < n; i++) row[i] += (uint8_t)paeth(row[i - bpp], prev[i], prev[i - bpp]);
         } else { /* Paeth(a, 0, 0) = a */
             for (size_t i = bpp; i < n; i++) row[i] += row[i - bpp];
         }
@@ -170,20 +244,24 @@ static void row_to_rgb(const png_info *pi, const uint8_t *row, uint32_t n, uint8
     }
     unsigned step = d / 8;        /* bytes per sample: 1, or 2 with the high byte first */
     unsigned px = step * pi->channels;
-    for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) {
-        switch (pi->ctype) {
-        case 0: case 4: /* grey, grey+alpha */
-            rgb[0] = rgb[1] = rgb[2] = row[0];
+    /* One loop per colour type, no per-pixel switch; 8-bit RGB is already the output layout. */
+    switch (pi->ctype) {
+    case 0: case 4: /* grey, grey+alpha */
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) rgb[0] = rgb[1] = rgb[2] = row[0];
+        break;
+    case 2: case 6: /* RGB, RGBA */
+        if (px == 3) {
+            memcpy(rgb, row, (size_t)n * 3);
             break;
-        case 2: case 6: /* RGB, RGBA */
-            rgb[0] = row[0], rgb[1] = row[step], rgb[2] = row[2 * step];
-            break;
-        case 3: {
+        }
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) rgb[0] = row[0], rgb[1] = row[step], rgb[2] = row[2 * step];
+        break;
+    case 3:
+        for (uint32_t x = 0; x < n; x++, row += px, rgb += 3) {
             const uint8_t *c = row[0] < pi->npal ? pi->pal[row[0]] : (const uint8_t *)"\0\0\0";
             rgb[0] = c[0], rgb[1] = c[1], rgb[2] = c[2];
-            break;
         }
-        }
+        break;
     }
 }
 

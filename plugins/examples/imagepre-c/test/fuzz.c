@@ -36,10 +36,24 @@ static void decode(const uint8_t *d, size_t n) {
     static const uint32_t min_side[4] = {0, 1, 300, 600};
     static unsigned turn;
     uint32_t ms = min_side[turn++ % 4];
-    int rc = png_sniff(b, n) ? png_decode(b, n, 1u << 24, &im, &e)
-           : jpeg_sniff(b, n) ? jpeg_decode_scaled(b, n, 1u << 24, ms, ms, &im, &e)
-           : IMG_UNSUPPORTED;
-    if (rc == IMG_OK) img_free(&im);
+    /* Every other JPEG through jpeg_decode_tensor (the plugin's path: planar resize), into a
+     * tensor of side ms (8 for 0), u8 / i8 / f32 in turn; successful PNGs are resized too. */
+    static const float mean[3] = {127.5f, 127.5f, 127.5f}, std[3] = {127.5f, 127.5f, 127.5f};
+    static uint8_t tensor[600 * 600 * 3 * 4];
+    uint32_t side = ms ? ms : 8, tw, th;
+    int kind = (int)(turn / 4 % 3), rc;
+    if (png_sniff(b, n)) {
+        rc = png_decode(b, n, 1u << 24, &im, &e);
+        if (rc == IMG_OK && img_resize(&im, tensor, kind, 37, 29, 1 + 2 * (turn & 1), mean, std) != IMG_OK) abort();
+        if (rc == IMG_OK) img_free(&im);
+    } else if (jpeg_sniff(b, n) && (turn / 4) % 2) {
+        rc = jpeg_decode_tensor(b, n, 1u << 24, tensor, kind, side, side, 3, mean, std, &tw, &th, &e);
+    } else if (jpeg_sniff(b, n)) {
+        rc = jpeg_decode_scaled(b, n, 1u << 24, ms, ms, &im, &e);
+        if (rc == IMG_OK) img_free(&im);
+    } else {
+        rc = IMG_UNSUPPORTED;
+    }
     counts[rc & 3]++;
     free(b);
 }
@@ -82,6 +96,8 @@ int main(int argc, char **argv) {
         if (fread(d, 1, n, f) != n) return 1;
         fclose(f);
         int png = png_sniff(d, n);
+        /* The file itself through every path of decode() (scales x tensor or image x dtype). */
+        for (int k = 0; k < 24; k++) decode(d, n);
         /* Truncations. */
         if (n <= 65536)
             for (size_t k = 0; k < n; k++) decode(d, k);
