@@ -30,6 +30,8 @@ func BenchmarkFuel(b *testing.B) {
 		{"ssd-jpeg-300-u8", "ssd_example.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
 		{"ssd-jpeg-257-f32", "ssd_example.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 257, 257, 3}, Bytes: 257 * 257 * 3 * 4}},
 		{"12mp-jpeg-300-u8", "frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
+		{"12mp-jpeg-128-f32", "frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 128, 128, 3}, Bytes: 128 * 128 * 3 * 4}},
+		{"12mp-jpeg-257-f32", "frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 257, 257, 3}, Bytes: 257 * 257 * 3 * 4}},
 	} {
 		img, err := os.ReadFile(testplugins.Model(w.file))
 		if err != nil {
