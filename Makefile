@@ -49,11 +49,8 @@ plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plug
 
 # Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
 # instrument and decode at every load), then the manifest embedded as a custom section.
-# GOWASM=satconv,signext: Go emits Wasm 2.0's saturating float-to-int and sign-extension
-# instructions instead of multi-instruction emulations (the pre stage ~1.7x faster).
-GOWASM := satconv,signext
 plugins/examples/%.wasm: $$(wildcard plugins/examples/$$(*D)/*.go plugins/examples/$$(*D)/manifest.json) $(SDK_GO)
-	GOOS=wasip1 GOARCH=wasm GOWASM=$(GOWASM) CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./plugins/examples/$(*D)
 	./bin/edgehost plugin manifest --set plugins/examples/$(*D)/manifest.json $@
 
 c-plugins: deps
