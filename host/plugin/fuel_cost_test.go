@@ -33,49 +33,61 @@ func TestMeasureFuelCost(t *testing.T) {
 		rounds = n
 	}
 	ctx := context.Background()
-	img, err := os.ReadFile(testplugins.Model("peacock.png"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tensor := []plugin.Tensor{{Name: "in", DType: abi.UInt8, Shape: []int{1, 224, 224, 3}, Bytes: 224 * 224 * 3}}
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	for _, name := range []string{"imagepre-c", "imagepre-go"} {
-		var insts [2]*plugin.Instance
-		for k, unmetered := range []bool{true, false} {
-			m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close(ctx)
-			inst, err := m.NewInstance(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inst.Close(ctx)
-			if err := inst.Bind(ctx, tensor); err != nil {
-				t.Fatal(err)
-			}
-			buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
-			copy(buf, img)
-			insts[k] = inst
+	for _, w := range []struct {
+		file   string
+		tensor plugin.Tensor
+	}{
+		{"peacock.png", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 224, 224, 3}, Bytes: 224 * 224 * 3}},
+		{"ssd_example.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
+		{"frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}},
+		{"frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 128, 128, 3}, Bytes: 128 * 128 * 3 * 4}},
+		{"frame_12mp.jpg", plugin.Tensor{Name: "in", DType: abi.Float32, Shape: []int{1, 257, 257, 3}, Bytes: 257 * 257 * 3 * 4}},
+	} {
+		img, err := os.ReadFile(testplugins.Model(w.file))
+		if err != nil {
+			t.Logf("%s: %v (frame_12mp.jpg is made by make bench-data)", w.file, err)
+			continue
 		}
-		best := [2]time.Duration{1 << 62, 1 << 62}
-		runtime.LockOSThread()
-		for r := 0; r < rounds; r++ {
-			for k, inst := range insts {
-				start := threadCPU()
-				if err := inst.Pre(ctx, uint32(len(img))); err != nil {
+		tensor := []plugin.Tensor{w.tensor}
+		for _, name := range []string{"imagepre-c", "imagepre-go"} {
+			var insts [2]*plugin.Instance
+			for k, unmetered := range []bool{true, false} {
+				m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered, MemoryLimit: 512 << 20, Timeout: time.Minute})
+				if err != nil {
 					t.Fatal(err)
 				}
-				best[k] = min(best[k], threadCPU()-start)
+				defer m.Close(ctx)
+				inst, err := m.NewInstance(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer inst.Close(ctx)
+				if err := inst.Bind(ctx, tensor); err != nil {
+					t.Fatal(err)
+				}
+				buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
+				copy(buf, img)
+				insts[k] = inst
 			}
+			best := [2]time.Duration{1 << 62, 1 << 62}
+			runtime.LockOSThread()
+			for r := 0; r < rounds; r++ {
+				for k, inst := range insts {
+					start := threadCPU()
+					if err := inst.Pre(ctx, uint32(len(img))); err != nil {
+						t.Fatal(err)
+					}
+					best[k] = min(best[k], threadCPU()-start)
+				}
+			}
+			runtime.UnlockOSThread()
+			t.Logf("%s → %s %v: %s: unmetered %v, metered %v: %.3fx (minimum thread CPU time of %d alternating calls)", w.file, w.tensor.DType, w.tensor.Shape[1:3], name,
+				best[0], best[1], float64(best[1])/float64(best[0]), rounds)
 		}
-		runtime.UnlockOSThread()
-		t.Logf("%s: unmetered %v, metered %v: %.3fx (minimum thread CPU time of %d alternating calls)", name, best[0], best[1],
-			float64(best[1])/float64(best[0]), rounds)
 	}
 }
