@@ -413,29 +413,19 @@ func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
 		e := first[bits&(1<<litBits-1)]
 		if e&kindMask == kindLit && e != 0 && uint(len(out)-pos) >= 3 {
 			// Up to three literals from the first-level table without a refill.
-			n := e & 31
-			bits >>= n
-			nb -= uint(n)
-			out[pos] = byte(e >> 16)
-			pos++
-			e = first[bits&(1<<litBits-1)]
-			if e&kindMask != kindLit || e == 0 {
-				goto slow
+			for k := 0; ; k++ {
+				n := e & 31
+				bits >>= n
+				nb -= uint(n)
+				out[pos] = byte(e >> 16)
+				pos++
+				if k == 2 {
+					break
+				}
+				if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
+					goto slow
+				}
 			}
-			n = e & 31
-			bits >>= n
-			nb -= uint(n)
-			out[pos] = byte(e >> 16)
-			pos++
-			e = first[bits&(1<<litBits-1)]
-			if e&kindMask != kindLit || e == 0 {
-				goto slow
-			}
-			n = e & 31
-			bits >>= n
-			nb -= uint(n)
-			out[pos] = byte(e >> 16)
-			pos++
 			continue
 		}
 	slow:
