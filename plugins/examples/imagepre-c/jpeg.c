@@ -419,6 +419,36 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     return IMG_OK;
 }
 
+/* The DC prediction of block component c plus its decoded difference (T.81 F.2.2.1), into
+ * the caller's int pred and c->dcpred, with the bit buffer in the locals acc, n (as REFILL;
+ * the caller has refilled). Returns from the caller on an invalid code. */
+#define DECODE_DC(dc, pred)                                                                         \
+    do {                                                                                            \
+        pred = c->dcpred;                                                                           \
+        unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);                         \
+        int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */  \
+        if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */           \
+            n -= fd & 255;                                                                          \
+            pred += fd >> 16;                                                                       \
+        } else {                                                                                    \
+            if (dc->fast_len[peek]) {                                                               \
+                n -= dc->fast_len[peek];                                                            \
+                s = dc->fast_val[peek];                                                             \
+            } else {                                                                                \
+                BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();                                 \
+            }                                                                                       \
+            if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");                          \
+            if (s) {                                                                                \
+                if (n < s) REFILL();                                                                \
+                n -= s;                                                                             \
+                pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);                          \
+            }                                                                                       \
+        }                                                                                           \
+        if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */     \
+        if (pred < -32768) pred = -32768;                                                           \
+        c->dcpred = pred;                                                                           \
+    } while (0)
+
 /* decode_block at 1/4 scale (N = 2): the four coefficients that reach the output (zig-zag
  * 0, 1, 2 and 4) in locals, no coefficient array (in Wasm, no shadow-stack frame per block),
  * the bit buffer in locals throughout, the closed-form 2-point IDCT. out is the block's
@@ -430,29 +460,8 @@ static inline __attribute__((always_inline)) int decode_block_2(jdec *j, jcomp *
     int n = *pn, s;
     REFILL();
     const jhuff *dc = &j->dc[c->td];
-    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    int pred = c->dcpred;
-    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
-    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
-        n -= fd & 255;
-        pred += fd >> 16;
-    } else {
-        if (dc->fast_len[peek]) {
-            n -= dc->fast_len[peek];
-            s = dc->fast_val[peek];
-        } else {
-            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-        }
-        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
-        if (s) {
-            if (n < s) REFILL();
-            n -= s;
-            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
-        }
-    }
-    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
-    if (pred < -32768) pred = -32768;
-    c->dcpred = pred;
+    int pred;
+    DECODE_DC(dc, pred);
     const uint16_t *q = j->q[c->tq];
     const jhuff *ac = &j->ac[c->ta];
     int c01 = 0, c10 = 0, c11 = 0, k = 1; /* dequantised, natural positions 1, 8, 9 */
@@ -529,29 +538,8 @@ static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
     int n = j->n, s;
     REFILL();
     const jhuff *dc = &j->dc[c->td];
-    unsigned peek = (unsigned)(acc >> (n - FAST)) & ((1u << FAST) - 1);
-    int pred = c->dcpred;
-    int32_t fd = dc->fast_ac[peek]; /* built for DC tables too: a valid DC symbol has run 0 */
-    if (fd != 0 && (fd & 0xff00) == 0) { /* code and magnitude bits in one look-up */
-        n -= fd & 255;
-        pred += fd >> 16;
-    } else {
-        if (dc->fast_len[peek]) {
-            n -= dc->fast_len[peek];
-            s = dc->fast_val[peek];
-        } else {
-            BITS_OUT(), s = decode_huff_slow(j, dc), BITS_IN();
-        }
-        if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
-        if (s) {
-            if (n < s) REFILL();
-            n -= s;
-            pred += extend((unsigned)(acc >> n) & ((1u << s) - 1), s);
-        }
-    }
-    if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
-    if (pred < -32768) pred = -32768;
-    c->dcpred = pred;
+    int pred;
+    DECODE_DC(dc, pred);
     const jhuff *ac = &j->ac[c->ta];
     const uint16_t *skip = j->skip[c->ta];
     unsigned rows = 0;
