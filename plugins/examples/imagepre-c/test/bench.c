@@ -13,20 +13,16 @@
 #include <string.h>
 
 #include "../image.h"
+#include "testutil.h"
 
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: bench IN H W [u8|i8|f32] [REPEAT] [OUT]\n");
         return 1;
     }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) { perror(argv[1]); return 1; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) return 1;
-    fclose(f);
+    size_t n;
+    unsigned char *buf = read_file(argv[1], &n);
+    if (!buf) return 1;
     uint32_t H = (uint32_t)atoi(argv[2]), W = (uint32_t)atoi(argv[3]);
     int kind = IMG_OUT_U8;
     size_t esz = 1;

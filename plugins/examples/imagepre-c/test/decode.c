@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../image.h"
+#include "testutil.h"
 
 /* PSNR of the scaled decode s (factor f) against the box-filtered full decode.
  * Edge blocks of the scaled image average what of the full image exists. */
@@ -66,15 +67,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: decode IN [OUT.rgb]\n");
         return 1;
     }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) { perror(argv[1]); return 1; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    /* Exact-size heap buffer, so ASan catches any read past the end of the input. */
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) { fprintf(stderr, "read failed\n"); return 1; }
-    fclose(f);
+    size_t n;
+    unsigned char *buf = read_file(argv[1], &n);
+    if (!buf) return 1;
 
     if (scale_mode) {
         int r = scales(buf, (size_t)n);

@@ -12,18 +12,11 @@
 #include <string.h>
 
 #include "../image.h"
+#include "testutil.h"
 
 static uint32_t rng = 99;
 static uint32_t rnd(void) { rng ^= rng << 13, rng ^= rng >> 17, rng ^= rng << 5; return rng; }
 
-static uint32_t crc(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
 
 static uint8_t *put32(uint8_t *q, uint32_t v) {
     q[0] = (uint8_t)(v >> 24), q[1] = (uint8_t)(v >> 16), q[2] = (uint8_t)(v >> 8), q[3] = (uint8_t)v;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../image.h"
+#include "testutil.h"
 
 static unsigned long counts[4];
 
@@ -58,14 +59,6 @@ static void decode(const uint8_t *d, size_t n) {
     free(b);
 }
 
-static uint32_t crc(const uint8_t *p, size_t n) {
-    uint32_t c = 0xffffffffu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
 
 /* Recompute the CRC of every complete chunk of a PNG. */
 static void fix_crcs(uint8_t *d, size_t n) {
@@ -87,14 +80,9 @@ int main(int argc, char **argv) {
     }
     long iters = atol(argv[1]);
     for (int a = 2; a < argc; a++) {
-        FILE *f = fopen(argv[a], "rb");
-        if (!f) { perror(argv[a]); return 1; }
-        fseek(f, 0, SEEK_END);
-        size_t n = (size_t)ftell(f);
-        fseek(f, 0, SEEK_SET);
-        uint8_t *d = malloc(n), *m = malloc(n);
-        if (fread(d, 1, n, f) != n) return 1;
-        fclose(f);
+        size_t n;
+        uint8_t *d = read_file(argv[a], &n), *m = malloc(n ? n : 1);
+        if (!d || !m) return 1;
         int png = png_sniff(d, n);
         /* The file itself through every path of decode() (scales x tensor or image x dtype). */
         for (int k = 0; k < 24; k++) decode(d, n);
