@@ -590,7 +590,7 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 
 // runModel runs a bare model for an HTTP request and encodes its outputs as asked.
 func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferRequest) ([]outputTensor, error) {
-	res, err := s.RunModel(ctx, m, req.tensors())
+	res, m, err := s.runBare(ctx, m, req.tensors())
 	if err != nil {
 		return nil, err
 	}
@@ -610,8 +610,33 @@ func (s *Server) runModel(ctx context.Context, m *engine.Model, req *InferReques
 // RunModel runs a bare model: inputs are matched by name and checked for datatype, shape
 // and data size (any mismatch is bad input), copied into a pooled interpreter (waiting for
 // one until ctx or server.request_timeout ends), and the outputs come back in the model's
-// order, their data copied out of the interpreter.
+// order, their data copied out of the interpreter. A model replaced (hot reload) between
+// the look-up and the run serves the request in its new version.
 func (s *Server) RunModel(ctx context.Context, m *engine.Model, ins []Tensor) ([]Tensor, error) {
+	res, _, err := s.runBare(ctx, m, ins)
+	return res, err
+}
+
+// runBare is RunModel, also returning the version of the model that ran.
+func (s *Server) runBare(ctx context.Context, m *engine.Model, ins []Tensor) ([]Tensor, *engine.Model, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
+	defer cancel()
+	for {
+		res, err := s.runBareOnce(ctx, m, ins)
+		if !errors.Is(err, tflite.ErrPoolClosed) {
+			return res, m, err
+		}
+		// The model was replaced or removed after the request looked it up: its pool
+		// closed. Run on the version now loaded under that name, checked afresh.
+		next, ok := s.e.Model(m.Name)
+		if !ok || next == m {
+			return nil, m, fmt.Errorf("%w: model %q was removed", engine.ErrNotFound, m.Name)
+		}
+		m = next
+	}
+}
+
+func (s *Server) runBareOnce(ctx context.Context, m *engine.Model, ins []Tensor) ([]Tensor, error) {
 	model := m.Model
 	if len(ins) != len(model.Inputs) {
 		return nil, badf("model %s takes %d inputs, got %d", m.Name, len(model.Inputs), len(ins))
@@ -651,8 +676,6 @@ func (s *Server) RunModel(ctx context.Context, m *engine.Model, ins []Tensor) ([
 		}
 		ordered[idx] = in
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
-	defer cancel()
 	it, err := m.Pool.Get(ctx)
 	if err != nil {
 		return nil, err

@@ -2,9 +2,13 @@ package tflite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 )
+
+// ErrPoolClosed is returned by Get on a closed pool (its model was replaced or removed).
+var ErrPoolClosed = errors.New("tflite: interpreter pool closed (the model was replaced or removed)")
 
 // Pool holds up to a fixed number of interpreters of one model for concurrent inference.
 // Get and Put are safe for concurrent use; an interpreter belongs to one goroutine
@@ -14,10 +18,12 @@ import (
 type Pool struct {
 	model *Model
 	size  int
-	free  chan *Interpreter
+	free  chan *Interpreter // sent to only with mu held, never after Close
+	done  chan struct{}     // closed by Close
 
-	mu  sync.Mutex
-	all []*Interpreter
+	mu     sync.Mutex
+	all    []*Interpreter
+	closed bool
 }
 
 // NewPool makes a pool of at most size interpreters of m (size <= 0 means 1), of which eager
@@ -26,7 +32,7 @@ func NewPool(m *Model, size, eager int) (*Pool, error) {
 	if size <= 0 {
 		size = 1
 	}
-	p := &Pool{model: m, size: size, free: make(chan *Interpreter, size)}
+	p := &Pool{model: m, size: size, free: make(chan *Interpreter, size), done: make(chan struct{})}
 	for n := 0; n < min(eager, size); n++ {
 		it, err := m.NewInterpreter()
 		if err != nil {
@@ -40,7 +46,7 @@ func NewPool(m *Model, size, eager int) (*Pool, error) {
 }
 
 // Get returns a free interpreter, builds one if fewer than the pool's size exist, or waits
-// for one to be put back or for ctx to end.
+// for one to be put back, for ctx to end or for the pool to close (ErrPoolClosed).
 func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
 	select {
 	case it := <-p.free:
@@ -48,6 +54,10 @@ func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
 	default:
 	}
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrPoolClosed
+	}
 	if len(p.all) < p.size {
 		defer p.mu.Unlock()
 		it, err := p.model.NewInterpreter()
@@ -61,13 +71,33 @@ func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
 	select {
 	case it := <-p.free:
 		return it, nil
+	case <-p.done:
+		return nil, ErrPoolClosed
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-// Put returns an interpreter taken with Get.
-func (p *Pool) Put(it *Interpreter) { p.free <- it }
+// Put returns an interpreter taken with Get. After Close it closes the interpreter.
+func (p *Pool) Put(it *Interpreter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.drop(it)
+		it.Close()
+		return
+	}
+	p.free <- it // never blocks: at most size interpreters exist
+}
+
+func (p *Pool) drop(it *Interpreter) {
+	for k, x := range p.all {
+		if x == it {
+			p.all = append(p.all[:k], p.all[k+1:]...)
+			return
+		}
+	}
+}
 
 // Size is the most interpreters the pool holds; Created how many exist; InUse how many
 // are taken.
@@ -81,12 +111,25 @@ func (p *Pool) Created() int {
 
 func (p *Pool) InUse() int { return p.Created() - len(p.free) }
 
-// Close closes every interpreter. No interpreter may be in use.
+// Close closes the free interpreters now and those in use when they are put back; Get
+// then returns ErrPoolClosed. The model may be closed right after: an interpreter keeps
+// what it reads of the model until it is closed.
 func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, it := range p.all {
-		it.Close()
+	if p.closed {
+		return
 	}
-	p.all = nil
+	p.closed = true
+	close(p.done)
+	for {
+		select {
+		case it := <-p.free:
+			p.drop(it)
+			it.Close()
+			continue
+		default:
+		}
+		break
+	}
 }

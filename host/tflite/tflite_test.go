@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -464,4 +465,44 @@ func TestGraph(t *testing.T) {
 		}
 	}
 	t.Logf("mobilenet_quant: %d ops, %d tensors (%d quantised); XNNPACK: %d ops in %d partitions", len(plain.Ops), len(plain.Tensors), quantised, xnn.DelegatedOps(), xnn.Partitions)
+}
+
+// TestPoolClose: closing a pool (its model replaced) with an interpreter in use leaves that
+// interpreter working until it is put back, which closes it; Get then fails with
+// ErrPoolClosed, also for a Get already waiting, instead of building an interpreter of a
+// closed model.
+func TestPoolClose(t *testing.T) {
+	m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 1, XNNPACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tflite.NewPool(m, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := p.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := p.Get(context.Background())
+		waiting <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	p.Close()
+	m.Close()
+	if err := <-waiting; !errors.Is(err, tflite.ErrPoolClosed) {
+		t.Fatalf("waiting Get after Close: %v, want ErrPoolClosed", err)
+	}
+	if err := it.Invoke(); err != nil { // still ours: not closed under us
+		t.Fatal(err)
+	}
+	p.Put(it)
+	if n := p.Created(); n != 0 {
+		t.Fatalf("%d interpreters left after Put on a closed pool", n)
+	}
+	if _, err := p.Get(context.Background()); !errors.Is(err, tflite.ErrPoolClosed) {
+		t.Fatalf("Get after Close: %v, want ErrPoolClosed", err)
+	}
 }

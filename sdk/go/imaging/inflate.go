@@ -382,8 +382,10 @@ func (z *inflater) dynamic(b *bitReader) error {
 }
 
 // codes decodes the symbols of one compressed block into out from pos. The bit buffer lives
-// in locals; one refill holds a whole length/distance pair (at most 15+5+15+13 = 48 bits) or
-// up to three literals whose codes are in the first-level table (at most 3×litBits bits).
+// in locals; each symbol starts with at least 48 bits in it: a whole length/distance pair (at
+// most 15+5+15+13 = 48 bits) or up to three literals whose codes are in the first-level table
+// (at most 3×litBits bits). A pair after one or two of those literals is decoded after the
+// next refill (those literals and the pair can take 2×11+48 = 70 bits).
 // Reading past the end of the input yields zero bits, counted in pad; consuming one is
 // noticed at the next refill (within 56 bits) or when the block ends.
 func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
@@ -395,6 +397,7 @@ func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
 	dfirst := (*[1 << distBits]uint32)(dist)
 	in, p, bits, nb := b.in, b.p, b.bits, b.nb
 	var err error
+symbols:
 	for {
 		if nb < 48 {
 			if p+8 <= len(in) {
@@ -423,12 +426,11 @@ func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
 					break
 				}
 				if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
-					goto slow
+					continue symbols // a length/distance pair needs up to 48 bits: refill first
 				}
 			}
 			continue
 		}
-	slow:
 		if e&kindMask == kindSub {
 			bits >>= e & 31
 			nb -= uint(e & 31)
