@@ -117,6 +117,11 @@ func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 	t.Helper()
 	u, _ := url.Parse("mqtt://" + f.broker.Addr)
 	c := &client{}
+	subscribed := make(chan struct{}) // closed once the first subscription is acknowledged
+	var once sync.Once
+	if len(subscribe) == 0 {
+		close(subscribed)
+	}
 	cfg := autopaho.ClientConfig{
 		ServerUrls: []*url.URL{u}, KeepAlive: 20, SessionExpiryInterval: 600,
 		ReconnectBackoff: autopaho.NewConstantBackoff(100 * time.Millisecond),
@@ -128,7 +133,11 @@ func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 			for _, s := range subscribe {
 				subs = append(subs, paho.SubscribeOptions{Topic: s, QoS: 1})
 			}
-			go func() { _, _ = cm.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: subs}) }()
+			go func() {
+				if _, err := cm.Subscribe(context.Background(), &paho.Subscribe{Subscriptions: subs}); err == nil {
+					once.Do(func() { close(subscribed) })
+				}
+			}()
 		},
 		ClientConfig: paho.ClientConfig{ClientID: id, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
@@ -146,6 +155,13 @@ func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 	defer cancel()
 	if err := c.cm.AwaitConnection(ctx); err != nil {
 		t.Fatalf("%s: no connection to the broker: %v", id, err)
+	}
+	// Results published before the broker acknowledged the subscription would never reach
+	// this client (a collector that missed the first results under load, not a lost message).
+	select {
+	case <-subscribed:
+	case <-ctx.Done():
+		t.Fatalf("%s: subscription to %v not acknowledged", id, subscribe)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
