@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrPoolClosed is returned by Get on a closed pool (its model was replaced or removed).
@@ -21,9 +22,10 @@ type Pool struct {
 	free  chan *Interpreter // sent to only with mu held, never after Close
 	done  chan struct{}     // closed by Close
 
-	mu     sync.Mutex
-	all    []*Interpreter
-	closed bool
+	mu      sync.Mutex
+	all     []*Interpreter
+	closed  bool
+	created atomic.Int32 // len(all), readable without mu (which Get holds while it builds one)
 }
 
 // NewPool makes a pool of at most size interpreters of m (size <= 0 means 1), of which eager
@@ -40,6 +42,7 @@ func NewPool(m *Model, size, eager int) (*Pool, error) {
 			return nil, fmt.Errorf("interpreter %d of %d: %w", n+1, size, err)
 		}
 		p.all = append(p.all, it)
+		p.created.Store(int32(len(p.all)))
 		p.free <- it
 	}
 	return p, nil
@@ -65,6 +68,7 @@ func (p *Pool) Get(ctx context.Context) (*Interpreter, error) {
 			return nil, fmt.Errorf("interpreter %d of %d: %w", len(p.all)+1, p.size, err)
 		}
 		p.all = append(p.all, it)
+		p.created.Store(int32(len(p.all)))
 		return it, nil
 	}
 	p.mu.Unlock()
@@ -94,6 +98,7 @@ func (p *Pool) drop(it *Interpreter) {
 	for k, x := range p.all {
 		if x == it {
 			p.all = append(p.all[:k], p.all[k+1:]...)
+			p.created.Store(int32(len(p.all)))
 			return
 		}
 	}
@@ -103,13 +108,10 @@ func (p *Pool) drop(it *Interpreter) {
 // are taken.
 func (p *Pool) Size() int { return p.size }
 
-func (p *Pool) Created() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.all)
-}
+// Neither waits for an interpreter being built (a metrics scrape during a first bare request).
+func (p *Pool) Created() int { return int(p.created.Load()) }
 
-func (p *Pool) InUse() int { return p.Created() - len(p.free) }
+func (p *Pool) InUse() int { return max(0, p.Created()-len(p.free)) }
 
 // Close closes the free interpreters now and those in use when they are put back; Get
 // then returns ErrPoolClosed. The model may be closed right after: an interpreter keeps
