@@ -14,10 +14,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/engine"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
-	"github.com/edgehost/edgehost/host/server"
-	"github.com/hashicorp/go-hclog"
 )
 
 // TestBareRequestAcrossModelSwap: a bare-model request that looked the model up before a
@@ -61,28 +58,12 @@ params = { top_k = 1 }
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := engine.New(ctx, cfg, hclog.NewNullLogger())
+	e, url := serve(t, cfg)
+	w, err := e.Watch(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := e.Watch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- server.New(e, cfg.Server, hclog.NewNullLogger()).Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		w.Close()
-		e.Close(context.Background())
-	})
-	url := "http://" + l.Addr().String()
+	t.Cleanup(func() { _ = w.Close() }) // before the engine closes (cleanups run last first)
 	modelHash := func() string { return e.Status().Models["m"].Hash }
 	// One bare request first: the pool then holds an interpreter of the old version.
 	hdr := []byte(`{"inputs":[{"name":"Placeholder","datatype":"UINT8","shape":[1,224,224,3],"parameters":{"binary_data_size":150528}}],"parameters":{"binary_data_output":true}}`)

@@ -28,6 +28,13 @@ import (
 // start serves cfg on a free loopback port and returns its base URL.
 func start(t testing.TB, cfg *config.Config) string {
 	t.Helper()
+	_, url := serve(t, cfg)
+	return url
+}
+
+// serve is start, also returning the engine; both stop when the test ends.
+func serve(t testing.TB, cfg *config.Config) (*engine.Engine, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := engine.New(ctx, cfg, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: io.Discard}))
 	if err != nil {
@@ -47,7 +54,7 @@ func start(t testing.TB, cfg *config.Config) string {
 		}
 		e.Close(context.Background())
 	})
-	return "http://" + l.Addr().String()
+	return e, "http://" + l.Addr().String()
 }
 
 var (
