@@ -21,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/mqtt"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/tflite"
+	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -378,7 +379,7 @@ func humanBytes(n int64) string {
 }
 
 func inspectPlugin(g *globals, path, indent string, params map[string]any) error {
-	b, err := os.ReadFile(path)
+	b, err := safefile.ReadFile(path, safefile.MaxPlugin)
 	if err != nil {
 		return err
 	}

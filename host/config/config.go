@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/edgehost/edgehost/internal/safefile"
 )
 
 // Config is the whole config.toml.
@@ -227,7 +228,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(abs)
+	data, err := safefile.ReadFile(abs, safefile.MaxConfig)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -617,7 +618,7 @@ func (p Plugin) ResolveParams() (map[string]any, error) {
 		out[k] = v
 	}
 	for k, f := range p.ParamsFiles {
-		b, err := os.ReadFile(f)
+		b, err := safefile.ReadFile(f, safefile.MaxParams)
 		if err != nil {
 			return nil, fmt.Errorf("params_files.%s: %w", k, err)
 		}

@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -20,6 +20,7 @@ import (
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/edgehost/edgehost/host/tflite"
+	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -175,10 +176,14 @@ func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind
 	if err != nil {
 		return nil, err
 	}
-	return e.rt.Load(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
+	b, err := safefile.ReadFile(pc.Path, safefile.MaxPlugin)
+	if err != nil {
+		return nil, &plugin.LoadError{Path: pc.Path, Err: err}
+	}
+	return e.rt.LoadBytes(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
 		MemoryLimit: uint64(pc.MemoryLimitMB) << 20, Timeout: time.Duration(pc.TimeoutMS) * time.Millisecond,
 		BudgetClock: budgetClock(pc.BudgetClock),
-		Grants:      PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig})
+		Grants:      PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig}, b)
 }
 
 // budgetClock maps the config's budget_clock ("wall", "cpu") to the plugin's.
@@ -205,7 +210,7 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 		keys = append(keys, pk)
 	}
 	for _, f := range t.KeyFiles {
-		b, err := os.ReadFile(f)
+		b, err := safefile.ReadFile(f, safefile.MaxKey)
 		if err != nil {
 			return nil, fmt.Errorf("trust.key_files: %w", err)
 		}
@@ -345,13 +350,19 @@ func (e *Engine) Close(ctx context.Context) {
 	_ = e.rt.Close(ctx)
 }
 
+// fileHash is the sha256 of a plugin or model file, read as a stream; "" when it cannot be
+// read or is refused (see safefile: a FIFO or a device is never read).
 func fileHash(path string) string {
-	b, err := os.ReadFile(path)
+	f, _, err := safefile.Open(path, safefile.MaxModel)
 	if err != nil {
 		return ""
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // LiteRTOptions are the LiteRT options of model mc under runtime rc: nil for the classic

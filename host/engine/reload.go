@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/internal/safefile"
 )
 
 // Reloads go through one lock so that two changes never race; requests never take it.
@@ -30,7 +30,7 @@ func golden(ctx context.Context, pc config.Pipeline, v *pipeline.Version) error 
 	if pc.GoldenInput == "" {
 		return nil
 	}
-	in, err := os.ReadFile(pc.GoldenInput)
+	in, err := safefile.ReadFile(pc.GoldenInput, safefile.MaxGolden)
 	if err != nil {
 		return fmt.Errorf("golden input: %w", err)
 	}
@@ -42,7 +42,7 @@ func golden(ctx context.Context, pc config.Pipeline, v *pipeline.Version) error 
 		return fmt.Errorf("golden input %s failed: %w", pc.GoldenInput, err)
 	}
 	if pc.GoldenExpectFile != "" {
-		want, err := os.ReadFile(pc.GoldenExpectFile)
+		want, err := safefile.ReadFile(pc.GoldenExpectFile, safefile.MaxGolden)
 		if err != nil {
 			return fmt.Errorf("golden expect file: %w", err)
 		}

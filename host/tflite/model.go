@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/internal/safefile"
 	gotflite "github.com/mattn/go-tflite"
 )
 
@@ -158,7 +158,9 @@ func LoadModel(path string, opts Options) (*Model, error) {
 // readPrivate copies the file at path into a fresh anonymous mapping, read-only once
 // filled. A file whose size changes while it is read (someone is writing it) is refused.
 func readPrivate(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// Opened without blocking and refused unless a regular file under the limit: a FIFO or
+	// a device named as a model must not hang or exhaust the process.
+	f, _, err := safefile.Open(path, maxModelBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
 	}
@@ -166,9 +168,6 @@ func readPrivate(path string) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
-	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a directory, not a .tflite file", ErrBadModel, path)
 	}
 	if st.Size() < 8 {
 		return nil, fmt.Errorf("%w: %s: file is %d bytes, too short to be a TFLite model", ErrBadModel, path, st.Size())
