@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -73,18 +74,20 @@ func pluginPull(g *globals, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	a, err := oci.Pull(ctx, ref, oci.Options{PlainHTTP: *plain})
+	out := rest()[1]
+	// Streamed to a temporary file beside OUT (never held in memory), then renamed.
+	a, err := oci.Pull(ctx, ref, filepath.Dir(out), oci.Options{PlainHTTP: *plain})
 	if err != nil {
 		return err
 	}
-	out := rest()[1]
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, a.Data, 0o644); err != nil {
+	defer a.Close()
+	if err := os.Chmod(a.File, 0o644); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, out); err != nil {
+	if err := os.Rename(a.File, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "pulled %s (manifest %s, %d bytes, digests checked) to %s\n", ref, a.Manifest, len(a.Data), out)
+	a.File = ""
+	fmt.Fprintf(g.stdout, "pulled %s (manifest %s, %d bytes, digests checked) to %s\n", ref, a.Manifest, a.Size, out)
 	return nil
 }

@@ -72,8 +72,9 @@ type Trust struct {
 
 // OCI configures plugins and models pulled from an OCI registry (a `source = "oci://…"`).
 type OCI struct {
-	// CacheDir holds the pulled artifacts; default <runtime.cache_dir>/oci, or .oci-cache
-	// beside the config file when there is no runtime.cache_dir.
+	// CacheDir holds the pulled artifacts, each with a record of its digests and version;
+	// default <runtime.cache_dir>/edgehost-oci, or .oci-cache beside the config file when
+	// there is no runtime.cache_dir.
 	CacheDir string `toml:"cache_dir"`
 	// PollInterval is how often a tag is resolved again (a digest never is); default 60s,
 	// "0s" turns polling off (a tag is then pulled at start and at config reloads only).
@@ -81,6 +82,14 @@ type OCI struct {
 	// PlainHTTP talks to every registry over plain HTTP; loopback registries (127.0.0.0/8,
 	// ::1, localhost) always are, whatever this says.
 	PlainHTTP bool `toml:"plain_http"`
+	// MaxArtifactMB bounds the layer a manifest may declare (MiB); a larger one is refused
+	// before a byte of it is read, and a registry sending more is cut off. Default 512,
+	// at most 2048.
+	MaxArtifactMB int `toml:"max_artifact_mb"`
+	// RedirectHosts are the hosts a registry may redirect a request to besides itself (a
+	// blob store or CDN): "host", "host:port" or "*.domain". A redirect to any other host,
+	// and from https to http, is refused.
+	RedirectHosts []string `toml:"redirect_hosts"`
 }
 
 // MQTT is a pipeline's optional MQTT source and sink: every message on Topic runs through
@@ -180,6 +189,9 @@ type Plugin struct {
 	Params      map[string]any    `toml:"params"`
 	ParamsFiles map[string]string `toml:"params_files"` // param name -> text file; its lines become a string array
 	Grants      Grants            `toml:"grants"`
+	// AllowDowngrade lets a tag source move to a lower plugin version than the one it
+	// serves (a deliberate rollback); by default such a move is refused.
+	AllowDowngrade bool `toml:"allow_downgrade"`
 }
 
 // Duration is a time.Duration written as a string such as "1.5s".
@@ -440,17 +452,7 @@ func (c *Config) complete(data []byte) []error {
 		t := true
 		c.Runtime.Watch = &t
 	}
-	switch {
-	case c.OCI.CacheDir != "":
-		c.OCI.CacheDir = abs(c.OCI.CacheDir)
-	case c.Runtime.CacheDir != "":
-		c.OCI.CacheDir = filepath.Join(c.Runtime.CacheDir, "oci")
-	default:
-		c.OCI.CacheDir = abs(".oci-cache")
-	}
-	if c.OCI.PollInterval == nil {
-		c.OCI.PollInterval = &Duration{time.Minute}
-	}
+	c.OCI.complete(c.Runtime.CacheDir, abs, bad)
 	for _, name := range sortedKeys(c.Models) {
 		m := c.Models[name]
 		if !nameRE.MatchString(name) {

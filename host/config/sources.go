@@ -87,7 +87,38 @@ type Source struct {
 	// RequireSignature is true when a plugin must carry a trusted signature (the pipeline's
 	// require_signatures or trust.require_signatures).
 	RequireSignature bool
+	// AllowDowngrade is true when a plugin's tag may move to a lower version (the plugin's
+	// allow_downgrade, in every place that names the source).
+	AllowDowngrade bool
 }
+
+// complete applies [oci]'s defaults and checks its values.
+func (o *OCI) complete(runtimeCacheDir string, abs func(string) string, bad func(msg string, key ...string)) {
+	switch {
+	case o.CacheDir != "":
+		o.CacheDir = abs(o.CacheDir)
+	case runtimeCacheDir != "":
+		// Named edgehost-*: the compilation cache's prune never enters such a directory.
+		o.CacheDir = filepath.Join(runtimeCacheDir, "edgehost-oci")
+	default:
+		o.CacheDir = abs(".oci-cache")
+	}
+	if o.PollInterval == nil {
+		o.PollInterval = &Duration{time.Minute}
+	}
+	if o.MaxArtifactMB == 0 {
+		o.MaxArtifactMB = 512
+	} else if o.MaxArtifactMB < 1 || o.MaxArtifactMB > 2048 {
+		bad(fmt.Sprintf("max_artifact_mb %d must be between 1 and 2048 (a model is at most 2 GiB)", o.MaxArtifactMB), "oci", "max_artifact_mb")
+	}
+	for _, h := range o.RedirectHosts {
+		if !redirectHostRE.MatchString(h) {
+			bad(fmt.Sprintf("redirect host %q must be a host, host:port or *.domain (no scheme or path)", h), "oci", "redirect_hosts")
+		}
+	}
+}
+
+var redirectHostRE = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9.-]+(?::[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](?::[0-9]{1,5})?$`)
 
 // Sources returns every registry artifact of the config, one per cache path.
 func (c *Config) Sources() []Source {
@@ -96,6 +127,7 @@ func (c *Config) Sources() []Source {
 	add := func(s Source) {
 		if i, ok := byPath[s.Path]; ok {
 			out[i].RequireSignature = out[i].RequireSignature || s.RequireSignature
+			out[i].AllowDowngrade = out[i].AllowDowngrade && s.AllowDowngrade
 			return
 		}
 		byPath[s.Path] = len(out)
@@ -113,7 +145,7 @@ func (c *Config) Sources() []Source {
 			if pl.Source != "" {
 				r, _ := ParseOCIRef(pl.Source)
 				add(Source{Ref: r, Raw: pl.Source, Path: pl.Path, Plugin: true,
-					RequireSignature: p.RequireSignatures || c.Trust.RequireSignatures})
+					RequireSignature: p.RequireSignatures || c.Trust.RequireSignatures, AllowDowngrade: pl.AllowDowngrade})
 			}
 		}
 	}

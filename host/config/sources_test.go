@@ -61,7 +61,7 @@ result_topic = "results/p"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "/var/cache/edgehost/oci/127.0.0.1_5000/plugins/pre/v1/plugin.wasm"; c.Pipelines["p"].Pre.Path != want {
+	if want := "/var/cache/edgehost/edgehost-oci/127.0.0.1_5000/plugins/pre/v1/plugin.wasm"; c.Pipelines["p"].Pre.Path != want {
 		t.Errorf("pre path %q, want %q", c.Pipelines["p"].Pre.Path, want)
 	}
 	if !strings.HasSuffix(c.Models["m"].Path, "/models/m/sha256-"+strings.Repeat("0", 64)+"/model.tflite") {

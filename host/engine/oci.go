@@ -2,17 +2,19 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/oci"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/internal/safefile"
 )
 
 // Plugins and models with `source = "oci://…"` are pulled into the cache at
@@ -30,6 +32,7 @@ type SourceStatus struct {
 	Path      string    `json:"path"`
 	Manifest  string    `json:"manifest,omitempty"` // the digest serving
 	Layer     string    `json:"layer,omitempty"`
+	Version   string    `json:"version,omitempty"`   // the plugin's version serving
 	CheckedAt time.Time `json:"checked_at,omitzero"` // last contact with the registry
 	Rejected  string    `json:"rejected,omitempty"`  // manifest digest refused, not retried until the tag moves
 	Why       string    `json:"rejected_why,omitempty"`
@@ -72,35 +75,82 @@ func (s *sources) snapshot() map[string]SourceStatus {
 	return out
 }
 
-func ociOptions(c *config.Config) oci.Options { return oci.Options{PlainHTTP: c.OCI.PlainHTTP} }
+func ociOptions(c *config.Config) oci.Options {
+	return oci.Options{PlainHTTP: c.OCI.PlainHTTP, MaxArtifact: int64(c.OCI.MaxArtifactMB) << 20, RedirectHosts: c.OCI.RedirectHosts}
+}
 
 // checkArtifact is what a pulled artifact must pass before it is written where the loaders
 // read: the kind the config expects and, for a plugin that must be signed, a trusted
-// signature (the same check the loader makes again).
-func checkArtifact(cfg *config.Config, src config.Source, a *oci.Artifact) error {
+// signature (the same check the loader makes again). It returns a plugin's version (from
+// its manifest; "" for a model or a plugin without a readable manifest, which the loader
+// then refuses).
+func checkArtifact(cfg *config.Config, src config.Source, a *oci.Artifact) (string, error) {
 	want := oci.ArtifactModel
 	if src.Plugin {
 		want = oci.ArtifactPlugin
 	}
 	if a.Type != want {
-		return fmt.Errorf("artifact %s is a %s, the config uses it as a %s", a.Manifest, a.Type, want)
+		return "", fmt.Errorf("artifact %s is a %s, the config uses it as a %s", a.Manifest, a.Type, want)
 	}
-	if src.Plugin && src.RequireSignature {
+	if !src.Plugin {
+		return "", nil
+	}
+	b, err := a.ReadAll(safefile.MaxPlugin)
+	if err != nil {
+		return "", err
+	}
+	return checkPlugin(cfg, src, string(a.Manifest), b)
+}
+
+func checkPlugin(cfg *config.Config, src config.Source, what string, b []byte) (string, error) {
+	if src.RequireSignature {
 		keys, err := TrustedKeys(cfg.Trust)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if _, err := plugin.Verify(a.Data, keys); err != nil {
-			return fmt.Errorf("artifact %s: signature required: %w", a.Manifest, err)
+		if _, err := plugin.Verify(b, keys); err != nil {
+			return "", fmt.Errorf("artifact %s: signature required: %w", what, err)
 		}
+	}
+	return pluginVersion(b), nil
+}
+
+// pluginVersion is the version in a module's manifest, "" without a valid one.
+func pluginVersion(b []byte) string {
+	raw, ok, err := abi.CustomSection(b, abi.ManifestSection)
+	if err != nil || !ok {
+		return ""
+	}
+	m, err := abi.ParseManifest(raw)
+	if err != nil {
+		return ""
+	}
+	return m.Version
+}
+
+// checkDowngrade is rollback protection: a tag source never moves from the version it
+// serves to a lower one (semantic versioning order) unless the config pins a digest or
+// sets allow_downgrade. Versions that cannot be ordered are refused when they differ.
+func checkDowngrade(src config.Source, serving, next string) error {
+	if !src.Plugin || src.Ref.Digest != "" || src.AllowDowngrade || serving == "" || next == serving {
+		return nil
+	}
+	how := "to roll back on purpose, pin the digest (source = \"oci://…@sha256:…\") or set allow_downgrade = true on the plugin"
+	c, ok := compareVersions(next, serving)
+	if !ok {
+		return fmt.Errorf("rollback protection: version %q cannot be ordered against %q, the version this source serves (not semantic versions): refused; %s", next, serving, how)
+	}
+	if c < 0 {
+		return fmt.Errorf("rollback protection: version %s is lower than %s, the version this source has served: refused; %s", next, serving, how)
 	}
 	return nil
 }
 
 // syncSources makes every registry artifact of cfg present in the cache. A digest already
 // cached (and still matching its record) needs no registry; a tag is resolved again. When
-// the registry cannot be reached or the artifact fails its checks, a verified cached copy
-// is used and the reason is kept for /status; with no usable copy the source is an error.
+// the registry cannot be reached or the artifact fails its checks (digests, signature,
+// rollback protection), the verified cached copy is used and the reason is kept for
+// /status; with no usable copy the source is an error.
 func (e *Engine) syncSources(ctx context.Context, cfg *config.Config) error {
 	var errs []error
 	for _, src := range cfg.Sources() {
@@ -113,35 +163,60 @@ func (e *Engine) syncSources(ctx context.Context, cfg *config.Config) error {
 }
 
 func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.Source) error {
-	cached, rec, cerr := oci.Load(src.Path)
+	rec, cerr := oci.Load(src.Path)
+	if cerr == nil && src.Plugin && rec.Version == "" { // a record written before versions were kept
+		if b, err := safefile.ReadFile(src.Path, safefile.MaxPlugin); err == nil {
+			rec.Version = pluginVersion(b)
+		}
+	}
 	if cerr == nil && src.Ref.Digest != "" && rec.Manifest == src.Ref.Digest {
-		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer = rec.Manifest, rec.Layer })
+		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer, s.Version = rec.Manifest, rec.Layer, rec.Version })
 		return nil // pinned and present: nothing to ask the registry
 	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	a, err := oci.Pull(pctx, src.Ref, ociOptions(cfg))
+	a, err := oci.Pull(pctx, src.Ref, filepath.Dir(src.Path), ociOptions(cfg))
+	defer a.Close()
+	var version string
+	rejected := false // the registry answered with an artifact that must not serve
 	if err == nil {
-		err = checkArtifact(cfg, src, a)
+		version, err = checkArtifact(cfg, src, a)
+		rejected = err != nil
+	}
+	if err == nil && cerr == nil && rec.Manifest != string(a.Manifest) {
+		err = checkDowngrade(src, rec.Version, version)
+		rejected = err != nil
 	}
 	now := time.Now()
 	if err == nil {
-		if cerr != nil || rec.Manifest != string(a.Manifest) {
-			if err = oci.Store(src.Path, src.Raw, a); err == nil {
-				e.log.Info("artifact pulled", "source", src.Raw, "manifest", a.Manifest, "bytes", len(a.Data))
+		switch {
+		case cerr != nil || rec.Manifest != string(a.Manifest):
+			if err = oci.Store(src.Path, a, oci.Cached{Ref: src.Raw, Version: version}); err == nil {
+				e.log.Info("artifact pulled", "source", src.Raw, "manifest", a.Manifest, "version", version, "bytes", a.Size)
 			}
+		case rec.Version != version:
+			err = oci.SetVersion(src.Path, version)
 		}
 	}
 	if err == nil {
 		e.src.update(src.Path, func(s *SourceStatus) {
-			s.Manifest, s.Layer, s.CheckedAt, s.LastError, s.Rejected, s.Why = string(a.Manifest), string(a.Layer), now, "", "", ""
+			s.Manifest, s.Layer, s.Version, s.CheckedAt, s.LastError, s.Rejected, s.Why = string(a.Manifest), string(a.Layer), version, now, "", "", ""
 		})
 		return nil
 	}
-	e.src.update(src.Path, func(s *SourceStatus) { s.LastError, s.ErrorAt = err.Error(), now })
-	if cerr == nil && (src.Ref.Digest == "" || rec.Manifest == src.Ref.Digest) && checkCached(cfg, src, cached) == nil {
-		e.log.Warn("registry artifact unavailable; using the cached copy", "source", src.Raw, "cached", rec.Manifest, "error", err)
-		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer = rec.Manifest, rec.Layer })
+	e.src.update(src.Path, func(s *SourceStatus) {
+		s.LastError, s.ErrorAt = err.Error(), now
+		if rejected {
+			s.Rejected, s.Why, s.CheckedAt = string(a.Manifest), err.Error(), now
+		}
+	})
+	if rejected {
+		e.reloadFailures.Add(1)
+		e.log.Error("registry artifact rejected", "source", src.Raw, "manifest", a.Manifest, "version", version, "error", err)
+	}
+	if cerr == nil && (src.Ref.Digest == "" || rec.Manifest == src.Ref.Digest) && checkCached(cfg, src) == nil {
+		e.log.Warn("registry artifact unavailable or refused; serving the verified cached copy", "source", src.Raw, "cached", rec.Manifest, "version", rec.Version, "error", err)
+		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer, s.Version = rec.Manifest, rec.Layer, rec.Version })
 		return nil
 	}
 	if cerr != nil && !errors.Is(cerr, fs.ErrNotExist) {
@@ -150,12 +225,34 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 	return err
 }
 
-func checkCached(cfg *config.Config, src config.Source, b []byte) error {
-	at, _, err := oci.Kind(b)
+// checkCached checks the cached copy of src as checkArtifact checks a pulled one.
+func checkCached(cfg *config.Config, src config.Source) error {
+	f, _, err := safefile.Open(src.Path, safefile.MaxModel)
 	if err != nil {
 		return err
 	}
-	return checkArtifact(cfg, src, &oci.Artifact{Type: at, Data: b})
+	head := make([]byte, 8)
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	at, _, err := oci.Kind(head)
+	if err != nil {
+		return err
+	}
+	if src.Plugin != (at == oci.ArtifactPlugin) {
+		return fmt.Errorf("the cached copy %s is not the kind the config uses", src.Path)
+	}
+	if !src.Plugin {
+		return nil
+	}
+	b, err := safefile.ReadFile(src.Path, safefile.MaxPlugin)
+	if err != nil {
+		return err
+	}
+	_, err = checkPlugin(cfg, src, "cached copy", b)
+	return err
 }
 
 // servesHash reports whether the model or plugin loaded from path now has content hash h.
@@ -208,41 +305,47 @@ func (e *Engine) pollSource(ctx context.Context, src config.Source) {
 	}
 	pctx, cancel2 := context.WithTimeout(ctx, time.Minute)
 	defer cancel2()
-	a, err := oci.Pull(pctx, src.Ref, ociOptions(cfg))
+	a, err := oci.Pull(pctx, src.Ref, filepath.Dir(src.Path), ociOptions(cfg))
 	if err != nil {
 		fail(fmt.Errorf("pulling the new version: %w", err))
 		return
 	}
+	defer a.Close()
 	if a.Manifest != d { // the tag moved again meanwhile: the next poll takes it
 		return
 	}
-	if err := checkArtifact(cfg, src, a); err != nil {
+	version, err := checkArtifact(cfg, src, a)
+	if err != nil {
 		reject(err)
 		return
 	}
-	old, rec, oldErr := oci.Load(src.Path)
-	if err := oci.Store(src.Path, src.Raw, a); err != nil {
+	serving := st.Version
+	if rec, err := oci.Load(src.Path); err == nil && rec.Version != "" {
+		serving = rec.Version // the cache's record: what serves, also across restarts
+	}
+	if err := checkDowngrade(src, serving, version); err != nil {
+		reject(err)
+		return
+	}
+	if err := oci.Store(src.Path, a, oci.Cached{Ref: src.Raw, Version: version}); err != nil {
 		fail(err)
 		return
 	}
-	e.log.Info("registry tag moved: new version pulled", "source", src.Raw, "manifest", a.Manifest)
+	e.log.Info("registry tag moved: new version pulled", "source", src.Raw, "manifest", a.Manifest, "version", version)
 	e.ReloadFile(ctx, src.Path)
-	sum := sha256.Sum256(a.Data)
-	if !e.servesHash(src.Path, hex.EncodeToString(sum[:])) {
+	if !e.servesHash(src.Path, a.Layer.Encoded()) {
 		why, _ := e.errs.get(src.Path)
 		if why == "" {
 			why = "the reload did not apply it (see the pipeline's last_error)"
 		}
-		if oldErr == nil {
-			if err := oci.Restore(src.Path, old, rec); err != nil {
-				e.log.Error("could not put the serving version back in the cache", "path", src.Path, "error", err)
-			}
+		if err := oci.Restore(src.Path); err != nil {
+			e.log.Error("could not put the serving version back in the cache", "path", src.Path, "error", err)
 		}
 		reject(fmt.Errorf("version %s rejected by the reload: %s", a.Manifest, why))
 		return
 	}
 	e.src.update(src.Path, func(s *SourceStatus) {
-		s.Manifest, s.Layer, s.Rejected, s.Why, s.LastError = string(a.Manifest), string(a.Layer), "", "", ""
+		s.Manifest, s.Layer, s.Version, s.Rejected, s.Why, s.LastError = string(a.Manifest), string(a.Layer), version, "", "", ""
 	})
 }
 

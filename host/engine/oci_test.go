@@ -194,8 +194,9 @@ source = %q
 	if out, err := run(); err != nil || !strings.HasPrefix(out, `{"ok":true,"version":2,`) {
 		t.Fatalf("after the bad pushes: %q, %v (want v2)", out, err)
 	}
-	cached, _, err := oci.Load(filepath.Join(dir, "oci", strings.ReplaceAll(reg.Addr, ":", "_"), "plugins/echo/stable/plugin.wasm"))
-	if err != nil || !bytes.Equal(cached, v2) {
+	cachedPath := filepath.Join(dir, "oci", strings.ReplaceAll(reg.Addr, ":", "_"), "plugins/echo/stable/plugin.wasm")
+	_, err = oci.Load(cachedPath)
+	if cached, _ := os.ReadFile(cachedPath); err != nil || !bytes.Equal(cached, v2) {
 		t.Fatalf("the cache does not hold v2 (the serving version) after the rejections: %v", err)
 	}
 	stop()
@@ -204,10 +205,11 @@ source = %q
 
 	// Tamper with the tag's current layer (the wrong-kind one) inside the registry. A start with
 	// the cache serves v2 from it and says why in /status; a start without any cache fails.
-	a, err := oci.Pull(ctx, ref, oci.Options{})
+	a, err := oci.Pull(ctx, ref, t.TempDir(), oci.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.Close()
 	blob := reg.BlobPath(string(a.Layer))
 	b := mustRead(t, blob)
 	b[len(b)/2] ^= 0xff

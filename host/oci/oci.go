@@ -8,14 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -31,14 +34,31 @@ const (
 	LayerModel     = "application/vnd.edgehost.model.layer.v1+tflite"
 )
 
-// MaxArtifact is the largest layer Pull accepts (a manifest naming more is refused before
-// any byte of the layer is read).
-const MaxArtifact = 1 << 30
+// DefaultMaxArtifact is the largest layer Pull accepts when Options.MaxArtifact is 0: a
+// manifest declaring more is refused before any byte of the layer is read.
+const DefaultMaxArtifact = 512 << 20
+
+// maxManifest bounds a manifest (edgehost's are a few hundred bytes).
+const maxManifest = 1 << 20
 
 // Options says how to reach a registry.
 type Options struct {
 	PlainHTTP bool          // plain HTTP for every registry; loopback ones always are
 	Timeout   time.Duration // per HTTP request; default 30s
+	// MaxArtifact bounds the layer's declared size, in bytes; default DefaultMaxArtifact. A
+	// plugin's layer is bounded further by safefile.MaxPlugin.
+	MaxArtifact int64
+	// RedirectHosts are the hosts (host or host:port, or *.domain) other than the registry's
+	// own that a registry may redirect to (a blob store or CDN). A redirect from https to
+	// http is always refused.
+	RedirectHosts []string
+}
+
+func (o Options) maxArtifact() int64 {
+	if o.MaxArtifact > 0 {
+		return o.MaxArtifact
+	}
+	return DefaultMaxArtifact
 }
 
 // Kind tells a plugin (Wasm) from a model (TFLite flatbuffer) by its first bytes.
@@ -72,12 +92,68 @@ func repository(ref config.OCIRef, o Options) (*remote.Repository, error) {
 		return nil, fmt.Errorf("oci://%s: %w", ref, err)
 	}
 	repo.PlainHTTP = o.PlainHTTP || Loopback(ref.Registry)
+	repo.Client = client(o)
+	return repo, nil
+}
+
+// client is the HTTP client of every registry request: a timeout per request and the
+// redirect policy.
+func client(o Options) *http.Client {
 	t := o.Timeout
 	if t <= 0 {
 		t = 30 * time.Second
 	}
-	repo.Client = &http.Client{Timeout: t}
-	return repo, nil
+	return &http.Client{Timeout: t, CheckRedirect: redirectPolicy(o.RedirectHosts)}
+}
+
+// redirectPolicy follows a redirect only to the host the request was first made to (same
+// host and port) or to one of allowed, never from https to http, at most 10 times.
+func redirectPolicy(allowed []string) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		for _, v := range via {
+			if v.URL.Scheme == "https" && req.URL.Scheme != "https" {
+				return fmt.Errorf("refused a redirect from https to %s://%s: never followed", req.URL.Scheme, req.URL.Host)
+			}
+		}
+		if hostPort(via[0].URL) == hostPort(req.URL) || redirectAllowed(req.URL, allowed) {
+			return nil
+		}
+		return fmt.Errorf("refused a redirect from %s to another host, %s (allow it in [oci].redirect_hosts)", via[0].URL.Host, req.URL.Host)
+	}
+}
+
+// hostPort is u's host:port with the scheme's default port made explicit.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return strings.ToLower(net.JoinHostPort(u.Hostname(), port))
+}
+
+// redirectAllowed reports whether u's host is one of allowed: a host name (any port), a
+// host:port, or *.domain (any host under domain).
+func redirectAllowed(u *url.URL, allowed []string) bool {
+	host := strings.ToLower(u.Hostname())
+	for _, a := range allowed {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if strings.HasPrefix(a, "*.") {
+			if strings.HasSuffix(host, a[1:]) {
+				return true
+			}
+			continue
+		}
+		if strings.Trim(a, "[]") == host || a == strings.ToLower(u.Host) || a == hostPort(u) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pushed is what Push stored.
@@ -136,18 +212,36 @@ func Resolve(ctx context.Context, ref config.OCIRef, o Options) (digest.Digest, 
 	return d.Digest, nil
 }
 
-// Artifact is a pulled, digest-checked artifact.
+// Artifact is a pulled, digest-checked artifact. Its layer is in File, a temporary file
+// that Store moves into the cache; Close removes it when it is not stored.
 type Artifact struct {
 	Manifest digest.Digest
 	Layer    digest.Digest
 	Type     string // ArtifactPlugin or ArtifactModel
-	Data     []byte
+	Size     int64
+	File     string
 }
 
-// Pull fetches the artifact ref names. The manifest's bytes are checked against its
-// digest (and against ref's digest when ref is pinned), the layer's against the digest the
-// manifest names, and the layer must be one edgehost artifact of one file.
-func Pull(ctx context.Context, ref config.OCIRef, o Options) (*Artifact, error) {
+// ReadAll reads the artifact's file, refusing more than limit bytes.
+func (a *Artifact) ReadAll(limit int64) ([]byte, error) {
+	return safefile.ReadFile(a.File, limit)
+}
+
+// Close removes the artifact's temporary file if Store has not moved it.
+func (a *Artifact) Close() {
+	if a != nil && a.File != "" {
+		os.Remove(a.File)
+		a.File = ""
+	}
+}
+
+// Pull fetches the artifact ref names into a temporary file in dir (created if needed; the
+// cache directory, so that Store's rename stays on one file system). The manifest is
+// checked against its digest (and against ref's digest when ref is pinned); the layer,
+// streamed to the file and never held in memory, must declare a size within
+// Options.MaxArtifact, is cut off at that size and must hash to the digest the manifest
+// names; it must be one edgehost artifact of one file. The caller stores or closes it.
+func Pull(ctx context.Context, ref config.OCIRef, dir string, o Options) (*Artifact, error) {
 	repo, err := repository(ref, o)
 	if err != nil {
 		return nil, err
@@ -163,7 +257,7 @@ func Pull(ctx context.Context, ref config.OCIRef, o Options) (*Artifact, error) 
 	if ref.Digest != "" && string(desc.Digest) != ref.Digest {
 		return nil, fmt.Errorf("%s: the registry answered with manifest %s", ref, desc.Digest)
 	}
-	if desc.Size > 1<<20 {
+	if desc.Size < 0 || desc.Size > maxManifest {
 		return nil, fmt.Errorf("%s: manifest of %d bytes is too large for an edgehost artifact", ref, desc.Size)
 	}
 	mb, err := content.FetchAll(ctx, repo, desc) // checks size and digest
@@ -181,27 +275,77 @@ func Pull(ctx context.Context, ref config.OCIRef, o Options) (*Artifact, error) 
 		return nil, fmt.Errorf("%s: %d layers, want exactly one (the file)", ref, len(man.Layers))
 	}
 	layer := man.Layers[0]
-	want := LayerPlugin
+	want, limit, what := LayerPlugin, min(o.maxArtifact(), safefile.MaxPlugin), "plugin"
 	if man.ArtifactType == ArtifactModel {
-		want = LayerModel
+		want, limit, what = LayerModel, o.maxArtifact(), "model"
 	}
 	if layer.MediaType != want {
 		return nil, fmt.Errorf("%s: layer media type %q, want %q", ref, layer.MediaType, want)
 	}
-	if layer.Size < 0 || layer.Size > MaxArtifact {
-		return nil, fmt.Errorf("%s: layer of %d bytes is over the %d-byte limit", ref, layer.Size, MaxArtifact)
+	if layer.Size < 0 || layer.Size > limit {
+		return nil, fmt.Errorf("%s: the manifest declares a layer of %d bytes, over the %d-byte limit for a %s ([oci].max_artifact_mb): refused before reading it", ref, layer.Size, limit, what)
 	}
 	if err := layer.Digest.Validate(); err != nil || layer.Digest.Algorithm() != digest.SHA256 {
 		return nil, fmt.Errorf("%s: layer digest %q is not a sha256 digest", ref, layer.Digest)
 	}
-	data, err := content.FetchAll(ctx, repo, layer) // checks size and digest
-	if err != nil {
+	a := &Artifact{Manifest: desc.Digest, Layer: layer.Digest, Type: man.ArtifactType, Size: layer.Size}
+	if err := fetchToFile(ctx, repo, layer, dir, a); err != nil {
 		return nil, fmt.Errorf("fetching the layer of %s: %w", ref, err)
 	}
-	if at, _, err := Kind(data); err != nil || at != man.ArtifactType {
+	if at, err := kindOfFile(a.File); err != nil || at != man.ArtifactType {
+		a.Close()
 		return nil, fmt.Errorf("%s: the layer is not the %s its manifest says", ref, man.ArtifactType)
 	}
-	return &Artifact{Manifest: desc.Digest, Layer: layer.Digest, Type: man.ArtifactType, Data: data}, nil
+	return a, nil
+}
+
+// fetchToFile streams the layer into a new temporary file in dir: at most its declared
+// size is read (VerifyReader), then one byte more must be the end, and the digest must
+// match. The file is a.File on success and removed otherwise.
+func fetchToFile(ctx context.Context, repo *remote.Repository, layer ocispec.Descriptor, dir string, a *Artifact) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	rc, err := repo.Fetch(ctx, layer)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(dir, ".pull-*")
+	if err != nil {
+		return err
+	}
+	vr := content.NewVerifyReader(rc, layer)
+	_, err = io.CopyBuffer(f, vr, make([]byte, 64<<10))
+	if err == nil {
+		err = vr.Verify() // the end of the stream, and the digest
+	}
+	if errors.Is(err, content.ErrTrailingData) {
+		err = fmt.Errorf("the registry sent more than the %d bytes the manifest declares: %w", layer.Size, err)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	a.File = f.Name()
+	return nil
+}
+
+func kindOfFile(path string) (string, error) {
+	f, _, err := safefile.Open(path, safefile.MaxModel)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	head := make([]byte, 8)
+	if _, err := io.ReadFull(f, head); err != nil {
+		return "", err
+	}
+	at, _, err := Kind(head)
+	return at, err
 }
 
 // Cached is the record kept beside a cached artifact (PATH.oci.json).
@@ -209,51 +353,96 @@ type Cached struct {
 	Ref      string    `json:"ref"`
 	Manifest string    `json:"manifest"`
 	Layer    string    `json:"layer"`
+	Size     int64     `json:"size,omitempty"`
 	PulledAt time.Time `json:"pulled_at"`
+	// Version is the plugin manifest's version of the cached copy: the version this source
+	// serves, which rollback protection never lets a tag move below (empty for a model).
+	Version string `json:"version,omitempty"`
 }
 
 func recordPath(path string) string { return path + ".oci.json" }
+func prevPath(path string) string   { return path + ".prev" }
 
-// Store writes a pulled artifact to path (temp file + rename, so a reader never sees half
-// of it) and its record beside it.
-func Store(path, ref string, a *Artifact) error {
-	if err := writeAtomic(recordPath(path)+".next", mustJSON(Cached{Ref: ref, Manifest: string(a.Manifest), Layer: string(a.Layer), PulledAt: time.Now().UTC()})); err != nil {
+// Store moves a pulled artifact's file to path (by rename, so a reader never sees half of
+// it) and writes rec beside it, its digests and size taken from a. The copy it replaces is
+// kept (hard links) for Restore.
+func Store(path string, a *Artifact, rec Cached) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := writeAtomic(path, a.Data); err != nil {
+	rec.Manifest, rec.Layer, rec.Size = string(a.Manifest), string(a.Layer), a.Size
+	if rec.PulledAt.IsZero() {
+		rec.PulledAt = time.Now().UTC()
+	}
+	if err := writeAtomic(recordPath(path)+".next", mustJSON(rec)); err != nil {
 		return err
 	}
+	os.Remove(prevPath(path))
+	os.Remove(recordPath(prevPath(path)))
+	if os.Link(path, prevPath(path)) == nil {
+		_ = os.Link(recordPath(path), recordPath(prevPath(path)))
+	}
+	if err := os.Rename(a.File, path); err != nil {
+		return err
+	}
+	a.File = ""
 	return os.Rename(recordPath(path)+".next", recordPath(path))
 }
 
-// Restore puts earlier bytes back at path with their record (after a rejected swap).
-func Restore(path string, data []byte, rec Cached) error {
-	if err := writeAtomic(path, data); err != nil {
+// Restore puts back the copy the last Store replaced, with its record (after a rejected
+// swap).
+func Restore(path string) error {
+	if _, err := os.Stat(recordPath(prevPath(path))); err != nil {
+		return fmt.Errorf("no previous copy to put back: %w", err)
+	}
+	if err := os.Rename(prevPath(path), path); err != nil {
 		return err
 	}
+	return os.Rename(recordPath(prevPath(path)), recordPath(path))
+}
+
+// SetVersion rewrites the record of the cached copy at path with version v.
+func SetVersion(path, v string) error {
+	rec, err := readRecord(path)
+	if err != nil {
+		return err
+	}
+	rec.Version = v
 	return writeAtomic(recordPath(path), mustJSON(rec))
 }
 
-// Load reads the cached artifact at path and checks it against its record: the bytes must
-// still hash to the layer digest that was pulled.
-func Load(path string) ([]byte, Cached, error) {
+func readRecord(path string) (Cached, error) {
 	var rec Cached
-	rb, err := os.ReadFile(recordPath(path))
+	rb, err := safefile.ReadFile(recordPath(path), maxManifest)
 	if err != nil {
-		return nil, rec, fmt.Errorf("no cached copy: %w", err)
+		return rec, fmt.Errorf("no cached copy: %w", err)
 	}
 	if err := json.Unmarshal(rb, &rec); err != nil {
-		return nil, rec, fmt.Errorf("cache record %s: %w", recordPath(path), err)
+		return rec, fmt.Errorf("cache record %s: %w", recordPath(path), err)
 	}
-	b, err := os.ReadFile(path)
+	return rec, nil
+}
+
+// Load checks the cached artifact at path against its record, reading it as a stream: the
+// bytes must still hash to the layer digest that was pulled.
+func Load(path string) (Cached, error) {
+	rec, err := readRecord(path)
 	if err != nil {
-		return nil, rec, fmt.Errorf("no cached copy: %w", err)
+		return rec, err
 	}
-	sum := sha256.Sum256(b)
-	if got := "sha256:" + hex.EncodeToString(sum[:]); got != rec.Layer {
-		return nil, rec, fmt.Errorf("cached copy %s hashes to %s, not the pulled %s: it was modified", path, got, rec.Layer)
+	f, _, err := safefile.Open(path, safefile.MaxModel)
+	if err != nil {
+		return rec, fmt.Errorf("no cached copy: %w", err)
 	}
-	return b, rec, nil
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return rec, fmt.Errorf("cached copy %s: %w", path, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != rec.Layer {
+		return rec, fmt.Errorf("cached copy %s hashes to %s, not the pulled %s: it was modified", path, got, rec.Layer)
+	}
+	return rec, nil
 }
 
 func mustJSON(v any) []byte {
