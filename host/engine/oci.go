@@ -18,13 +18,17 @@ import (
 )
 
 // Plugins and models with `source = "oci://…"` are pulled into the cache at
-// [oci].cache_dir, checked (manifest and layer digests; a plugin's signature when the
-// config requires one) and only then written, by rename, to the path the loaders read.
-// Everything after that — validation, the golden check, the swap, probation and rollback —
-// is the reload path of a file change. A tag is polled: when it moves, the new artifact
-// goes through the same checks and ReloadFile; a version the reload rejects is put back
-// off the disk (the cache keeps the version that serves) and not tried again until the tag
-// moves once more.
+// [oci].cache_dir: the layer is streamed to a temporary file there (its declared size bounded
+// by [oci].max_artifact_mb, the download cut off at that size), checked (manifest and layer
+// digests; a plugin's signature when the config requires one; rollback protection: a tag
+// never moves a plugin below the version the cache record says serves, unless the config
+// pins a digest or sets allow_downgrade) and only then moved, by rename, to the path the
+// loaders read, with its record (digests, size, version) beside it. Everything after that —
+// validation, the golden check, the swap, probation and rollback — is the reload path of a
+// file change. A tag is polled: when it moves, the new artifact goes through the same checks
+// and ReloadFile; a version the reload rejects is put back off the disk (the cache keeps the
+// version that serves) and not tried again until the tag moves once more. With the registry
+// down, every start serves the verified cached copy.
 
 // SourceStatus is the state of one registry artifact in GET /status.
 type SourceStatus struct {
@@ -192,6 +196,7 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 		switch {
 		case cerr != nil || rec.Manifest != string(a.Manifest):
 			if err = oci.Store(src.Path, a, oci.Cached{Ref: src.Raw, Version: version}); err == nil {
+				oci.DropPrevious(src.Path) // no swap to undo at start
 				e.log.Info("artifact pulled", "source", src.Raw, "manifest", a.Manifest, "version", version, "bytes", a.Size)
 			}
 		case rec.Version != version:
@@ -344,6 +349,7 @@ func (e *Engine) pollSource(ctx context.Context, src config.Source) {
 		reject(fmt.Errorf("version %s rejected by the reload: %s", a.Manifest, why))
 		return
 	}
+	oci.DropPrevious(src.Path)
 	e.src.update(src.Path, func(s *SourceStatus) {
 		s.Manifest, s.Layer, s.Version, s.Rejected, s.Why, s.LastError = string(a.Manifest), string(a.Layer), version, "", "", ""
 	})

@@ -401,6 +401,12 @@ func Restore(path string) error {
 	return os.Rename(recordPath(prevPath(path)), recordPath(path))
 }
 
+// DropPrevious deletes the copy the last Store kept for Restore, once the new one serves.
+func DropPrevious(path string) {
+	os.Remove(prevPath(path))
+	os.Remove(recordPath(prevPath(path)))
+}
+
 // SetVersion rewrites the record of the cached copy at path with version v.
 func SetVersion(path, v string) error {
 	rec, err := readRecord(path)
