@@ -306,6 +306,7 @@ func fetchToFile(ctx context.Context, repo *remote.Repository, layer ocispec.Des
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	sweepStale(dir)
 	rc, err := repo.Fetch(ctx, layer)
 	if err != nil {
 		return err
@@ -332,6 +333,17 @@ func fetchToFile(ctx context.Context, repo *remote.Repository, layer ocispec.Des
 	}
 	a.File = f.Name()
 	return nil
+}
+
+// sweepStale removes temporary files of pulls that a crash left in dir (a pull never takes
+// an hour).
+func sweepStale(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, ".pull-*"))
+	for _, f := range old {
+		if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > time.Hour {
+			os.Remove(f)
+		}
+	}
 }
 
 func kindOfFile(path string) (string, error) {
