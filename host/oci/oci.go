@@ -429,14 +429,16 @@ func SetVersion(path, v string) error {
 	return writeAtomic(recordPath(path), mustJSON(rec))
 }
 
-func readRecord(path string) (Cached, error) {
+func readRecord(path string) (Cached, error) { return readRecordFile(recordPath(path)) }
+
+func readRecordFile(file string) (Cached, error) {
 	var rec Cached
-	rb, err := safefile.ReadFile(recordPath(path), maxManifest)
+	rb, err := safefile.ReadFile(file, maxManifest)
 	if err != nil {
 		return rec, fmt.Errorf("no cached copy: %w", err)
 	}
 	if err := json.Unmarshal(rb, &rec); err != nil {
-		return rec, fmt.Errorf("cache record %s: %w", recordPath(path), err)
+		return rec, fmt.Errorf("cache record %s: %w", file, err)
 	}
 	return rec, nil
 }
@@ -457,10 +459,18 @@ func Load(path string) (Cached, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return rec, fmt.Errorf("cached copy %s: %w", path, err)
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != rec.Layer {
-		return rec, fmt.Errorf("cached copy %s hashes to %s, not the pulled %s: it was modified", path, got, rec.Layer)
+	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if got == rec.Layer {
+		return rec, nil
 	}
-	return rec, nil
+	// A Store interrupted between its two renames left the new bytes with their record
+	// still at .next: finish it.
+	if next, err := readRecordFile(recordPath(path) + ".next"); err == nil && next.Layer == got {
+		if err := os.Rename(recordPath(path)+".next", recordPath(path)); err == nil {
+			return next, nil
+		}
+	}
+	return rec, fmt.Errorf("cached copy %s hashes to %s, not the pulled %s: it was modified", path, got, rec.Layer)
 }
 
 func mustJSON(v any) []byte {

@@ -139,6 +139,20 @@ func TestCacheRecord(t *testing.T) {
 	if rec, err := oci.Load(path); err != nil || rec.Version != "1.0.0" || string(mustRead(t, path)) != string(wasm) {
 		t.Fatalf("after Restore: %+v, %v", rec, err)
 	}
+	// A Store interrupted between its renames (new bytes, record still at .next) is finished.
+	c := stage(append(append([]byte{}, wasm...), 0, 0))
+	if err := os.WriteFile(path+".oci.json.next", []byte(`{"ref":"r","manifest":"`+string(c.Manifest)+`","layer":"`+string(c.Layer)+`","version":"3.0.0"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(c.File, path); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := oci.Load(path); err != nil || rec.Version != "3.0.0" {
+		t.Fatalf("after an interrupted Store: %+v, %v", rec, err)
+	}
+	if rec, err := oci.Load(path); err != nil || rec.Version != "3.0.0" {
+		t.Fatalf("the interrupted Store was not finished: %+v, %v", rec, err)
+	}
 	wasm[100] ^= 1
 	if err := os.WriteFile(path, wasm, 0o644); err != nil {
 		t.Fatal(err)
