@@ -52,8 +52,11 @@ type Log struct {
 
 // Runtime configures the Wasm runtime.
 type Runtime struct {
-	CacheDir string `toml:"cache_dir"` // wazero compilation cache; "" keeps it in memory
-	Watch    *bool  `toml:"watch"`     // hot reload plugins, models and config; default true
+	CacheDir string `toml:"cache_dir"` // compiled plugins kept across restarts; "" keeps them in memory
+	// CacheKeyFile holds the secret that authenticates the compiled code in CacheDir
+	// (created, mode 0600, at the first start); default CACHE_DIR.key, beside CacheDir.
+	CacheKeyFile string `toml:"cache_key_file"`
+	Watch        *bool  `toml:"watch"` // hot reload plugins, models and config; default true
 	// LiteRTDir holds libLiteRt.so, its accelerator libraries and vendors/ (make deps-litert
 	// unpacks them into .deps/litert/2.3.0/ai_edge_litert); needed by models.*.accelerator.
 	LiteRTDir string `toml:"litert_dir"`
@@ -430,7 +433,7 @@ func (c *Config) complete(data []byte) []error {
 	default:
 		bad(fmt.Sprintf("format %q must be text or json", c.Log.Format), "log", "format")
 	}
-	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Runtime.CacheDir, c.Runtime.CacheKeyFile = abs(c.Runtime.CacheDir), abs(c.Runtime.CacheKeyFile)
 	c.Runtime.LiteRTDir, c.Runtime.AcceleratorCacheDir = abs(c.Runtime.LiteRTDir), abs(c.Runtime.AcceleratorCacheDir)
 	for i, f := range c.Trust.KeyFiles {
 		c.Trust.KeyFiles[i] = abs(f)
