@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,5 +53,33 @@ func TestCacheDirUnwritable(t *testing.T) {
 				t.Errorf("no warning that the compilation cache is not kept")
 			}
 		})
+	}
+}
+
+// TestAddressSpaceExhausted: guest memory budgets that the address space cannot hold (64
+// workers × 4095 MiB under a 16 GiB RLIMIT_AS) are a clear error naming the reservation,
+// never a panic (wazero sliced the nil buffer of a failed reservation).
+func TestAddressSpaceExhausted(t *testing.T) {
+	bin, err := filepath.Abs("../../bin/edgehost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s not built (make build): %v", bin, err)
+	}
+	img, _ := filepath.Abs(peacock)
+	cfg := tempConfig(t, func(s string) string {
+		s = strings.Replace(s, "workers = 2                    # concurrent requests", "workers = 64 # ", 1)
+		return strings.Replace(s, "memory_limit_mb = 32           # guest memory budget", "memory_limit_mb = 4095", 1)
+	})
+	cmd := exec.Command("prlimit", "--as=17179869184", "--", bin, "--config", cfg, "run", "-p", "classify", img)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("want exit 1 with an error, got %v", err)
+	}
+	if strings.Contains(string(out), "panic") || !strings.Contains(string(out), "cannot reserve") {
+		t.Fatalf("want a clear error naming the reservation, no panic")
 	}
 }

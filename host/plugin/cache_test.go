@@ -89,9 +89,9 @@ func TestCacheSharedByProcesses(t *testing.T) {
 func TestCacheConcurrentLoads(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	paths := []string{Example(t, "imagepre-go"), Example(t, "imagepre-c")}
-	const loaders, instances = 5, 2
-	for round := 0; round < 6; round++ { // round 0 compiles; the others read the file cache
+	paths := []string{Example(t, "imagepre-c"), Example(t, "classify-c")}
+	const loaders, instances = 6, 2
+	for round := 0; round < 8; round++ { // round 0 compiles; the others read the file cache
 		rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: dir})
 		if err != nil {
 			t.Fatal(err)
