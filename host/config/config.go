@@ -42,6 +42,14 @@ type Server struct {
 	// length at MinTransferRate bytes/s; a slower client is cut off (it never holds a worker).
 	TransferTimeout Duration `toml:"transfer_timeout"`  // default 5s
 	MinTransferRate int64    `toml:"min_transfer_rate"` // bytes per second; default 65536
+	// TLS, when set, serves HTTP and gRPC over TLS (mutual TLS with client_ca_file).
+	TLS *TLS `toml:"tls"`
+	// Tokens, when any is set, are required on every route but health (see Token).
+	Tokens []Token `toml:"tokens"`
+	// MaxConnections bounds each listener's open connections; at the bound the idlest
+	// connection is closed, so health and metrics always get one. Default 1024, and never
+	// more than the file-descriptor limit allows.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Log configures logging.
@@ -416,6 +424,7 @@ func (c *Config) complete(data []byte) []error {
 	} else if c.Server.MinTransferRate < 0 {
 		bad("must be positive (bytes per second)", "server", "min_transfer_rate")
 	}
+	c.Server.completeSecurity(abs, bad)
 	if c.Server.ShutdownTimeout.Duration == 0 {
 		c.Server.ShutdownTimeout.Duration = 15 * time.Second
 	}
