@@ -1,10 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MQTT is a pipeline's optional MQTT source and sink: every message on Topic runs through
@@ -22,6 +24,49 @@ type MQTT struct {
 	// SessionExpiry is how long the broker keeps the session (and queues QoS 1 messages)
 	// while edgehost is away; default 1h.
 	SessionExpiry Duration `toml:"session_expiry"`
+	// ResponseTopicPrefix is where a request's MQTT 5 response topic may point: a topic
+	// under this prefix (which ends with "/"). Unset (the default), a response topic is
+	// honoured only when it is ResultTopic itself: a sender cannot have results published
+	// elsewhere with edgehost's identity and rights. A request asking for another topic is
+	// answered with a bad_input error on ErrorTopic and not run.
+	ResponseTopicPrefix string `toml:"response_topic_prefix"`
+	// RetainAsInput runs retained messages too. Off (the default), a retained message is
+	// acknowledged and ignored: it would be run and answered again at every new
+	// subscription.
+	RetainAsInput bool `toml:"retain_as_input"`
+	// PublishTimeout bounds the time spent publishing one answer, waiting for a connection
+	// included; after it (or after 3 failed tries, or when the broker refuses the publish)
+	// the message is acknowledged with an error, so no message holds a worker for ever.
+	// Default 30s.
+	PublishTimeout Duration `toml:"publish_timeout"`
+}
+
+// MaxTopicBytes is the longest topic an MQTT packet can carry (a two-byte length).
+const MaxTopicBytes = 65535
+
+// CheckPublishTopic says why topic cannot be published to, or nil: it is empty, longer
+// than MaxTopicBytes, not valid UTF-8, holds the wildcards + or #, U+0000 or another
+// control character or non-character (which MQTT forbids or brokers refuse, dropping the
+// connection), or starts with "$" (the broker's own topics).
+func CheckPublishTopic(topic string) error {
+	switch {
+	case topic == "":
+		return errors.New("the topic is empty")
+	case len(topic) > MaxTopicBytes:
+		return fmt.Errorf("the topic is %d bytes long, over MQTT's %d", len(topic), MaxTopicBytes)
+	case !utf8.ValidString(topic):
+		return errors.New("the topic is not valid UTF-8")
+	case strings.ContainsAny(topic, "+#"):
+		return fmt.Errorf("the topic %.200q holds a wildcard (+ or #): one cannot publish to it", topic)
+	case topic[0] == '$':
+		return fmt.Errorf("the topic %.200q starts with $ (reserved for the broker)", topic)
+	}
+	for _, r := range topic {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xfdd0 && r <= 0xfdef) || r&0xfffe == 0xfffe {
+			return fmt.Errorf("the topic %.200q holds the character %U, which MQTT forbids", topic, r)
+		}
+	}
+	return nil
 }
 
 // complete checks a pipeline's [pipelines.NAME.mqtt] and applies its defaults.
@@ -35,13 +80,23 @@ func (m *MQTT) complete(pipeline string, workers int, bad func(msg string, key .
 	if m.Topic == "" {
 		bad("is required (the topic to subscribe to)", key("topic")...)
 	}
-	for k, t := range map[string]string{"result_topic": m.ResultTopic, "error_topic": m.ErrorTopic} {
-		if strings.ContainsAny(t, "+#") {
-			bad(fmt.Sprintf("topic %q to publish to must not hold the wildcards + or #", t), key(k)...)
-		}
-	}
 	if m.ResultTopic == "" {
 		bad("is required (where results are published)", key("result_topic")...)
+	}
+	for k, t := range map[string]string{"result_topic": m.ResultTopic, "error_topic": m.ErrorTopic} {
+		if t == "" {
+			continue
+		}
+		if err := CheckPublishTopic(t); err != nil {
+			bad(fmt.Sprintf("cannot publish to %q: %v", t, err), key(k)...)
+		}
+	}
+	if p := m.ResponseTopicPrefix; p != "" {
+		if err := CheckPublishTopic(p); err != nil {
+			bad(fmt.Sprintf("prefix %q: %v", p, err), key("response_topic_prefix")...)
+		} else if !strings.HasSuffix(p, "/") {
+			bad(fmt.Sprintf("prefix %q must end with \"/\" (it names a subtree of topics)", p), key("response_topic_prefix")...)
+		}
 	}
 	if m.ErrorTopic == "" {
 		m.ErrorTopic = m.ResultTopic
@@ -56,5 +111,8 @@ func (m *MQTT) complete(pipeline string, workers int, bad func(msg string, key .
 	}
 	if m.SessionExpiry.Duration == 0 {
 		m.SessionExpiry.Duration = time.Hour
+	}
+	if m.PublishTimeout.Duration == 0 {
+		m.PublishTimeout.Duration = 30 * time.Second
 	}
 }
