@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ type Metrics struct {
 	Reconnects  *prometheus.CounterVec // pipeline
 	Inflight    *prometheus.GaugeVec   // pipeline
 	Connected   *prometheus.GaugeVec   // pipeline
+	// Ignored counts messages acknowledged and not run, by reason (retained).
+	Ignored *prometheus.CounterVec // pipeline, reason
+	// PublishFailures counts answers given up on (refused by the broker, or not published
+	// within publish_timeout or 3 tries); their message is acknowledged with an error.
+	PublishFailures *prometheus.CounterVec // pipeline
 }
 
 // NewMetrics creates the MQTT series and registers them with reg.
@@ -50,8 +56,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "MQTT messages received and not yet answered."}, []string{"pipeline"}),
 		Connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgehost_mqtt_connected",
 			Help: "1 while connected to the broker."}, []string{"pipeline"}),
+		Ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgehost_mqtt_ignored_total",
+			Help: "MQTT messages acknowledged without being run, by reason (retained: see retain_as_input)."}, []string{"pipeline", "reason"}),
+		PublishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgehost_mqtt_publish_failures_total",
+			Help: "MQTT answers that could not be published (refused by the broker, or out of tries or time); the message is acknowledged with an error."}, []string{"pipeline"}),
 	}
-	reg.MustRegister(m.Received, m.Redelivered, m.Published, m.Errors, m.Reconnects, m.Inflight, m.Connected)
+	reg.MustRegister(m.Received, m.Redelivered, m.Published, m.Errors, m.Reconnects, m.Inflight, m.Connected, m.Ignored, m.PublishFailures)
 	return m
 }
 
@@ -81,6 +91,9 @@ type Bridge struct {
 	workers sync.WaitGroup
 	ups     atomic.Int64
 	inUse   atomic.Int64
+	// outMax is the broker's Maximum Packet Size (its CONNACK on the publishing
+	// connection), 0 when it sets none: a bigger answer would get the connection dropped.
+	outMax atomic.Uint32
 	// MaxSeen is the most messages processed at once (taken from the broker, not yet
 	// answered); it never exceeds max_inflight.
 	MaxSeen atomic.Int64
@@ -132,6 +145,10 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 				c.Properties = &paho.ConnectProperties{}
 			}
 			c.Properties.ReceiveMaximum = &recvMax // the broker holds the rest: a flood stays there
+			// The broker must not send a packet bigger than this: it drops the message
+			// instead (read at every connection: max_body_bytes hot-reloads).
+			maxPacket := MaxPacketSize(b.e.Config().Server.MaxBodyBytes)
+			c.Properties.MaximumPacketSize = &maxPacket
 			return c, nil
 		},
 		ClientConfig: paho.ClientConfig{
@@ -149,9 +166,22 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	// workers are busy (so the broker keeps the backlog), and the PUBACKs of answers must not
 	// queue behind it.
 	oc := pc
-	oc.OnConnectionUp = func(*autopaho.ConnectionManager, *paho.Connack) {}
+	oc.OnConnectionUp = func(_ *autopaho.ConnectionManager, ca *paho.Connack) {
+		var max uint32
+		if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
+			max = *ca.Properties.MaximumPacketSize
+		}
+		b.outMax.Store(max)
+	}
 	oc.OnConnectionDown = func() bool { return true }
-	oc.ConnectPacketBuilder = nil
+	oc.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		if c.Properties == nil {
+			c.Properties = &paho.ConnectProperties{}
+		}
+		small := uint32(outMaxPacket) // this connection only receives acknowledgements
+		c.Properties.MaximumPacketSize = &small
+		return c, nil
+	}
 	oc.ClientConfig = paho.ClientConfig{ClientID: cfg.ClientID + "-out"}
 	if b.out, err = autopaho.NewConnection(b.ctx, oc); err != nil {
 		b.cancel()
@@ -177,7 +207,13 @@ func (b *Bridge) up(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	go func() { // OnConnectionUp must not block
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		defer cancel()
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: b.cfg.Topic, QoS: 1}}}); err != nil {
+		// Retain handling 2: the broker sends no retained message at the subscription (those
+		// that come anyway are ignored in received), unless retain_as_input says otherwise.
+		rh := byte(2)
+		if b.cfg.RetainAsInput {
+			rh = 0
+		}
+		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: b.cfg.Topic, QoS: 1, RetainHandling: rh}}}); err != nil {
 			b.log.Error("subscribe failed", "topic", b.cfg.Topic, "error", err)
 		}
 	}()
@@ -191,6 +227,16 @@ func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	b.m.Received.WithLabelValues(b.name).Inc()
 	if pr.Packet.Duplicate() {
 		b.m.Redelivered.WithLabelValues(b.name).Inc()
+	}
+	// A message that comes with the retain flag was stored by the broker earlier and sent
+	// because of a new subscription (live messages come with it cleared: the subscription
+	// does not ask for retain as published): run, it would be answered again at every new
+	// subscription.
+	if pr.Packet.Retain && !b.cfg.RetainAsInput {
+		b.m.Ignored.WithLabelValues(b.name, "retained").Inc()
+		b.log.Debug("retained message ignored (retain_as_input is off)", "topic", pr.Packet.Topic)
+		_ = pr.Client.Ack(pr.Packet)
+		return true, nil
 	}
 	select {
 	case b.work <- job{p: pr.Packet, client: pr.Client}:
@@ -229,65 +275,211 @@ func (b *Bridge) worker() {
 }
 
 // handle runs one message through the pipeline, publishes the answer and acknowledges the
-// message; if the answer cannot be published (stopping), the message stays unacknowledged.
+// message. Every message is acknowledged, answered or not, unless the bridge stops or the
+// connection it came on is lost first (then the broker delivers it again): a message whose
+// answer cannot be published is a poison message, and acknowledging it with an error is
+// what keeps it from holding a worker, or the session, for ever.
 func (b *Bridge) handle(j job) {
 	in := j.p
-	res, ct, err := b.run(in.Payload)
-	out := &paho.Publish{QoS: 1, Topic: b.cfg.ResultTopic, Properties: &paho.PublishProperties{}}
+	var corrData []byte
 	if in.Properties != nil {
-		out.Properties.CorrelationData = in.Properties.CorrelationData
-		if in.Properties.ResponseTopic != "" {
-			out.Topic = in.Properties.ResponseTopic
-		}
+		corrData = in.Properties.CorrelationData
 	}
-	kind := "result"
-	outs := []*paho.Publish{out}
-	if err != nil {
-		class, _, _ := server.Classify(err)
-		b.m.Errors.WithLabelValues(b.name, class).Inc()
-		kind = "error"
-		out.Payload, _ = json.Marshal(ErrorMessage{Error: err.Error(), Class: class, Pipeline: b.name, Topic: in.Topic})
-		out.Properties.ContentType = "application/json"
-		out.Properties.User = paho.UserProperties{{Key: "error_class", Value: class}}
-		if out.Topic != b.cfg.ResultTopic { // a requester waits on its response topic: tell it too
-			e := *out
-			e.Topic = b.cfg.ErrorTopic
-			outs = append(outs, &e)
-		} else {
-			out.Topic = b.cfg.ErrorTopic
-		}
-		b.log.Debug("pipeline run failed", "topic", in.Topic, "class", class, "error", err)
-	} else {
+	msg := func(topic string) *paho.Publish {
+		return &paho.Publish{QoS: 1, Topic: topic, Properties: &paho.PublishProperties{CorrelationData: corrData}}
+	}
+	reply, err := b.replyTopic(in)
+	var res []byte
+	var ct string
+	if err == nil {
+		res, ct, err = b.run(in.Payload)
+	}
+	if err == nil {
+		out := msg(reply)
 		out.Payload, out.Properties.ContentType = res, ct
+		perr := b.publish(j, out)
+		switch {
+		case perr == nil:
+			b.m.Published.WithLabelValues(b.name, "result").Inc()
+			_ = j.client.Ack(in)
+			return
+		case errors.Is(perr, errStopping), errors.Is(perr, errConnectionLost):
+			return // not acknowledged: delivered again
+		}
+		b.m.PublishFailures.WithLabelValues(b.name).Inc()
+		b.log.Warn("cannot publish a result; the message is acknowledged with an error", "topic", reply, "error", perr)
+		if reply != b.cfg.ResultTopic {
+			err = server.BadInput("cannot publish the result to the response topic %q: %v", reply, perr)
+		} else {
+			err = fmt.Errorf("cannot publish the result to %q: %w", reply, perr)
+		}
+		reply = b.cfg.ErrorTopic // the error goes to the error topic only
 	}
-	for _, o := range outs {
-		if !b.publish(o) {
-			return // stopping: not acknowledged, so redelivered after the restart
+	class, _, _ := server.Classify(err)
+	b.m.Errors.WithLabelValues(b.name, class).Inc()
+	b.log.Debug("pipeline run failed", "topic", in.Topic, "class", class, "error", err)
+	payload, _ := json.Marshal(ErrorMessage{Error: err.Error(), Class: class, Pipeline: b.name, Topic: in.Topic})
+	topics := []string{b.cfg.ErrorTopic}
+	if reply != "" && reply != b.cfg.ResultTopic && reply != b.cfg.ErrorTopic {
+		topics = append(topics, reply) // a requester waits on its response topic: tell it too
+	}
+	for _, t := range topics {
+		e := msg(t)
+		e.Payload = payload
+		e.Properties.ContentType = "application/json"
+		e.Properties.User = paho.UserProperties{{Key: "error_class", Value: class}}
+		perr := b.publish(j, e)
+		switch {
+		case perr == nil:
+			b.m.Published.WithLabelValues(b.name, "error").Inc()
+		case errors.Is(perr, errStopping), errors.Is(perr, errConnectionLost):
+			return
+		default:
+			b.m.PublishFailures.WithLabelValues(b.name).Inc()
+			b.log.Warn("cannot publish an error; the message is acknowledged all the same", "topic", t, "class", class, "error", perr)
 		}
 	}
-	b.m.Published.WithLabelValues(b.name, kind).Add(float64(len(outs)))
 	// A message of an earlier connection cannot be acknowledged on this one: the broker
-	// sends it again (a duplicate result, as QoS 1 allows).
+	// sends it again (a duplicate answer, as QoS 1 allows).
 	_ = j.client.Ack(in)
 }
 
-// publish sends one answer at QoS 1 until the broker acknowledges it; false when the
-// bridge is stopping first.
-func (b *Bridge) publish(out *paho.Publish) bool {
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-		_, perr := b.out.Publish(ctx, out)
-		cancel()
-		if perr == nil {
+// replyTopic is where the answer to in goes: ResultTopic, or the request's MQTT 5 response
+// topic when response_topic_prefix allows it and it can be published to. An error (class
+// bad_input) otherwise: such a request is not run.
+func (b *Bridge) replyTopic(in *paho.Publish) (string, error) {
+	if in.Properties == nil || in.Properties.ResponseTopic == "" || in.Properties.ResponseTopic == b.cfg.ResultTopic {
+		return b.cfg.ResultTopic, nil
+	}
+	rt := in.Properties.ResponseTopic
+	prefix := b.cfg.ResponseTopicPrefix
+	if prefix == "" {
+		return "", server.BadInput("response topic %.200q refused: pipeline %s answers on %q only (response_topic_prefix is not set)", rt, b.name, b.cfg.ResultTopic)
+	}
+	if !strings.HasPrefix(rt, prefix) || len(rt) == len(prefix) {
+		return "", server.BadInput("response topic %.200q refused: it is not under response_topic_prefix %q", rt, prefix)
+	}
+	if err := config.CheckPublishTopic(rt); err != nil {
+		return "", server.BadInput("response topic refused: %v", err)
+	}
+	return rt, nil
+}
+
+var (
+	errStopping       = errors.New("the bridge is stopping")
+	errConnectionLost = errors.New("the connection the message came on is lost (the broker delivers it again)")
+)
+
+// publishTries bounds the tries to publish one answer on a live connection.
+const publishTries = 3
+
+// publish sends one answer at QoS 1 until the broker acknowledges it. It gives up with an
+// error when the topic cannot be published to, the answer is larger than the broker takes,
+// the broker refuses it (a PUBACK reason code), publishTries tries fail, or publish_timeout
+// passes (waiting for a connection included); with errStopping when a try failed while the
+// bridge stops, errConnectionLost when j's connection is lost (no acknowledgement can
+// reach the broker then). Nothing retries for ever.
+func (b *Bridge) publish(j job, out *paho.Publish) error {
+	if err := config.CheckPublishTopic(out.Topic); err != nil {
+		return err
+	}
+	if max := b.outMax.Load(); max > 0 {
+		var n countWriter
+		if _, err := out.Packet().WriteTo(&n); err == nil && n > countWriter(max) {
+			return fmt.Errorf("the answer's packet is %d bytes, over the broker's maximum packet size %d", n, max)
+		}
+	}
+	timeout := b.cfg.PublishTimeout.Duration
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if j.client != nil { // j's connection lost: stop waiting (the broker delivers j again)
+		go func() {
+			select {
+			case <-j.client.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	lost := func() bool {
+		if j.client == nil {
+			return false
+		}
+		select {
+		case <-j.client.Done():
 			return true
+		default:
+			return false
+		}
+	}
+	var last error
+	for tries := 0; ; {
+		pr, err := b.out.Publish(ctx, out)
+		if err == nil {
+			return nil
+		}
+		if pr != nil { // the broker answered: no point in trying again
+			return fmt.Errorf("the broker refused it (reason code 0x%02x): %w", pr.ReasonCode, err)
+		}
+		if !errors.Is(err, autopaho.ConnectionDownError) {
+			tries++
+			last = err
 		}
 		select {
 		case <-b.quit:
-			return false
-		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)):
+			return errStopping
+		default:
 		}
-		_ = b.out.AwaitConnection(b.ctx)
+		switch {
+		case lost():
+			return errConnectionLost
+		case tries >= publishTries:
+			return fmt.Errorf("%d tries failed, the last: %w", tries, last)
+		case ctx.Err() != nil:
+			if last == nil {
+				last = err
+			}
+			return fmt.Errorf("not published within publish_timeout %v: %w", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(tries+1) * 100 * time.Millisecond):
+		}
+		_ = b.out.AwaitConnection(ctx)
 	}
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// MQTT's largest packet: a 268,435,455-byte remaining length and a 5-byte fixed header.
+const mqttMaxPacket = 268_435_460
+
+// PacketHeadroom is what a PUBLISH may carry besides its payload and still reach the
+// bridge: a topic, response topic, correlation data and content type at their largest
+// (65,535 bytes each, with their lengths and identifiers), the other properties and the
+// fixed header. A message whose user properties take more is dropped by the broker.
+const PacketHeadroom = 4*(65_535+3) + 1024
+
+// outMaxPacket is the Maximum Packet Size of the publishing connection, which receives
+// only acknowledgements.
+const outMaxPacket = 64 << 10
+
+// MaxPacketSize is the MQTT 5 Maximum Packet Size the bridge sends in its CONNECT: the
+// broker then sends no message whose payload is much over maxBody (server.max_body_bytes),
+// so an oversized payload is dropped at the broker instead of read into memory here. A
+// payload over maxBody by less than PacketHeadroom is still received, and answered with a
+// too_large error.
+func MaxPacketSize(maxBody int64) uint32 {
+	if maxBody <= 0 || maxBody > mqttMaxPacket-PacketHeadroom {
+		return mqttMaxPacket
+	}
+	return uint32(maxBody + PacketHeadroom)
 }
 
 // run runs the pipeline on payload. Overload is waited out (the message is held, not
