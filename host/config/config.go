@@ -585,7 +585,7 @@ func (c *Config) complete(data []byte) []error {
 			}
 		}
 		if m := p.MQTT; m != nil {
-			m.complete(name, p.Workers, bad)
+			m.complete(name, p.Workers, abs, bad)
 		}
 		c.Pipelines[name] = p
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -39,7 +40,27 @@ type MQTT struct {
 	// the message is acknowledged with an error, so no message holds a worker for ever.
 	// Default 30s.
 	PublishTimeout Duration `toml:"publish_timeout"`
+	// CAFile is a PEM bundle of the authorities that sign the broker's certificate, for a
+	// TLS broker (mqtts://, tls:// or ssl://); default the system's roots.
+	CAFile string `toml:"ca_file"`
+	// CertFile and KeyFile are a client certificate and its key (PEM) for a broker that asks
+	// for one (TLS only); both or neither.
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+	// Username and PasswordFile are the credentials sent in CONNECT; the file holds the
+	// password (one trailing newline dropped) and is read at start. A broker that refuses
+	// them makes the start fail, saying so.
+	Username     string `toml:"username"`
+	PasswordFile string `toml:"password_file"`
 }
+
+// TLS says whether the broker URL asks for TLS (mqtts://, tls:// or ssl://).
+func (m *MQTT) TLS() bool {
+	u, err := url.Parse(m.Broker)
+	return err == nil && tlsSchemes[u.Scheme]
+}
+
+var tlsSchemes = map[string]bool{"mqtts": true, "tls": true, "ssl": true}
 
 // MaxTopicBytes is the longest topic an MQTT packet can carry (a two-byte length).
 const MaxTopicBytes = 65535
@@ -70,12 +91,32 @@ func CheckPublishTopic(topic string) error {
 }
 
 // complete checks a pipeline's [pipelines.NAME.mqtt] and applies its defaults.
-func (m *MQTT) complete(pipeline string, workers int, bad func(msg string, key ...string)) {
+// Relative file paths are made absolute with abs (relative to the config file).
+func (m *MQTT) complete(pipeline string, workers int, abs func(string) string, bad func(msg string, key ...string)) {
 	key := func(k string) []string { return []string{"pipelines", pipeline, "mqtt", k} }
 	if m.Broker == "" {
 		bad("is required (mqtt://host:port)", key("broker")...)
-	} else if u, err := url.Parse(m.Broker); err != nil || (u.Scheme != "mqtt" && u.Scheme != "tcp") || u.Host == "" {
-		bad(fmt.Sprintf("broker %q must be mqtt://host:port (or tcp://host:port)", m.Broker), key("broker")...)
+	} else if u, err := url.Parse(m.Broker); err != nil || !(u.Scheme == "mqtt" || u.Scheme == "tcp" || tlsSchemes[u.Scheme]) || u.Host == "" {
+		bad(fmt.Sprintf("broker %q must be mqtt://host:port (or tcp://), or mqtts://host:port for TLS (or tls://, ssl://)", m.Broker), key("broker")...)
+	}
+	for k, f := range map[string]*string{"ca_file": &m.CAFile, "cert_file": &m.CertFile, "key_file": &m.KeyFile, "password_file": &m.PasswordFile} {
+		if *f == "" {
+			continue
+		}
+		*f = abs(*f)
+		if st, err := os.Stat(*f); err != nil {
+			bad(err.Error(), key(k)...)
+		} else if st.IsDir() {
+			bad(fmt.Sprintf("%s is a directory", *f), key(k)...)
+		} else if k != "password_file" && !m.TLS() {
+			bad(fmt.Sprintf("needs a TLS broker (mqtts://host:port), not %q", m.Broker), key(k)...)
+		}
+	}
+	if (m.CertFile == "") != (m.KeyFile == "") {
+		bad("cert_file and key_file go together (a client certificate and its key)", key("cert_file")...)
+	}
+	if m.PasswordFile != "" && m.Username == "" {
+		bad("a password_file needs a username", key("username")...)
 	}
 	if m.Topic == "" {
 		bad("is required (the topic to subscribe to)", key("topic")...)
