@@ -105,8 +105,10 @@ type job struct {
 }
 
 // Start connects pipeline name's [pipelines.NAME.mqtt] and serves it until Close. It
-// returns once the connection manager runs; the first connection may come later (the
-// broker may be down: it is retried with backoff). timeout bounds one pipeline run. The
+// returns after the first connection attempts: an error when the broker refuses the
+// credentials or the TLS handshake fails (a config error: no retry mends it); the first
+// connection may come later when the broker is down or unreachable (retried with backoff;
+// Start waits at most startWait for it). timeout bounds one pipeline run. The
 // bridge lives until Close, whatever becomes of ctx: a serve that is stopping still lets
 // the messages being processed finish and be acknowledged.
 func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, timeout time.Duration, m *Metrics, log hclog.Logger) (*Bridge, error) {
@@ -123,22 +125,54 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	b := &Bridge{name: name, cfg: cfg, e: e, timeout: timeout, m: m, log: log.Named("mqtt").With("pipeline", name),
 		work: make(chan job), quit: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	tc, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
+	}
+	pw, err := password(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
+	}
+	// The outcomes of the connection attempts while Start waits (the check at the end).
+	outcomes := make(chan outcome, 16)
+	var starting atomic.Bool
+	starting.Store(true)
+	report := func(out bool, err error) {
+		if starting.Load() {
+			select {
+			case outcomes <- outcome{out, err}:
+			default:
+			}
+		}
+	}
 	recvMax := uint16(cfg.MaxInflight)
+	b.m.Connected.WithLabelValues(name).Set(0) // before the first connection can set 1
 	pc := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        tc,
+		ConnectUsername:               cfg.Username,
+		ConnectPassword:               pw,
 		KeepAlive:                     20,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(cfg.SessionExpiry.Seconds()),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 500*time.Millisecond, 2),
 		ConnectTimeout:                10 * time.Second,
-		OnConnectionUp:                b.up,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			report(false, nil)
+			b.up(cm, ca)
+		},
 		OnConnectionDown: func() bool {
 			b.m.Connected.WithLabelValues(name).Set(0)
 			b.log.Warn("disconnected from the broker; reconnecting", "broker", cfg.Broker)
 			return true
 		},
 		OnConnectError: func(err error) {
-			b.log.Warn("cannot connect to the broker; retrying", "broker", cfg.Broker, "error", err)
+			report(false, err)
+			if why := fatal(err); why != "" {
+				b.log.Error("cannot connect to the broker; retrying", "broker", cfg.Broker, "why", why, "error", err)
+			} else {
+				b.log.Warn("cannot connect to the broker; retrying", "broker", cfg.Broker, "error", err)
+			}
 		},
 		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			if c.Properties == nil {
@@ -167,6 +201,7 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	// queue behind it.
 	oc := pc
 	oc.OnConnectionUp = func(_ *autopaho.ConnectionManager, ca *paho.Connack) {
+		report(true, nil)
 		var max uint32
 		if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
 			max = *ca.Properties.MaximumPacketSize
@@ -174,6 +209,10 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 		b.outMax.Store(max)
 	}
 	oc.OnConnectionDown = func() bool { return true }
+	oc.OnConnectError = func(err error) {
+		report(true, err)
+		b.log.Debug("publishing connection: cannot connect to the broker; retrying", "error", err)
+	}
 	oc.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 		if c.Properties == nil {
 			c.Properties = &paho.ConnectProperties{}
@@ -191,8 +230,45 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 		b.workers.Add(1)
 		go b.worker()
 	}
-	b.m.Connected.WithLabelValues(name).Set(0)
+	// Wait until both connections are up, or the broker is unreachable (retried with
+	// backoff), or an attempt fails in a way no retry mends (the config does).
+	defer starting.Store(false)
+	wait := time.NewTimer(startWait)
+	defer wait.Stop()
+	settled := map[bool]bool{} // by connection (true: the publishing one)
+	for len(settled) < 2 {
+		select {
+		case o := <-outcomes:
+			if why := fatal(o.err); why != "" {
+				b.abort()
+				return nil, fmt.Errorf("pipeline %s: mqtt broker %s: %s", name, cfg.Broker, why)
+			}
+			if o.err == nil || unreachable(o.err) {
+				settled[o.out] = true
+			} // else dropped after connecting (a TLS alert may come as a reset): see the next try
+		case <-wait.C:
+			return b, nil
+		}
+	}
 	return b, nil
+}
+
+// outcome is one connection attempt's: err nil when up; out for the publishing connection.
+type outcome struct {
+	out bool
+	err error
+}
+
+// startWait bounds how long Start waits for the connection attempts' outcome.
+const startWait = 10 * time.Second
+
+// abort stops a bridge that never served: its workers and connection managers.
+func (b *Bridge) abort() {
+	close(b.quit)
+	b.cancel()
+	b.workers.Wait()
+	<-b.cm.Done()
+	<-b.out.Done()
 }
 
 func (b *Bridge) up(cm *autopaho.ConnectionManager, ca *paho.Connack) {

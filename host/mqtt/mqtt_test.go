@@ -42,14 +42,18 @@ type fixture struct {
 	bridge *mqtt.Bridge
 	m      *mqtt.Metrics
 	img    []byte
+	// clientCfg is applied to the config of every client the fixture connects.
+	clientCfg func(*autopaho.ClientConfig)
 }
 
 // opts are a fixture's settings besides the defaults.
 type opts struct {
 	maxInflight int
-	maxBody     int64  // server.max_body_bytes; default 1 MiB
-	mqtt        string // more lines for [pipelines.p.mqtt]
-	addr        string // a broker already started; default a fresh mosquitto
+	maxBody     int64                        // server.max_body_bytes; default 1 MiB
+	mqtt        string                       // more lines for [pipelines.p.mqtt]
+	addr        string                       // a broker already started; default a fresh mosquitto
+	scheme      string                       // of the broker URL; default mqtt
+	clientCfg   func(*autopaho.ClientConfig) // applied to every test client's config (TLS, credentials)
 }
 
 func newFixture(t *testing.T, maxInflight int) *fixture {
@@ -66,6 +70,10 @@ func newFixtureWith(t *testing.T, o opts) *fixture {
 	if o.maxBody == 0 {
 		o.maxBody = 1 << 20
 	}
+	if o.scheme == "" {
+		o.scheme = "mqtt"
+	}
+	f.clientCfg = o.clientCfg
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
 [server]
@@ -86,14 +94,14 @@ path = %q
 params = { top_k = 1 }
 timeout_ms = 10000
 [pipelines.p.mqtt]
-broker = "mqtt://%s"
+broker = "%s://%s"
 topic = "frames/#"
 result_topic = "results/p"
 error_topic = "errors/p"
 max_inflight = %d
 %s
 `, o.maxBody, testplugins.Model("face_detection_short_range.tflite"), testplugins.Example(t, "imagepre-c"),
-		testplugins.Example(t, "classify-c"), f.addr, o.maxInflight, o.mqtt)
+		testplugins.Example(t, "classify-c"), o.scheme, f.addr, o.maxInflight, o.mqtt)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -157,12 +165,18 @@ type client struct {
 
 func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 	t.Helper()
-	return newClient(t, f.addr, id, subscribe...)
+	return newClientWith(t, f.addr, f.clientCfg, id, subscribe...)
 }
 
 // newClient connects a test client to the broker at addr, subscribed (acknowledged) to
 // subscribe at QoS 1.
 func newClient(t *testing.T, addr, id string, subscribe ...string) *client {
+	t.Helper()
+	return newClientWith(t, addr, nil, id, subscribe...)
+}
+
+// newClientWith is newClient with mod applied to the client's config (nil: none).
+func newClientWith(t *testing.T, addr string, mod func(*autopaho.ClientConfig), id string, subscribe ...string) *client {
 	t.Helper()
 	u, _ := url.Parse("mqtt://" + addr)
 	c := &client{}
@@ -195,6 +209,9 @@ func newClient(t *testing.T, addr, id string, subscribe ...string) *client {
 				c.mu.Unlock()
 				return true, nil
 			}}},
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	var err error
 	if c.cm, err = autopaho.NewConnection(context.Background(), cfg); err != nil {
