@@ -94,6 +94,10 @@ type Bridge struct {
 	// outMax is the broker's Maximum Packet Size (its CONNACK on the publishing
 	// connection), 0 when it sets none: a bigger answer would get the connection dropped.
 	outMax atomic.Uint32
+	// outDown is closed when the publishing connection of the moment goes down (then
+	// replaced): a try in flight then fails at once instead of waiting for paho's timeout.
+	outMu   sync.Mutex
+	outDown chan struct{}
 	// MaxSeen is the most messages processed at once (taken from the broker, not yet
 	// answered); it never exceeds max_inflight.
 	MaxSeen atomic.Int64
@@ -123,7 +127,7 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 		log = hclog.NewNullLogger()
 	}
 	b := &Bridge{name: name, cfg: cfg, e: e, timeout: timeout, m: m, log: log.Named("mqtt").With("pipeline", name),
-		work: make(chan job), quit: make(chan struct{})}
+		work: make(chan job), quit: make(chan struct{}), outDown: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	tc, err := tlsConfig(cfg)
 	if err != nil {
@@ -200,6 +204,10 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	// workers are busy (so the broker keeps the backlog), and the PUBACKs of answers must not
 	// queue behind it.
 	oc := pc
+	// Without a session: a persistent one would make paho send an answer the broker dropped
+	// the connection for again at every reconnection, for ever (publish tries again itself,
+	// a bounded number of times).
+	oc.CleanStartOnInitialConnection, oc.SessionExpiryInterval = true, 0
 	oc.OnConnectionUp = func(_ *autopaho.ConnectionManager, ca *paho.Connack) {
 		report(true, nil)
 		var max uint32
@@ -208,7 +216,13 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 		}
 		b.outMax.Store(max)
 	}
-	oc.OnConnectionDown = func() bool { return true }
+	oc.OnConnectionDown = func() bool {
+		b.outMu.Lock()
+		close(b.outDown)
+		b.outDown = make(chan struct{})
+		b.outMu.Unlock()
+		return true
+	}
 	oc.OnConnectError = func(err error) {
 		report(true, err)
 		b.log.Debug("publishing connection: cannot connect to the broker; retrying", "error", err)
@@ -493,7 +507,7 @@ func (b *Bridge) publish(j job, out *paho.Publish) error {
 	}
 	var last error
 	for tries := 0; ; {
-		pr, err := b.out.Publish(ctx, out)
+		pr, err := b.try(ctx, out)
 		if err == nil {
 			return nil
 		}
@@ -526,6 +540,29 @@ func (b *Bridge) publish(j job, out *paho.Publish) error {
 		}
 		_ = b.out.AwaitConnection(ctx)
 	}
+}
+
+// try publishes out once. It ends when the broker acknowledges it, when ctx ends, or when
+// the publishing connection goes down: paho would keep the message for its session and
+// wait for its packet timeout (10 s).
+func (b *Bridge) try(ctx context.Context, out *paho.Publish) (*paho.PublishResponse, error) {
+	b.outMu.Lock()
+	down := b.outDown
+	b.outMu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-down:
+			cancel(errors.New("the publishing connection went down"))
+		case <-ctx.Done():
+		}
+	}()
+	pr, err := b.out.Publish(ctx, out)
+	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	}
+	return pr, err
 }
 
 // countWriter counts the bytes written to it.

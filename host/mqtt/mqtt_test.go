@@ -112,6 +112,9 @@ max_inflight = %d
 	}
 	f.cfg = *c.Pipelines["p"].MQTT
 	f.log = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard})
+	if os.Getenv("MQTT_TEST_LOG") != "" { // the engine's and the bridge's log, to debug a test
+		f.log = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: os.Stderr})
+	}
 	if f.e, err = engine.New(context.Background(), c, f.log); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/mqtt"
@@ -387,4 +389,94 @@ func TestRetainedInputIgnored(t *testing.T) {
 		b.Close(ctx)
 	}()
 	waitFor(t, "the retained input run with retain_as_input", burstWait, func() bool { return find(collector, "results/p", "kept") != nil })
+}
+
+// dropProxy forwards TCP connections to upstream and closes one (both ways) when its client
+// publishes to a topic that starts with drop: a broker that drops a connection for a publish
+// it will not take (as mosquitto does for a wildcard topic). It returns its address and
+// the count of connections it dropped.
+func dropProxy(t *testing.T, upstream, drop string) (string, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var dropped atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() {
+				defer up.Close()
+				defer c.Close()
+				for {
+					cp, err := packets.ReadPacket(c)
+					if err != nil {
+						return
+					}
+					if p, ok := cp.Content.(*packets.Publish); ok && strings.HasPrefix(p.Topic, drop) {
+						dropped.Add(1)
+						return
+					}
+					if _, err := cp.WriteTo(up); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), &dropped
+}
+
+// TestDroppedConnectionBounded: answers whose publish makes the broker drop the publishing
+// connection (every time) are given up after 3 tries: each message gets an error on the
+// error topic and is acknowledged, the next valid image is answered within seconds, and
+// nothing is redelivered after a restart. Before the fix, publish retried for ever (the red
+// team counted 14,790 reconnects) and no image was answered again.
+func TestDroppedConnectionBounded(t *testing.T) {
+	broker := testservers.Mosquitto(t)
+	addr, dropped := dropProxy(t, broker.Addr, "replies/drop/")
+	f := newFixtureWith(t, opts{maxInflight: 4, addr: addr, mqtt: `response_topic_prefix = "replies/"`})
+	spy := newClient(t, broker.Addr, "spy-drop", "#")
+	pub := newClient(t, broker.Addr, "pub-drop")
+	f.answered(t, pub, spy, "warm-up", burstWait)
+	var cs []string
+	for i := 0; i < 4; i++ {
+		c := "dropped" + strconv.Itoa(i)
+		cs = append(cs, c)
+		pub.publish(t, &paho.Publish{Topic: "frames/x", Payload: f.img,
+			Properties: &paho.PublishProperties{CorrelationData: []byte(c), ResponseTopic: "replies/drop/" + strconv.Itoa(i)}})
+	}
+	took := f.answered(t, pub, spy, "next", 30*time.Second)
+	waitFor(t, "the errors", time.Minute, func() bool {
+		for _, c := range cs {
+			if find(spy, "errors/p", c) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	received := testutil.ToFloat64(f.m.Received.WithLabelValues("p"))
+	f.restart(t)
+	f.waitConnected(t)
+	tookAfter := f.answered(t, pub, spy, "after-restart", 30*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	poisoned(t, spy, "tries failed", cs...)
+	if got := testutil.ToFloat64(f.m.Received.WithLabelValues("p")) - received; got != 1 {
+		t.Errorf("after the restart the bridge received %.0f messages, want 1 (none redelivered)", got)
+	}
+	if d := dropped.Load(); d > int64(3*len(cs)) {
+		t.Errorf("%d dropped connections for %d messages: more than 3 tries each", d, len(cs))
+	}
+	t.Logf("%d answers that drop the publishing connection, max_inflight 4: %d connections dropped; the next image answered in %v, %v after a restart",
+		len(cs), dropped.Load(), took.Round(time.Millisecond), tookAfter.Round(time.Millisecond))
 }
