@@ -126,9 +126,6 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	b := &Bridge{name: name, cfg: cfg, e: e, timeout: timeout, m: m, log: log.Named("mqtt").With("pipeline", name),
-		work: make(chan job), quit: make(chan struct{}), outDown: make(chan struct{})}
-	b.ctx, b.cancel = context.WithCancel(context.Background())
 	tc, err := tlsConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
@@ -137,6 +134,9 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
 	}
+	b := &Bridge{name: name, cfg: cfg, e: e, timeout: timeout, m: m, log: log.Named("mqtt").With("pipeline", name),
+		work: make(chan job), quit: make(chan struct{}), outDown: make(chan struct{})}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
 	// The outcomes of the connection attempts while Start waits (the check at the end).
 	outcomes := make(chan outcome, 16)
 	var starting atomic.Bool
