@@ -554,16 +554,18 @@ func (b *Bridge) try(ctx context.Context, out *paho.Publish) (*paho.PublishRespo
 	go func() {
 		select {
 		case <-down:
-			cancel(errors.New("the publishing connection went down"))
+			cancel(errOutDown)
 		case <-ctx.Done():
 		}
 	}()
 	pr, err := b.out.Publish(ctx, out)
-	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+	if err != nil && errors.Is(context.Cause(ctx), errOutDown) {
+		err = fmt.Errorf("%w (%w)", err, errOutDown)
 	}
 	return pr, err
 }
+
+var errOutDown = errors.New("the publishing connection went down")
 
 // countWriter counts the bytes written to it.
 type countWriter int64
