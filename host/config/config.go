@@ -93,23 +93,6 @@ type OCI struct {
 	PlainHTTP bool `toml:"plain_http"`
 }
 
-// MQTT is a pipeline's optional MQTT source and sink: every message on Topic runs through
-// the pipeline; the result goes to ResultTopic (or the MQTT 5 response topic of the
-// request), failures to ErrorTopic.
-type MQTT struct {
-	Broker      string `toml:"broker"`       // mqtt://host:port (tcp:// too); required
-	Topic       string `toml:"topic"`        // subscription (wildcards allowed), QoS 1; required
-	ResultTopic string `toml:"result_topic"` // required unless every request names a response topic
-	ErrorTopic  string `toml:"error_topic"`  // default: ResultTopic
-	ClientID    string `toml:"client_id"`    // default edgehost-<pipeline>; fixed so the broker keeps the session
-	// MaxInflight bounds the messages received and not yet answered (MQTT 5 receive
-	// maximum: the broker holds the rest); default 2 × workers.
-	MaxInflight int `toml:"max_inflight"`
-	// SessionExpiry is how long the broker keeps the session (and queues QoS 1 messages)
-	// while edgehost is away; default 1h.
-	SessionExpiry Duration `toml:"session_expiry"`
-}
-
 // Grants are what one plugin may touch; everything is denied by default.
 type Grants struct {
 	Dirs   map[string]string `toml:"dirs"`   // guest path -> host directory, mounted read-only
@@ -614,7 +597,7 @@ func (c *Config) complete(data []byte) []error {
 			}
 		}
 		if m := p.MQTT; m != nil {
-			m.complete(name, p.Workers, bad)
+			m.complete(name, p.Workers, abs, bad)
 		}
 		c.Pipelines[name] = p
 	}
