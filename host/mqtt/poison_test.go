@@ -90,8 +90,15 @@ func checkOnly(t *testing.T, spy *client, allowed ...string) {
 // errors/p whose text says why (want), and no result anywhere.
 func poisoned(t *testing.T, spy *client, want string, cs ...string) {
 	t.Helper()
+	poisonedN(t, spy, want, false, cs...)
+}
+
+// poisonedN is poisoned; with atLeastOnce, an error may arrive twice: QoS 1 is at least
+// once, and an error published on a connection the broker then drops is sent again.
+func poisonedN(t *testing.T, spy *client, want string, atLeastOnce bool, cs ...string) {
+	t.Helper()
 	for _, c := range cs {
-		if n := count(spy, "errors/p", c); n != 1 {
+		if n := count(spy, "errors/p", c); n != 1 && !(atLeastOnce && n > 1) {
 			t.Errorf("%s: %d errors on errors/p, want 1", c, n)
 			continue
 		}
@@ -473,7 +480,7 @@ func TestDroppedConnectionBounded(t *testing.T) {
 	f.waitConnected(t)
 	tookAfter := f.answered(t, pub, spy, "after-restart", 5*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	poisoned(t, spy, "tries failed", cs...)
+	poisonedN(t, spy, "tries failed", true, cs...)
 	if got := testutil.ToFloat64(f.m.Received.WithLabelValues("p")) - received; got != 1 {
 		t.Errorf("after the restart the bridge received %.0f messages, want 1 (none redelivered)", got)
 	}
