@@ -28,3 +28,47 @@ done
 kill -TERM $PID
 wait $PID
 echo "edgehost stopped cleanly on SIGTERM (exit 0)"
+
+# The same clients against TLS with client certificates (mTLS) and a bearer token: a CA, a
+# server certificate for 127.0.0.1, a client certificate, one from another CA (openssl).
+SEC=.deps/client-secure
+rm -rf "$SEC" && mkdir -p "$SEC"
+(
+	cd "$SEC"
+	for ca in ca otherca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$ca" -keyout $ca.key -out $ca.pem 2>/dev/null
+	done
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=edgehost" -keyout server.key -out server.csr 2>/dev/null
+	openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 2 -days 2 -extfile <(printf "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth") -out server.pem 2>/dev/null
+	for c in client:ca other:otherca; do
+		n=${c%%:*} ca=${c##*:}
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n" -keyout $n.key -out $n.csr 2>/dev/null
+		openssl x509 -req -in $n.csr -CA $ca.pem -CAkey $ca.key -set_serial 3 -days 2 -extfile <(printf "extendedKeyUsage=clientAuth") -out $n.pem 2>/dev/null
+	done
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > token
+	chmod 600 token ./*.key
+)
+cp config.toml "$SEC/config.toml"
+# TOML lets a sub-table of [server] come after the other tables: append them.
+cat >> "$SEC/config.toml" <<EOF
+
+[server.tls]
+cert_file = "$PWD/$SEC/server.pem"
+key_file = "$PWD/$SEC/server.key"
+client_ca_file = "$PWD/$SEC/ca.pem"
+
+[[server.tokens]]
+file = "$PWD/$SEC/token"
+EOF
+sed -i "s#\"\(\.deps\|plugins\)/#\"$PWD/\1/#g; s#^cache_dir = .*#cache_dir = \"\"#" "$SEC/config.toml"
+./bin/edgehost --config "$SEC/config.toml" validate
+./bin/edgehost --config "$SEC/config.toml" serve --addr "127.0.0.1:$PORT" --grpc-addr "127.0.0.1:$GRPC_PORT" > .deps/client_check_secure.log 2>&1 &
+PID=$!
+for _ in $(seq 1 120); do
+	curl -sf --cacert "$SEC/ca.pem" --cert "$SEC/client.pem" --key "$SEC/client.key" "https://127.0.0.1:$PORT/v2/health/ready" >/dev/null && break
+	sleep 0.5
+done
+"$VENV/bin/python" scripts/triton_secure_check.py "127.0.0.1:$PORT" "127.0.0.1:$GRPC_PORT" "$SEC" .deps/models/peacock.png
+kill -TERM $PID
+wait $PID
+echo "edgehost (TLS + token) stopped cleanly on SIGTERM (exit 0)"

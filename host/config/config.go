@@ -43,6 +43,14 @@ type Server struct {
 	// length at MinTransferRate bytes/s; a slower client is cut off (it never holds a worker).
 	TransferTimeout Duration `toml:"transfer_timeout"`  // default 5s
 	MinTransferRate int64    `toml:"min_transfer_rate"` // bytes per second; default 65536
+	// TLS, when set, serves HTTP and gRPC over TLS (mutual TLS with client_ca_file).
+	TLS *TLS `toml:"tls"`
+	// Tokens, when any is set, are required on every route but health (see Token).
+	Tokens []Token `toml:"tokens"`
+	// MaxConnections bounds each listener's open connections; at the bound the idlest
+	// connection is closed, so health and metrics always get one. Default 1024, and never
+	// more than the file-descriptor limit allows.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Log configures logging.
@@ -53,8 +61,11 @@ type Log struct {
 
 // Runtime configures the Wasm runtime.
 type Runtime struct {
-	CacheDir string `toml:"cache_dir"` // wazero compilation cache; "" keeps it in memory
-	Watch    *bool  `toml:"watch"`     // hot reload plugins, models and config; default true
+	CacheDir string `toml:"cache_dir"` // compiled plugins kept across restarts; "" keeps them in memory
+	// CacheKeyFile holds the secret that authenticates the compiled code in CacheDir
+	// (created, mode 0600, at the first start); default CACHE_DIR.key, beside CacheDir.
+	CacheKeyFile string `toml:"cache_key_file"`
+	Watch        *bool  `toml:"watch"` // hot reload plugins, models and config; default true
 	// LiteRTDir holds libLiteRt.so, its accelerator libraries and vendors/ (make deps-litert
 	// unpacks them into .deps/litert/2.3.0/ai_edge_litert); needed by models.*.accelerator.
 	LiteRTDir string `toml:"litert_dir"`
@@ -90,23 +101,6 @@ type OCI struct {
 	// blob store or CDN): "host", "host:port" or "*.domain". A redirect to any other host,
 	// and from https to http, is refused.
 	RedirectHosts []string `toml:"redirect_hosts"`
-}
-
-// MQTT is a pipeline's optional MQTT source and sink: every message on Topic runs through
-// the pipeline; the result goes to ResultTopic (or the MQTT 5 response topic of the
-// request), failures to ErrorTopic.
-type MQTT struct {
-	Broker      string `toml:"broker"`       // mqtt://host:port (tcp:// too); required
-	Topic       string `toml:"topic"`        // subscription (wildcards allowed), QoS 1; required
-	ResultTopic string `toml:"result_topic"` // required unless every request names a response topic
-	ErrorTopic  string `toml:"error_topic"`  // default: ResultTopic
-	ClientID    string `toml:"client_id"`    // default edgehost-<pipeline>; fixed so the broker keeps the session
-	// MaxInflight bounds the messages received and not yet answered (MQTT 5 receive
-	// maximum: the broker holds the rest); default 2 × workers.
-	MaxInflight int `toml:"max_inflight"`
-	// SessionExpiry is how long the broker keeps the session (and queues QoS 1 messages)
-	// while edgehost is away; default 1h.
-	SessionExpiry Duration `toml:"session_expiry"`
 }
 
 // Grants are what one plugin may touch; everything is denied by default.
@@ -426,6 +420,7 @@ func (c *Config) complete(data []byte) []error {
 	} else if c.Server.MinTransferRate < 0 {
 		bad("must be positive (bytes per second)", "server", "min_transfer_rate")
 	}
+	c.Server.completeSecurity(abs, bad)
 	if c.Server.ShutdownTimeout.Duration == 0 {
 		c.Server.ShutdownTimeout.Duration = 15 * time.Second
 	}
@@ -443,7 +438,7 @@ func (c *Config) complete(data []byte) []error {
 	default:
 		bad(fmt.Sprintf("format %q must be text or json", c.Log.Format), "log", "format")
 	}
-	c.Runtime.CacheDir = abs(c.Runtime.CacheDir)
+	c.Runtime.CacheDir, c.Runtime.CacheKeyFile = abs(c.Runtime.CacheDir), abs(c.Runtime.CacheKeyFile)
 	c.Runtime.LiteRTDir, c.Runtime.AcceleratorCacheDir = abs(c.Runtime.LiteRTDir), abs(c.Runtime.AcceleratorCacheDir)
 	for i, f := range c.Trust.KeyFiles {
 		c.Trust.KeyFiles[i] = abs(f)
@@ -605,7 +600,7 @@ func (c *Config) complete(data []byte) []error {
 			}
 		}
 		if m := p.MQTT; m != nil {
-			m.complete(name, p.Workers, bad)
+			m.complete(name, p.Workers, abs, bad)
 		}
 		c.Pipelines[name] = p
 	}

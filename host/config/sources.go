@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -150,39 +149,4 @@ func (c *Config) Sources() []Source {
 		}
 	}
 	return out
-}
-
-// complete checks a pipeline's [pipelines.NAME.mqtt] and applies its defaults.
-func (m *MQTT) complete(pipeline string, workers int, bad func(msg string, key ...string)) {
-	key := func(k string) []string { return []string{"pipelines", pipeline, "mqtt", k} }
-	if m.Broker == "" {
-		bad("is required (mqtt://host:port)", key("broker")...)
-	} else if u, err := url.Parse(m.Broker); err != nil || (u.Scheme != "mqtt" && u.Scheme != "tcp") || u.Host == "" {
-		bad(fmt.Sprintf("broker %q must be mqtt://host:port (or tcp://host:port)", m.Broker), key("broker")...)
-	}
-	if m.Topic == "" {
-		bad("is required (the topic to subscribe to)", key("topic")...)
-	}
-	for k, t := range map[string]string{"result_topic": m.ResultTopic, "error_topic": m.ErrorTopic} {
-		if strings.ContainsAny(t, "+#") {
-			bad(fmt.Sprintf("topic %q to publish to must not hold the wildcards + or #", t), key(k)...)
-		}
-	}
-	if m.ResultTopic == "" {
-		bad("is required (where results are published)", key("result_topic")...)
-	}
-	if m.ErrorTopic == "" {
-		m.ErrorTopic = m.ResultTopic
-	}
-	if m.ClientID == "" {
-		m.ClientID = "edgehost-" + pipeline
-	}
-	if m.MaxInflight == 0 {
-		m.MaxInflight = 2 * workers
-	} else if m.MaxInflight < 1 || m.MaxInflight > 65535 {
-		bad(fmt.Sprintf("max_inflight %d must be between 1 and 65535", m.MaxInflight), key("max_inflight")...)
-	}
-	if m.SessionExpiry.Duration == 0 {
-		m.SessionExpiry.Duration = time.Hour
-	}
 }

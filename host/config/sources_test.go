@@ -72,15 +72,20 @@ result_topic = "results/p"
 		t.Errorf("sources %+v, poll %v", src, c.OCI.PollInterval)
 	}
 	m := c.Pipelines["p"].MQTT
-	if m.ErrorTopic != "results/p" || m.ClientID != "edgehost-p" || m.MaxInflight != 4 || m.SessionExpiry.Duration != time.Hour {
+	if m.ErrorTopic != "results/p" || m.ClientID != "edgehost-p" || m.MaxInflight != 4 || m.SessionExpiry.Duration != time.Hour ||
+		m.ResponseTopicPrefix != "" || m.RetainAsInput || m.PublishTimeout.Duration != 30*time.Second {
 		t.Errorf("mqtt defaults: %+v", m)
 	}
 	for _, c := range []struct{ edit, from, key, msg string }{
 		{`path = "post.wasm"`, `path = "post.wasm"` + "\nsource = \"oci://h:1/x:v\"", "pipelines.p.post.path", "exclude each other"},
 		{`source = "oci://127.0.0.1:5000/plugins/pre:v1"`, `source = "docker://x"`, "pipelines.p.pre.source", "oci://"},
 		{`broker = "mqtt://127.0.0.1:1883"`, `broker = "http://127.0.0.1:1883"`, "pipelines.p.mqtt.broker", "mqtt://host:port"},
-		{`result_topic = "results/p"`, `result_topic = "results/#"`, "pipelines.p.mqtt.result_topic", "wildcards"},
+		{`result_topic = "results/p"`, `result_topic = "results/#"`, "pipelines.p.mqtt.result_topic", "wildcard"},
 		{`topic = "cams/+/frames"`, `max_inflight = -1`, "pipelines.p.mqtt.topic", "required"},
+		{`result_topic = "results/p"`, `result_topic = "results/p"` + "\nerror_topic = \"$SYS/x\"", "pipelines.p.mqtt.error_topic", "reserved"},
+		{`result_topic = "results/p"`, `result_topic = "results/p"` + "\nresponse_topic_prefix = \"replies\"", "pipelines.p.mqtt.response_topic_prefix", "must end with"},
+		{`result_topic = "results/p"`, `result_topic = "results/p"` + "\nresponse_topic_prefix = \"replies/+/\"", "pipelines.p.mqtt.response_topic_prefix", "wildcard"},
+		{`result_topic = "results/p"`, `result_topic = "results/p"` + "\npublish_timeout = \"-1s\"", "pipelines.p.mqtt.publish_timeout", "negative"},
 	} {
 		_, err := config.Parse(file, []byte(strings.Replace(good, c.edit, c.from, 1)))
 		found := false

@@ -1,10 +1,13 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -155,21 +158,33 @@ func TestSignaturesOnReload(t *testing.T) {
 	}
 }
 
-// TestCachePrunedAtStart: compilation cache entries that no loaded plugin uses (left by
-// versions replaced while edgehost was stopped) are deleted at start; a restart reuses the
-// entries of the plugins in use (a clean stop keeps them).
+// TestCachePrunedAtStart: compiled entries edgehost wrote that no loaded plugin uses (a
+// version replaced while edgehost was stopped) are deleted at start; files edgehost did not
+// write are never touched, over 10 starts; a restart reuses the entries of the plugins in
+// use (a clean stop keeps them).
 func TestCachePrunedAtStart(t *testing.T) {
 	dir := t.TempDir()
-	stale := filepath.Join(dir, "cache", "wazero-old", "0123456789abcdef")
-	os.MkdirAll(filepath.Dir(stale), 0o755)
-	os.WriteFile(stale, []byte("stale compiled code"), 0o644)
-	f := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale cache entry survived the start: %v", err)
+	cache := filepath.Join(dir, "cache")
+	foreign := map[string]string{
+		filepath.Join(cache, "important.txt"):                     "user data",
+		filepath.Join(cache, "sub", "data.bin"):                   "more user data",
+		filepath.Join(cache, "models.tflite"):                     "not ours",
+		filepath.Join(cache, "wazero-old", "0123456789abcdef"):    "another program's cache",
+		filepath.Join(cache, "edgehost-compiled", "stray", "bin"): "no record: not ours either",
 	}
+	for p, c := range foreign {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		os.WriteFile(p, []byte(c), 0o644)
+	}
+	// Version 2 of the post plugin runs and stops cleanly: its entry is kept.
+	f0 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 2), "", "")
+	withV2 := cacheFiles(t, dir)
+	f0.e.Close(context.Background())
+	// Version 1 replaced it while edgehost was stopped: the next start deletes v2's entry.
+	f := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
 	entries := cacheFiles(t, dir)
-	if len(entries) == 0 {
-		t.Fatal("no cache entries for the plugins in use")
+	if len(entries) == 0 || len(entries) >= len(withV2)+1 {
+		t.Fatalf("entries before %v, after the start %v: the replaced version's entry was not pruned", withV2, entries)
 	}
 	written := map[string]time.Time{}
 	for _, p := range entries {
@@ -178,31 +193,130 @@ func TestCachePrunedAtStart(t *testing.T) {
 		}
 	}
 	// A clean stop keeps every entry; a second engine on the same cache (a restart) reuses
-	// them: it adds none and rewrites none.
+	// them: it adds none and rewrites none. Ten restarts leave the foreign files alone.
 	f.e.Close(context.Background())
 	if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
 		t.Fatalf("a clean stop changed the cache entries:\n%v\n%v", entries, got)
 	}
 	time.Sleep(20 * time.Millisecond) // a rewrite would get a later modification time
-	f2 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
-	if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
-		t.Fatalf("cache entries changed across a restart:\n%v\n%v", entries, got)
+	for i := 0; i < 10; i++ {
+		f2 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
+		if got := cacheFiles(t, dir); strings.Join(got, ",") != strings.Join(entries, ",") {
+			t.Fatalf("start %d: cache entries changed across a restart:\n%v\n%v", i, entries, got)
+		}
+		if i == 0 {
+			if _, err := f2.run(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		f2.e.Close(context.Background())
 	}
 	for p, mt := range written {
 		if st, err := os.Stat(p); err != nil || !st.ModTime().Equal(mt) {
 			t.Fatalf("cache entry %s was rewritten on restart (not reused): %v", p, err)
 		}
 	}
-	if _, err := f2.run(); err != nil {
-		t.Fatal(err)
+	for p, c := range foreign {
+		if b, err := os.ReadFile(p); err != nil || string(b) != c {
+			t.Errorf("a file edgehost did not write was touched: %s: %v", p, err)
+		}
 	}
 }
 
+// TestCacheDirSymlink: a cache_dir that is a symlink is used through it, never deleted.
+func TestCacheDirSymlink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real-cache")
+	os.MkdirAll(real, 0o755)
+	if err := os.Symlink(real, filepath.Join(dir, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		f := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1+i%2), "", "")
+		if _, err := f.run(); err != nil {
+			t.Fatal(err)
+		}
+		f.e.Close(context.Background())
+		if fi, err := os.Lstat(filepath.Join(dir, "cache")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Fatalf("start %d: the cache_dir symlink is gone: %v", i, err)
+		}
+	}
+	if len(cacheFiles(t, dir)) == 0 {
+		t.Fatal("no compiled entry written through the symlink")
+	}
+}
+
+// TestCacheTampered: a compiled entry overwritten with other machine code (int3 bytes, and
+// wazero's own CRC32C checksum fixed up, so wazero itself would accept it) is never
+// executed: its MAC fails, the plugin is compiled again, the fresh entry replaces it and
+// the pipeline answers. A corrupted entry (flipped bytes) likewise, never fatal.
+func TestCacheTampered(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func([]byte) []byte
+	}{
+		{"int3 with a valid checksum", int3Entry},
+		{"16 flipped bytes", func(b []byte) []byte {
+			out := append([]byte(nil), b...)
+			for i := 0; i < 16; i++ {
+				out[len(out)/3+i*97] ^= 0xff
+			}
+			return out
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			f := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
+			f.e.Close(context.Background())
+			entries := cacheFiles(t, dir)
+			if len(entries) == 0 {
+				t.Fatal("no entries")
+			}
+			damaged := map[string][]byte{}
+			for _, p := range entries {
+				b, _ := os.ReadFile(p)
+				damaged[p] = tc.damage(b)
+				os.WriteFile(p, damaged[p], 0o600)
+			}
+			f2 := makeFixture(t, dir, testplugins.Example(t, "imagepre-c"), echo(t, dir, 1), "", "")
+			defer f2.e.Close(context.Background())
+			if out, err := f2.run(); err != nil || !strings.Contains(out, `"version":1`) {
+				t.Fatalf("after tampering: %v %s", err, out)
+			}
+			for p, d := range damaged {
+				if b, _ := os.ReadFile(p); bytes.Equal(b, d) {
+					t.Errorf("the damaged entry %s was not replaced by a fresh compile", p)
+				}
+			}
+		})
+	}
+}
+
+// int3Entry overwrites the machine code of a wazero (v1.12) cache entry with int3 and
+// recomputes its CRC32C, as a local attacker would: wazero's own checks accept it. Layout:
+// "WAZEVO", version length and version, function count (u32) and offsets (u64 each), code
+// length (u64), code, CRC32C (u32), source map.
+func int3Entry(b []byte) []byte {
+	out := append([]byte(nil), b...)
+	off := 6 + 1 + int(out[6])
+	n := int(binary.LittleEndian.Uint32(out[off:]))
+	off += 4 + 8*n
+	codeLen := int(binary.LittleEndian.Uint64(out[off:]))
+	off += 8
+	code := out[off : off+codeLen]
+	for i := range code {
+		code[i] = 0xcc
+	}
+	binary.LittleEndian.PutUint32(out[off+codeLen:], crc32.Checksum(code, crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+// cacheFiles lists the compiled entries edgehost keeps in dir/cache (those with a record).
 func cacheFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(filepath.Join(dir, "cache"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasPrefix(d.Name(), "edgehost-cache-index") {
+	filepath.WalkDir(filepath.Join(dir, "cache", "edgehost-compiled"), func(p string, d fs.DirEntry, err error) error {
+		if _, rec := os.Stat(p + ".edgehost"); err == nil && !d.IsDir() && rec == nil {
 			out = append(out, p)
 		}
 		return nil

@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cfg.Runtime.CacheDir, Logger: log})
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cfg.Runtime.CacheDir, CacheKeyFile: cfg.Runtime.CacheKeyFile, Logger: log})
 	if err != nil {
 		return nil, err
 	}

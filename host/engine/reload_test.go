@@ -284,7 +284,8 @@ golden_expect_contains = "\"ok\":true"`)
 }
 
 // TestRollbackOnRuntimeTraps: a version that loads fine but traps at run time is rolled
-// back by itself after it traps on more than the configured share of its first requests.
+// back by itself after it traps on more than the configured share of its first requests,
+// and no client sees a trap: each request it failed was answered by the previous version.
 func TestRollbackOnRuntimeTraps(t *testing.T) {
 	f := newFixture(t, "rollback_window = 10\nrollback_trap_share = 0.3")
 	good := f.postHash()
@@ -295,10 +296,11 @@ func TestRollbackOnRuntimeTraps(t *testing.T) {
 	if f.postHash() == good {
 		t.Fatal("the trapping version was not swapped in (it loads and inits fine)")
 	}
-	traps := 0
+	failed := 0
 	for i := 0; i < 10; i++ {
-		if _, err := f.run(); err != nil {
-			traps++
+		if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
+			failed++
+			t.Errorf("request %d: %v %s", i, err, out)
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
@@ -306,9 +308,11 @@ func TestRollbackOnRuntimeTraps(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	st := f.e.Status()
-	if st.Rollbacks != 1 || traps != 4 || f.postHash() != good {
-		t.Fatalf("rollbacks=%d traps=%d, post hash back to the good one: %v", st.Rollbacks, traps, f.postHash() == good)
+	ps := st.Pipelines["p"]
+	if st.Rollbacks != 1 || ps.Traps != 4 || ps.Retried != 4 || f.postHash() != good {
+		t.Fatalf("rollbacks=%d traps=%d retried=%d, post hash back to the good one: %v", st.Rollbacks, ps.Traps, ps.Retried, f.postHash() == good)
 	}
+	traps := ps.Traps
 	if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
 		t.Fatalf("after rollback: %v %s", err, out)
 	}
@@ -316,8 +320,9 @@ func TestRollbackOnRuntimeTraps(t *testing.T) {
 }
 
 // TestRollbackOnErrorStatus: a version whose post plugin returns a non-zero status on every
-// call (no trap) is rolled back too, under load from 8 clients; once a good version serves
-// again, /status no longer shows the rollback as the pipeline's last error.
+// call (no trap) is rolled back too, under load from 8 clients, and no request fails: every
+// one it failed is answered by the previous version (counted in /status); once a good
+// version serves again, /status no longer shows the rollback as the pipeline's last error.
 func TestRollbackOnErrorStatus(t *testing.T) {
 	f := newFixture(t, "rollback_window = 20\nrollback_trap_share = 0.3")
 	good := f.postHash()
@@ -335,8 +340,9 @@ func TestRollbackOnErrorStatus(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 4; i++ {
-				if _, err := f.run(); err != nil {
+				if out, err := f.run(); err != nil || !strings.Contains(out, `"version":1`) {
 					failed.Add(1)
+					t.Errorf("request failed or answered by the broken version: %v %s", err, out)
 				}
 			}
 		}()
@@ -350,8 +356,8 @@ func TestRollbackOnErrorStatus(t *testing.T) {
 	if st.Rollbacks != 1 || f.postHash() != good {
 		t.Fatalf("rollbacks=%d after %d failed requests; back on the good version: %v", st.Rollbacks, failed.Load(), f.postHash() == good)
 	}
-	if failed.Load() > 7+8 { // the 7th failure (> 0.3 × 20) rolls back; 8 more may be in flight on it
-		t.Errorf("%d requests failed, want at most 15", failed.Load())
+	if r := st.Pipelines["p"].Retried; r < 7 || r > 7+8 { // the 7th failure (> 0.3 × 20) rolls back; 8 more may be in flight on it
+		t.Errorf("%d requests answered by the previous version, want 7 to 15", r)
 	}
 	if !strings.Contains(st.Pipelines["p"].LastError, "rolled back") {
 		t.Fatalf("rollback not shown: %q", st.Pipelines["p"].LastError)
@@ -368,7 +374,7 @@ func TestRollbackOnErrorStatus(t *testing.T) {
 	if f.postHash() != sha(v3) || st.Pipelines["p"].LastError != "" || st.Pipelines["p"].Post.LastError != "" {
 		t.Fatalf("a good version serves but /status still says %q / %q", st.Pipelines["p"].LastError, st.Pipelines["p"].Post.LastError)
 	}
-	t.Logf("rolled back after %d failed requests", failed.Load())
+	t.Logf("rolled back after %d requests failed on the new version (answered by the old one); %d failed for clients", st.Pipelines["p"].Retried, failed.Load())
 }
 
 func mustRead(t *testing.T, p string) []byte {

@@ -37,16 +37,19 @@ type ItemStatus struct {
 
 // PipeStatus is the state of one pipeline.
 type PipeStatus struct {
-	Model     string     `json:"model"`
-	Pre       ItemStatus `json:"pre"`
-	PreName   string     `json:"pre_plugin"`
-	Post      ItemStatus `json:"post"`
-	PostName  string     `json:"post_plugin"`
-	ZeroCopy  bool       `json:"zero_copy"`
-	Requests  int64      `json:"requests"`
-	Failures  int64      `json:"failures"`
-	Traps     int64      `json:"traps"`
-	LastError string     `json:"last_error,omitempty"`
+	Model    string     `json:"model"`
+	Pre      ItemStatus `json:"pre"`
+	PreName  string     `json:"pre_plugin"`
+	Post     ItemStatus `json:"post"`
+	PostName string     `json:"post_plugin"`
+	ZeroCopy bool       `json:"zero_copy"`
+	Requests int64      `json:"requests"`
+	Failures int64      `json:"failures"`
+	Traps    int64      `json:"traps"`
+	// Retried: requests that failed on a version under probation and were answered by the
+	// previous version (no client saw the failure).
+	Retried   int64  `json:"probation_retried"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // errorLog remembers the last error per file path or pipeline name.
@@ -95,8 +98,9 @@ func (e *Engine) Status() Status {
 	for _, p := range e.Pipelines() {
 		ps := PipeStatus{Model: p.ModelName, PreName: p.Pre.Name(), PostName: p.Post.Name(), ZeroCopy: p.Pipeline.ZeroCopy(),
 			Requests: p.Pipeline.Requests.Load(), Failures: p.Pipeline.Failures.Load(), Traps: p.Pipeline.Traps.Load(),
-			Pre:  ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},
-			Post: ItemStatus{Path: p.Post.Path, Hash: p.Post.Hash, LoadedAt: p.Post.LoadedAt}}
+			Retried: p.Pipeline.Retried.Load(),
+			Pre:     ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},
+			Post:    ItemStatus{Path: p.Post.Path, Hash: p.Post.Hash, LoadedAt: p.Post.LoadedAt}}
 		ps.Pre.LastError, ps.Pre.ErrorAt = e.errs.get(p.Pre.Path)
 		ps.Post.LastError, ps.Post.ErrorAt = e.errs.get(p.Post.Path)
 		ps.LastError, _ = e.errs.get("pipeline:" + p.Name)

@@ -309,8 +309,9 @@ func TestReplacedDirectory(t *testing.T) {
 	l.end(t)
 }
 
-// TestTornParamsFile: a labels file rewritten in place slowly (40 lines, a pause longer than
-// the settle time, the rest) never serves half-written; touching it or writing the same
+// TestTornParamsFile: a labels file rewritten in place slowly (40 lines, a pause of 2 s, 20
+// settle periods, as a writer descheduled on a busy device, the rest) never serves
+// half-written: the writer still has it open, and Linux says so (IN_CLOSE_WRITE); touching it or writing the same
 // bytes reloads nothing.
 func TestTornParamsFile(t *testing.T) {
 	setVar(t, &engine.Settle, 100*time.Millisecond)
@@ -355,7 +356,7 @@ func TestTornParamsFile(t *testing.T) {
 	}
 	cut := bytes.Index(b, []byte("beta-longer-040\n"))
 	f.Write(b[:cut])
-	time.Sleep(engine.Settle * 3 / 2)
+	time.Sleep(2 * time.Second)
 	f.Write(b[cut:])
 	f.Close()
 	waitFor(t, "new labels serving", 10*time.Second, func() bool {

@@ -30,6 +30,12 @@ var DropHold = 2 * time.Second
 // not an event came. 0 disables it.
 var Rescan = 5 * time.Second
 
+// WriterHold bounds how long a file that some process still has open for writing (Linux:
+// modified, and no IN_CLOSE_WRITE since) is held back: a writer stalled mid-file is waited
+// for, however long the settle period is, but a file kept open for writing for ever is
+// applied after this long by the settle rule alone.
+var WriterHold = 30 * time.Second
+
 func timeNow() time.Time { return time.Now() }
 func sleep()             { time.Sleep(100 * time.Millisecond) }
 
@@ -41,6 +47,7 @@ func sleep()             { time.Sleep(100 * time.Millisecond) }
 type Watcher struct {
 	e      *Engine
 	fw     *fsnotify.Watcher
+	wr     *writers // which files are open for writing (inotify; nil elsewhere)
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -80,7 +87,7 @@ func (e *Engine) Watch(ctx context.Context) (*Watcher, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{e: e, fw: fw, cancel: cancel, done: make(chan struct{}), timers: map[string]*pending{},
+	w := &Watcher{e: e, fw: fw, wr: newWriters(), cancel: cancel, done: make(chan struct{}), timers: map[string]*pending{},
 		files: map[string]*watched{}, dirs: map[string]bool{}}
 	w.refresh()
 	go w.loop(ctx)
@@ -187,10 +194,12 @@ func (w *Watcher) refresh() {
 			continue
 		}
 		w.dirs[d] = true
+		w.wr.watch(d)
 	}
 	for d := range w.dirs {
 		if !want[d] {
 			_ = w.fw.Remove(d)
+			w.wr.unwatch(d)
 			delete(w.dirs, d)
 		}
 	}
@@ -337,6 +346,13 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		st.cand, st.wrote = "", false
 		return
 	}
+	if since, open := w.wr.writing(st.final); open && timeNow().Sub(since) < WriterHold {
+		// A writer still has it open (no close-write yet): whatever the settle period, the
+		// content is not complete. Look again after the writer closes it.
+		st.cand, st.wrote = "", true
+		later(path, Settle, false)
+		return
+	}
 	need := time.Duration(0)
 	if st.text && st.wrote {
 		need = Settle
@@ -371,6 +387,7 @@ func (w *Watcher) Close() error {
 	w.cancel()
 	err := w.fw.Close()
 	<-w.done
+	w.wr.close()
 	w.mu.Lock()
 	for _, p := range w.timers {
 		p.t.Stop()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgehost/edgehost/host/config"
@@ -14,9 +15,13 @@ import (
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Endpoint is the endpoint label of gRPC requests in edgehost_requests_total.
@@ -48,14 +53,52 @@ func New(srv *server.Server, cfg config.Server, log hclog.Logger) *Server {
 // Serve serves on l until ctx ends, then stops gracefully: it stops accepting, lets the
 // calls in flight finish (up to server.shutdown_timeout, then cuts them off) and returns nil.
 // Messages over server.max_body_bytes are refused with ResourceExhausted before any work.
+//
+// Memory per connection is bounded: metadata to MaxHeaderListSize, calls to
+// MaxConcurrentStreams, each message to max_body_bytes and its upload to the transfer
+// deadline HTTP has (server.transfer_timeout plus max_body_bytes at min_transfer_rate, on
+// top of request_timeout: a stalled upload is reset then); connections to
+// server.max_connections. With server.tls it serves TLS (mTLS with client_ca_file), with
+// server.tokens every call but health needs the "authorization: Bearer TOKEN" metadata of
+// a token with the method's scope. grpc.health.v1 answers SERVING while the server is ready.
 func (g *Server) Serve(ctx context.Context, l net.Listener) error {
-	gs := grpc.NewServer(
+	auth := g.http.Auth()
+	if err := auth.CheckFiles(); err != nil {
+		return err
+	}
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(g.cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
-		grpc.ConnectionTimeout(10*time.Second),
+		grpc.MaxHeaderListSize(MaxHeaderListSize),
+		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
-	)
+		grpc.InTapHandle(g.uploadDeadline),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := g.authorize(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := g.authorize(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}
+	tc, err := server.TLSConfig(g.cfg)
+	if err != nil {
+		return err
+	}
+	if tc != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	gs := grpc.NewServer(opts...)
 	pb.RegisterGRPCInferenceServiceServer(gs, g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	go g.followReadiness(ctx, hs)
+	l = limitListener(l, server.MaxConns(g.cfg.MaxConnections))
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(l) }()
 	select {
@@ -77,6 +120,108 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// MaxHeaderListSize bounds the metadata of one call (HTTP/2 header list): a 15 MiB metadata
+// value on a stalled stream is refused instead of held.
+const MaxHeaderListSize = 64 << 10
+
+// uploadDeadline gives every call a deadline of request_timeout plus the time a message of
+// max_body_bytes takes at min_transfer_rate after transfer_timeout: a client that announces
+// a message and stalls is reset then, as HTTP cuts off a stalled body.
+func (g *Server) uploadDeadline(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	d := g.cfg.RequestTimeout.Duration + g.cfg.TransferTimeout.Duration
+	if g.cfg.MinTransferRate > 0 {
+		d += time.Duration(g.cfg.MaxBodyBytes) * time.Second / time.Duration(g.cfg.MinTransferRate)
+	}
+	tctx, cancel := context.WithTimeout(ctx, d)
+	context.AfterFunc(ctx, cancel) // the stream's own context ends with the stream
+	return tctx, nil
+}
+
+// scopes: the calls that run something need infer; health and liveness nothing; the rest
+// (metadata, readiness of a model) observe.
+func methodScope(full string) string {
+	switch {
+	case strings.HasPrefix(full, "/grpc.health.v1.Health/"),
+		strings.HasSuffix(full, "/ServerLive"), strings.HasSuffix(full, "/ServerReady"):
+		return ""
+	case strings.HasSuffix(full, "/ModelInfer"), strings.HasSuffix(full, "/ModelStreamInfer"):
+		return config.ScopeInfer
+	}
+	return config.ScopeObserve
+}
+
+func (g *Server) authorize(ctx context.Context, method string) error {
+	auth := g.http.Auth()
+	scope := methodScope(method)
+	if scope == "" || !auth.Enabled() {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	var h string
+	if v := md.Get("authorization"); len(v) > 0 {
+		h = v[0]
+	}
+	if err := auth.Check(h, scope); err != nil {
+		return g.fail(ctx, method, err)
+	}
+	return nil
+}
+
+// followReadiness keeps the health service's status in step with server readiness.
+func (g *Server) followReadiness(ctx context.Context, hs *health.Server) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if g.http.Ready() {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		hs.SetServingStatus("", st)
+		select {
+		case <-ctx.Done():
+			hs.Shutdown()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// limitListener refuses connections beyond max (closes them at once).
+func limitListener(l net.Listener, max int) net.Listener {
+	return &capListener{Listener: l, sem: make(chan struct{}, max)}
+}
+
+type capListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &capConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			c.Close()
+		}
+	}
+}
+
+type capConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *capConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
 }
 
 // fail turns err into a gRPC status through the error table, logs it and sets the class

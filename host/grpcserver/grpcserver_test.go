@@ -42,6 +42,7 @@ const maxBody = 200000
 // plus hostile pipelines (a trap, and runaway loops for overload and deadlines), over HTTP
 // and gRPC on loopback ports.
 type env struct {
+	cfg     *config.Config
 	e       *engine.Engine
 	http    *server.Server
 	httpURL string
@@ -136,7 +137,7 @@ path = %q
 		return nil, err
 	}
 	go grpcserver.New(srv, cfg.Server, log).Serve(context.Background(), gl)
-	return &env{e: e, http: srv, httpURL: "http://" + hl.Addr().String(), client: dial(t, gl.Addr().String())}, nil
+	return &env{cfg: cfg, e: e, http: srv, httpURL: "http://" + hl.Addr().String(), client: dial(t, gl.Addr().String())}, nil
 }
 
 func dial(t testing.TB, addr string) pb.GRPCInferenceServiceClient {

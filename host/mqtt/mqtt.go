@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,11 @@ type Metrics struct {
 	Reconnects  *prometheus.CounterVec // pipeline
 	Inflight    *prometheus.GaugeVec   // pipeline
 	Connected   *prometheus.GaugeVec   // pipeline
+	// Ignored counts messages acknowledged and not run, by reason (retained).
+	Ignored *prometheus.CounterVec // pipeline, reason
+	// PublishFailures counts answers given up on (refused by the broker, or not published
+	// within publish_timeout or 3 tries); their message is acknowledged with an error.
+	PublishFailures *prometheus.CounterVec // pipeline
 }
 
 // NewMetrics creates the MQTT series and registers them with reg.
@@ -50,8 +56,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "MQTT messages received and not yet answered."}, []string{"pipeline"}),
 		Connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgehost_mqtt_connected",
 			Help: "1 while connected to the broker."}, []string{"pipeline"}),
+		Ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgehost_mqtt_ignored_total",
+			Help: "MQTT messages acknowledged without being run, by reason (retained: see retain_as_input)."}, []string{"pipeline", "reason"}),
+		PublishFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgehost_mqtt_publish_failures_total",
+			Help: "MQTT answers that could not be published (refused by the broker, or out of tries or time); the message is acknowledged with an error."}, []string{"pipeline"}),
 	}
-	reg.MustRegister(m.Received, m.Redelivered, m.Published, m.Errors, m.Reconnects, m.Inflight, m.Connected)
+	reg.MustRegister(m.Received, m.Redelivered, m.Published, m.Errors, m.Reconnects, m.Inflight, m.Connected, m.Ignored, m.PublishFailures)
 	return m
 }
 
@@ -81,6 +91,13 @@ type Bridge struct {
 	workers sync.WaitGroup
 	ups     atomic.Int64
 	inUse   atomic.Int64
+	// outMax is the broker's Maximum Packet Size (its CONNACK on the publishing
+	// connection), 0 when it sets none: a bigger answer would get the connection dropped.
+	outMax atomic.Uint32
+	// outDown is closed when the publishing connection of the moment goes down (then
+	// replaced): a try in flight then fails at once instead of waiting for paho's timeout.
+	outMu   sync.Mutex
+	outDown chan struct{}
 	// MaxSeen is the most messages processed at once (taken from the broker, not yet
 	// answered); it never exceeds max_inflight.
 	MaxSeen atomic.Int64
@@ -92,8 +109,10 @@ type job struct {
 }
 
 // Start connects pipeline name's [pipelines.NAME.mqtt] and serves it until Close. It
-// returns once the connection manager runs; the first connection may come later (the
-// broker may be down: it is retried with backoff). timeout bounds one pipeline run. The
+// returns after the first connection attempts: an error when the broker refuses the
+// credentials or the TLS handshake fails (a config error: no retry mends it); the first
+// connection may come later when the broker is down or unreachable (retried with backoff;
+// Start waits at most startWait for it). timeout bounds one pipeline run. The
 // bridge lives until Close, whatever becomes of ctx: a serve that is stopping still lets
 // the messages being processed finish and be acknowledged.
 func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, timeout time.Duration, m *Metrics, log hclog.Logger) (*Bridge, error) {
@@ -107,31 +126,67 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	tc, err := tlsConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
+	}
+	pw, err := password(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: mqtt: %w", name, err)
+	}
 	b := &Bridge{name: name, cfg: cfg, e: e, timeout: timeout, m: m, log: log.Named("mqtt").With("pipeline", name),
-		work: make(chan job), quit: make(chan struct{})}
+		work: make(chan job), quit: make(chan struct{}), outDown: make(chan struct{})}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	// The outcomes of the connection attempts while Start waits (the check at the end).
+	outcomes := make(chan outcome, 16)
+	var starting atomic.Bool
+	starting.Store(true)
+	report := func(out bool, err error) {
+		if starting.Load() {
+			select {
+			case outcomes <- outcome{out, err}:
+			default:
+			}
+		}
+	}
 	recvMax := uint16(cfg.MaxInflight)
+	b.m.Connected.WithLabelValues(name).Set(0) // before the first connection can set 1
 	pc := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        tc,
+		ConnectUsername:               cfg.Username,
+		ConnectPassword:               pw,
 		KeepAlive:                     20,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(cfg.SessionExpiry.Seconds()),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 10*time.Second, 500*time.Millisecond, 2),
 		ConnectTimeout:                10 * time.Second,
-		OnConnectionUp:                b.up,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
+			report(false, nil)
+			b.up(cm, ca)
+		},
 		OnConnectionDown: func() bool {
 			b.m.Connected.WithLabelValues(name).Set(0)
 			b.log.Warn("disconnected from the broker; reconnecting", "broker", cfg.Broker)
 			return true
 		},
 		OnConnectError: func(err error) {
-			b.log.Warn("cannot connect to the broker; retrying", "broker", cfg.Broker, "error", err)
+			report(false, err)
+			if why := fatal(err); why != "" {
+				b.log.Error("cannot connect to the broker; retrying", "broker", cfg.Broker, "why", why, "error", err)
+			} else {
+				b.log.Warn("cannot connect to the broker; retrying", "broker", cfg.Broker, "error", err)
+			}
 		},
 		ConnectPacketBuilder: func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			if c.Properties == nil {
 				c.Properties = &paho.ConnectProperties{}
 			}
 			c.Properties.ReceiveMaximum = &recvMax // the broker holds the rest: a flood stays there
+			// The broker must not send a packet bigger than this: it drops the message
+			// instead (read at every connection: max_body_bytes hot-reloads).
+			maxPacket := MaxPacketSize(b.e.Config().Server.MaxBodyBytes)
+			c.Properties.MaximumPacketSize = &maxPacket
 			return c, nil
 		},
 		ClientConfig: paho.ClientConfig{
@@ -149,9 +204,37 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	// workers are busy (so the broker keeps the backlog), and the PUBACKs of answers must not
 	// queue behind it.
 	oc := pc
-	oc.OnConnectionUp = func(*autopaho.ConnectionManager, *paho.Connack) {}
-	oc.OnConnectionDown = func() bool { return true }
-	oc.ConnectPacketBuilder = nil
+	// Without a session: a persistent one would make paho send an answer the broker dropped
+	// the connection for again at every reconnection, for ever (publish tries again itself,
+	// a bounded number of times).
+	oc.CleanStartOnInitialConnection, oc.SessionExpiryInterval = true, 0
+	oc.OnConnectionUp = func(_ *autopaho.ConnectionManager, ca *paho.Connack) {
+		report(true, nil)
+		var max uint32
+		if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
+			max = *ca.Properties.MaximumPacketSize
+		}
+		b.outMax.Store(max)
+	}
+	oc.OnConnectionDown = func() bool {
+		b.outMu.Lock()
+		close(b.outDown)
+		b.outDown = make(chan struct{})
+		b.outMu.Unlock()
+		return true
+	}
+	oc.OnConnectError = func(err error) {
+		report(true, err)
+		b.log.Debug("publishing connection: cannot connect to the broker; retrying", "error", err)
+	}
+	oc.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		if c.Properties == nil {
+			c.Properties = &paho.ConnectProperties{}
+		}
+		small := uint32(outMaxPacket) // this connection only receives acknowledgements
+		c.Properties.MaximumPacketSize = &small
+		return c, nil
+	}
 	oc.ClientConfig = paho.ClientConfig{ClientID: cfg.ClientID + "-out"}
 	if b.out, err = autopaho.NewConnection(b.ctx, oc); err != nil {
 		b.cancel()
@@ -161,8 +244,45 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 		b.workers.Add(1)
 		go b.worker()
 	}
-	b.m.Connected.WithLabelValues(name).Set(0)
+	// Wait until both connections are up, or the broker is unreachable (retried with
+	// backoff), or an attempt fails in a way no retry mends (the config does).
+	defer starting.Store(false)
+	wait := time.NewTimer(startWait)
+	defer wait.Stop()
+	settled := map[bool]bool{} // by connection (true: the publishing one)
+	for len(settled) < 2 {
+		select {
+		case o := <-outcomes:
+			if why := fatal(o.err); why != "" {
+				b.abort()
+				return nil, fmt.Errorf("pipeline %s: mqtt broker %s: %s", name, cfg.Broker, why)
+			}
+			if o.err == nil || unreachable(o.err) {
+				settled[o.out] = true
+			} // else dropped after connecting (a TLS alert may come as a reset): see the next try
+		case <-wait.C:
+			return b, nil
+		}
+	}
 	return b, nil
+}
+
+// outcome is one connection attempt's: err nil when up; out for the publishing connection.
+type outcome struct {
+	out bool
+	err error
+}
+
+// startWait bounds how long Start waits for the connection attempts' outcome.
+const startWait = 10 * time.Second
+
+// abort stops a bridge that never served: its workers and connection managers.
+func (b *Bridge) abort() {
+	close(b.quit)
+	b.cancel()
+	b.workers.Wait()
+	<-b.cm.Done()
+	<-b.out.Done()
 }
 
 func (b *Bridge) up(cm *autopaho.ConnectionManager, ca *paho.Connack) {
@@ -177,7 +297,13 @@ func (b *Bridge) up(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 	go func() { // OnConnectionUp must not block
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		defer cancel()
-		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: b.cfg.Topic, QoS: 1}}}); err != nil {
+		// Retain handling 2: the broker sends no retained message at the subscription (those
+		// that come anyway are ignored in received), unless retain_as_input says otherwise.
+		rh := byte(2)
+		if b.cfg.RetainAsInput {
+			rh = 0
+		}
+		if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: b.cfg.Topic, QoS: 1, RetainHandling: rh}}}); err != nil {
 			b.log.Error("subscribe failed", "topic", b.cfg.Topic, "error", err)
 		}
 	}()
@@ -191,6 +317,16 @@ func (b *Bridge) received(pr paho.PublishReceived) (bool, error) {
 	b.m.Received.WithLabelValues(b.name).Inc()
 	if pr.Packet.Duplicate() {
 		b.m.Redelivered.WithLabelValues(b.name).Inc()
+	}
+	// A message that comes with the retain flag was stored by the broker earlier and sent
+	// because of a new subscription (live messages come with it cleared: the subscription
+	// does not ask for retain as published): run, it would be answered again at every new
+	// subscription.
+	if pr.Packet.Retain && !b.cfg.RetainAsInput {
+		b.m.Ignored.WithLabelValues(b.name, "retained").Inc()
+		b.log.Debug("retained message ignored (retain_as_input is off)", "topic", pr.Packet.Topic)
+		_ = pr.Client.Ack(pr.Packet)
+		return true, nil
 	}
 	select {
 	case b.work <- job{p: pr.Packet, client: pr.Client}:
@@ -229,65 +365,236 @@ func (b *Bridge) worker() {
 }
 
 // handle runs one message through the pipeline, publishes the answer and acknowledges the
-// message; if the answer cannot be published (stopping), the message stays unacknowledged.
+// message. Every message is acknowledged, answered or not, unless the bridge stops or the
+// connection it came on is lost first (then the broker delivers it again): a message whose
+// answer cannot be published is a poison message, and acknowledging it with an error is
+// what keeps it from holding a worker, or the session, for ever.
 func (b *Bridge) handle(j job) {
 	in := j.p
-	res, ct, err := b.run(in.Payload)
-	out := &paho.Publish{QoS: 1, Topic: b.cfg.ResultTopic, Properties: &paho.PublishProperties{}}
+	var corrData []byte
 	if in.Properties != nil {
-		out.Properties.CorrelationData = in.Properties.CorrelationData
-		if in.Properties.ResponseTopic != "" {
-			out.Topic = in.Properties.ResponseTopic
-		}
+		corrData = in.Properties.CorrelationData
 	}
-	kind := "result"
-	outs := []*paho.Publish{out}
-	if err != nil {
-		class, _, _ := server.Classify(err)
-		b.m.Errors.WithLabelValues(b.name, class).Inc()
-		kind = "error"
-		out.Payload, _ = json.Marshal(ErrorMessage{Error: err.Error(), Class: class, Pipeline: b.name, Topic: in.Topic})
-		out.Properties.ContentType = "application/json"
-		out.Properties.User = paho.UserProperties{{Key: "error_class", Value: class}}
-		if out.Topic != b.cfg.ResultTopic { // a requester waits on its response topic: tell it too
-			e := *out
-			e.Topic = b.cfg.ErrorTopic
-			outs = append(outs, &e)
-		} else {
-			out.Topic = b.cfg.ErrorTopic
-		}
-		b.log.Debug("pipeline run failed", "topic", in.Topic, "class", class, "error", err)
-	} else {
+	msg := func(topic string) *paho.Publish {
+		return &paho.Publish{QoS: 1, Topic: topic, Properties: &paho.PublishProperties{CorrelationData: corrData}}
+	}
+	reply, err := b.replyTopic(in)
+	var res []byte
+	var ct string
+	if err == nil {
+		res, ct, err = b.run(in.Payload)
+	}
+	if err == nil {
+		out := msg(reply)
 		out.Payload, out.Properties.ContentType = res, ct
+		perr := b.publish(j, out)
+		switch {
+		case perr == nil:
+			b.m.Published.WithLabelValues(b.name, "result").Inc()
+			_ = j.client.Ack(in)
+			return
+		case errors.Is(perr, errStopping), errors.Is(perr, errConnectionLost):
+			return // not acknowledged: delivered again
+		}
+		b.m.PublishFailures.WithLabelValues(b.name).Inc()
+		b.log.Warn("cannot publish a result; the message is acknowledged with an error", "topic", reply, "error", perr)
+		if reply != b.cfg.ResultTopic {
+			err = server.BadInput("cannot publish the result to the response topic %q: %v", reply, perr)
+		} else {
+			err = fmt.Errorf("cannot publish the result to %q: %w", reply, perr)
+		}
+		reply = b.cfg.ErrorTopic // the error goes to the error topic only
 	}
-	for _, o := range outs {
-		if !b.publish(o) {
-			return // stopping: not acknowledged, so redelivered after the restart
+	class, _, _ := server.Classify(err)
+	b.m.Errors.WithLabelValues(b.name, class).Inc()
+	b.log.Debug("pipeline run failed", "topic", in.Topic, "class", class, "error", err)
+	payload, _ := json.Marshal(ErrorMessage{Error: err.Error(), Class: class, Pipeline: b.name, Topic: in.Topic})
+	topics := []string{b.cfg.ErrorTopic}
+	if reply != "" && reply != b.cfg.ResultTopic && reply != b.cfg.ErrorTopic {
+		topics = append(topics, reply) // a requester waits on its response topic: tell it too
+	}
+	for _, t := range topics {
+		e := msg(t)
+		e.Payload = payload
+		e.Properties.ContentType = "application/json"
+		e.Properties.User = paho.UserProperties{{Key: "error_class", Value: class}}
+		perr := b.publish(j, e)
+		switch {
+		case perr == nil:
+			b.m.Published.WithLabelValues(b.name, "error").Inc()
+		case errors.Is(perr, errStopping), errors.Is(perr, errConnectionLost):
+			return
+		default:
+			b.m.PublishFailures.WithLabelValues(b.name).Inc()
+			b.log.Warn("cannot publish an error; the message is acknowledged all the same", "topic", t, "class", class, "error", perr)
 		}
 	}
-	b.m.Published.WithLabelValues(b.name, kind).Add(float64(len(outs)))
 	// A message of an earlier connection cannot be acknowledged on this one: the broker
-	// sends it again (a duplicate result, as QoS 1 allows).
+	// sends it again (a duplicate answer, as QoS 1 allows).
 	_ = j.client.Ack(in)
 }
 
-// publish sends one answer at QoS 1 until the broker acknowledges it; false when the
-// bridge is stopping first.
-func (b *Bridge) publish(out *paho.Publish) bool {
-	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-		_, perr := b.out.Publish(ctx, out)
-		cancel()
-		if perr == nil {
+// replyTopic is where the answer to in goes: ResultTopic, or the request's MQTT 5 response
+// topic when response_topic_prefix allows it and it can be published to. An error (class
+// bad_input) otherwise: such a request is not run.
+func (b *Bridge) replyTopic(in *paho.Publish) (string, error) {
+	if in.Properties == nil || in.Properties.ResponseTopic == "" || in.Properties.ResponseTopic == b.cfg.ResultTopic {
+		return b.cfg.ResultTopic, nil
+	}
+	rt := in.Properties.ResponseTopic
+	prefix := b.cfg.ResponseTopicPrefix
+	if prefix == "" {
+		return "", server.BadInput("response topic %.200q refused: pipeline %s answers on %q only (response_topic_prefix is not set)", rt, b.name, b.cfg.ResultTopic)
+	}
+	if !strings.HasPrefix(rt, prefix) || len(rt) == len(prefix) {
+		return "", server.BadInput("response topic %.200q refused: it is not under response_topic_prefix %q", rt, prefix)
+	}
+	if err := config.CheckPublishTopic(rt); err != nil {
+		return "", server.BadInput("response topic refused: %v", err)
+	}
+	return rt, nil
+}
+
+var (
+	errStopping       = errors.New("the bridge is stopping")
+	errConnectionLost = errors.New("the connection the message came on is lost (the broker delivers it again)")
+)
+
+// publishTries bounds the tries to publish one answer on a live connection.
+const publishTries = 3
+
+// publish sends one answer at QoS 1 until the broker acknowledges it. It gives up with an
+// error when the topic cannot be published to, the answer is larger than the broker takes,
+// the broker refuses it (a PUBACK reason code), publishTries tries fail, or publish_timeout
+// passes (waiting for a connection included); with errStopping when a try failed while the
+// bridge stops, errConnectionLost when j's connection is lost (no acknowledgement can
+// reach the broker then). Nothing retries for ever.
+func (b *Bridge) publish(j job, out *paho.Publish) error {
+	if err := config.CheckPublishTopic(out.Topic); err != nil {
+		return err
+	}
+	if max := b.outMax.Load(); max > 0 {
+		var n countWriter
+		if _, err := out.Packet().WriteTo(&n); err == nil && n > countWriter(max) {
+			return fmt.Errorf("the answer's packet is %d bytes, over the broker's maximum packet size %d", n, max)
+		}
+	}
+	timeout := b.cfg.PublishTimeout.Duration
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if j.client != nil { // j's connection lost: stop waiting (the broker delivers j again)
+		go func() {
+			select {
+			case <-j.client.Done():
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	lost := func() bool {
+		if j.client == nil {
+			return false
+		}
+		select {
+		case <-j.client.Done():
 			return true
+		default:
+			return false
+		}
+	}
+	var last error
+	for tries := 0; ; {
+		pr, err := b.try(ctx, out)
+		if err == nil {
+			return nil
+		}
+		if pr != nil { // the broker answered: no point in trying again
+			return fmt.Errorf("the broker refused it (reason code 0x%02x): %w", pr.ReasonCode, err)
+		}
+		if !errors.Is(err, autopaho.ConnectionDownError) {
+			tries++
+			last = err
 		}
 		select {
 		case <-b.quit:
-			return false
-		case <-time.After(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)):
+			return errStopping
+		default:
 		}
-		_ = b.out.AwaitConnection(b.ctx)
+		switch {
+		case lost():
+			return errConnectionLost
+		case tries >= publishTries:
+			return fmt.Errorf("%d tries failed, the last: %w", tries, last)
+		case ctx.Err() != nil:
+			if last == nil {
+				last = err
+			}
+			return fmt.Errorf("not published within publish_timeout %v: %w", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(tries+1) * 100 * time.Millisecond):
+		}
+		_ = b.out.AwaitConnection(ctx)
 	}
+}
+
+// try publishes out once. It ends when the broker acknowledges it, when ctx ends, or when
+// the publishing connection goes down: paho would keep the message for its session and
+// wait for its packet timeout (10 s).
+func (b *Bridge) try(ctx context.Context, out *paho.Publish) (*paho.PublishResponse, error) {
+	b.outMu.Lock()
+	down := b.outDown
+	b.outMu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-down:
+			cancel(errOutDown)
+		case <-ctx.Done():
+		}
+	}()
+	pr, err := b.out.Publish(ctx, out)
+	if err != nil && errors.Is(context.Cause(ctx), errOutDown) {
+		err = fmt.Errorf("%w (%w)", err, errOutDown)
+	}
+	return pr, err
+}
+
+var errOutDown = errors.New("the publishing connection went down")
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+// MQTT's largest packet: a 268,435,455-byte remaining length and a 5-byte fixed header.
+const mqttMaxPacket = 268_435_460
+
+// PacketHeadroom is what a PUBLISH may carry besides its payload and still reach the
+// bridge: a topic, response topic, correlation data and content type at their largest
+// (65,535 bytes each, with their lengths and identifiers), the other properties and the
+// fixed header. A message whose user properties take more is dropped by the broker.
+const PacketHeadroom = 4*(65_535+3) + 1024
+
+// outMaxPacket is the Maximum Packet Size of the publishing connection, which receives
+// only acknowledgements.
+const outMaxPacket = 64 << 10
+
+// MaxPacketSize is the MQTT 5 Maximum Packet Size the bridge sends in its CONNECT: the
+// broker then sends no message whose payload is much over maxBody (server.max_body_bytes),
+// so an oversized payload is dropped at the broker instead of read into memory here. A
+// payload over maxBody by less than PacketHeadroom is still received, and answered with a
+// too_large error.
+func MaxPacketSize(maxBody int64) uint32 {
+	if maxBody <= 0 || maxBody > mqttMaxPacket-PacketHeadroom {
+		return mqttMaxPacket
+	}
+	return uint32(maxBody + PacketHeadroom)
 }
 
 // run runs the pipeline on payload. Overload is waited out (the message is held, not

@@ -34,20 +34,50 @@ import (
 // fixture is an engine serving pipeline "p" (imagepre-c → face_detection_short_range →
 // classify-c, about 4 ms a message) with a bridge to a real mosquitto.
 type fixture struct {
-	broker *testservers.Server
+	broker *testservers.Server // nil when opts.addr named another broker
+	addr   string              // the broker's host:port
 	e      *engine.Engine
+	cfg    config.MQTT
+	log    hclog.Logger
 	bridge *mqtt.Bridge
 	m      *mqtt.Metrics
 	img    []byte
+	// clientCfg is applied to the config of every client the fixture connects.
+	clientCfg func(*autopaho.ClientConfig)
+}
+
+// opts are a fixture's settings besides the defaults.
+type opts struct {
+	maxInflight int
+	maxBody     int64                        // server.max_body_bytes; default 1 MiB
+	mqtt        string                       // more lines for [pipelines.p.mqtt]
+	addr        string                       // a broker already started; default a fresh mosquitto
+	scheme      string                       // of the broker URL; default mqtt
+	clientCfg   func(*autopaho.ClientConfig) // applied to every test client's config (TLS, credentials)
 }
 
 func newFixture(t *testing.T, maxInflight int) *fixture {
+	return newFixtureWith(t, opts{maxInflight: maxInflight})
+}
+
+func newFixtureWith(t *testing.T, o opts) *fixture {
 	t.Helper()
-	f := &fixture{broker: testservers.Mosquitto(t)}
+	f := &fixture{addr: o.addr}
+	if f.addr == "" {
+		f.broker = testservers.Mosquitto(t)
+		f.addr = f.broker.Addr
+	}
+	if o.maxBody == 0 {
+		o.maxBody = 1 << 20
+	}
+	if o.scheme == "" {
+		o.scheme = "mqtt"
+	}
+	f.clientCfg = o.clientCfg
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
 [server]
-max_body_bytes = 1048576
+max_body_bytes = %d
 [models.face]
 path = %q
 threads = 1
@@ -64,13 +94,14 @@ path = %q
 params = { top_k = 1 }
 timeout_ms = 10000
 [pipelines.p.mqtt]
-broker = "mqtt://%s"
+broker = "%s://%s"
 topic = "frames/#"
 result_topic = "results/p"
 error_topic = "errors/p"
 max_inflight = %d
-`, testplugins.Model("face_detection_short_range.tflite"), testplugins.Example(t, "imagepre-c"),
-		testplugins.Example(t, "classify-c"), f.broker.Addr, maxInflight)
+%s
+`, o.maxBody, testplugins.Model("face_detection_short_range.tflite"), testplugins.Example(t, "imagepre-c"),
+		testplugins.Example(t, "classify-c"), o.scheme, f.addr, o.maxInflight, o.mqtt)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -79,20 +110,30 @@ max_inflight = %d
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard})
-	if f.e, err = engine.New(context.Background(), c, log); err != nil {
+	f.cfg = *c.Pipelines["p"].MQTT
+	f.log = hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: io.Discard})
+	if os.Getenv("MQTT_TEST_LOG") != "" { // the engine's and the bridge's log, to debug a test
+		f.log = hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: os.Stderr})
+	}
+	if f.e, err = engine.New(context.Background(), c, f.log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.e.Close(context.Background()) })
 	f.m = mqtt.NewMetrics(prometheus.NewRegistry())
-	if f.bridge, err = mqtt.Start(context.Background(), f.e, "p", *c.Pipelines["p"].MQTT, 30*time.Second, f.m, log); err != nil {
+	if f.bridge, err = mqtt.Start(context.Background(), f.e, "p", f.cfg, 30*time.Second, f.m, f.log); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	t.Cleanup(func() { // the bridge of the moment (restart replaces it)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		f.bridge.Close(ctx)
 	})
+	f.img = pngImage(t)
+	return f
+}
+
+// pngImage is a valid 32×32 PNG the pipeline answers.
+func pngImage(t *testing.T) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, 32, 32))
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 7)
@@ -102,8 +143,20 @@ max_inflight = %d
 	if err := png.Encode(&buf, img); err != nil {
 		t.Fatal(err)
 	}
-	f.img = buf.Bytes()
-	return f
+	return buf.Bytes()
+}
+
+// restart is edgehost stopping (Close) and starting again with the same config: the same
+// client id, so the same persistent session at the broker, with what it kept queued.
+func (f *fixture) restart(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	f.bridge.Close(ctx)
+	cancel()
+	var err error
+	if f.bridge, err = mqtt.Start(context.Background(), f.e, "p", f.cfg, 30*time.Second, f.m, f.log); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // client is a test MQTT client with a persistent session (it survives a broker restart).
@@ -115,7 +168,20 @@ type client struct {
 
 func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 	t.Helper()
-	u, _ := url.Parse("mqtt://" + f.broker.Addr)
+	return newClientWith(t, f.addr, f.clientCfg, id, subscribe...)
+}
+
+// newClient connects a test client to the broker at addr, subscribed (acknowledged) to
+// subscribe at QoS 1.
+func newClient(t *testing.T, addr, id string, subscribe ...string) *client {
+	t.Helper()
+	return newClientWith(t, addr, nil, id, subscribe...)
+}
+
+// newClientWith is newClient with mod applied to the client's config (nil: none).
+func newClientWith(t *testing.T, addr string, mod func(*autopaho.ClientConfig), id string, subscribe ...string) *client {
+	t.Helper()
+	u, _ := url.Parse("mqtt://" + addr)
 	c := &client{}
 	subscribed := make(chan struct{}) // closed once the first subscription is acknowledged
 	var once sync.Once
@@ -146,6 +212,9 @@ func (f *fixture) client(t *testing.T, id string, subscribe ...string) *client {
 				c.mu.Unlock()
 				return true, nil
 			}}},
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	var err error
 	if c.cm, err = autopaho.NewConnection(context.Background(), cfg); err != nil {
@@ -322,7 +391,7 @@ func TestThousandMessagesBrokerRestart(t *testing.T) {
 // MQTT 5 response topic is answered there; a burst of 200 messages is held at most
 // max_inflight at a time and every one is answered.
 func TestErrorsResponseTopicAndBound(t *testing.T) {
-	f := newFixture(t, 2)
+	f := newFixtureWith(t, opts{maxInflight: 2, mqtt: `response_topic_prefix = "reply/"`})
 	collector := f.client(t, "collector2", "results/p", "errors/p", "reply/me")
 	pub := f.client(t, "publisher2")
 	pub.publish(t, &paho.Publish{Topic: "frames/x", Payload: []byte("hello, not an image"),

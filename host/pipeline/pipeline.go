@@ -75,6 +75,9 @@ type Pipeline struct {
 
 	Requests, Failures, Traps atomic.Int64
 	Copied                    atomic.Int64
+	// Retried counts requests that failed on a version under probation and were answered
+	// by the previous version instead (see Run).
+	Retried atomic.Int64
 }
 
 // generation is one immutable version of a pipeline with its workers. It holds a
@@ -341,6 +344,13 @@ type Result func(body []byte, contentType string) error
 
 // Run reads size bytes of the request from body straight into the pre plugin's memory,
 // runs the pipeline and hands the result to fn.
+//
+// During probation a request that fails on the new version (see Failed) is run again on the
+// previous one, within the same ctx (deadline), when body can be rewound (an io.Seeker,
+// as every front end's in-memory body is): a broken version, whatever way it fails, costs
+// no client a request before its rollback. Such requests count in Retried; the new
+// version's failure still counts towards its rollback, unless the previous version fails
+// on the same input too (then the input is at fault, not the version).
 func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
 	p.Requests.Add(1)
 	p.mu.RLock()
@@ -354,25 +364,69 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 	p.mu.RUnlock()
 	defer g.inflight.Done()
 
-	var resultErr error
-	st, err := g.run(ctx, body, size, func(b []byte, ct string) error {
-		resultErr = fn(b, ct)
-		return resultErr
-	})
-	if err != nil {
-		p.Failures.Add(1)
-		var trap *plugin.TrapError
-		var timeout *plugin.TimeoutError
-		if errors.As(err, &trap) || errors.As(err, &timeout) {
-			p.Traps.Add(1)
-			p.log.Error("plugin trapped", "error", err)
+	var start int64 = -1
+	if sk, ok := body.(io.Seeker); ok && probation {
+		if off, err := sk.Seek(0, io.SeekCurrent); err == nil {
+			start = off
 		}
 	}
+	var resultErr error
+	result := func(b []byte, ct string) error {
+		resultErr = fn(b, ct)
+		return resultErr
+	}
+	st, err := g.run(ctx, body, size, result)
+	p.countTrap(err)
 	if probation {
-		p.probation(g, Failed(ctx, err, err != nil && err == resultErr))
+		failed := Failed(ctx, err, err != nil && err == resultErr)
+		if failed && start >= 0 {
+			if old := p.other(g); old != nil {
+				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
+				st2, err2 := old.run(ctx, body, size, result)
+				old.inflight.Done()
+				p.countTrap(err2)
+				if err2 == nil {
+					p.Retried.Add(1)
+					p.log.Warn("request failed on the version under probation; answered by the previous version", "error", err)
+					st, err = st2, nil
+				} else if Failed(ctx, err2, err2 == resultErr) {
+					failed = false // the previous version fails on it too: the input, not the version
+				}
+			}
+		}
+		p.probation(g, failed)
+	}
+	if err != nil {
+		p.Failures.Add(1)
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
 	return st, err
+}
+
+// other returns, with an in-flight reference the caller drops, the version to retry a
+// request on that failed on g during g's probation: the previous version while g serves, or
+// the serving version when the pipeline has moved on (rolled back) since. nil if none.
+func (p *Pipeline) other(g *generation) *generation {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	o := p.prev
+	if p.gen != g {
+		o = p.gen
+	}
+	if o == nil || o == g {
+		return nil
+	}
+	o.inflight.Add(1)
+	return o
+}
+
+func (p *Pipeline) countTrap(err error) {
+	var trap *plugin.TrapError
+	var timeout *plugin.TimeoutError
+	if errors.As(err, &trap) || errors.As(err, &timeout) {
+		p.Traps.Add(1)
+		p.log.Error("plugin trapped", "error", err)
+	}
 }
 
 func (g *generation) run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	. "github.com/edgehost/edgehost/host/internal/testplugins"
@@ -16,7 +17,7 @@ func cacheFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && !strings.HasPrefix(filepath.Base(p), "edgehost-") {
+		if err == nil && !d.IsDir() && strings.Contains(p, "edgehost-compiled") && !strings.HasSuffix(p, ".edgehost") {
 			out = append(out, p)
 		}
 		return nil
@@ -75,5 +76,65 @@ func TestCacheSharedByProcesses(t *testing.T) {
 	}
 	if got := cacheFiles(t, dir); len(got) != len(files) {
 		t.Errorf("after the prune: %v, want %v", got, files)
+	}
+}
+
+// TestCacheConcurrentLoads: many goroutines load the same module bytes at once, on a cold
+// and then on a warm file compilation cache, and each instantiates it from several
+// goroutines. wazero v1.12.0 publishes a module read from the file cache before its entry
+// preambles are compiled (upstream issue 2547): without the runtime's per-module compile
+// lock a second load got the half-built module (a DATA RACE under -race, or `index out of
+// range` in NewFunction without it). Concurrent NewInstance of one compiled module is the
+// shape of upstream issue 2520 (a race in FunctionType.key()).
+func TestCacheConcurrentLoads(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	paths := []string{Example(t, "imagepre-c"), Example(t, "classify-c")}
+	const loaders, instances = 6, 2
+	for round := 0; round < 8; round++ { // round 0 compiles; the others read the file cache
+		rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		errs := make(chan error, loaders*len(paths)*(instances+1))
+		var wg sync.WaitGroup
+		for i := 0; i < loaders*len(paths); i++ {
+			wg.Add(1)
+			go func(path string) {
+				defer wg.Done()
+				<-start
+				m, err := rt.Load(ctx, plugin.Config{Path: path})
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer m.Release(ctx)
+				var iw sync.WaitGroup
+				for j := 0; j < instances; j++ {
+					iw.Add(1)
+					go func() {
+						defer iw.Done()
+						in, err := m.NewInstance(ctx)
+						if err != nil {
+							errs <- err
+							return
+						}
+						in.Close(ctx)
+					}()
+				}
+				iw.Wait()
+			}(paths[i%len(paths)])
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+		rt.KeepCache()
+		if err := rt.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

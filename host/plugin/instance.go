@@ -222,6 +222,20 @@ func (a *recordingAllocator) Allocate(cap, max uint64) experimental.LinearMemory
 	return lm
 }
 
+// instantiate is InstantiateModule, with a failed guest memory reservation (wazero slices
+// the nil buffer and panics before the module exists) returned as an error.
+func (m *Module) instantiate(ctx context.Context, alloc *recordingAllocator, cfg wazero.ModuleConfig) (mod api.Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if alloc.mem == nil || alloc.mem.err == nil {
+				panic(r)
+			}
+			mod, err = nil, alloc.mem.err
+		}
+	}()
+	return m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+}
+
 // NewInstance instantiates the module, runs _initialize, checks the ABI version and calls
 // edgehost_init with the plugin's params.
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
@@ -237,7 +251,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	// The start function runs inside InstantiateModule, under the same time budget as
 	// every other guest entry; checkBudget finds its deadline in the context.
 	ictx = context.WithValue(ictx, startBudgetKey{}, sb)
-	mod, err := m.rt.rt.InstantiateModule(ictx, m.compiled, cfg)
+	mod, err := m.instantiate(ictx, alloc, cfg)
 	if err != nil {
 		if alloc.mem != nil {
 			alloc.mem.Free()

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"fmt"
 	"sync/atomic"
 	"unsafe"
 
@@ -28,7 +29,9 @@ func (a mmapAllocator) Allocate(cap, max uint64) experimental.LinearMemory {
 	}
 	buf, err := unix.Mmap(-1, 0, int(reserve), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
-		return &mmapMemory{}
+		// No address space (ulimit -v, many large budgets): every Reallocate fails. wazero
+		// then panics on the initial size; NewInstance turns that into an error.
+		return &mmapMemory{err: fmt.Errorf("cannot reserve %d bytes of address space for guest memory: %w", reserve, err)}
 	}
 	a.live.Add(1)
 	return &mmapMemory{buf: buf, live: a.live}
@@ -40,6 +43,7 @@ type mmapMemory struct {
 	buf       []byte // the whole reservation
 	committed uint64 // bytes made readable and writable
 	live      *atomic.Int64
+	err       error // why the reservation failed
 }
 
 func (m *mmapMemory) Reallocate(size uint64) []byte {

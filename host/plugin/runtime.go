@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,7 +21,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"golang.org/x/sys/unix"
 )
 
 // Runtime compiles and instantiates plugins. It owns one wazero runtime with the WASI and
@@ -33,34 +31,82 @@ type Runtime struct {
 	log       hclog.Logger
 	instances sync.Map // api.Module -> *Instance, for host functions
 	live      atomic.Int64
-	cacheDir  string
 	limits    wasm.Limits
 
-	cacheMu    sync.Mutex
-	cacheIndex map[string][]string // compiled-module key -> its compilation cache files
-	cacheLive  map[string]int      // compiled-module key -> loaded modules using it
-	cacheKeep  bool                // set by KeepCache: releases no longer delete cache files
-	cacheLock  *os.File            // cacheLockFile, held shared while the runtime lives
+	// private is wazero's own compilation cache directory (mode 0700, removed at Close);
+	// disk keeps verified copies in runtime.cache_dir (cache.go). Both guarded by cacheMu.
+	private string
+	cacheMu sync.Mutex
+	disk    *diskCache
+	// privFiles: module key → the entries its compilation wrote in private, deleted with
+	// the last module using the key (privLive counts them).
+	privFiles map[string][]string
+	privLive  map[string]int
+
+	// compiling serialises CompileModule per module key (see compileOnce).
+	compileMu sync.Mutex
+	compiling map[string]*keyLock
 }
 
-// cacheLockFile is held with a shared flock by every runtime using the directory. Cache files
-// are deleted (by PruneCache or a release) only while the exclusive lock can be had, that is
-// when no other edgehost process uses the directory: another process's entries, and the
-// temporary files wazero is writing there, are never deleted under it.
-const cacheLockFile = "edgehost-cache.lock"
+// keyLock is one module key's compile lock, shared by the loads of that key in progress.
+type keyLock struct {
+	sync.Mutex
+	users int
+}
 
-// cacheExclusive reports whether this runtime is the directory's only user; r.cacheMu must be
-// held. It takes the exclusive lock without waiting and goes back to shared at once.
-func (r *Runtime) cacheExclusive() bool {
-	if r.cacheLock == nil {
-		return false
+// compileOnce compiles ib with no other compilation of the same bytes in progress in this
+// runtime. wazero v1.12.0 is not safe for that: a module read from the file compilation
+// cache is published to the engine's in-memory table before its entry preambles are
+// compiled (upstream wazero issue 2547), so a second goroutine compiling the same bytes can
+// get the half-built module and panic in NewFunction (a DATA RACE under -race). Loads of
+// the same key wait for each other (the second then hits the in-memory table, a finished
+// module); loads of different modules still compile in parallel. See RATIONALE.md,
+// "Compiling the same module twice at once".
+//
+// It returns the entries wazero wrote for the module in the private directory (created) and
+// those copied in from cache_dir for it (fetched).
+func (r *Runtime) compileOnce(ctx context.Context, key string, ib []byte) (compiled wazero.CompiledModule, created, fetched []string, err error) {
+	r.compileMu.Lock()
+	if r.compiling == nil {
+		r.compiling = map[string]*keyLock{}
 	}
-	fd := int(r.cacheLock.Fd())
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-		return false
+	l := r.compiling[key]
+	if l == nil {
+		l = &keyLock{}
+		r.compiling[key] = l
 	}
-	_ = unix.Flock(fd, unix.LOCK_SH)
-	return true
+	l.users++
+	r.compileMu.Unlock()
+	l.Lock()
+	defer func() {
+		l.Unlock()
+		r.compileMu.Lock()
+		if l.users--; l.users == 0 {
+			delete(r.compiling, key)
+		}
+		r.compileMu.Unlock()
+	}()
+	var before map[string]bool
+	if r.private != "" {
+		r.cacheMu.Lock()
+		if r.disk != nil {
+			fetched = r.disk.fetch(key)
+		}
+		r.cacheMu.Unlock()
+		before = privateEntries(r.private)
+	}
+	compiled, err = r.rt.CompileModule(ctx, ib)
+	if err != nil || r.private == "" {
+		return compiled, nil, nil, err
+	}
+	// What wazero wrote for it. A module compiled at the same time may add its own entry
+	// to the list: recording an entry under a second key only copies it needlessly.
+	for rel := range privateEntries(r.private) {
+		if !before[rel] {
+			created = append(created, rel)
+		}
+	}
+	return compiled, created, fetched, nil
 }
 
 // KeepCache makes every later release keep its compilation cache entries: call it before a
@@ -69,115 +115,75 @@ func (r *Runtime) cacheExclusive() bool {
 // serving still delete the entries of the versions they replace.
 func (r *Runtime) KeepCache() {
 	r.cacheMu.Lock()
-	r.cacheKeep = true
+	if r.disk != nil {
+		r.disk.keep = true
+	}
 	r.cacheMu.Unlock()
 }
 
-const cacheIndexFile = "edgehost-cache-index.json"
-
-func (r *Runtime) loadCacheIndex() {
-	r.cacheIndex, r.cacheLive = map[string][]string{}, map[string]int{}
-	if r.cacheDir == "" {
-		return
-	}
-	if b, err := os.ReadFile(filepath.Join(r.cacheDir, cacheIndexFile)); err == nil {
-		_ = json.Unmarshal(b, &r.cacheIndex)
-	}
-}
-
-// saveCacheIndex writes the index; r.cacheMu must be held.
-func (r *Runtime) saveCacheIndex() {
-	if r.cacheDir == "" {
-		return
-	}
-	b, _ := json.Marshal(r.cacheIndex)
-	f, err := os.CreateTemp(r.cacheDir, cacheIndexFile+".*.tmp")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil && cerr == nil {
-		err = os.Rename(f.Name(), filepath.Join(r.cacheDir, cacheIndexFile))
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-	}
-}
-
-// PruneCache deletes every compilation cache entry that no loaded module uses: entries of
-// plugin versions replaced while edgehost was stopped, or written by other programs. It
-// deletes nothing while another edgehost process uses the directory (see cacheLockFile).
+// PruneCache deletes the compiled entries in cache_dir that edgehost wrote and that no
+// loaded module uses (versions replaced while edgehost was stopped), and the files of the
+// layout before edgehost-compiled/ that its index recorded. It never deletes anything it
+// did not write, nor anything while another edgehost process uses the directory.
 func (r *Runtime) PruneCache() (removed int) {
-	if r.cacheDir == "" {
-		return 0
-	}
 	r.cacheMu.Lock()
 	defer r.cacheMu.Unlock()
-	if !r.cacheExclusive() {
-		r.log.Info("compilation cache not pruned: another edgehost process uses it", "dir", r.cacheDir)
+	if r.disk == nil {
 		return 0
 	}
-	keep := map[string]bool{}
-	for key, files := range r.cacheIndex {
-		if r.cacheLive[key] == 0 {
-			delete(r.cacheIndex, key)
-			continue
-		}
-		for _, f := range files {
-			keep[f] = true
-		}
+	if !r.disk.exclusive() {
+		r.log.Info("compilation cache not pruned: another edgehost process uses it", "dir", r.disk.dir)
+		return 0
 	}
-	for f := range r.cacheEntries() {
-		if !keep[f] && filepath.Base(f) != cacheIndexFile {
-			if os.Remove(f) == nil {
-				removed++
-			}
-		}
-	}
-	r.saveCacheIndex()
-	return removed
+	r.disk.loadRecords() // entries other processes wrote since this one started
+	return r.disk.remove(nil) + r.disk.removeOldLayout()
 }
 
 // RuntimeOptions configure a Runtime. The zero value works.
 type RuntimeOptions struct {
-	CacheDir string       // wazero compilation cache directory; "" keeps it in memory
-	Logger   hclog.Logger // nil discards
+	// CacheDir keeps compiled plugins across restarts (verified copies, see cache.go); ""
+	// keeps them in memory.
+	CacheDir string
+	// CacheKeyFile holds the secret that authenticates compiled code in CacheDir; "" is
+	// DefaultCacheKeyFile(CacheDir). Created (mode 0600) when missing.
+	CacheKeyFile string
+	Logger       hclog.Logger // nil discards
 	// Limits bound every module's structure before it compiles; zero fields mean
 	// wasm.DefaultLimits.
 	Limits wasm.Limits
 }
 
-// NewRuntime creates a runtime.
+// NewRuntime creates a runtime. A CacheDir that cannot be used (read-only, full, unsafe)
+// is logged and the runtime keeps compiled code in memory: it never fails the start.
 func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
-	r := &Runtime{log: o.Logger, cacheDir: o.CacheDir, limits: o.Limits}
-	r.loadCacheIndex()
+	r := &Runtime{log: o.Logger, limits: o.Limits}
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
-	var err error
+	r.cache = wazero.NewCompilationCache()
 	if o.CacheDir != "" {
-		if r.cache, err = wazero.NewCompilationCacheWithDir(o.CacheDir); err != nil {
-			return nil, fmt.Errorf("plugin: compilation cache %s: %w", o.CacheDir, err)
+		var err error
+		if r.private, err = os.MkdirTemp("", "edgehost-compile-"); err == nil {
+			r.cache, err = wazero.NewCompilationCacheWithDir(r.private)
 		}
-		if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
-			return nil, fmt.Errorf("plugin: compilation cache %s: %w", o.CacheDir, err)
+		if err != nil {
+			r.log.Warn("no private compilation directory: compiled code kept in memory only", "error", err)
+			if r.private != "" {
+				os.RemoveAll(r.private)
+			}
+			r.private, r.cache = "", wazero.NewCompilationCache()
+		} else {
+			r.disk = openDiskCache(o.CacheDir, o.CacheKeyFile, r.private, r.log)
 		}
-		if r.cacheLock, err = os.OpenFile(filepath.Join(o.CacheDir, cacheLockFile), os.O_CREATE|os.O_RDWR, 0o644); err != nil {
-			return nil, fmt.Errorf("plugin: compilation cache lock: %w", err)
-		}
-		if err := unix.Flock(int(r.cacheLock.Fd()), unix.LOCK_SH); err != nil {
-			r.cacheLock.Close()
-			return nil, fmt.Errorf("plugin: compilation cache lock %s: %w", r.cacheLock.Name(), err)
-		}
-	} else {
-		r.cache = wazero.NewCompilationCache()
 	}
 	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(r.cache)
 	r.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		r.Close(ctx)
 		return nil, err
 	}
 	if err := r.instantiateHost(ctx); err != nil {
+		r.Close(ctx)
 		return nil, err
 	}
 	return r, nil
@@ -189,10 +195,16 @@ func (r *Runtime) Close(ctx context.Context) error {
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
-	if r.cacheLock != nil {
-		_ = r.cacheLock.Close() // releases the flock
-		r.cacheLock = nil
+	r.cacheMu.Lock()
+	if r.disk != nil {
+		r.disk.close() // releases the flock
+		r.disk = nil
 	}
+	if r.private != "" {
+		_ = os.RemoveAll(r.private)
+		r.private = ""
+	}
+	r.cacheMu.Unlock()
 	return err
 }
 
@@ -308,23 +320,32 @@ type Module struct {
 // Retain adds a reference to the module. Load returns a module with one reference.
 func (m *Module) Retain() { m.refs.Add(1) }
 
-// Release drops a reference; the last one closes the compiled module and prunes its
-// compilation cache entries. Every instance must be closed by then.
+// Release drops a reference; the last one closes the compiled module and deletes its
+// compilation cache entries in cache_dir (unless KeepCache was called, or another edgehost
+// process uses the directory, or another loaded module uses them). Every instance must be
+// closed by then.
 func (m *Module) Release(ctx context.Context) {
 	if m.refs.Add(-1) == 0 {
 		m.compiled.Close(ctx)
 		r := m.rt
 		r.cacheMu.Lock()
 		defer r.cacheMu.Unlock()
-		if r.cacheLive[m.cacheKey]--; r.cacheLive[m.cacheKey] <= 0 && !r.cacheKeep {
-			delete(r.cacheLive, m.cacheKey)
-			if r.cacheExclusive() {
-				for _, f := range r.cacheIndex[m.cacheKey] {
-					_ = os.Remove(f)
+		if r.private != "" {
+			if r.privLive[m.cacheKey]--; r.privLive[m.cacheKey] <= 0 {
+				for _, rel := range r.privFiles[m.cacheKey] {
+					_ = os.Remove(filepath.Join(r.private, rel))
+				}
+				delete(r.privLive, m.cacheKey)
+				delete(r.privFiles, m.cacheKey)
+			}
+		}
+		if d := r.disk; d != nil {
+			if d.live[m.cacheKey]--; d.live[m.cacheKey] <= 0 {
+				delete(d.live, m.cacheKey)
+				if !d.keep {
+					d.remove(map[string]bool{m.cacheKey: true})
 				}
 			}
-			delete(r.cacheIndex, m.cacheKey)
-			r.saveCacheIndex()
 		}
 	}
 }
@@ -408,25 +429,24 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	if err != nil {
 		return fail("rejected: %v", err)
 	}
-	before := r.cacheEntries()
-	compiled, err := r.rt.CompileModule(ctx, ib)
+	ikey := sha256.Sum256(ib)
+	cacheKey := hex.EncodeToString(ikey[:])
+	compiled, created, fetched, err := r.compileOnce(ctx, cacheKey, ib)
 	if err != nil {
 		return fail("compile: %v", err)
 	}
-	var created []string
-	for f := range r.cacheEntries() {
-		if !before[f] {
-			created = append(created, f)
-		}
-	}
-	ikey := sha256.Sum256(ib)
-	cacheKey := hex.EncodeToString(ikey[:])
 	r.cacheMu.Lock()
-	if len(created) > 0 {
-		r.cacheIndex[cacheKey] = append(r.cacheIndex[cacheKey], created...)
-		r.saveCacheIndex()
+	if r.disk != nil {
+		r.disk.store(cacheKey, created)
+		r.disk.live[cacheKey]++
 	}
-	r.cacheLive[cacheKey]++
+	if r.private != "" {
+		if r.privFiles == nil {
+			r.privFiles, r.privLive = map[string][]string{}, map[string]int{}
+		}
+		r.privFiles[cacheKey] = append(append(r.privFiles[cacheKey], created...), fetched...)
+		r.privLive[cacheKey]++
+	}
 	r.cacheMu.Unlock()
 	m := &Module{Manifest: man, Hash: hex.EncodeToString(sum[:]), Path: cfg.Path, LoadedAt: time.Now(),
 		cfg: cfg, params: params, rt: r, compiled: compiled, cacheKey: cacheKey,
@@ -445,26 +465,6 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	inst.Close(ctx)
 	m.refs.Store(1)
 	return m, nil
-}
-
-// cacheEntries lists the files of the compilation cache directory.
-func (r *Runtime) cacheEntries() map[string]bool {
-	out := map[string]bool{}
-	if r.cacheDir == "" {
-		return out
-	}
-	_ = filepath.WalkDir(r.cacheDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && p != r.cacheDir && strings.HasPrefix(d.Name(), "edgehost-") {
-			return filepath.SkipDir // other edgehost state kept beside the compiled code
-		}
-		base := filepath.Base(p)
-		// wazero writes an entry to NAME.*.tmp and renames it; the index and the lock are ours.
-		if err == nil && !d.IsDir() && base != cacheIndexFile && base != cacheLockFile && !strings.HasSuffix(base, ".tmp") {
-			out[p] = true
-		}
-		return nil
-	})
-	return out
 }
 
 var i32 = api.ValueTypeI32

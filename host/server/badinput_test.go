@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -451,6 +452,24 @@ func TestSlowClients(t *testing.T) {
 		}
 	})
 	t.Run("client gone mid-body", func(t *testing.T) {
+		badInputs := func() int {
+			resp, err := http.Get(url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), `edgehost_errors_total{class="internal",target="one"}`) {
+				t.Fatalf("a body cut short by the client counted as internal:\n%s", b)
+			}
+			m := regexp.MustCompile(`edgehost_errors_total\{class="bad_input",target="one"\} (\d+)`).FindSubmatch(b)
+			if m == nil {
+				return 0
+			}
+			n, _ := strconv.Atoi(string(m[1]))
+			return n
+		}
+		before := badInputs()
 		conn, err := net.Dial("tcp", host)
 		if err != nil {
 			t.Fatal(err)
@@ -458,26 +477,27 @@ func TestSlowClients(t *testing.T) {
 		fmt.Fprintf(conn, "POST /v1/pipelines/one HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n%s", make([]byte, 100))
 		time.Sleep(200 * time.Millisecond)
 		conn.Close()
-		// Counted as canceled (the client went away), not as an internal error of the server.
+		// A body shorter than its Content-Length is a malformed request (bad_input, 400),
+		// whether the client closed or only half-closed: never an internal error.
 		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp, err := http.Get(url + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			m := string(b)
-			if strings.Contains(m, `edgehost_errors_total{class="internal",target="one"}`) {
-				t.Fatalf("a body cut short by the client counted as internal:\n%s", m)
-			}
-			if strings.Contains(m, `edgehost_errors_total{class="canceled",target="one"} 1`) {
-				break
-			}
+		for badInputs() != before+1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("no canceled error counted:\n%s", m)
+				t.Fatalf("no bad_input error counted (%d before)", before)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		// Half-closed: the client is still there, reading, and gets a 400 naming the lengths.
+		hc, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hc.Close()
+		fmt.Fprintf(hc, "POST /v1/pipelines/one HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n%s", make([]byte, 100))
+		hc.(*net.TCPConn).CloseWrite()
+		_ = hc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		ans, _ := io.ReadAll(hc)
+		if !strings.HasPrefix(string(ans), "HTTP/1.1 400") || !strings.Contains(string(ans), "100 bytes of the 1000") {
+			t.Fatalf("half-closed short body: %q", ans)
 		}
 	})
 	t.Run("slow reader", func(t *testing.T) {

@@ -25,6 +25,8 @@ const (
 	ClassPluginTimeout = "plugin_timeout"
 	ClassCanceled      = "canceled"
 	ClassInternal      = "internal"
+	ClassUnauthorized  = "unauthorized"
+	ClassForbidden     = "forbidden"
 )
 
 // errorTable is the one table of what each error class answers: its HTTP status and its
@@ -46,6 +48,9 @@ var errorTable = map[string]struct {
 	// it never sees one; 499 is nginx's "client closed request", for the metrics and logs.
 	ClassCanceled: {499, codes.Canceled},
 	ClassInternal: {http.StatusInternalServerError, codes.Internal},
+	// No valid token (server.tokens), or a token without the route's scope.
+	ClassUnauthorized: {http.StatusUnauthorized, codes.Unauthenticated},
+	ClassForbidden:    {http.StatusForbidden, codes.PermissionDenied},
 }
 
 // Classify returns the class of err and, from the one error table, the HTTP status and the
@@ -85,6 +90,10 @@ func classOf(err error) string {
 		timeout *plugin.TimeoutError
 	)
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		return ClassUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return ClassForbidden
 	case errors.As(err, &tooBig), errors.As(err, &noRoom):
 		return ClassTooLarge
 	case errors.As(err, &br), errors.As(err, &pbr):

@@ -46,6 +46,7 @@ var (
 	poolSize = prometheus.NewDesc("edgehost_pool_size", "Workers or interpreters in the pool.", []string{"target", "kind"}, nil)
 	zeroCopy = prometheus.NewDesc("edgehost_pipeline_zero_copy", "1 when the pipeline binds tensors in guest memory, 0 in one-copy mode.", []string{"pipeline"}, nil)
 	reloads  = prometheus.NewDesc("edgehost_reloads_total", "Hot reloads of plugins, models and config, by result (applied, rejected).", []string{"result"}, nil)
+	retried  = prometheus.NewDesc("edgehost_probation_retried_total", "Requests that failed on a version under probation and were answered by the previous version.", []string{"pipeline"}, nil)
 	rollback = prometheus.NewDesc("edgehost_rollbacks_total", "Automatic rollbacks after a new version trapped too often.", nil, nil)
 	backend  = prometheus.NewDesc("edgehost_model_backend", "1 for the backend each model runs on (tflite/cpu, litert/cpu, litert/gpu, litert/npu), with the accelerator asked for (\"\" for none).", []string{"model", "backend", "requested"}, nil)
 	transfer = prometheus.NewDesc("edgehost_model_accelerator_transfer_bytes_total", "Tensor bytes LiteRT moved between host memory and the GPU for a model on litert/gpu (edgehost itself copies none).", []string{"model"}, nil)
@@ -58,6 +59,7 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- zeroCopy
 	ch <- reloads
 	ch <- rollback
+	ch <- retried
 	ch <- backend
 	ch <- fallback
 	ch <- transfer
@@ -73,6 +75,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 			zc = 1
 		}
 		ch <- prometheus.MustNewConstMetric(zeroCopy, prometheus.GaugeValue, zc, p.Name)
+		ch <- prometheus.MustNewConstMetric(retried, prometheus.CounterValue, float64(p.Pipeline.Retried.Load()), p.Name)
 	}
 	st := c.e.Status()
 	ch <- prometheus.MustNewConstMetric(reloads, prometheus.CounterValue, float64(st.Reloads), "applied")

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,11 +32,13 @@ type Server struct {
 	Metrics *Metrics
 	mux     *http.ServeMux
 	ready   func() bool
+	auth    *Auth
+	conns   *connLimiter
 }
 
 // New builds the HTTP handlers. ready reports readiness (nil: always ready).
 func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
-	s := &Server{e: e, log: log.Named("http"), cfg: cfg, Metrics: newMetrics(e), mux: http.NewServeMux()}
+	s := &Server{e: e, log: log.Named("http"), cfg: cfg, Metrics: newMetrics(e), mux: http.NewServeMux(), auth: NewAuth(cfg)}
 	s.mux.HandleFunc("POST /v1/pipelines/{name}", s.raw)
 	s.mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
 	s.mux.HandleFunc("GET /v2", s.serverMetadata)
@@ -58,19 +61,53 @@ func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
 // SetReady installs the readiness check used by /v2/health/ready.
 func (s *Server) SetReady(f func() bool) { s.ready = f }
 
+// Auth is the token checker of server.tokens (shared with the gRPC front end).
+func (s *Server) Auth() *Auth { return s.auth }
+
 // ServeHTTP implements http.Handler.
 // Every response says nosniff: a result is served only as the media type its plugin
 // declared (one of abi.ResultTypes), never sniffed into something a browser would run.
+// With server.tokens set, every route but health needs a token with its scope (routeScope).
+// A request with a Transfer-Encoding closes its connection after the answer: Go's server
+// drops a Content-Length sent beside chunked (RFC 9112 §6.3 says close), and the two
+// together are request smuggling behind a proxy that frames by length.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
+	if scope := routeScope(r); scope != "" && s.auth.Enabled() {
+		if err := s.auth.Check(r.Header.Get("Authorization"), scope); err != nil {
+			if errors.Is(err, ErrUnauthorized) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="edgehost"`)
+			}
+			s.fail(w, r, "", "", err)
+			return
+		}
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
 // Serve serves on l until ctx ends, then shuts down gracefully: it stops accepting, lets
 // in-flight requests finish (up to the shutdown timeout) and returns nil.
+//
+// With server.tls it serves TLS (mutual TLS with client_ca_file; the files are reloaded when
+// they change). It holds at most server.max_connections connections (see connLimiter).
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.conns = newConnLimiter(MaxConns(s.cfg.MaxConnections))
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}), ConnState: s.conns.track}
+	if err := s.auth.CheckFiles(); err != nil {
+		return err
+	}
+	tc, err := TLSConfig(s.cfg)
+	if err != nil {
+		return err
+	}
+	if tc != nil {
+		hs.TLSConfig = tc
+		l = tls.NewListener(l, tc)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
@@ -107,9 +144,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, target, endpoint s
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	msg := err.Error()
+	if s.auth.Enabled() && !s.auth.has(r.Header.Get("Authorization"), config.ScopeObserve) {
+		msg = redact(msg) // where files live is for observers only
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Class: class})
+	_ = json.NewEncoder(w).Encode(errorBody{Error: msg, Class: class})
 	if target != "" {
 		s.Metrics.Requests.WithLabelValues(target, endpoint, strconv.Itoa(code)).Inc()
 		s.Metrics.Errors.WithLabelValues(target, class).Inc()
@@ -221,9 +262,10 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (body []byte, rele
 		// before it sends the error. The connection closes after the answer.
 		w.Header().Set("Connection", "close")
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			// The client closed the connection before the whole body: nobody is left to
-			// answer, and it is no fault of the server (class canceled, not internal).
-			return nil, release, fmt.Errorf("request body ended after %d bytes (of %d declared): the client went away: %w", len(buf), n, context.Canceled)
+			// The body ended before its Content-Length: a malformed request (the client
+			// may still be there, reading, after a half-close), answered 400; if it has
+			// gone, nobody reads the answer.
+			return nil, release, badf("request body ended after %d bytes of the %d its Content-Length declares", len(buf), n)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {

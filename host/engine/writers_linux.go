@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// writers follows, from the kernel's inotify events, which files some process has open for
+// writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (the last writer closed
+// it) or a rename onto the name (a new, complete file) as done. A writer that stalls mid-file
+// for longer than any settle period is still seen as writing, however busy the machine.
+// fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify instance on
+// the same directories. It is safe for concurrent use; a nil *writers knows nothing.
+type writers struct {
+	f *os.File
+
+	mu    sync.Mutex
+	wds   map[int]string // watch descriptor → directory
+	dirs  map[string]int // directory → watch descriptor
+	since map[string]time.Time
+	done  chan struct{}
+}
+
+func newWriters() *writers {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil
+	}
+	w := &writers{f: os.NewFile(uintptr(fd), "inotify"), wds: map[int]string{}, dirs: map[string]int{},
+		since: map[string]time.Time{}, done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// watch adds dir (one of the watcher's directories); an error is ignored (the settle rule
+// still holds for files in it).
+func (w *writers) watch(dir string) {
+	if w == nil {
+		return
+	}
+	fd := int(w.f.Fd())
+	wd, err := unix.InotifyAddWatch(fd, dir, unix.IN_MODIFY|unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_DELETE)
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	w.wds[wd], w.dirs[dir] = dir, wd
+	w.mu.Unlock()
+}
+
+// unwatch stops following dir.
+func (w *writers) unwatch(dir string) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	wd, ok := w.dirs[dir]
+	delete(w.dirs, dir)
+	if ok && w.wds[wd] == dir {
+		delete(w.wds, wd)
+	}
+	w.mu.Unlock()
+	if ok {
+		_, _ = unix.InotifyRmWatch(int(w.f.Fd()), uint32(wd))
+	}
+}
+
+// writing reports whether path (a resolved file) has been modified since a writer last closed
+// it, and since when.
+func (w *writers) writing(path string) (time.Time, bool) {
+	if w == nil {
+		return time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.since[path]
+	return t, ok
+}
+
+func (w *writers) loop() {
+	defer close(w.done)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			return // closed
+		}
+		w.mu.Lock()
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := ""
+			if ev.Len > 0 {
+				raw := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				for i, c := range raw {
+					if c == 0 {
+						raw = raw[:i]
+						break
+					}
+				}
+				name = string(raw)
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+			dir, ok := w.wds[int(ev.Wd)]
+			if ev.Mask&unix.IN_IGNORED != 0 {
+				if ok {
+					delete(w.wds, int(ev.Wd))
+					if w.dirs[dir] == int(ev.Wd) {
+						delete(w.dirs, dir)
+					}
+				}
+				continue
+			}
+			if !ok || name == "" {
+				continue
+			}
+			p := filepath.Join(dir, name)
+			switch {
+			case ev.Mask&unix.IN_MODIFY != 0:
+				if _, open := w.since[p]; !open {
+					w.since[p] = time.Now()
+				}
+			case ev.Mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_DELETE) != 0:
+				delete(w.since, p)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *writers) close() {
+	if w == nil {
+		return
+	}
+	_ = w.f.Close()
+	<-w.done
+}
