@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/safefile"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,25 +135,9 @@ func statSig(path string) string {
 	return s
 }
 
-// readSmall reads a regular file of at most max bytes, without blocking on a FIFO.
-func readSmall(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if fi.Size() > max {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
-	}
-	return io.ReadAll(io.LimitReader(f, max))
-}
+// readSmall reads a regular file of at most max bytes, without blocking on a FIFO (see
+// internal/safefile, which every file a config names goes through).
+func readSmall(path string, max int64) ([]byte, error) { return safefile.ReadFile(path, max) }
 
 // TLSConfig returns the TLS configuration of server.tls (nil when TLS is off). The
 // certificate, key and client CAs are loaded again at a handshake after their files
