@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/edgehost/edgehost/host/config"
+	"github.com/edgehost/edgehost/internal/safefile"
 )
+
+// maxPEM bounds a certificate, key or CA bundle file. Like every file a config names, they
+// are read through safefile: a FIFO or a device is refused, never waited on.
+const maxPEM = 1 << 20
 
 // tlsConfig is the TLS configuration for cfg's broker: nil for a plain one; its ca_file's
 // authorities (else the system's) and its client certificate.
@@ -22,7 +26,7 @@ func tlsConfig(cfg config.MQTT) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := safefile.ReadFile(cfg.CAFile, maxPEM)
 		if err != nil {
 			return nil, fmt.Errorf("ca_file: %w", err)
 		}
@@ -32,7 +36,15 @@ func tlsConfig(cfg config.MQTT) (*tls.Config, error) {
 		}
 	}
 	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		certPEM, err := safefile.ReadFile(cfg.CertFile, maxPEM)
+		if err != nil {
+			return nil, fmt.Errorf("cert_file: %w", err)
+		}
+		keyPEM, err := safefile.ReadFile(cfg.KeyFile, maxPEM)
+		if err != nil {
+			return nil, fmt.Errorf("key_file: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return nil, fmt.Errorf("cert_file/key_file: %w", err)
 		}
@@ -46,7 +58,7 @@ func password(cfg config.MQTT) ([]byte, error) {
 	if cfg.PasswordFile == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(cfg.PasswordFile)
+	b, err := safefile.ReadFile(cfg.PasswordFile, safefile.MaxKey)
 	if err != nil {
 		return nil, fmt.Errorf("password_file: %w", err)
 	}
