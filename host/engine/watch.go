@@ -213,7 +213,7 @@ func observe(path, sig, hash string) (string, string) {
 		return "", ""
 	}
 	fi, err := os.Stat(final)
-	if err != nil || fi.IsDir() {
+	if err != nil || !fi.Mode().IsRegular() { // never open a FIFO or a device: it blocks or never ends
 		return "", ""
 	}
 	s := final

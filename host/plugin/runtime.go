@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/wasm"
+	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -356,7 +357,7 @@ func (m *Module) Name() string { return m.Manifest.Name + "@" + m.Manifest.Versi
 // Load reads, compiles and validates a plugin, then instantiates and initialises one
 // instance to prove that init succeeds. Errors name the file and say what is wrong.
 func (r *Runtime) Load(ctx context.Context, cfg Config) (*Module, error) {
-	b, err := os.ReadFile(cfg.Path)
+	b, err := safefile.ReadFile(cfg.Path, safefile.MaxPlugin) // a FIFO, a device or an oversized file is refused unread
 	if err != nil {
 		return nil, &LoadError{Path: cfg.Path, Err: err}
 	}
