@@ -98,7 +98,7 @@ test: build plugins brokers deps-litert
 	cd deploy && go vet ./... && go test -count=1 ./...
 	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine ./host/mqtt
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
-	go test -race -count=1 -run '^TestCache' ./host/plugin
+	go test -race -count=1 -run '^TestCache|^TestCompileOnceRace' ./host/plugin
 	$(MAKE) --no-print-directory test-tflite29
 	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
 
