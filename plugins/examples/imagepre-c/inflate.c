@@ -14,9 +14,15 @@
 
 /* ---- Bit reader (LSB first, RFC 1951 §3.1.1) ------------------------------------------- */
 
+/* buf holds cnt pending bits, the next one in bit 0. Its bits at and above cnt are either
+ * zero or a copy of the input bits that follow, from p on: inflate_codes' refill loads 8
+ * bytes at once and advances p only by the whole bytes that fit, and refill() ORs each new
+ * byte in at bit cnt, which is harmless over such a copy. Anything that moves p other than
+ * by refilling (a stored block's copy) must first clear buf above cnt, or the copy of the
+ * skipped bytes is ORed into the bits that follow. */
 typedef struct {
     const uint8_t *p, *end;
-    uint64_t buf;   /* pending bits, the next one in bit 0 */
+    uint64_t buf;   /* pending bits, the next one in bit 0 (see above for the bits past cnt) */
     unsigned cnt;   /* number of bits in buf */
     unsigned pad;   /* zero bits appended past the end of the input (still in buf or used) */
 } bits;
@@ -237,6 +243,10 @@ static int inflate_stored(inflater *s) {
         len--;
         if (overrun(&s->in)) return TRUNC(s);
     }
+    if (len == 0) return IMG_OK;
+    /* The buffer is empty now (cnt is 0), but its upper bits may still hold a copy of the
+     * bytes at p (see bits): drop it, since p is about to skip those bytes. */
+    s->in.buf = 0;
     if (len > (size_t)(s->in.end - s->in.p)) return TRUNC(s);
     memcpy(s->out + s->pos, s->in.p, len);
     s->in.p += len;
