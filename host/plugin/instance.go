@@ -442,11 +442,13 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 }
 
 // InputBuffer returns an n-byte buffer in guest memory for the next Pre's request bytes,
-// growing the instance's request buffer through edgehost_alloc when needed.
+// growing the instance's request buffer through edgehost_alloc when needed. ReleaseInput
+// frees it when the request ends.
 func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 	if n > i.inputCap || i.input == 0 {
 		// The body's size rounded up to 64 KiB (not to a power of two, which made a 9.4 MB
-		// body need a 16 MiB block): a buffer is replaced only by a larger body.
+		// body need a 16 MiB block): within a request, a buffer is replaced only by a larger
+		// body.
 		c := max(uint32(4096), uint32(min((uint64(n)+0xffff)&^0xffff, 1<<32-1<<16)))
 		if i.input != 0 {
 			i.Free(ctx, i.input)
@@ -466,6 +468,20 @@ func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 	}
 	b, _ := i.Bytes(i.input, n)
 	return b, nil
+}
+
+// ReleaseInput frees the request buffer through edgehost_free, so that a request leaves
+// nothing of its own in guest memory when it ends, whatever its outcome: a buffer kept for
+// the next request held the largest body ever sent (up to the server's body limit) for the
+// instance's life, and the requests after one large body then failed for want of the
+// memory a fresh instance has (issue 24). It runs even when ctx has ended (the free is
+// short and under the plugin's time budget); on a broken instance it does nothing.
+func (i *Instance) ReleaseInput(ctx context.Context) {
+	if i.input == 0 {
+		return
+	}
+	i.Free(context.WithoutCancel(ctx), i.input)
+	i.input, i.inputCap = 0, 0
 }
 
 // Pre runs edgehost_pre on the first n bytes of the InputBuffer.

@@ -1,0 +1,169 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"image"
+	"image/png"
+	"os"
+	"testing"
+
+	"github.com/edgehost/edgehost/host/pipeline"
+	"github.com/edgehost/edgehost/host/plugin"
+)
+
+// noisyPNG is a w×h RGBA PNG of a gradient with noise in every sample: it compresses
+// little, so its body is large (4032×3024: about 16 MB).
+func noisyPNG(t testing.TB, w, h int) []byte { return gradientPNG(t, w, h, 15) }
+
+// gradientPNG is a w×h RGBA PNG of a gradient with noise of up to noise in every sample.
+func gradientPNG(t testing.TB, w, h int, noise uint32) []byte {
+	t.Helper()
+	im := image.NewNRGBA(image.Rect(0, 0, w, h))
+	r := uint32(1)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r ^= r << 13
+			r ^= r >> 17
+			r ^= r << 5
+			n := uint8(r & noise)
+			i := im.PixOffset(x, y)
+			im.Pix[i], im.Pix[i+1], im.Pix[i+2], im.Pix[i+3] = uint8(x*7+y)+n, uint8(y*3)+n, uint8((x^y)*5)+n, 255
+		}
+	}
+	var b bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, im); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// rawPNG is a PNG of the given header fields whose image data is rows of zeros (each with
+// filter byte 0), compressed by compress/zlib at level.
+func rawPNG(t testing.TB, w, h uint32, depth, ctype byte, rowBytes int, level int) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&z, level)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := make([]byte, 1+rowBytes)
+	for y := uint32(0); y < h; y++ {
+		zw.Write(row)
+	}
+	zw.Close()
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	chunk := func(typ string, body []byte) {
+		binary.Write(&b, binary.BigEndian, uint32(len(body)))
+		c := crc32.NewIEEE()
+		c.Write([]byte(typ))
+		c.Write(body)
+		b.WriteString(typ)
+		b.Write(body)
+		binary.Write(&b, binary.BigEndian, c.Sum32())
+	}
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr, w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = depth, ctype
+	chunk("IHDR", ihdr)
+	chunk("IDAT", z.Bytes())
+	chunk("IEND", nil)
+	return b.Bytes()
+}
+
+// answer is what a request got: the result, or the error's text.
+func answer(p *pipeline.Pipeline, in []byte) (string, bool) {
+	out, err := runErr(p, in)
+	if err != nil {
+		return "error: " + err.Error(), false
+	}
+	return out, true
+}
+
+// TestNoStateBetweenRequests: on ONE pre instance (one worker), requests that fail (out of
+// memory, malformed, unsupported) and requests that succeed, interleaved, each get exactly
+// the answer a fresh instance gives them. Issue 24: after one PNG failed with out of memory
+// in imagepre-c at the shipped 32 MiB budget, the next PNGs on that instance failed too,
+// some of which a fresh instance decodes: the host kept the largest request body's buffer
+// for the instance's life, and Zig's libc malloc kept freed blocks in per-size lists that
+// later requests of other sizes could not use.
+func TestNoStateBetweenRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds a fresh pipeline per input")
+	}
+	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
+	postParams := map[string]any{"labels": labels(t, models+"mobilenet_labels.txt")}
+	post := f.load(t, "classify-c", "post", postParams)
+	newPipe := func() *pipeline.Pipeline {
+		t.Helper()
+		pre, err := f.rt.Load(context.Background(), plugin.Config{Path: wasm(t, "imagepre-c"), MemoryLimit: 32 << 20, WantKind: "pre", Timeout: workBudget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.New(context.Background(), pipeline.Spec{Name: "state", Model: f.model, Workers: 1, Pre: pre, Post: post}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close(context.Background()) })
+		return p
+	}
+	peacock, err := os.ReadFile(models + "peacock.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpeg, err := os.ReadFile(models + "ssd_example.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PNG whose one row (8-bit RGBA) is 32 MiB: over the budget however it is decoded.
+	wide := rawPNG(t, 8<<20, 1, 8, 6, 32<<20, zlib.BestCompression)
+	huge := noisyPNG(t, 4032, 3024) // a 16 MB body
+	inputs := []struct {
+		name string
+		in   []byte
+	}{
+		{"1000x800", noisyPNG(t, 1000, 800)},
+		{"4032x3024 (16 MB body)", huge},
+		{"peacock.png", peacock},
+		{"1500x1000", noisyPNG(t, 1500, 1000)},
+		{"truncated", huge[:len(huge)/3]},
+		{"1700x1000", noisyPNG(t, 1700, 1000)},
+		{"8388608x1", wide},
+		{"2000x1500", noisyPNG(t, 2000, 1500)},
+		{"GIF", []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")},
+		{"ssd_example.jpg", jpeg},
+		{"1400x1000", noisyPNG(t, 1400, 1000)},
+		{"2000x1250, smooth", gradientPNG(t, 2000, 1250, 0)},
+		{"4032x3024 again", huge},
+		{"2560x1440", noisyPNG(t, 2560, 1440)},
+	}
+	fresh := make([]string, len(inputs))
+	var oks, fails int
+	for i, in := range inputs {
+		var ok bool
+		fresh[i], ok = answer(newPipe(), in.in)
+		if ok {
+			oks++
+		} else {
+			fails++
+		}
+	}
+	if oks < 3 || fails < 3 {
+		t.Fatalf("the inputs must mix successes and failures: %d succeed and %d fail on fresh instances", oks, fails)
+	}
+	one := newPipe()
+	for round := 0; round < 2; round++ {
+		for i, in := range inputs {
+			got, _ := answer(one, in.in)
+			if got != fresh[i] {
+				t.Errorf("round %d, %s (%d bytes): on the used instance\n  %.300s\nfresh instance:\n  %.300s", round, in.name, len(in.in), got, fresh[i])
+			}
+		}
+	}
+	t.Logf("%d inputs, %d succeed and %d fail on a fresh instance; the same on one instance, twice", len(inputs), oks, fails)
+}
