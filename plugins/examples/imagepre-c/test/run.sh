@@ -14,6 +14,9 @@
 #    streams of every level 0-9 and strategy, with flushes and mid-stream parameter changes,
 #    over the bundled files and generated data (~230 MiB decoded), their truncations, the
 #    16-bit PNGs of issue 24, and a 56-byte fixture, must decode to zlib's input.
+# 6. The C SDK's malloc (sdk/c/heap.c), natively: random operations keep every block's bytes
+#    and the boundary tags consistent; freed memory merges back; after running out of a 32 MiB
+#    budget and freeing, the largest block a fresh heap gives is still given (issue 24).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/..
@@ -36,6 +39,10 @@ gcc $cflags -o "$out/inflate_diff" "$here/inflate_diff.c" "$src/png.c" "$src/jpe
 "$out/inflate_diff" -mb 0.5 "$models/peacock.png" "$models/ssd_example.jpg" "$models/mobilenet_labels.txt" \
     "$models/mobilenet_quant_v1_224.tflite" || { echo "FAIL: inflate differs from zlib"; exit 1; }
 echo "PASS: inflate equals zlib on every level and strategy, flushes, truncations and the issue 24 PNGs"
+
+gcc $cflags -o "$out/heap" "$here/heap.c" "$src/../../../sdk/c/heap.c"
+"$out/heap" || { echo "FAIL: sdk/c/heap.c"; exit 1; }
+echo "PASS: sdk/c/heap.c keeps blocks intact, merges what is freed, gives the whole budget back after running out"
 
 "$out/filters" >/dev/null || { echo "FAIL: PNG filter round trip"; "$out/filters"; exit 1; }
 echo "PASS: PNG filters 0-4 round trip, 8-bit RGB and RGBA, widths 1-133"
