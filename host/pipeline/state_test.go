@@ -147,6 +147,7 @@ func TestNoStateBetweenRequests(t *testing.T) {
 	for i, in := range inputs {
 		var ok bool
 		fresh[i], ok = answer(newPipe(), in.in)
+		t.Logf("%s (%d bytes), fresh: %.200s", in.name, len(in.in), fresh[i])
 		if ok {
 			oks++
 		} else {

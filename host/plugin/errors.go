@@ -23,6 +23,9 @@ type StatusError struct {
 	Func   string
 	Status abi.Status
 	Msg    string
+	// Budget is the plugin's memory budget in bytes, named in the message of a too_large
+	// status (the plugin does not know it).
+	Budget uint64
 	// Host is set when the call returned ok but the host rejected what it handed back
 	// (no result, a result outside memory or over the cap, an oversized context).
 	Host bool
@@ -35,6 +38,10 @@ func (e *StatusError) Error() string {
 	msg := e.Msg
 	if msg == "" {
 		msg = "(the plugin set no error message)"
+	}
+	if e.Status == abi.StatusTooLarge {
+		return fmt.Sprintf("plugin %s: %s returned status %d (%s): %s: over the plugin's memory budget of %d MiB (memory_limit_mb): send a smaller input or raise the budget",
+			e.Plugin, e.Func, e.Status, statusName(e.Status), msg, e.Budget>>20)
 	}
 	return fmt.Sprintf("plugin %s: %s returned status %d (%s): %s", e.Plugin, e.Func, e.Status, statusName(e.Status), msg)
 }
@@ -49,6 +56,8 @@ func statusName(s abi.Status) string {
 		return "unsupported"
 	case abi.StatusBadParams:
 		return "bad_params"
+	case abi.StatusTooLarge:
+		return "too_large"
 	}
 	return "unknown"
 }

@@ -323,7 +323,7 @@ func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, 
 		return err
 	}
 	if st := abi.Status(int32(stack[0])); st != abi.StatusOK {
-		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg}
+		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg, Budget: i.m.cfg.MemoryLimit}
 	}
 	return nil
 }

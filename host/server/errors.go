@@ -103,6 +103,8 @@ func classOf(err error) string {
 			return ClassBadInput
 		case abi.StatusUnsupported:
 			return ClassUnsupported
+		case abi.StatusTooLarge:
+			return ClassTooLarge
 		}
 		return ClassPluginError
 	case errors.Is(err, context.DeadlineExceeded):

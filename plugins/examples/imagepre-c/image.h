@@ -15,6 +15,7 @@
 #define IMG_BAD 1         /* malformed or truncated data (ABI bad_input) */
 #define IMG_NOMEM 2       /* allocation failed (ABI internal) */
 #define IMG_UNSUPPORTED 3 /* well formed, but a feature the decoder lacks (ABI unsupported) */
+#define IMG_TOO_LARGE 5   /* well formed, but the memory its size needs is not there (ABI too_large) */
 
 /* A decoded image: 8-bit RGB, row-major, 3 bytes per pixel, no padding. Alpha is dropped
  * (the colour channels are kept as they are, not composited). */

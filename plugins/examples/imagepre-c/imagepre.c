@@ -85,7 +85,7 @@ static const char *other_format(const uint8_t *d, size_t n) {
 static int write_tensor(const img *im, eh_tensor *t, uint32_t H, uint32_t W, uint32_t C) {
     int kind = t->dtype == EH_UINT8 ? IMG_OUT_U8 : t->dtype == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
     if (img_resize(im, eh_tensor_data(t), kind, H, W, C, g_mean, g_std) != IMG_OK)
-        return eh_fail(EH_INTERNAL, "imagepre-c: out of memory");
+        return eh_fail(EH_TOO_LARGE, "imagepre-c: out of memory resizing a %ux%u image", im->w, im->h);
     return EH_OK;
 }
 

@@ -710,7 +710,9 @@ static int parse_sof(jdec *j, const uint8_t *d, int len) {
         jcomp *c = &j->comp[i];
         c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
         c->plane = calloc((size_t)c->bw * j->N * j->N, (size_t)c->bh);
-        if (!c->plane) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
+        if (!c->plane)
+            return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for the planes of a %dx%d image decoded at %d/8",
+                            j->w, j->h, j->N);
     }
     j->frame = 1;
     return IMG_OK;
@@ -760,7 +762,7 @@ static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int 
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
     uint8_t *rgb = malloc((size_t)W * H * 3);
-    if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
+    if (!rgb) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
     /* Column of each output x in each component's plane (chroma replication), computed once
@@ -768,7 +770,7 @@ static int to_rgb(jdec *j, img *out) {
     uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * 3);
     if (!cols) {
         free(rgb);
-        return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
+        return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     }
     for (int i = 0; i < j->ncomp; i++)
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
@@ -845,7 +847,7 @@ static int finish(jdec *j, img *out) {
         rc = img_resize(&im, t->dst, t->kind, t->H, t->W, t->C, t->mean, t->std);
         img_free(&im);
     }
-    if (rc != IMG_OK) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory resizing a %ux%u image", W, H);
+    if (rc != IMG_OK) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory resizing a %ux%u image", W, H);
     out->w = W, out->h = H;
     return IMG_OK;
 }

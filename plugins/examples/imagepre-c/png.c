@@ -339,14 +339,17 @@ int png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, i
         if (pw && ph) raw_len += (uint64_t)ph * (1 + row_bytes(&pi, pw));
     }
     if (raw_len > SIZE_MAX / 2 || (uint64_t)pi.w * pi.h * 3 > SIZE_MAX / 2)
-        return img_fail(e, IMG_UNSUPPORTED, "png: image %ux%u is too large", pi.w, pi.h);
+        return img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                        pi.h, (unsigned long long)((raw_len + (uint64_t)pi.w * pi.h * 3) >> 20));
 
     uint8_t *idat = malloc(idat_len ? idat_len : 1);
     uint8_t *raw = malloc((size_t)raw_len);
     uint8_t *rgb = malloc((size_t)pi.w * pi.h * 3);
     uint8_t *line = malloc((size_t)pi.w * 3);
     if (!idat || !raw || !rgb || !line) {
-        rc = img_fail(e, IMG_NOMEM, "png: out of memory for a %ux%u image", pi.w, pi.h);
+        uint64_t need = idat_len + raw_len + (uint64_t)pi.w * pi.h * 3 + (uint64_t)pi.w * 3;
+        rc = img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                      pi.h, (unsigned long long)((need + (1u << 20) - 1) >> 20));
         goto fail;
     }
     walk_chunks(data, len, &pi, max_pixels, idat, &idat_len, e); /* validated above */
