@@ -76,6 +76,25 @@ func rawPNG(t testing.TB, w, h uint32, depth, ctype byte, rowBytes int, level in
 	return b.Bytes()
 }
 
+// corruptIDAT returns png with one byte flipped in the image data of its IDAT chunk number
+// k (counting from 0), the chunk's CRC recomputed: decoding fails where the inflater meets it.
+func corruptIDAT(png []byte, k int) []byte {
+	b := bytes.Clone(png)
+	for pos, n := 8, 0; pos+12 <= len(b); {
+		clen := int(binary.BigEndian.Uint32(b[pos:]))
+		if string(b[pos+4:pos+8]) == "IDAT" {
+			if n == k {
+				b[pos+8+clen/2] ^= 0x5a
+				binary.BigEndian.PutUint32(b[pos+8+clen:], crc32.ChecksumIEEE(b[pos+4:pos+8+clen]))
+				return b
+			}
+			n++
+		}
+		pos += 12 + clen
+	}
+	return b
+}
+
 // answer is what a request got: the result, or the error's text.
 func answer(p *pipeline.Pipeline, in []byte) (string, bool) {
 	out, err := runErr(p, in)
@@ -85,9 +104,9 @@ func answer(p *pipeline.Pipeline, in []byte) (string, bool) {
 	return out, true
 }
 
-// TestNoStateBetweenRequests: on ONE pre instance (one worker), requests that fail (out of
-// memory, malformed, unsupported) and requests that succeed, interleaved, each get exactly
-// the answer a fresh instance gives them. Issue 24: after one PNG failed with out of memory
+// TestNoStateBetweenRequests: on ONE pre instance (one worker), requests that fail (too large
+// for the memory budget, malformed after most of their decoding, unsupported) and requests
+// that succeed, interleaved, each get exactly the answer a fresh instance gives them. Issue 24: after one PNG failed with out of memory
 // in imagepre-c at the shipped 32 MiB budget, the next PNGs on that instance failed too,
 // some of which a fresh instance decodes: the host kept the largest request body's buffer
 // for the instance's life, and Zig's libc malloc kept freed blocks in per-size lists that
@@ -122,18 +141,20 @@ func TestNoStateBetweenRequests(t *testing.T) {
 	}
 	// A PNG whose one row (8-bit RGBA) is 32 MiB: over the budget however it is decoded.
 	wide := rawPNG(t, 8<<20, 1, 8, 6, 32<<20, zlib.BestCompression)
-	huge := noisyPNG(t, 4032, 3024) // a 16 MB body
+	huge := noisyPNG(t, 4032, 3024) // an 18 MB body
 	inputs := []struct {
 		name string
 		in   []byte
 	}{
 		{"1000x800", noisyPNG(t, 1000, 800)},
-		{"4032x3024 (16 MB body)", huge},
+		{"4032x3024 (18 MB body)", huge},
+		{"4032x3024, corrupt near its end", corruptIDAT(huge, 500)},
 		{"peacock.png", peacock},
 		{"1500x1000", noisyPNG(t, 1500, 1000)},
 		{"truncated", huge[:len(huge)/3]},
 		{"1700x1000", noisyPNG(t, 1700, 1000)},
 		{"8388608x1", wide},
+		{"2000000x8 RGBA 16-bit", rawPNG(t, 2000000, 8, 16, 6, 16000000, zlib.BestCompression)},
 		{"2000x1500", noisyPNG(t, 2000, 1500)},
 		{"GIF", []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")},
 		{"ssd_example.jpg", jpeg},

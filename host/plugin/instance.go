@@ -368,6 +368,10 @@ func (i *Instance) Free(ctx context.Context, p uint32) {
 	_ = i.invoke(ctx, abi.ExportFree, i.free, stack)
 }
 
+// MemorySize is the size of the guest's linear memory in bytes: the most it has needed so
+// far, since memory never shrinks.
+func (i *Instance) MemorySize() uint32 { return i.mod.Memory().Size() }
+
 // Bytes returns n bytes of guest memory at p, bounds-checked.
 func (i *Instance) Bytes(p, n uint32) ([]byte, bool) { return i.mod.Memory().Read(p, n) }
 

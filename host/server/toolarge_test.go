@@ -47,7 +47,8 @@ func zeroPNG(t testing.TB, w, h uint32, depth, ctype byte, rowBytes int) []byte 
 // TestImageOverPluginMemory: an image whose decoding needs more than the pre plugin's
 // memory budget is answered 413 too_large, naming the budget (the shipped classify
 // pipeline's imagepre-c has 32 MiB), never 500; the same instance then classifies peacock.png.
-// Issue 24: such images got 500 plugin_error "png: out of memory".
+// Issue 24: such images got 500 plugin_error "png: out of memory". (imagepre-c decodes PNG
+// row by row, so only an image whose rows are huge is too large for it.)
 func TestImageOverPluginMemory(t *testing.T) {
 	url := shipped(t)
 	cases := []struct {
@@ -56,8 +57,8 @@ func TestImageOverPluginMemory(t *testing.T) {
 	}{
 		// One row of 8-bit RGBA is 32 MiB: no decoder fits it in 32 MiB.
 		{"8388608x1 RGBA", zeroPNG(t, 8<<20, 1, 8, 6, 32<<20)},
-		// 49 Mpx (under max_pixels) of 1-bit grey: 147 MB as RGB, from a 6 KB body.
-		{"7000x7000 grey 1-bit", zeroPNG(t, 7000, 7000, 1, 0, 875)},
+		// Rows of 16 MB (16-bit RGBA): decoding row by row holds three of them.
+		{"2000000x8 RGBA 16-bit", zeroPNG(t, 2000000, 8, 16, 6, 16000000)},
 	}
 	for _, c := range cases {
 		code, _, b := post(t, url+"/v1/pipelines/classify", "image/png", c.body, nil)

@@ -81,14 +81,6 @@ static const char *other_format(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-/* Resize im into t (already validated: dtype u8/i8/f32); the work is in resize.c. */
-static int write_tensor(const img *im, eh_tensor *t, uint32_t H, uint32_t W, uint32_t C) {
-    int kind = t->dtype == EH_UINT8 ? IMG_OUT_U8 : t->dtype == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
-    if (img_resize(im, eh_tensor_data(t), kind, H, W, C, g_mean, g_std) != IMG_OK)
-        return eh_fail(EH_TOO_LARGE, "imagepre-c: out of memory resizing a %ux%u image", im->w, im->h);
-    return EH_OK;
-}
-
 /* The original image's size from its header (PNG IHDR, JPEG SOFn), before any DCT-domain
  * scaling: what a post plugin needs to report positions in the caller's pixels. 0 if absent. */
 static int header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h) {
@@ -142,11 +134,10 @@ int eh_plugin_pre(eh_call *call) {
     int rc;
     const char *other;
     if (png_sniff(in, n)) {
-        rc = png_decode(in, n, g_max_pixels, &im, &err);
+        /* row by row, keeping only the pixels the resize reads: the image is never held */
+        int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+        rc = png_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w, &im.h, &err);
         if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
-        rc = write_tensor(&im, t, H, W, C);
-        img_free(&im);
-        if (rc != EH_OK) return rc;
     } else if (jpeg_sniff(in, n)) {
         /* DCT-domain 1/2..1/8, resized straight from the YCbCr planes where it can be */
         int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;

@@ -131,6 +131,79 @@ static int check(const char *what, const buf *z, const uint8_t *src, size_t n) {
     return ok;
 }
 
+/* Input segments for the streaming decoder, each in its own exact-size heap block. */
+typedef struct {
+    uint8_t **seg;
+    size_t *len;
+    int n, next;
+} segs;
+
+static int next_seg(void *ctx, const uint8_t **p, size_t *n) {
+    segs *s = ctx;
+    if (s->next >= s->n) return 0;
+    *p = s->seg[s->next], *n = s->len[s->next];
+    s->next++;
+    return 1;
+}
+
+/* Decode stream z as PNG decoding does: the input cut into random segments (some empty, some
+ * of 1 byte, as IDAT chunks may be), the output into a buffer of 32 KiB plus a random amount
+ * that is emptied whenever zs_inflate fills it, keeping only the last 32 KiB. The bytes must
+ * be src's, in order, and the stream must end exactly after n bytes. */
+static int check_stream(const char *what, const buf *z, const uint8_t *src, size_t n) {
+    segs sg = {0};
+    sg.seg = malloc(sizeof(uint8_t *) * (z->n + 2));
+    sg.len = malloc(sizeof(size_t) * (z->n + 2));
+    must(sg.seg && sg.len, "out of memory");
+    for (size_t off = 0; off < z->n || sg.n == 0;) {
+        size_t k = rnd() % 8 == 0 ? rnd() % 4 : 1 + rnd() % 40000;
+        if (k > z->n - off) k = z->n - off;
+        sg.seg[sg.n] = malloc(k ? k : 1);
+        must(sg.seg[sg.n] != NULL, "out of memory");
+        memcpy(sg.seg[sg.n], z->p + off, k);
+        sg.len[sg.n++] = k;
+        off += k;
+    }
+    size_t cap = 32768 + 258 + rnd() % 70000, pos = 0, total = 0, checked = 0;
+    uint8_t *out = malloc(cap);
+    must(out != NULL, "out of memory");
+    img_err e = {{0}};
+    zstream *zs = NULL;
+    sg.next = 1;
+    int rc = zs_open(&zs, sg.seg[0], sg.len[0], next_seg, &sg, &e);
+    const char *why = NULL;
+    while (rc == IMG_OK) {
+        int r = zs_inflate(zs, out, cap, &pos);
+        /* the new bytes are src's next ones */
+        if (total + (pos - checked) > n) { why = "more output than zlib's input"; break; }
+        if (memcmp(out + checked, src + total, pos - checked) != 0) { why = "output differs"; break; }
+        total += pos - checked;
+        checked = pos;
+        if (r != ZS_FULL) {
+            rc = r;
+            break;
+        }
+        size_t keep = pos < 32768 ? pos : 32768; /* empty the buffer but the last 32 KiB */
+        memmove(out, out + pos - keep, keep);
+        pos = checked = keep;
+    }
+    if (!why && rc != IMG_OK) why = e.msg;
+    if (!why && total != n) why = "stream ended early";
+    if (zs) zs_close(zs);
+    for (int i = 0; i < sg.n; i++) free(sg.seg[i]);
+    free(sg.seg);
+    free(sg.len);
+    free(out);
+    streams++;
+    decoded_bytes += (double)n;
+    if (why) {
+        failures++;
+        if (failures <= 20) printf("FAIL %s, streamed (%d segments): %s at byte %zu\n", what, sg.n, why, total);
+        return 0;
+    }
+    return 1;
+}
+
 /* Every truncation of a stream must be refused (a prefix never holds the whole Adler-32). */
 static void check_truncations(const char *what, const buf *z, size_t n) {
     uint8_t *out = malloc(n ? n : 1);
@@ -343,9 +416,10 @@ int main(int argc, char **argv) {
                 char what[160];
                 snprintf(what, sizeof what, "%s, level %d %s", ds[d].name, level, strategy_names[si]);
                 check(what, &z, ds[d].p, ds[d].n);
+                check_stream(what, &z, ds[d].p, ds[d].n);
                 free(z.p);
             }
-    printf("levels 0-9 x 5 strategies: %lu streams, %.1f MiB decoded, %lu failures\n", streams,
+    printf("levels 0-9 x 5 strategies (one call, and streamed): %lu streams, %.1f MiB decoded, %lu failures\n", streams,
            decoded_bytes / (1 << 20), failures);
 
     /* 2. Pieces with random flushes and parameter changes; other window and memory sizes. */
@@ -359,6 +433,7 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "%s, pieces with flushes from level %d %s (round %d)", ds[d].name, level,
                      strategy_names[si], i);
             check(what, &z, ds[d].p, ds[d].n);
+            check_stream(what, &z, ds[d].p, ds[d].n);
             free(z.p);
             int wbits = 9 + (int)(rnd() % 7), memlevel = 1 + (int)(rnd() % 9);
             z = compress_one(ds[d].p, ds[d].n, level, strategies[si], wbits, memlevel);

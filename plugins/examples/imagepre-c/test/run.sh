@@ -14,7 +14,11 @@
 #    streams of every level 0-9 and strategy, with flushes and mid-stream parameter changes,
 #    over the bundled files and generated data (~230 MiB decoded), their truncations, the
 #    16-bit PNGs of issue 24, and a 56-byte fixture, must decode to zlib's input.
-# 6. The C SDK's malloc (sdk/c/heap.c), natively: random operations keep every block's bytes
+# 6. The plugin's PNG path, png_decode_tensor (row by row, keeping only the pixels the resize
+#    reads), must give exactly png_decode + img_resize: peacock.png, Go's PngSuite copy (when
+#    Go is installed) and 300 random PNGs of every colour type, depth and interlace, their
+#    IDAT data cut at random, at six output sizes; truncations are refused by both.
+# 7. The C SDK's malloc (sdk/c/heap.c), natively: random operations keep every block's bytes
 #    and the boundary tags consistent; freed memory merges back; after running out of a 32 MiB
 #    budget and freeing, the largest block a fresh heap gives is still given (issue 24).
 set -eu
@@ -39,6 +43,12 @@ gcc $cflags -o "$out/inflate_diff" "$here/inflate_diff.c" "$src/png.c" "$src/jpe
 "$out/inflate_diff" -mb 0.5 "$models/peacock.png" "$models/ssd_example.jpg" "$models/mobilenet_labels.txt" \
     "$models/mobilenet_quant_v1_224.tflite" || { echo "FAIL: inflate differs from zlib"; exit 1; }
 echo "PASS: inflate equals zlib on every level and strategy, flushes, truncations and the issue 24 PNGs"
+
+gcc $cflags -o "$out/pngtensor" "$here/pngtensor.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm -lz
+gosuite=$(go env GOROOT 2>/dev/null)/src/image/png/testdata
+pngs=$(ls "$gosuite"/pngsuite/*.png "$gosuite"/*.png 2>/dev/null | grep -v invalid || true)
+"$out/pngtensor" -n 300 "$models/peacock.png" $pngs || { echo "FAIL: PNG row by row differs from decode + resize"; exit 1; }
+echo "PASS: PNG row by row (the plugin's path) equals decode + resize: peacock.png, Go's PngSuite copy, 300 random PNGs"
 
 gcc $cflags -o "$out/heap" "$here/heap.c" "$src/../../../sdk/c/heap.c"
 "$out/heap" || { echo "FAIL: sdk/c/heap.c"; exit 1; }
