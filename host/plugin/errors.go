@@ -73,6 +73,12 @@ type TrapError struct {
 	// stderr during the call.
 	Msg    string
 	Output []string
+	// OutOfMemory is set when the guest wrote its runtime's out-of-memory message before it
+	// trapped (Go's "fatal error: out of memory", Rust's "memory allocation of N bytes
+	// failed"): the input needed more than the memory budget, Budget bytes. The host answers
+	// such a trap as too_large (413), not as a plugin fault.
+	OutOfMemory bool
+	Budget      uint64
 }
 
 // Error is one line: the guest stack trace's frames are joined with " | ", and anything a
@@ -83,6 +89,10 @@ func (e *TrapError) Error() string {
 		lines[k] = strings.TrimSpace(l)
 	}
 	s := fmt.Sprintf("plugin %s: %s trapped: ", e.Plugin, e.Func)
+	if e.OutOfMemory {
+		s = fmt.Sprintf("plugin %s: %s ran out of the plugin's memory budget of %d MiB (memory_limit_mb) on this input: send a smaller input or raise the budget; it trapped: ",
+			e.Plugin, e.Func, e.Budget>>20)
+	}
 	if e.Msg != "" {
 		// What the guest said before it trapped (a Rust panic's message) reads first.
 		s += "plugin error: " + e.Msg + "; "

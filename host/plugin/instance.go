@@ -301,7 +301,8 @@ func (i *Instance) Broken() error { return i.broken }
 // trap wraps a failed guest call; the instance may not be called again.
 func (i *Instance) trap(fn string, err error) error {
 	i.broken = err
-	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err, Msg: i.errMsg, Output: i.out.lastLines()}
+	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err, Msg: i.errMsg, Output: i.out.lastLines(),
+		OutOfMemory: i.out.outOfMemory(), Budget: i.m.cfg.MemoryLimit}
 }
 
 // reject is a call that returned ok but broke the ABI in what it handed back (a result

@@ -5,7 +5,8 @@
 // It uses the SDK's imaging package: a JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8
 // of its size when the model input is that much smaller, and the resize writes straight into
 // the tensor. Progressive and CMYK JPEGs, which that decoder refuses, are decoded at full
-// size by the standard library's image/jpeg.
+// size by the standard library's image/jpeg; other JPEG features neither decodes (arithmetic
+// coding, lossless, hierarchical, 12-bit) are refused with unsupported (415), naming them.
 package main
 
 import (
@@ -29,12 +30,17 @@ type params struct {
 
 var cfg = params{Mean: 127.5, Std: 127.5}
 
-// The instance serves one request at a time and is reused: the decoder and resizer keep
-// their buffers between requests.
+// The instance serves one request at a time and is reused. The decoder and resizer keep
+// their buffers between requests while they are small (up to about keepBytes); after a
+// larger image or a failed request they are dropped, so that they do not stay referenced
+// for the instance's life and leave a later request less memory than a fresh instance has
+// (issue 24).
 var (
 	dec = imaging.Decoder{MaxPixels: 64 << 20}
 	rs  imaging.Resizer
 )
+
+const keepBytes = 4 << 20
 
 func main() {}
 
@@ -52,7 +58,13 @@ func initParams(b []byte) error {
 	return nil
 }
 
-func pre(req *edgehost.PreRequest) error {
+func pre(req *edgehost.PreRequest) (err error) {
+	big := len(req.Input) > keepBytes
+	defer func() {
+		if err != nil || big {
+			dec, rs = imaging.Decoder{MaxPixels: dec.MaxPixels}, imaging.Resizer{}
+		}
+	}()
 	if len(req.Tensors) != 1 {
 		return edgehost.Unsupported("model has %d inputs, this plugin fills exactly one image tensor", len(req.Tensors))
 	}
@@ -65,23 +77,26 @@ func pre(req *edgehost.PreRequest) error {
 	}
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
 	img, err := dec.Decode(req.Input, w, h)
-	var unsupported imaging.UnsupportedError
-	if errors.As(err, &unsupported) && imaging.Format(req.Input) == "jpeg" {
-		// Progressive or CMYK: the standard library decodes those, at full size.
+	if errors.Is(err, imaging.ErrProgressive) || errors.Is(err, imaging.ErrCMYK) {
+		// The standard library decodes those, at full size.
 		m, jerr := jpeg.Decode(bytes.NewReader(req.Input))
 		if jerr != nil {
 			return edgehost.BadInput("cannot decode image: %v", jerr)
 		}
 		img, err = dec.FromImage(m), nil
 	}
+	var unsupported imaging.UnsupportedError
 	switch {
 	case err == imaging.ErrFormat:
 		return edgehost.Unsupported("request body is not a JPEG or PNG image")
+	case errors.As(err, &unsupported): // arithmetic coding, lossless, hierarchical, 12-bit: named
+		return edgehost.Unsupported("%v", err)
 	case err != nil:
 		return edgehost.BadInput("cannot decode image: %v", err)
 	case img.W <= 0 || img.H <= 0:
 		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", imaging.Format(req.Input), img.W, img.H)
 	}
+	big = big || img.W*img.H*3 > keepBytes
 	switch t.DType {
 	case abi.UInt8:
 		err = rs.Uint8(t.Data, w, h, c, img)
