@@ -52,6 +52,15 @@ int png_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, void
 int jpeg_decode_scaled(const uint8_t *data, size_t len, uint64_t max_pixels, uint32_t min_w, uint32_t min_h,
                        img *out, img_err *e);
 
+/* The EXIF orientation (1-8, TIFF tag 0x0112) of a JPEG's APP1 segment; 1 when there is none
+ * or it is malformed. 2-8: the stored image is shown mirrored and/or rotated (5-8: with
+ * width and height swapped). */
+int jpeg_exif_orientation(const uint8_t *data, size_t len);
+
+/* Turn src, an image resized from the stored image (H x W elements of elem bytes, or W x H
+ * for orientations 5-8), into dst, H x W as it is shown under EXIF orientation o. */
+void img_orient(const uint8_t *src, uint8_t *dst, uint32_t H, uint32_t W, size_t elem, int o);
+
 /* Signature checks. */
 int png_sniff(const uint8_t *data, size_t len);
 int jpeg_sniff(const uint8_t *data, size_t len);

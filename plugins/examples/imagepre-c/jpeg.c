@@ -975,3 +975,66 @@ int jpeg_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, voi
     *w = out.w, *h = out.h;
     return rc;
 }
+
+/* ---- EXIF orientation ------------------------------------------------------------------ */
+
+int jpeg_exif_orientation(const uint8_t *d, size_t n) {
+    if (!jpeg_sniff(d, n)) return 1;
+    for (size_t p = 2; p + 4 <= n;) {
+        if (d[p] != 0xff) return 1;
+        uint8_t m = d[p + 1];
+        if (m == 0xff) { p++; continue; }
+        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { p += 2; continue; }
+        if (m == 0xda || m == 0xd9) return 1; /* the scan: no EXIF before it */
+        size_t len = (size_t)d[p + 2] << 8 | d[p + 3];
+        if (len < 2 || len > n - p - 2) return 1;
+        const uint8_t *s = d + p + 4;
+        size_t sl = len - 2;
+        if (m == 0xe1 && sl >= 14 && memcmp(s, "Exif\0\0", 6) == 0) {
+            const uint8_t *t = s + 6; /* the TIFF header: byte order, 42, offset of IFD0 */
+            size_t tl = sl - 6;
+            int le;
+            if (memcmp(t, "II*\0", 4) == 0) le = 1;
+            else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
+            else return 1;
+#define U16(q) (le ? (uint32_t)(q)[0] | (uint32_t)(q)[1] << 8 : (uint32_t)(q)[0] << 8 | (q)[1])
+#define U32(q) (le ? U16(q) | U16((q) + 2) << 16 : U16(q) << 16 | U16((q) + 2))
+            uint32_t ifd = U32(t + 4);
+            if (ifd > tl || tl - ifd < 2) return 1;
+            uint32_t count = U16(t + ifd);
+            for (uint32_t i = 0; i < count; i++) {
+                size_t e = ifd + 2 + (size_t)i * 12;
+                if (e + 12 > tl) return 1;
+                if (U16(t + e) == 0x0112) { /* Orientation: SHORT, count 1, value in the entry */
+                    uint32_t v = U16(t + e + 8);
+                    return U16(t + e + 2) == 3 && U32(t + e + 4) == 1 && v >= 1 && v <= 8 ? (int)v : 1;
+                }
+            }
+#undef U16
+#undef U32
+            return 1;
+        }
+        p += 2 + len;
+    }
+    return 1;
+}
+
+void img_orient(const uint8_t *src, uint8_t *dst, uint32_t H, uint32_t W, size_t elem, int o) {
+    /* src: the resized stored image, Hr x Wr (W x H transposed for 5-8); dst: H x W. */
+    uint32_t Wr = o >= 5 ? H : W, Hr = o >= 5 ? W : H;
+    for (uint32_t y = 0; y < H; y++)
+        for (uint32_t x = 0; x < W; x++) {
+            uint32_t sx, sy;
+            switch (o) {
+            case 2: sx = Wr - 1 - x, sy = y; break;
+            case 3: sx = Wr - 1 - x, sy = Hr - 1 - y; break;
+            case 4: sx = x, sy = Hr - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = Hr - 1 - x; break;
+            case 7: sx = Wr - 1 - y, sy = Hr - 1 - x; break;
+            case 8: sx = Wr - 1 - y, sy = x; break;
+            default: sx = x, sy = y; break;
+            }
+            memcpy(dst + ((size_t)y * W + x) * elem, src + ((size_t)sy * Wr + sx) * elem, elem);
+        }
+}

@@ -26,9 +26,11 @@ import (
 type params struct {
 	Mean float32 `json:"mean"`
 	Std  float32 `json:"std"`
+	// ExifOrientation: a JPEG is turned as its EXIF orientation says it is shown.
+	ExifOrientation bool `json:"exif_orientation"`
 }
 
-var cfg = params{Mean: 127.5, Std: 127.5}
+var cfg = params{Mean: 127.5, Std: 127.5, ExifOrientation: true}
 
 // The instance serves one request at a time and is reused. The decoder and resizer keep
 // their buffers between requests while they are small (up to about keepBytes); after a
@@ -76,7 +78,17 @@ func pre(req *edgehost.PreRequest) (err error) {
 		return edgehost.BadInput("empty request body: send a JPEG or PNG image")
 	}
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
-	img, err := dec.Decode(req.Input, w, h)
+	// A JPEG shown turned (EXIF orientation 2-8) is resized as stored, at the model's size
+	// transposed for a quarter turn, then turned into the tensor.
+	o := 1
+	if cfg.ExifOrientation {
+		o = imaging.Orientation(req.Input)
+	}
+	wr, hr := w, h
+	if o >= 5 {
+		wr, hr = h, w
+	}
+	img, err := dec.Decode(req.Input, wr, hr)
 	if errors.Is(err, imaging.ErrProgressive) || errors.Is(err, imaging.ErrCMYK) {
 		// The standard library decodes those, at full size.
 		m, jerr := jpeg.Decode(bytes.NewReader(req.Input))
@@ -97,17 +109,24 @@ func pre(req *edgehost.PreRequest) (err error) {
 		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", imaging.Format(req.Input), img.W, img.H)
 	}
 	big = big || img.W*img.H*3 > keepBytes
+	out := *t // the tensor, or a scratch copy to turn into it
+	if o != 1 {
+		out.Data = make([]byte, len(t.Data))
+	}
 	switch t.DType {
 	case abi.UInt8:
-		err = rs.Uint8(t.Data, w, h, c, img)
+		err = rs.Uint8(out.Data, wr, hr, c, img)
 	case abi.Int8:
-		err = rs.Int8(t.Data, w, h, c, img)
+		err = rs.Int8(out.Data, wr, hr, c, img)
 	default:
 		m, s := cfg.Mean, cfg.Std
-		err = rs.Float32(t.Float32(), w, h, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
+		err = rs.Float32(out.Float32(), wr, hr, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
 	}
 	if err != nil {
 		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
+	}
+	if o != 1 {
+		imaging.Orient(t.Data, out.Data, h, w, len(t.Data)/(h*w), o)
 	}
 	// The request context (ABI.md §5.6): the original size (img may be DCT-scaled), so
 	// that a post plugin reports positions in the caller's pixels.
@@ -117,6 +136,9 @@ func pre(req *edgehost.PreRequest) (err error) {
 	ow, oh := img.W, img.H
 	if c, _, err := image.DecodeConfig(bytes.NewReader(req.Input)); err == nil {
 		ow, oh = c.Width, c.Height
+	}
+	if o >= 5 { // the caller sees the image turned: its width is the stored height
+		ow, oh = oh, ow
 	}
 	return req.SetContext(fmt.Appendf(nil, `{"width":%d,"height":%d,"input_width":%d,"input_height":%d}`, ow, oh, w, h))
 }

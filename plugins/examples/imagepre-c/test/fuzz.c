@@ -44,6 +44,8 @@ static void decode(const uint8_t *d, size_t n) {
     static uint8_t tensor[600 * 600 * 3 * 4];
     uint32_t side = ms ? ms : 8, tw, th;
     int kind = (int)(turn / 4 % 3), rc;
+    int o = jpeg_exif_orientation(b, n); /* bounds-checked on every input */
+    if (o < 1 || o > 8) abort();
     if (png_sniff(b, n) && (turn / 4) % 2) { /* every other PNG row by row (the plugin's path) */
         rc = png_decode_tensor(b, n, 1u << 24, tensor, kind, 37, 29, 1 + 2 * (turn & 1), mean, std, &tw, &th, &e);
     } else if (png_sniff(b, n)) {
