@@ -9,8 +9,9 @@
  * sizes: with that allocator a request that freed everything still left its memory cut into
  * blocks of its own sizes, and the next requests, of other sizes, failed with "out of memory"
  * well inside the budget (issue 24: after one PNG too large for the budget, the next six on
- * that instance failed, one of which a fresh instance decodes). wasi-libc's dlmalloc has a
- * milder form: after one failed memory.grow it stops extending its top block.
+ * that instance failed, one of which a fresh instance decodes). wasi-libc's dlmalloc (a
+ * system clang's libc) has, by its source, a milder form: after one failed sbrk it stops
+ * extending its top chunk in place (not measured here).
  *
  * Here every block carries boundary tags, a freed block is merged with free neighbours at
  * once, the free list is searched best fit, and memory.grow extends the last free block when
