@@ -146,37 +146,39 @@ static int next_seg(void *ctx, const uint8_t **p, size_t *n) {
     return 1;
 }
 
-/* Decode stream z as PNG decoding does: the input cut into random segments (some empty, some
- * of 1 byte, as IDAT chunks may be), the output into a buffer of 32 KiB plus a random amount
- * that is emptied whenever zs_inflate fills it, keeping only the last 32 KiB. The bytes must
- * be src's, in order, and the stream must end exactly after n bytes. */
-static int check_stream(const char *what, const buf *z, const uint8_t *src, size_t n) {
+/* Decode the zlib stream zp[0..zn) as PNG decoding does: the input cut into random segments
+ * (some empty, some of 1 byte, as IDAT chunks may be), the output into a buffer of 32 KiB plus
+ * a random amount that is emptied whenever zs_inflate fills it, keeping only the last 32 KiB.
+ * The bytes must be src's, in order, and the stream must end exactly after n bytes: then 1;
+ * else 0 with *why (and *at, the bytes that matched) saying what went wrong. */
+static int stream_decode(const uint8_t *zp, size_t zn, const uint8_t *src, size_t n, const char **why, size_t *at,
+                         int *nseg) {
     segs sg = {0};
-    sg.seg = malloc(sizeof(uint8_t *) * (z->n + 2));
-    sg.len = malloc(sizeof(size_t) * (z->n + 2));
+    sg.seg = malloc(sizeof(uint8_t *) * (zn + 2));
+    sg.len = malloc(sizeof(size_t) * (zn + 2));
     must(sg.seg && sg.len, "out of memory");
-    for (size_t off = 0; off < z->n || sg.n == 0;) {
+    for (size_t off = 0; off < zn || sg.n == 0;) {
         size_t k = rnd() % 8 == 0 ? rnd() % 4 : 1 + rnd() % 40000;
-        if (k > z->n - off) k = z->n - off;
+        if (k > zn - off) k = zn - off;
         sg.seg[sg.n] = malloc(k ? k : 1);
         must(sg.seg[sg.n] != NULL, "out of memory");
-        memcpy(sg.seg[sg.n], z->p + off, k);
+        memcpy(sg.seg[sg.n], zp + off, k);
         sg.len[sg.n++] = k;
         off += k;
     }
     size_t cap = 32768 + 258 + rnd() % 70000, pos = 0, total = 0, checked = 0;
     uint8_t *out = malloc(cap);
     must(out != NULL, "out of memory");
-    img_err e = {{0}};
+    static img_err e;
     zstream *zs = NULL;
     sg.next = 1;
     int rc = zs_open(&zs, sg.seg[0], sg.len[0], next_seg, &sg, &e);
-    const char *why = NULL;
+    *why = NULL;
     while (rc == IMG_OK) {
         int r = zs_inflate(zs, out, cap, &pos);
         /* the new bytes are src's next ones */
-        if (total + (pos - checked) > n) { why = "more output than zlib's input"; break; }
-        if (memcmp(out + checked, src + total, pos - checked) != 0) { why = "output differs"; break; }
+        if (total + (pos - checked) > n) { *why = "more output than zlib's input"; break; }
+        if (memcmp(out + checked, src + total, pos - checked) != 0) { *why = "output differs"; break; }
         total += pos - checked;
         checked = pos;
         if (r != ZS_FULL) {
@@ -187,25 +189,35 @@ static int check_stream(const char *what, const buf *z, const uint8_t *src, size
         memmove(out, out + pos - keep, keep);
         pos = checked = keep;
     }
-    if (!why && rc != IMG_OK) why = e.msg;
-    if (!why && total != n) why = "stream ended early";
+    if (!*why && rc != IMG_OK) *why = e.msg;
+    if (!*why && total != n) *why = "stream ended early";
     if (zs) zs_close(zs);
     for (int i = 0; i < sg.n; i++) free(sg.seg[i]);
     free(sg.seg);
     free(sg.len);
     free(out);
-    streams++;
-    decoded_bytes += (double)n;
-    if (why) {
-        failures++;
-        if (failures <= 20) printf("FAIL %s, streamed (%d segments): %s at byte %zu\n", what, sg.n, why, total);
-        return 0;
-    }
-    return 1;
+    *at = total, *nseg = sg.n;
+    return *why == NULL;
 }
 
-/* Every truncation of a stream must be refused (a prefix never holds the whole Adler-32). */
-static void check_truncations(const char *what, const buf *z, size_t n) {
+/* stream_decode of z, which must give src. */
+static int check_stream(const char *what, const buf *z, const uint8_t *src, size_t n) {
+    const char *why;
+    size_t at;
+    int nseg;
+    int ok = stream_decode(z->p, z->n, src, n, &why, &at, &nseg);
+    streams++;
+    decoded_bytes += (double)n;
+    if (!ok) {
+        failures++;
+        if (failures <= 20) printf("FAIL %s, streamed (%d segments): %s at byte %zu\n", what, nseg, why, at);
+    }
+    return ok;
+}
+
+/* Every truncation of a stream must be refused (a prefix never holds the whole Adler-32), in
+ * one call and streamed. */
+static void check_truncations(const char *what, const buf *z, const uint8_t *src, size_t n) {
     uint8_t *out = malloc(n ? n : 1);
     must(out != NULL, "out of memory");
     for (size_t k = 0; k < z->n; k++) {
@@ -214,11 +226,16 @@ static void check_truncations(const char *what, const buf *z, size_t n) {
         memcpy(cut, z->p, k);
         img_err e = {{0}};
         int rc = zlib_decode(cut, k, out, n, &e);
+        const char *why;
+        size_t at;
+        int nseg;
+        int srok = stream_decode(cut, k, src, n, &why, &at, &nseg); /* and streamed */
         free(cut);
-        streams++;
-        if (rc == IMG_OK) {
+        streams += 2;
+        if (rc == IMG_OK || srok) {
             failures++;
-            printf("FAIL %s: truncated to %zu of %zu bytes, decoded without an error\n", what, k, z->n);
+            printf("FAIL %s: truncated to %zu of %zu bytes, decoded without an error%s\n", what, k, z->n,
+                   srok ? " (streamed)" : "");
             break;
         }
     }
@@ -453,7 +470,7 @@ int main(int argc, char **argv) {
             buf z = compress_pieces(ds[mixed].p, n, level, strategies[si]);
             char what[160];
             snprintf(what, sizeof what, "mixed 3000 bytes, level %d %s", level, strategy_names[si]);
-            if (check(what, &z, ds[mixed].p, n)) check_truncations(what, &z, n);
+            if (check(what, &z, ds[mixed].p, n)) check_truncations(what, &z, ds[mixed].p, n);
             free(z.p);
         }
     printf("truncations: %lu streams refused, %lu failures\n", streams - s0, failures - f0);

@@ -12,7 +12,8 @@
 # 4. PNGs of random pixels with every filter type, RGB and RGBA, must decode to their pixels.
 # 5. inflate against zlib (test/inflate_diff.c, linked with the system zlib: zlib1g-dev):
 #    streams of every level 0-9 and strategy, with flushes and mid-stream parameter changes,
-#    over the bundled files and generated data (~230 MiB decoded), their truncations, the
+#    over the bundled files and generated data (~440 MiB decoded, in one call and streamed
+#    through zs_inflate), their truncations (both ways), the
 #    16-bit PNGs of issue 24, and a 56-byte fixture, must decode to zlib's input.
 # 6. The plugin's PNG path, png_decode_tensor (row by row, keeping only the pixels the resize
 #    reads), must give exactly png_decode + img_resize: peacock.png, Go's PngSuite copy (when
