@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include "zlib_min.h"
 
 #include "../image.h"
 #include "testutil.h"
