@@ -365,7 +365,7 @@ static int inflate_dynamic_tables(inflater *s) {
     return IMG_OK;
 }
 
-
+/* Add n output bytes to the running Adler-32 (RFC 1950). */
 static void adler_update(inflater *s, const uint8_t *p, size_t n) {
     uint32_t a = s->adler_a, b = s->adler_b;
     while (n > 0) {
