@@ -53,6 +53,9 @@ const (
 	StatusInternal    Status = 2 // the plugin failed: its own fault (HTTP 500)
 	StatusUnsupported Status = 3 // the input is well formed but not handled, e.g. an image format (HTTP 415)
 	StatusBadParams   Status = 4 // init: the parameters from config are invalid
+	// StatusTooLarge: the input is well formed but needs more memory than the plugin's budget
+	// (HTTP 413); the host adds the budget to the message. ABI 1.2: a 1.0/1.1 host answers 500.
+	StatusTooLarge Status = 5
 )
 
 // Log levels for the log import.

@@ -120,6 +120,8 @@ func (w *worker) run(ctx context.Context, body io.Reader, size int, fn Result, z
 	if size < 0 || size > 1<<30 {
 		return st, &BadRequestError{Msg: fmt.Sprintf("request size %d is invalid", size)}
 	}
+	// The request's bytes leave guest memory when it ends, whatever happened (ReleaseInput).
+	defer w.pre.ReleaseInput(ctx)
 	buf, err := w.pre.InputBuffer(ctx, uint32(size))
 	if err != nil {
 		return st, err

@@ -23,6 +23,9 @@ type StatusError struct {
 	Func   string
 	Status abi.Status
 	Msg    string
+	// Budget is the plugin's memory budget in bytes, named in the message of a too_large
+	// status (the plugin does not know it).
+	Budget uint64
 	// Host is set when the call returned ok but the host rejected what it handed back
 	// (no result, a result outside memory or over the cap, an oversized context).
 	Host bool
@@ -35,6 +38,10 @@ func (e *StatusError) Error() string {
 	msg := e.Msg
 	if msg == "" {
 		msg = "(the plugin set no error message)"
+	}
+	if e.Status == abi.StatusTooLarge {
+		return fmt.Sprintf("plugin %s: %s returned status %d (%s): %s: over the plugin's memory budget of %d MiB (memory_limit_mb): send a smaller input or raise the budget",
+			e.Plugin, e.Func, e.Status, statusName(e.Status), msg, e.Budget>>20)
 	}
 	return fmt.Sprintf("plugin %s: %s returned status %d (%s): %s", e.Plugin, e.Func, e.Status, statusName(e.Status), msg)
 }
@@ -49,6 +56,8 @@ func statusName(s abi.Status) string {
 		return "unsupported"
 	case abi.StatusBadParams:
 		return "bad_params"
+	case abi.StatusTooLarge:
+		return "too_large"
 	}
 	return "unknown"
 }
@@ -64,6 +73,12 @@ type TrapError struct {
 	// stderr during the call.
 	Msg    string
 	Output []string
+	// OutOfMemory is set when the guest wrote its runtime's out-of-memory message before it
+	// trapped (Go's "fatal error: out of memory", Rust's "memory allocation of N bytes
+	// failed"): the input needed more than the memory budget, Budget bytes. The host answers
+	// such a trap as too_large (413), not as a plugin fault.
+	OutOfMemory bool
+	Budget      uint64
 }
 
 // Error is one line: the guest stack trace's frames are joined with " | ", and anything a
@@ -74,6 +89,10 @@ func (e *TrapError) Error() string {
 		lines[k] = strings.TrimSpace(l)
 	}
 	s := fmt.Sprintf("plugin %s: %s trapped: ", e.Plugin, e.Func)
+	if e.OutOfMemory {
+		s = fmt.Sprintf("plugin %s: %s ran out of the plugin's memory budget of %d MiB (memory_limit_mb) on this input: send a smaller input or raise the budget; it trapped: ",
+			e.Plugin, e.Func, e.Budget>>20)
+	}
 	if e.Msg != "" {
 		// What the guest said before it trapped (a Rust panic's message) reads first.
 		s += "plugin error: " + e.Msg + "; "

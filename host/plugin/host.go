@@ -110,7 +110,12 @@ type stdio struct {
 	inst           *Instance // set once the instance exists; output before that is dropped
 	stdout, stderr stream
 	tail           []string
+	oom            bool // the call wrote a language runtime's out-of-memory message
 }
+
+// outOfMemoryLines start the messages language runtimes write when an allocation fails,
+// just before they abort (a trap): Go's runtime, Rust's std.
+var outOfMemoryLines = []string{"fatal error: out of memory", "runtime: out of memory", "memory allocation of "}
 
 type stream struct {
 	s       *stdio
@@ -160,6 +165,11 @@ func (w *stream) emit() {
 	if o.inst == nil {
 		return
 	}
+	for _, p := range outOfMemoryLines {
+		if strings.HasPrefix(line, p) && (p != "memory allocation of " || strings.HasSuffix(line, " failed")) {
+			o.oom = true
+		}
+	}
 	t := line
 	if len(t) > maxTailLine {
 		t = t[:maxTailLine] + "…"
@@ -188,6 +198,7 @@ func (w *stream) emit() {
 func (o *stdio) startCall() {
 	if o != nil {
 		o.tail = o.tail[:0]
+		o.oom = false
 	}
 }
 
@@ -202,6 +213,9 @@ func (o *stdio) flush() {
 		}
 	}
 }
+
+// outOfMemory reports whether the call wrote a runtime's out-of-memory message.
+func (o *stdio) outOfMemory() bool { return o != nil && o.oom }
 
 // lastLines returns a copy of the call's last output lines.
 func (o *stdio) lastLines() []string {

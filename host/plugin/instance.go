@@ -315,7 +315,8 @@ func (i *Instance) Broken() error { return i.broken }
 // trap wraps a failed guest call; the instance may not be called again.
 func (i *Instance) trap(fn string, err error) error {
 	i.broken = err
-	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err, Msg: i.errMsg, Output: i.out.lastLines()}
+	return &TrapError{Plugin: i.m.Name(), Func: fn, Err: err, Msg: i.errMsg, Output: i.out.lastLines(),
+		OutOfMemory: i.out.outOfMemory(), Budget: i.m.cfg.MemoryLimit}
 }
 
 // reject is a call that returned ok but broke the ABI in what it handed back (a result
@@ -337,7 +338,7 @@ func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, 
 		return err
 	}
 	if st := abi.Status(int32(stack[0])); st != abi.StatusOK {
-		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg}
+		return &StatusError{Plugin: i.m.Name(), Func: name, Status: st, Msg: i.errMsg, Budget: i.m.cfg.MemoryLimit}
 	}
 	return nil
 }
@@ -381,6 +382,10 @@ func (i *Instance) Free(ctx context.Context, p uint32) {
 	stack[0] = uint64(p)
 	_ = i.invoke(ctx, abi.ExportFree, i.free, stack)
 }
+
+// MemorySize is the size of the guest's linear memory in bytes: the most it has needed so
+// far, since memory never shrinks.
+func (i *Instance) MemorySize() uint32 { return i.mod.Memory().Size() }
 
 // Bytes returns n bytes of guest memory at p, bounds-checked.
 func (i *Instance) Bytes(p, n uint32) ([]byte, bool) { return i.mod.Memory().Read(p, n) }
@@ -456,11 +461,13 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 }
 
 // InputBuffer returns an n-byte buffer in guest memory for the next Pre's request bytes,
-// growing the instance's request buffer through edgehost_alloc when needed.
+// growing the instance's request buffer through edgehost_alloc when needed. ReleaseInput
+// frees it when the request ends.
 func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 	if n > i.inputCap || i.input == 0 {
 		// The body's size rounded up to 64 KiB (not to a power of two, which made a 9.4 MB
-		// body need a 16 MiB block): a buffer is replaced only by a larger body.
+		// body need a 16 MiB block): within a request, a buffer is replaced only by a larger
+		// body.
 		c := max(uint32(4096), uint32(min((uint64(n)+0xffff)&^0xffff, 1<<32-1<<16)))
 		if i.input != 0 {
 			i.Free(ctx, i.input)
@@ -480,6 +487,20 @@ func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 	}
 	b, _ := i.Bytes(i.input, n)
 	return b, nil
+}
+
+// ReleaseInput frees the request buffer through edgehost_free, so that a request leaves
+// nothing of its own in guest memory when it ends, whatever its outcome: a buffer kept for
+// the next request held the largest body ever sent (up to the server's body limit) for the
+// instance's life, and the requests after one large body then failed for want of the
+// memory a fresh instance has (issue 24). It runs even when ctx has ended (the free is
+// short and under the plugin's time budget); on a broken instance it does nothing.
+func (i *Instance) ReleaseInput(ctx context.Context) {
+	if i.input == 0 {
+		return
+	}
+	i.Free(context.WithoutCancel(ctx), i.input)
+	i.input, i.inputCap = 0, 0
 }
 
 // Pre runs edgehost_pre on the first n bytes of the InputBuffer.

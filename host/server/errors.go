@@ -104,6 +104,8 @@ func classOf(err error) string {
 		return ClassOverloaded
 	case errors.As(err, &timeout):
 		return ClassPluginTimeout
+	case errors.As(err, &trap) && trap.OutOfMemory:
+		return ClassTooLarge // the input needs more than the budget
 	case errors.As(err, &trap):
 		return ClassPluginTrap
 	case errors.As(err, &se):
@@ -112,6 +114,8 @@ func classOf(err error) string {
 			return ClassBadInput
 		case abi.StatusUnsupported:
 			return ClassUnsupported
+		case abi.StatusTooLarge:
+			return ClassTooLarge
 		}
 		return ClassPluginError
 	case errors.Is(err, context.DeadlineExceeded):

@@ -43,6 +43,7 @@ extern "C" {
 #define EH_INTERNAL    2 /* the plugin failed (HTTP 500) */
 #define EH_UNSUPPORTED 3 /* well-formed input the plugin does not handle (HTTP 415) */
 #define EH_BAD_PARAMS  4 /* edgehost_init: invalid parameters */
+#define EH_TOO_LARGE   5 /* well-formed input needing more memory than the budget (HTTP 413; ABI 1.2) */
 
 /* Log levels of the log import (ABI.md §4). */
 #define EH_LOG_DEBUG 0

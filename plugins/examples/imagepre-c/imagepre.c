@@ -11,6 +11,7 @@
  *   "mean":       number, or array of 1 or 3 numbers (per channel R,G,B)   default 127.5
  *   "std":        number, or array of 1 or 3 non-zero numbers              default 127.5
  *   "max_pixels": largest accepted image, width*height                     default 50331648
+ *   "exif_orientation": apply a JPEG's EXIF orientation (true), or ignore it default true
  *
  * The decoders live in png.c, jpeg.c and inflate.c; they know nothing of edgehost.
  */
@@ -26,6 +27,7 @@
 static float g_mean[3] = {127.5f, 127.5f, 127.5f};
 static float g_std[3] = {127.5f, 127.5f, 127.5f};
 static uint64_t g_max_pixels = 48u << 20; /* 50 Mpx: a 12 Mpx camera frame decodes at 1/8 in a few MiB */
+static int g_exif = 1;                     /* apply EXIF orientation */
 
 /* Read a number or an array of 1 or 3 numbers into v[3]. 0 ok, -1 invalid. */
 static int read_triplet(const eh_json *j, float v[3]) {
@@ -67,6 +69,8 @@ int eh_plugin_init(const char *params, size_t len) {
             return eh_fail(EH_BAD_PARAMS, "params: \"max_pixels\" must be a positive integer");
         g_max_pixels = (uint64_t)d;
     }
+    if (eh_json_get(params, len, "exif_orientation", &v) == 1 && eh_json_bool(&v, &g_exif) != 0)
+        return eh_fail(EH_BAD_PARAMS, "params: \"exif_orientation\" must be true or false");
     eh_log(EH_LOG_DEBUG, "imagepre-c: mean=[%g,%g,%g] std=[%g,%g,%g] max_pixels=%llu", g_mean[0],
            g_mean[1], g_mean[2], g_std[0], g_std[1], g_std[2], (unsigned long long)g_max_pixels);
     return EH_OK;
@@ -79,14 +83,6 @@ static const char *other_format(const uint8_t *d, size_t n) {
     if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
     if (n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0)) return "TIFF";
     return NULL;
-}
-
-/* Resize im into t (already validated: dtype u8/i8/f32); the work is in resize.c. */
-static int write_tensor(const img *im, eh_tensor *t, uint32_t H, uint32_t W, uint32_t C) {
-    int kind = t->dtype == EH_UINT8 ? IMG_OUT_U8 : t->dtype == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
-    if (img_resize(im, eh_tensor_data(t), kind, H, W, C, g_mean, g_std) != IMG_OK)
-        return eh_fail(EH_INTERNAL, "imagepre-c: out of memory");
-    return EH_OK;
 }
 
 /* The original image's size from its header (PNG IHDR, JPEG SOFn), before any DCT-domain
@@ -139,18 +135,30 @@ int eh_plugin_pre(eh_call *call) {
 
     img im;
     img_err err = {{0}};
-    int rc;
+    int rc, orient = 1;
     const char *other;
     if (png_sniff(in, n)) {
-        rc = png_decode(in, n, g_max_pixels, &im, &err);
+        /* row by row, keeping only the pixels the resize reads: the image is never held */
+        int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+        rc = png_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w, &im.h, &err);
         if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg); /* IMG_* values are ABI statuses */
-        rc = write_tensor(&im, t, H, W, C);
-        img_free(&im);
-        if (rc != EH_OK) return rc;
     } else if (jpeg_sniff(in, n)) {
         /* DCT-domain 1/2..1/8, resized straight from the YCbCr planes where it can be */
         int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
-        rc = jpeg_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w, &im.h, &err);
+        orient = g_exif ? jpeg_exif_orientation(in, n) : 1;
+        if (orient == 1) {
+            rc = jpeg_decode_tensor(in, n, g_max_pixels, eh_tensor_data(t), kind, H, W, C, g_mean, g_std, &im.w,
+                                    &im.h, &err);
+        } else {
+            /* Resize the stored image (transposed for 5-8), then turn it as it is shown. */
+            size_t elem = (size_t)C * (kind == IMG_OUT_F32 ? 4 : 1);
+            uint8_t *tmp = malloc((size_t)H * W * elem);
+            if (!tmp) return eh_fail(EH_TOO_LARGE, "imagepre-c: out of memory turning the image (EXIF orientation)");
+            uint32_t Hr = orient >= 5 ? W : H, Wr = orient >= 5 ? H : W;
+            rc = jpeg_decode_tensor(in, n, g_max_pixels, tmp, kind, Hr, Wr, C, g_mean, g_std, &im.w, &im.h, &err);
+            if (rc == IMG_OK) img_orient(tmp, eh_tensor_data(t), H, W, elem, orient);
+            free(tmp);
+        }
         if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg);
     } else if ((other = other_format(in, n)) != NULL)
         return eh_fail(EH_UNSUPPORTED, "unsupported: %s images (send PNG or JPEG)", other);
@@ -159,6 +167,10 @@ int eh_plugin_pre(eh_call *call) {
      * positions in the caller's pixels (the tensor is the whole image, stretched to W×H). */
     uint32_t ow = im.w, oh = im.h;
     header_size(in, n, &ow, &oh);
+    if (orient >= 5) { /* the caller sees the image turned: its width is the stored height */
+        uint32_t tw = ow;
+        ow = oh, oh = tw;
+    }
     if (call->flags & EH_FLAG_CONTEXT) {
         char ctx[96];
         int k = snprintf(ctx, sizeof ctx, "{\"width\":%u,\"height\":%u,\"input_width\":%u,\"input_height\":%u}",

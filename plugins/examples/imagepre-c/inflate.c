@@ -1,30 +1,60 @@
 /*
  * inflate.c - zlib (RFC 1950) and deflate (RFC 1951) decoder, written from the RFCs.
  *
- * Decodes into a caller-provided buffer of known size (PNG knows how many bytes its image
- * data inflates to). Every read of the input and every write of the output is bounds-checked:
- * corrupt or truncated streams return IMG_BAD, never read or write out of bounds.
+ * A stream decoder (zs_*): the input comes in segments (PNG's IDAT chunk payloads, fetched
+ * through a callback as they are needed), the output goes into a buffer the caller gives at
+ * each call and may empty between calls, keeping the last 32 KiB that back-references reach:
+ * so a PNG is decoded row by row without its whole image data, compressed or inflated, in
+ * memory. zs_inflate stops when the buffer is full (a symbol that does not fit waits in the
+ * state for the next call) and at the end of the stream, after checking the Adler-32 of all
+ * the output. zlib_decode is the one-call form into one buffer of known size.
  *
- * Huffman decoding uses a FAST_BITS-bit lookup table for short codes and falls back to the
- * canonical-code walk of RFC 1951 §3.2.2 for longer ones.
+ * Every read of the input and every write of the output is bounds-checked: corrupt or
+ * truncated streams return IMG_BAD, never read or write out of bounds. Huffman decoding uses
+ * a FAST_BITS-bit lookup table for short codes and falls back to the canonical-code walk of
+ * RFC 1951 §3.2.2 for longer ones.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
 
 /* ---- Bit reader (LSB first, RFC 1951 §3.1.1) ------------------------------------------- */
 
+/* buf holds cnt pending bits, the next one in bit 0. Its bits at and above cnt are either
+ * zero or a copy of the input bits that follow, from p on: inflate_codes' refill loads 8
+ * bytes at once and advances p only by the whole bytes that fit, and refill() ORs each new
+ * byte in at bit cnt, which is harmless over such a copy. Anything that moves p other than
+ * by refilling (a stored block's copy) must first clear buf above cnt, or the copy of the
+ * skipped bytes is ORed into the bits that follow. */
 typedef struct {
-    const uint8_t *p, *end;
-    uint64_t buf;   /* pending bits, the next one in bit 0 */
+    const uint8_t *p, *end; /* the rest of the current input segment */
+    uint64_t buf;   /* pending bits, the next one in bit 0 (see above for the bits past cnt) */
     unsigned cnt;   /* number of bits in buf */
     unsigned pad;   /* zero bits appended past the end of the input (still in buf or used) */
+    zs_next_fn next; /* the next input segment; NULL once there is none */
+    void *ctx;
 } bits;
 
-/* Make sure buf holds at least 32 bits, appending zero bytes past the end of the input. */
-static inline void refill(bits *b) {
+/* Move to the next non-empty input segment; 0 when the input is exhausted. */
+static int next_segment(bits *b) {
+    const uint8_t *p;
+    size_t n;
+    while (b->next) {
+        if (!b->next(b->ctx, &p, &n)) break;
+        if (n > 0) {
+            b->p = p, b->end = p + n;
+            return 1;
+        }
+    }
+    b->next = NULL;
+    return 0;
+}
+
+/* Make sure buf holds at least 57 bits, appending zero bytes past the end of the input. */
+static void refill(bits *b) {
     while (b->cnt <= 56) {
-        if (b->p < b->end) b->buf |= (uint64_t)*b->p++ << b->cnt;
+        if (b->p < b->end || next_segment(b)) b->buf |= (uint64_t)*b->p++ << b->cnt;
         else b->pad += 8;
         b->cnt += 8;
     }
@@ -115,13 +145,22 @@ static int huff_decode(bits *b, const huff *h) {
 
 /* ---- Deflate --------------------------------------------------------------------------- */
 
-typedef struct {
+enum { ST_HEADER, ST_STORED, ST_CODES, ST_TRAILER, ST_DONE };
+
+struct zstream {
     bits in;
     uint8_t *out;
     size_t pos, cap;
-    huff lit, dist; /* tables of the current block */
+    int state, final;
+    uint32_t stored;        /* ST_STORED: bytes of the block still to copy */
+    uint32_t pend_len;      /* ST_CODES: a match (or literal, dist 0) decoded but not yet written */
+    uint32_t pend_dist;
+    uint8_t pend_lit;
+    uint32_t adler_a, adler_b; /* Adler-32 of the output so far */
+    huff lit, dist;            /* tables of the current block */
     img_err *e;
-} inflater;
+};
+typedef struct zstream inflater;
 
 #define TRUNC(s) img_fail((s)->e, IMG_BAD, "zlib: truncated data")
 
@@ -138,7 +177,10 @@ static const uint32_t dist_code[30] = {
     3073 << 8 | 10, 4097 << 8 | 11, 6145 << 8 | 11, 8193 << 8 | 12, 12289 << 8 | 12, 16385 << 8 | 13,
     24577 << 8 | 13};
 
-/* Decode the symbols of a compressed block with the tables in s->lit / s->dist.
+/* Decode the symbols of a compressed block with the tables in s->lit / s->dist, until its
+ * end-of-block code (IMG_OK) or a symbol that does not fit the output (ZS_FULL: it is kept
+ * in pend_* for the next call). Distances are checked against the output buffer: the caller
+ * keeps at least the last 32 KiB in it, or all the output when there is less.
  *
  * The bit buffer, the input pointer and the output position live in locals (in Wasm: locals
  * instead of bounds-checked loads and stores of the inflater), synced with s only around
@@ -148,13 +190,13 @@ static const uint32_t dist_code[30] = {
 static int inflate_codes(inflater *s) {
     uint64_t buf = s->in.buf;
     unsigned cnt = s->in.cnt;
-    const uint8_t *p = s->in.p, *const end = s->in.end;
+    const uint8_t *p = s->in.p, *end = s->in.end; /* end changes with the input segment */
     uint8_t *const out = s->out;
     size_t pos = s->pos;
     const size_t cap = s->cap;
     const uint16_t *lfast = s->lit.fast, *dfast = s->dist.fast;
 #define IN_OUT() (s->in.buf = buf, s->in.cnt = cnt, s->in.p = p)
-#define IN_IN() (buf = s->in.buf, cnt = s->in.cnt, p = s->in.p)
+#define IN_IN() (buf = s->in.buf, cnt = s->in.cnt, p = s->in.p, end = s->in.end)
     for (;;) {
         if (cnt < 48) {
             if (end - p >= 8) {
@@ -181,7 +223,12 @@ static int inflate_codes(inflater *s) {
         if (s->in.pad > cnt) return TRUNC(s);
         if (sym < 256) {
             if (sym < 0) return img_fail(s->e, IMG_BAD, "zlib: invalid literal/length code");
-            if (pos >= cap) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+            if (pos >= cap) { /* no room: it waits for the next call */
+                s->pend_len = 1, s->pend_dist = 0, s->pend_lit = (uint8_t)sym;
+                IN_OUT();
+                s->pos = pos;
+                return ZS_FULL;
+            }
             out[pos++] = (uint8_t)sym;
             continue;
         }
@@ -205,7 +252,12 @@ static int inflate_codes(inflater *s) {
         buf >>= dc & 15, cnt -= dc & 15;
         if (s->in.pad > cnt) return TRUNC(s);
         if (dist > pos) return img_fail(s->e, IMG_BAD, "zlib: distance too far back");
-        if (len > cap - pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
+        if (len > cap - pos) { /* no room: it waits for the next call */
+            s->pend_len = (uint32_t)len, s->pend_dist = (uint32_t)dist;
+            IN_OUT();
+            s->pos = pos;
+            return ZS_FULL;
+        }
         uint8_t *d = out + pos;
         const uint8_t *src = d - dist;
         if (dist >= 8 && cap - pos - len >= 8) {
@@ -224,23 +276,38 @@ static int inflate_codes(inflater *s) {
 #undef IN_IN
 }
 
-/* Stored block (BTYPE 00). */
-static int inflate_stored(inflater *s) {
+/* Stored block (BTYPE 00): the header; the bytes are copied by stored_copy. */
+static int stored_header(inflater *s) {
     consume(&s->in, s->in.cnt & 7); /* skip to a byte boundary */
     uint32_t len = getbits(&s->in, 16), nlen = getbits(&s->in, 16);
     if (overrun(&s->in)) return TRUNC(s);
     if ((len ^ 0xffff) != nlen) return img_fail(s->e, IMG_BAD, "zlib: stored block length mismatch");
-    if (len > s->cap - s->pos) return img_fail(s->e, IMG_BAD, "zlib: too much data");
-    /* Whole bytes still in the bit buffer first, then straight from the input. */
-    while (len > 0 && s->in.cnt >= 8) {
+    s->stored = len;
+    return IMG_OK;
+}
+
+/* Copy what fits of the stored block: whole bytes still in the bit buffer first, then straight
+ * from the input segments. IMG_OK when the block is done, ZS_FULL when the output is. */
+static int stored_copy(inflater *s) {
+    while (s->stored > 0 && s->in.cnt >= 8) {
+        if (s->pos >= s->cap) return ZS_FULL;
         s->out[s->pos++] = (uint8_t)getbits(&s->in, 8);
-        len--;
+        s->stored--;
         if (overrun(&s->in)) return TRUNC(s);
     }
-    if (len > (size_t)(s->in.end - s->in.p)) return TRUNC(s);
-    memcpy(s->out + s->pos, s->in.p, len);
-    s->in.p += len;
-    s->pos += len;
+    if (s->stored == 0) return IMG_OK;
+    /* The buffer is empty now (cnt is 0), but its upper bits may still hold a copy of the
+     * bytes at p (see bits): drop it, since p is about to skip those bytes. */
+    s->in.buf = 0;
+    while (s->stored > 0) {
+        if (s->in.p == s->in.end && !next_segment(&s->in)) return TRUNC(s);
+        if (s->pos >= s->cap) return ZS_FULL;
+        size_t k = (size_t)(s->in.end - s->in.p);
+        if (k > s->stored) k = s->stored;
+        if (k > s->cap - s->pos) k = s->cap - s->pos;
+        memcpy(s->out + s->pos, s->in.p, k);
+        s->in.p += k, s->pos += k, s->stored -= (uint32_t)k;
+    }
     return IMG_OK;
 }
 
@@ -298,8 +365,9 @@ static int inflate_dynamic_tables(inflater *s) {
     return IMG_OK;
 }
 
-static uint32_t adler32(const uint8_t *p, size_t n) {
-    uint32_t a = 1, b = 0;
+/* Add n output bytes to the running Adler-32 (RFC 1950). */
+static void adler_update(inflater *s, const uint8_t *p, size_t n) {
+    uint32_t a = s->adler_a, b = s->adler_b;
     while (n > 0) {
         size_t k = n < 5552 ? n : 5552; /* largest run before b can overflow 32 bits */
         n -= k;
@@ -311,44 +379,105 @@ static uint32_t adler32(const uint8_t *p, size_t n) {
         a %= 65521;
         b %= 65521;
     }
-    return b << 16 | a;
+    s->adler_a = a, s->adler_b = b;
+}
+
+int zs_open(zstream **out, const uint8_t *in, size_t n, zs_next_fn next, void *ctx, img_err *e) {
+    *out = NULL;
+    inflater *s = calloc(1, sizeof *s); /* ~6 KiB of tables: not on the (small) wasm stack */
+    if (!s) return img_fail(e, IMG_NOMEM, "zlib: out of memory");
+    s->in.p = in, s->in.end = in + n, s->in.next = next, s->in.ctx = ctx;
+    s->e = e;
+    s->adler_a = 1;
+    s->state = ST_HEADER;
+    unsigned cmf = getbits(&s->in, 8), flg = getbits(&s->in, 8);
+    int rc = IMG_OK;
+    if (overrun(&s->in)) rc = img_fail(e, IMG_BAD, "zlib: truncated header");
+    else if ((cmf & 15) != 8 || (cmf >> 4) > 7) rc = img_fail(e, IMG_BAD, "zlib: not a deflate stream");
+    else if ((cmf * 256 + flg) % 31 != 0) rc = img_fail(e, IMG_BAD, "zlib: header check failed");
+    else if (flg & 0x20) rc = img_fail(e, IMG_BAD, "zlib: preset dictionary not allowed");
+    if (rc != IMG_OK) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return IMG_OK;
+}
+
+void zs_close(zstream *s) { free(s); }
+
+int zs_inflate(zstream *s, uint8_t *out, size_t cap, size_t *pos) {
+    s->out = out, s->cap = cap, s->pos = *pos;
+    size_t start = *pos;
+    int rc = IMG_OK;
+    while (rc == IMG_OK && s->state != ST_DONE) {
+        switch (s->state) {
+        case ST_HEADER:
+            if (s->final) {
+                s->state = ST_TRAILER;
+                break;
+            }
+            s->final = (int)getbits(&s->in, 1);
+            unsigned type = getbits(&s->in, 2);
+            if (overrun(&s->in)) {
+                rc = TRUNC(s);
+                break;
+            }
+            switch (type) {
+            case 0: rc = stored_header(s); s->state = ST_STORED; break;
+            case 1: rc = inflate_fixed_tables(s); s->state = ST_CODES; break;
+            case 2: rc = inflate_dynamic_tables(s); s->state = ST_CODES; break;
+            default: rc = img_fail(s->e, IMG_BAD, "zlib: invalid block type 3"); break;
+            }
+            break;
+        case ST_STORED:
+            rc = stored_copy(s);
+            if (rc == IMG_OK) s->state = ST_HEADER;
+            break;
+        case ST_CODES:
+            if (s->pend_len) { /* the symbol that did not fit last time */
+                uint32_t len = s->pend_len, dist = s->pend_dist;
+                if (len > s->cap - s->pos) {
+                    rc = ZS_FULL;
+                    break;
+                }
+                if (dist == 0) s->out[s->pos] = s->pend_lit;
+                else
+                    for (uint32_t i = 0; i < len; i++) s->out[s->pos + i] = s->out[s->pos + i - dist];
+                s->pos += len;
+                s->pend_len = 0;
+            }
+            rc = inflate_codes(s);
+            if (rc == IMG_OK) s->state = ST_HEADER;
+            break;
+        case ST_TRAILER: {
+            /* Adler-32 of the output, big-endian, at the next byte boundary. */
+            adler_update(s, out + start, s->pos - start);
+            start = s->pos;
+            consume(&s->in, s->in.cnt & 7);
+            uint32_t want = 0;
+            for (int i = 0; i < 4; i++) want = want << 8 | getbits(&s->in, 8);
+            if (overrun(&s->in)) rc = img_fail(s->e, IMG_BAD, "zlib: truncated data (missing checksum)");
+            else if ((s->adler_b << 16 | s->adler_a) != want) rc = img_fail(s->e, IMG_BAD, "zlib: checksum mismatch");
+            else s->state = ST_DONE;
+            break;
+        }
+        }
+    }
+    if (rc == IMG_OK || rc == ZS_FULL) adler_update(s, out + start, s->pos - start);
+    *pos = s->pos;
+    return rc;
 }
 
 int zlib_decode(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_len, img_err *e) {
-    if (in_len < 2) return img_fail(e, IMG_BAD, "zlib: truncated header");
-    unsigned cmf = in[0], flg = in[1];
-    if ((cmf & 15) != 8 || (cmf >> 4) > 7) return img_fail(e, IMG_BAD, "zlib: not a deflate stream");
-    if ((cmf * 256 + flg) % 31 != 0) return img_fail(e, IMG_BAD, "zlib: header check failed");
-    if (flg & 0x20) return img_fail(e, IMG_BAD, "zlib: preset dictionary not allowed");
-
-    static inflater s; /* ~6 KiB of tables: keep them off the (small) wasm stack */
-    memset(&s, 0, sizeof s);
-    s.in.p = in + 2;
-    s.in.end = in + in_len;
-    s.out = out;
-    s.cap = out_len;
-    s.e = e;
-    int final, rc;
-    do {
-        final = (int)getbits(&s.in, 1);
-        unsigned type = getbits(&s.in, 2);
-        if (overrun(&s.in)) return TRUNC(&s);
-        switch (type) {
-        case 0: rc = inflate_stored(&s); break;
-        case 1: rc = inflate_fixed_tables(&s); if (rc == IMG_OK) rc = inflate_codes(&s); break;
-        case 2: rc = inflate_dynamic_tables(&s); if (rc == IMG_OK) rc = inflate_codes(&s); break;
-        default: rc = img_fail(e, IMG_BAD, "zlib: invalid block type 3"); break;
-        }
-        if (rc != IMG_OK) return rc;
-    } while (!final);
-
-    /* Adler-32 of the output, big-endian, at the next byte boundary. */
-    consume(&s.in, s.in.cnt & 7);
-    uint32_t want = 0;
-    for (int i = 0; i < 4; i++) want = want << 8 | getbits(&s.in, 8);
-    if (overrun(&s.in)) return img_fail(e, IMG_BAD, "zlib: truncated data (missing checksum)");
-    if (s.pos != out_len)
-        return img_fail(e, IMG_BAD, "zlib: not enough data (%zu of %zu bytes)", s.pos, out_len);
-    if (adler32(out, out_len) != want) return img_fail(e, IMG_BAD, "zlib: checksum mismatch");
+    zstream *s;
+    int rc = zs_open(&s, in, in_len, NULL, NULL, e);
+    if (rc != IMG_OK) return rc;
+    size_t pos = 0;
+    rc = zs_inflate(s, out, out_len, &pos);
+    zs_close(s);
+    if (rc == ZS_FULL) return img_fail(e, IMG_BAD, "zlib: too much data");
+    if (rc != IMG_OK) return rc;
+    if (pos != out_len) return img_fail(e, IMG_BAD, "zlib: not enough data (%zu of %zu bytes)", pos, out_len);
     return IMG_OK;
 }

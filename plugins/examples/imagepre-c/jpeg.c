@@ -710,7 +710,9 @@ static int parse_sof(jdec *j, const uint8_t *d, int len) {
         jcomp *c = &j->comp[i];
         c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
         c->plane = calloc((size_t)c->bw * j->N * j->N, (size_t)c->bh);
-        if (!c->plane) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", j->w, j->h);
+        if (!c->plane)
+            return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for the planes of a %dx%d image decoded at %d/8",
+                            j->w, j->h, j->N);
     }
     j->frame = 1;
     return IMG_OK;
@@ -760,7 +762,7 @@ static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int 
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
     uint8_t *rgb = malloc((size_t)W * H * 3);
-    if (!rgb) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
+    if (!rgb) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
     /* Column of each output x in each component's plane (chroma replication), computed once
@@ -768,7 +770,7 @@ static int to_rgb(jdec *j, img *out) {
     uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * 3);
     if (!cols) {
         free(rgb);
-        return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory for a %dx%d image", W, H);
+        return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     }
     for (int i = 0; i < j->ncomp; i++)
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
@@ -845,7 +847,7 @@ static int finish(jdec *j, img *out) {
         rc = img_resize(&im, t->dst, t->kind, t->H, t->W, t->C, t->mean, t->std);
         img_free(&im);
     }
-    if (rc != IMG_OK) return img_fail(j->e, IMG_NOMEM, "jpeg: out of memory resizing a %ux%u image", W, H);
+    if (rc != IMG_OK) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory resizing a %ux%u image", W, H);
     out->w = W, out->h = H;
     return IMG_OK;
 }
@@ -972,4 +974,67 @@ int jpeg_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, voi
     int rc = decode_to(data, len, max_pixels, W, H, &out, e, &t);
     *w = out.w, *h = out.h;
     return rc;
+}
+
+/* ---- EXIF orientation ------------------------------------------------------------------ */
+
+int jpeg_exif_orientation(const uint8_t *d, size_t n) {
+    if (!jpeg_sniff(d, n)) return 1;
+    for (size_t p = 2; p + 4 <= n;) {
+        if (d[p] != 0xff) return 1;
+        uint8_t m = d[p + 1];
+        if (m == 0xff) { p++; continue; }
+        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { p += 2; continue; }
+        if (m == 0xda || m == 0xd9) return 1; /* the scan: no EXIF before it */
+        size_t len = (size_t)d[p + 2] << 8 | d[p + 3];
+        if (len < 2 || len > n - p - 2) return 1;
+        const uint8_t *s = d + p + 4;
+        size_t sl = len - 2;
+        if (m == 0xe1 && sl >= 14 && memcmp(s, "Exif\0\0", 6) == 0) {
+            const uint8_t *t = s + 6; /* the TIFF header: byte order, 42, offset of IFD0 */
+            size_t tl = sl - 6;
+            int le;
+            if (memcmp(t, "II*\0", 4) == 0) le = 1;
+            else if (memcmp(t, "MM\0*", 4) == 0) le = 0;
+            else return 1;
+#define U16(q) (le ? (uint32_t)(q)[0] | (uint32_t)(q)[1] << 8 : (uint32_t)(q)[0] << 8 | (q)[1])
+#define U32(q) (le ? U16(q) | U16((q) + 2) << 16 : U16(q) << 16 | U16((q) + 2))
+            uint32_t ifd = U32(t + 4);
+            if (ifd > tl || tl - ifd < 2) return 1;
+            uint32_t count = U16(t + ifd);
+            for (uint32_t i = 0; i < count; i++) {
+                size_t e = ifd + 2 + (size_t)i * 12;
+                if (e + 12 > tl) return 1;
+                if (U16(t + e) == 0x0112) { /* Orientation: SHORT, count 1, value in the entry */
+                    uint32_t v = U16(t + e + 8);
+                    return U16(t + e + 2) == 3 && U32(t + e + 4) == 1 && v >= 1 && v <= 8 ? (int)v : 1;
+                }
+            }
+#undef U16
+#undef U32
+            return 1;
+        }
+        p += 2 + len;
+    }
+    return 1;
+}
+
+void img_orient(const uint8_t *src, uint8_t *dst, uint32_t H, uint32_t W, size_t elem, int o) {
+    /* src: the resized stored image, Hr x Wr (W x H transposed for 5-8); dst: H x W. */
+    uint32_t Wr = o >= 5 ? H : W, Hr = o >= 5 ? W : H;
+    for (uint32_t y = 0; y < H; y++)
+        for (uint32_t x = 0; x < W; x++) {
+            uint32_t sx, sy;
+            switch (o) {
+            case 2: sx = Wr - 1 - x, sy = y; break;
+            case 3: sx = Wr - 1 - x, sy = Hr - 1 - y; break;
+            case 4: sx = x, sy = Hr - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = Hr - 1 - x; break;
+            case 7: sx = Wr - 1 - y, sy = Hr - 1 - x; break;
+            case 8: sx = Wr - 1 - y, sy = x; break;
+            default: sx = x, sy = y; break;
+            }
+            memcpy(dst + ((size_t)y * W + x) * elem, src + ((size_t)sy * Wr + sx) * elem, elem);
+        }
 }

@@ -56,6 +56,7 @@ typedef struct {
     unsigned bpp;      /* bytes per complete pixel for filtering, at least 1 */
     uint8_t pal[256][3];
     unsigned npal;
+    size_t first_idat; /* offset of the first IDAT chunk */
 } png_info;
 
 static const char *ctype_name(unsigned t) {
@@ -275,6 +276,7 @@ static int walk_chunks(const uint8_t *data, size_t len, png_info *pi, uint64_t m
         if (len - pos < 12) return img_fail(e, IMG_BAD, "png: truncated file (no IEND chunk)");
         uint32_t clen = be32(data + pos);
         const uint8_t *type = data + pos + 4, *body = data + pos + 8;
+        size_t start = pos;
         if (clen > 0x7fffffffu || clen > len - pos - 12)
             return img_fail(e, IMG_BAD, "png: truncated %.4s chunk (%u bytes declared)",
                             (const char *)type, clen);
@@ -298,6 +300,7 @@ static int walk_chunks(const uint8_t *data, size_t len, png_info *pi, uint64_t m
         } else if (is_idat) {
             if (idat_done) return img_fail(e, IMG_BAD, "png: IDAT chunks are not consecutive");
             if (pi->ctype == 3 && !seen_plte) return img_fail(e, IMG_BAD, "png: indexed image without PLTE before IDAT");
+            if (!seen_idat) pi->first_idat = start;
             seen_idat = 1;
             if (idat) memcpy(idat + total, body, clen);
             total += clen;
@@ -339,14 +342,17 @@ int png_decode(const uint8_t *data, size_t len, uint64_t max_pixels, img *out, i
         if (pw && ph) raw_len += (uint64_t)ph * (1 + row_bytes(&pi, pw));
     }
     if (raw_len > SIZE_MAX / 2 || (uint64_t)pi.w * pi.h * 3 > SIZE_MAX / 2)
-        return img_fail(e, IMG_UNSUPPORTED, "png: image %ux%u is too large", pi.w, pi.h);
+        return img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                        pi.h, (unsigned long long)((raw_len + (uint64_t)pi.w * pi.h * 3) >> 20));
 
     uint8_t *idat = malloc(idat_len ? idat_len : 1);
     uint8_t *raw = malloc((size_t)raw_len);
     uint8_t *rgb = malloc((size_t)pi.w * pi.h * 3);
     uint8_t *line = malloc((size_t)pi.w * 3);
     if (!idat || !raw || !rgb || !line) {
-        rc = img_fail(e, IMG_NOMEM, "png: out of memory for a %ux%u image", pi.w, pi.h);
+        uint64_t need = idat_len + raw_len + (uint64_t)pi.w * pi.h * 3 + (uint64_t)pi.w * 3;
+        rc = img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                      pi.h, (unsigned long long)((need + (1u << 20) - 1) >> 20));
         goto fail;
     }
     walk_chunks(data, len, &pi, max_pixels, idat, &idat_len, e); /* validated above */
@@ -390,5 +396,166 @@ fail:
     free(raw);
     free(rgb);
     free(line);
+    return rc;
+}
+
+/* ---- Row by row, straight into the model input ---------------------------------------- */
+
+/* Pixel k of an unfiltered row as RGB8, as row_to_rgb converts it. */
+static inline void pixel_rgb(const png_info *pi, const uint8_t *row, uint32_t k, uint8_t *o) {
+    unsigned d = pi->depth;
+    if (d < 8) {
+        unsigned mask = (1u << d) - 1;
+        size_t bit = (size_t)k * d;
+        unsigned v = (row[bit >> 3] >> (8 - d - (bit & 7))) & mask;
+        if (pi->ctype == 3) {
+            const uint8_t *c = v < pi->npal ? pi->pal[v] : (const uint8_t *)"\0\0\0";
+            o[0] = c[0], o[1] = c[1], o[2] = c[2];
+        } else {
+            o[0] = o[1] = o[2] = (uint8_t)(v * (255 / mask));
+        }
+        return;
+    }
+    unsigned step = d / 8;
+    const uint8_t *p = row + (size_t)k * step * pi->channels;
+    switch (pi->ctype) {
+    case 0: case 4: o[0] = o[1] = o[2] = p[0]; break;
+    case 2: case 6: o[0] = p[0], o[1] = p[step], o[2] = p[2 * step]; break;
+    case 3: {
+        const uint8_t *c = p[0] < pi->npal ? pi->pal[p[0]] : (const uint8_t *)"\0\0\0";
+        o[0] = c[0], o[1] = c[1], o[2] = c[2];
+        break;
+    }
+    }
+}
+
+/* The IDAT payloads after the first, for the inflater (walk_chunks checked the structure). */
+typedef struct {
+    const uint8_t *data;
+    size_t pos; /* the chunk after the one returned last */
+} idat_iter;
+
+static int next_idat(void *ctx, const uint8_t **p, size_t *n) {
+    idat_iter *it = ctx;
+    uint32_t clen = be32(it->data + it->pos);
+    if (memcmp(it->data + it->pos + 4, "IDAT", 4) != 0) return 0;
+    *p = it->data + it->pos + 8, *n = clen;
+    it->pos += 12 + (size_t)clen;
+    return 1;
+}
+
+int png_decode_tensor(const uint8_t *data, size_t len, uint64_t max_pixels, void *dst, int kind, uint32_t H,
+                      uint32_t W, uint32_t C, const float mean[3], const float std[3], uint32_t *w, uint32_t *h,
+                      img_err *e) {
+    if (!png_sniff(data, len)) return img_fail(e, IMG_BAD, "png: bad signature");
+    png_info pi;
+    memset(&pi, 0, sizeof pi);
+    size_t idat_len = 0;
+    int rc = walk_chunks(data, len, &pi, max_pixels, NULL, &idat_len, e);
+    if (rc != IMG_OK) return rc;
+    *w = pi.w, *h = pi.h;
+
+    const uint8_t(*passes)[4] = pi.interlace ? adam7 : single;
+    int npass = pi.interlace ? 7 : 1;
+    uint64_t raw_len = 0, rb_max = row_bytes(&pi, pi.w);
+    for (int p = 0; p < npass; p++) {
+        uint32_t pw, ph;
+        pass_size(&pi, passes[p], &pw, &ph);
+        if (pw && ph) raw_len += (uint64_t)ph * (1 + row_bytes(&pi, pw));
+    }
+    /* The inflated rows pass through a buffer that keeps the last 32 KiB (back-references)
+     * and at least one whole row; two unfiltered rows (this and the one above); the sampled
+     * pixels of the resize. Nothing of the image's size but its width. */
+    uint64_t cap = 32768 + (1 + rb_max) + 65536;
+    uint64_t need = cap + 2 * rb_max + (uint64_t)4 * W * H * 3 + 4 * (uint64_t)(W + H) * 16;
+    if (need > SIZE_MAX / 2)
+        return img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                        pi.h, (unsigned long long)(need >> 20));
+    img_sampler sp;
+    zstream *z = NULL;
+    uint8_t *buf = malloc((size_t)cap), *cur = malloc((size_t)rb_max + 1), *prev = malloc((size_t)rb_max + 1);
+    if (!buf || !cur || !prev || img_sampler_init(&sp, pi.w, pi.h, W, H) != IMG_OK) {
+        free(buf), free(cur), free(prev);
+        return img_fail(e, IMG_TOO_LARGE, "png: out of memory for a %ux%u image: decoding it needs %llu MiB", pi.w,
+                        pi.h, (unsigned long long)((need + (1u << 20) - 1) >> 20));
+    }
+    const uint8_t *first = data + pi.first_idat;
+    idat_iter it = {data, pi.first_idat + 12 + be32(first)};
+    rc = zs_open(&z, first + 8, be32(first), next_idat, &it, e);
+
+    size_t pos = 0, done = 0;    /* buf: inflated bytes up to pos, rows consumed up to done */
+    uint64_t total = 0;          /* bytes inflated so far */
+    int p = 0;                   /* pass */
+    uint32_t y = 0, pw = 0, ph = 0;
+    size_t rb = 0;
+    int have_prev = 0;
+    pass_size(&pi, passes[0], &pw, &ph);
+    while (p < npass && (!pw || !ph)) { /* skip empty passes */
+        if (++p < npass) pass_size(&pi, passes[p], &pw, &ph);
+    }
+    if (p < npass) rb = (size_t)row_bytes(&pi, pw);
+    while (rc == IMG_OK) {
+        size_t before = pos;
+        size_t room = (size_t)cap - pos;
+        int limited = room >= raw_len - total; /* the room is what the image still lacks */
+        if (limited) room = (size_t)(raw_len - total);
+        int r = zs_inflate(z, buf, pos + room, &pos);
+        total += pos - before;
+        if (r != IMG_OK && r != ZS_FULL) {
+            rc = r;
+            break;
+        }
+        /* Every whole row now in the buffer: unfilter, and sample the pixels the resize reads. */
+        while (p < npass && pos - done >= 1 + rb) {
+            const uint8_t *row = buf + done;
+            memcpy(cur, row + 1, rb);
+            if ((rc = unfilter(cur, have_prev ? prev : NULL, rb, pi.bpp, row[0], e)) != IMG_OK) break;
+            uint32_t oy = passes[p][1] + y * passes[p][3];
+            uint32_t r_ix = img_find(sp.rows, sp.nrows, oy);
+            if (r_ix != UINT32_MAX) {
+                uint32_t x0 = passes[p][0], dx = passes[p][2];
+                uint8_t *o = sp.s.pix + (size_t)r_ix * sp.ncols * 3;
+                if (dx == 1 && sp.ncols == pw) { /* every column: the row's own loops */
+                    row_to_rgb(&pi, cur, pw, o);
+                } else {
+                    for (uint32_t c = 0; c < sp.ncols; c++) {
+                        uint32_t col = sp.cols[c];
+                        if (col >= x0 && (col - x0) % dx == 0) pixel_rgb(&pi, cur, (col - x0) / dx, o + (size_t)c * 3);
+                    }
+                }
+            }
+            uint8_t *t = prev;
+            prev = cur, cur = t, have_prev = 1;
+            done += 1 + rb;
+            if (++y == ph) { /* the next non-empty pass */
+                y = 0, have_prev = 0;
+                do {
+                    if (++p < npass) pass_size(&pi, passes[p], &pw, &ph);
+                } while (p < npass && (!pw || !ph));
+                if (p < npass) rb = (size_t)row_bytes(&pi, pw);
+            }
+        }
+        if (rc != IMG_OK) break;
+        if (r == IMG_OK) { /* the end of the stream */
+            if (total < raw_len) rc = img_fail(e, IMG_BAD, "zlib: not enough data (%llu of %llu bytes)",
+                                               (unsigned long long)total, (unsigned long long)raw_len);
+            break;
+        }
+        if (limited && pos == before) { /* what is left of the image cannot take the next symbol */
+            rc = img_fail(e, IMG_BAD, "zlib: too much data");
+            break;
+        }
+        /* Keep the last 32 KiB and the unfinished row; move them to the start. */
+        size_t keep_from = pos > 32768 ? pos - 32768 : 0;
+        if (keep_from > done) keep_from = done;
+        memmove(buf, buf + keep_from, pos - keep_from);
+        pos -= keep_from, done -= keep_from;
+    }
+    if (z) zs_close(z);
+    free(buf), free(cur), free(prev);
+    if (rc == IMG_OK) rc = img_sampler_resize(&sp, dst, kind, C, mean, std) == IMG_OK
+                               ? IMG_OK
+                               : img_fail(e, IMG_TOO_LARGE, "png: out of memory resizing a %ux%u image", pi.w, pi.h);
+    img_sampler_free(&sp);
     return rc;
 }

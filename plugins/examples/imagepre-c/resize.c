@@ -13,12 +13,7 @@ typedef uint16_t u16x4 __attribute__((vector_size(8)));
 typedef int32_t i32x4 __attribute__((vector_size(16)));
 typedef uint8_t u8x4 __attribute__((vector_size(4)));
 
-/* Sample positions for bilinear resampling with half-pixel centres: output i reads source
- * samples i0 and i1 with weight w (of 256) on i1. */
-typedef struct {
-    uint32_t i0, i1;
-    uint32_t w;
-} tap;
+typedef img_tap tap;
 
 static void make_taps(tap *t, uint32_t dst, uint32_t src) {
     float scale = (float)src / (float)dst;
@@ -35,6 +30,9 @@ static void make_taps(tap *t, uint32_t dst, uint32_t src) {
     }
 }
 
+static int resize_taps(const img *im, const tap *tx, const tap *ty, void *dst, int kind, uint32_t H, uint32_t W,
+                       uint32_t C, const float mean[3], const float std[3]);
+
 /* Resize im to H x W x C and store it at dst as kind (IMG_OUT_*).
  *
  * Separable and in fixed point: each output row first blends its two source rows (weights of
@@ -46,15 +44,22 @@ static void make_taps(tap *t, uint32_t dst, uint32_t src) {
 int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint32_t C, const float mean[3],
                const float std[3]) {
     tap *tx = malloc(sizeof(tap) * W), *ty = malloc(sizeof(tap) * H);
-    uint16_t *row = malloc(sizeof(uint16_t) * ((size_t)im->w * 3 + 1)); /* + 1: the vector loads' 4th lane */
-    if (!tx || !ty || !row) {
-        free(tx);
-        free(ty);
-        free(row);
-        return IMG_NOMEM;
+    int rc = IMG_NOMEM;
+    if (tx && ty) {
+        make_taps(tx, W, im->w);
+        make_taps(ty, H, im->h);
+        rc = resize_taps(im, tx, ty, dst, kind, H, W, C, mean, std);
     }
-    make_taps(tx, W, im->w);
-    make_taps(ty, H, im->h);
+    free(tx);
+    free(ty);
+    return rc;
+}
+
+/* img_resize with the taps given (their indices into im). */
+static int resize_taps(const img *im, const tap *tx, const tap *ty, void *dst, int kind, uint32_t H, uint32_t W,
+                       uint32_t C, const float mean[3], const float std[3]) {
+    uint16_t *row = malloc(sizeof(uint16_t) * ((size_t)im->w * 3 + 1)); /* + 1: the vector loads' 4th lane */
+    if (!row) return IMG_NOMEM;
     uint8_t *u8 = dst;
     int8_t *i8 = dst;
     float *f32 = dst;
@@ -111,10 +116,74 @@ int img_resize(const img *im, void *dst, int kind, uint32_t H, uint32_t W, uint3
             }
         }
     }
-    free(tx);
-    free(ty);
     free(row);
     return IMG_OK;
+}
+
+/* The distinct source indices the taps read, ascending, into list (room for 2 n); each tap's
+ * indices rewritten to positions in the list. Returns the count. */
+static uint32_t distinct(tap *t, uint32_t n, uint32_t *list) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) list[k++] = t[i].i0, list[k++] = t[i].i1;
+    for (uint32_t i = 1; i < k; i++) { /* insertion sort: the list is almost sorted */
+        uint32_t v = list[i], j = i;
+        for (; j > 0 && list[j - 1] > v; j--) list[j] = list[j - 1];
+        list[j] = v;
+    }
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < k; i++)
+        if (m == 0 || list[m - 1] != list[i]) list[m++] = list[i];
+    for (uint32_t i = 0; i < n; i++) {
+        t[i].i0 = img_find(list, m, t[i].i0);
+        t[i].i1 = img_find(list, m, t[i].i1);
+    }
+    return m;
+}
+
+uint32_t img_find(const uint32_t *list, uint32_t n, uint32_t v) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (list[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && list[lo] == v ? lo : UINT32_MAX;
+}
+
+int img_sampler_init(img_sampler *sp, uint32_t w, uint32_t h, uint32_t W, uint32_t H) {
+    memset(sp, 0, sizeof *sp);
+    sp->tx = malloc(sizeof(tap) * W), sp->ty = malloc(sizeof(tap) * H);
+    sp->cols = malloc(sizeof(uint32_t) * 2 * (size_t)W), sp->rows = malloc(sizeof(uint32_t) * 2 * (size_t)H);
+    if (!sp->tx || !sp->ty || !sp->cols || !sp->rows) {
+        img_sampler_free(sp);
+        return IMG_NOMEM;
+    }
+    sp->W = W, sp->H = H;
+    make_taps(sp->tx, W, w);
+    make_taps(sp->ty, H, h);
+    sp->ncols = distinct(sp->tx, W, sp->cols);
+    sp->nrows = distinct(sp->ty, H, sp->rows);
+    sp->s.w = sp->ncols, sp->s.h = sp->nrows;
+    sp->s.pix = calloc((size_t)sp->ncols * sp->nrows, 3);
+    if (!sp->s.pix) {
+        img_sampler_free(sp);
+        return IMG_NOMEM;
+    }
+    return IMG_OK;
+}
+
+int img_sampler_resize(const img_sampler *sp, void *dst, int kind, uint32_t C, const float mean[3],
+                       const float std[3]) {
+    return resize_taps(&sp->s, sp->tx, sp->ty, dst, kind, sp->H, sp->W, C, mean, std);
+}
+
+void img_sampler_free(img_sampler *sp) {
+    free(sp->tx);
+    free(sp->ty);
+    free(sp->cols);
+    free(sp->rows);
+    free(sp->s.pix);
+    memset(sp, 0, sizeof *sp);
 }
 
 

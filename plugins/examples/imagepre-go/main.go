@@ -5,7 +5,8 @@
 // It uses the SDK's imaging package: a JPEG is decoded in the DCT domain at 1/2, 1/4 or 1/8
 // of its size when the model input is that much smaller, and the resize writes straight into
 // the tensor. Progressive and CMYK JPEGs, which that decoder refuses, are decoded at full
-// size by the standard library's image/jpeg.
+// size by the standard library's image/jpeg; other JPEG features neither decodes (arithmetic
+// coding, lossless, hierarchical, 12-bit) are refused with unsupported (415), naming them.
 package main
 
 import (
@@ -25,16 +26,23 @@ import (
 type params struct {
 	Mean float32 `json:"mean"`
 	Std  float32 `json:"std"`
+	// ExifOrientation: a JPEG is turned as its EXIF orientation says it is shown.
+	ExifOrientation bool `json:"exif_orientation"`
 }
 
-var cfg = params{Mean: 127.5, Std: 127.5}
+var cfg = params{Mean: 127.5, Std: 127.5, ExifOrientation: true}
 
-// The instance serves one request at a time and is reused: the decoder and resizer keep
-// their buffers between requests.
+// The instance serves one request at a time and is reused. The decoder and resizer keep
+// their buffers between requests while they are small (up to about keepBytes); after a
+// larger image or a failed request they are dropped, so that they do not stay referenced
+// for the instance's life and leave a later request less memory than a fresh instance has
+// (issue 24).
 var (
 	dec = imaging.Decoder{MaxPixels: 64 << 20}
 	rs  imaging.Resizer
 )
+
+const keepBytes = 4 << 20
 
 func main() {}
 
@@ -52,7 +60,13 @@ func initParams(b []byte) error {
 	return nil
 }
 
-func pre(req *edgehost.PreRequest) error {
+func pre(req *edgehost.PreRequest) (err error) {
+	big := len(req.Input) > keepBytes
+	defer func() {
+		if err != nil || big {
+			dec, rs = imaging.Decoder{MaxPixels: dec.MaxPixels}, imaging.Resizer{}
+		}
+	}()
 	if len(req.Tensors) != 1 {
 		return edgehost.Unsupported("model has %d inputs, this plugin fills exactly one image tensor", len(req.Tensors))
 	}
@@ -64,35 +78,55 @@ func pre(req *edgehost.PreRequest) error {
 		return edgehost.BadInput("empty request body: send a JPEG or PNG image")
 	}
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
-	img, err := dec.Decode(req.Input, w, h)
-	var unsupported imaging.UnsupportedError
-	if errors.As(err, &unsupported) && imaging.Format(req.Input) == "jpeg" {
-		// Progressive or CMYK: the standard library decodes those, at full size.
+	// A JPEG shown turned (EXIF orientation 2-8) is resized as stored, at the model's size
+	// transposed for a quarter turn, then turned into the tensor.
+	o := 1
+	if cfg.ExifOrientation {
+		o = imaging.Orientation(req.Input)
+	}
+	wr, hr := w, h
+	if o >= 5 {
+		wr, hr = h, w
+	}
+	img, err := dec.Decode(req.Input, wr, hr)
+	if errors.Is(err, imaging.ErrProgressive) || errors.Is(err, imaging.ErrCMYK) {
+		// The standard library decodes those, at full size.
 		m, jerr := jpeg.Decode(bytes.NewReader(req.Input))
 		if jerr != nil {
 			return edgehost.BadInput("cannot decode image: %v", jerr)
 		}
 		img, err = dec.FromImage(m), nil
 	}
+	var unsupported imaging.UnsupportedError
 	switch {
 	case err == imaging.ErrFormat:
 		return edgehost.Unsupported("request body is not a JPEG or PNG image")
+	case errors.As(err, &unsupported): // arithmetic coding, lossless, hierarchical, 12-bit: named
+		return edgehost.Unsupported("%v", err)
 	case err != nil:
 		return edgehost.BadInput("cannot decode image: %v", err)
 	case img.W <= 0 || img.H <= 0:
 		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", imaging.Format(req.Input), img.W, img.H)
 	}
+	big = big || img.W*img.H*3 > keepBytes
+	out := *t // the tensor, or a scratch copy to turn into it
+	if o != 1 {
+		out.Data = make([]byte, len(t.Data))
+	}
 	switch t.DType {
 	case abi.UInt8:
-		err = rs.Uint8(t.Data, w, h, c, img)
+		err = rs.Uint8(out.Data, wr, hr, c, img)
 	case abi.Int8:
-		err = rs.Int8(t.Data, w, h, c, img)
+		err = rs.Int8(out.Data, wr, hr, c, img)
 	default:
 		m, s := cfg.Mean, cfg.Std
-		err = rs.Float32(t.Float32(), w, h, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
+		err = rs.Float32(out.Float32(), wr, hr, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
 	}
 	if err != nil {
 		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
+	}
+	if o != 1 {
+		imaging.Orient(t.Data, out.Data, h, w, len(t.Data)/(h*w), o)
 	}
 	// The request context (ABI.md §5.6): the original size (img may be DCT-scaled), so
 	// that a post plugin reports positions in the caller's pixels.
@@ -102,6 +136,9 @@ func pre(req *edgehost.PreRequest) error {
 	ow, oh := img.W, img.H
 	if c, _, err := image.DecodeConfig(bytes.NewReader(req.Input)); err == nil {
 		ow, oh = c.Width, c.Height
+	}
+	if o >= 5 { // the caller sees the image turned: its width is the stored height
+		ow, oh = oh, ow
 	}
 	return req.SetContext(fmt.Appendf(nil, `{"width":%d,"height":%d,"input_width":%d,"input_height":%d}`, ow, oh, w, h))
 }

@@ -25,6 +25,12 @@ func Unsupported(format string, a ...any) error {
 	return &Error{abi.StatusUnsupported, fmt.Sprintf(format, a...)}
 }
 
+// TooLarge reports well-formed input that needs more memory than the plugin's budget
+// (HTTP 413; the host adds the budget to the message).
+func TooLarge(format string, a ...any) error {
+	return &Error{abi.StatusTooLarge, fmt.Sprintf(format, a...)}
+}
+
 // BadParams reports invalid plugin parameters from init.
 func BadParams(format string, a ...any) error {
 	return &Error{abi.StatusBadParams, fmt.Sprintf(format, a...)}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"runtime"
 	"unsafe"
 
 	"github.com/edgehost/edgehost/abi"
@@ -64,8 +65,23 @@ func alloc(size, align uint32) uint32 {
 	return p + off
 }
 
+// edgehost_free drops the block; after a large one (the host frees each request's body
+// when the request ends) it also runs the garbage collector, so that what the request left
+// is collected now: the Go runtime grows memory rather than collect when it does not know
+// the budget, and a later request would trap for want of memory a fresh instance has.
+//
 //go:wasmexport edgehost_free
-func free(p uint32) { delete(allocations, p) }
+func free(p uint32) {
+	b, ok := allocations[p]
+	delete(allocations, p)
+	if ok && len(b) >= gcAfterFree {
+		runtime.GC()
+	}
+}
+
+// gcAfterFree is the size from which freeing a block collects garbage (a GC of a small
+// heap costs about a millisecond; decoding a 1 MiB image costs far more).
+const gcAfterFree = 1 << 20
 
 func mem(p, n uint32) []byte {
 	if n == 0 {

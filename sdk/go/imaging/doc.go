@@ -47,10 +47,15 @@
 // chroma is upsampled by replication, so a full-size decode differs from image/jpeg only by
 // IDCT rounding.
 //
+// Orientation reads a JPEG's EXIF orientation and Orient turns a resized image (or tensor)
+// accordingly: the caller resizes the stored image, transposed for a quarter turn, then
+// turns it.
+//
 // PNG support: every colour type and bit depth, interlaced or not (the standard library's
 // image/png for interlaced images, bit depths below 8 and 16-bit images with alpha). Colours
-// are packed as stored: alpha dropped, 16-bit samples by their high byte, palette indices past
-// the palette black, exactly as image/png's result converted per pixel. Chunk CRCs and the
+// are packed as stored: alpha dropped (a fully transparent pixel keeps its colour, as in the
+// C plugin), 16-bit samples by their high byte, palette indices past the palette black:
+// image/png's stored (non-premultiplied) colours. Chunk CRCs and the
 // zlib checksum are verified; corrupt or truncated data yields a FormatError naming what is
 // wrong ("png: CRC mismatch in IDAT chunk", "png: zlib: truncated data").
 package imaging

@@ -22,6 +22,14 @@ type UnsupportedError string
 
 func (e UnsupportedError) Error() string { return string(e) }
 
+// The UnsupportedErrors for JPEG features that the standard library's image/jpeg decodes: a
+// caller may fall back to it for these (and only these: for the others, arithmetic coding,
+// lossless, hierarchical, 12-bit samples, image/jpeg fails too).
+const (
+	ErrProgressive UnsupportedError = "jpeg: unsupported: progressive JPEG (only baseline JPEG is decoded)"
+	ErrCMYK        UnsupportedError = "jpeg: unsupported: CMYK (4-component) JPEG"
+)
+
 // ErrFormat is returned by Decode for data that is neither JPEG nor PNG.
 var ErrFormat = errors.New("imaging: not a JPEG or PNG image")
 

@@ -662,7 +662,7 @@ func (d *jpegDecoder) parseSOF(b []byte, maxPixels, minW, minH int) error {
 		return FormatError(fmt.Sprintf("jpeg: image of %dx%d pixels is larger than the limit of %d pixels", d.w, d.h, maxPixels))
 	}
 	if d.ncomp == 4 {
-		return UnsupportedError("jpeg: unsupported: CMYK (4-component) JPEG")
+		return ErrCMYK
 	}
 	if d.ncomp != 1 && d.ncomp != 3 {
 		return bad("invalid number of components")
@@ -870,7 +870,9 @@ func (j *jpegDecoder) decode(maxPixels, minW, minH int) error {
 		switch m {
 		case 0xc0, 0xc1:
 			err = d.parseSOF(seg, maxPixels, minW, minH)
-		case 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf:
+		case 0xc2:
+			return ErrProgressive
+		case 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf:
 			return UnsupportedError("jpeg: unsupported: " + sofName(m) + " (only baseline JPEG is decoded)")
 		case 0xc4:
 			err = d.parseDHT(seg)

@@ -46,10 +46,13 @@ func pngError(err error) error {
 }
 
 // FromImage packs any image.Image as RGB into the Decoder's buffer. The types the standard
-// decoders return (*image.NRGBA, *image.RGBA, *image.Gray, *image.Paletted, *image.YCbCr)
-// are converted by specialised loops; any other type goes through color.NRGBAModel pixel by
-// pixel. Colours are the NRGBA (non-premultiplied) values, alpha dropped; *image.RGBA's
-// stored values are taken as they are.
+// decoders return (*image.NRGBA, *image.NRGBA64, *image.RGBA, *image.Gray, *image.Paletted,
+// *image.YCbCr) are converted by specialised loops; any other type goes through
+// color.NRGBAModel pixel by pixel. Colours are the NRGBA (non-premultiplied) values, alpha
+// dropped; *image.RGBA's stored values are taken as they are; *image.NRGBA64 (image/png's
+// result for 16-bit images with alpha or a transparent colour) gives the high byte of each
+// stored colour sample, so a fully transparent pixel keeps its colour (through
+// color.NRGBAModel, which goes by the premultiplied value, it came out black).
 func (d *Decoder) FromImage(img image.Image) *RGB {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -67,6 +70,16 @@ func (d *Decoder) FromImage(img image.Image) *RGB {
 	case *image.RGBA:
 		for y := 0; y < h; y++ {
 			from4(pix[y*w*3:(y+1)*w*3], m.Pix[y*m.Stride:][:w*4])
+		}
+	case *image.NRGBA64:
+		for y := 0; y < h; y++ {
+			out := pix[y*w*3 : (y+1)*w*3]
+			row := m.Pix[y*m.Stride:][:w*8]
+			for x := 0; x < w; x++ {
+				s := row[8*x : 8*x+5 : 8*x+5] // big-endian R, G, B, A: the high bytes at 0, 2, 4
+				o := out[3*x : 3*x+3 : 3*x+3]
+				o[0], o[1], o[2] = s[0], s[2], s[4]
+			}
 		}
 	case *image.Gray:
 		for y := 0; y < h; y++ {

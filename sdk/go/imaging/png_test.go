@@ -10,6 +10,9 @@ import (
 	"image/color"
 	"image/png"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -235,4 +238,88 @@ func FuzzDecodePNG(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkPNG(t, &d, withCRCs(data))
 	})
+}
+
+// storedRGB is the colour image/png stored for each pixel, alpha dropped: for the
+// non-premultiplied types the stored samples (the high byte of 16-bit ones), for the others
+// (opaque) the colour. It differs from slowRGB where a pixel is fully transparent: there
+// color.NRGBAModel gives black.
+func storedRGB(img image.Image) []byte {
+	b := img.Bounds()
+	var out []byte
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			switch m := img.(type) {
+			case *image.NRGBA64:
+				c := m.NRGBA64At(x, y)
+				out = append(out, byte(c.R>>8), byte(c.G>>8), byte(c.B>>8))
+			case *image.NRGBA:
+				c := m.NRGBAAt(x, y)
+				out = append(out, c.R, c.G, c.B)
+			case *image.RGBA:
+				c := m.RGBAAt(x, y)
+				out = append(out, c.R, c.G, c.B)
+			case *image.Paletted: // with tRNS, the entries are color.NRGBA: as stored
+				c := color.NRGBAModel.Convert(m.Palette[m.ColorIndexAt(x, y)]).(color.NRGBA)
+				out = append(out, c.R, c.G, c.B)
+			default:
+				if _, _, _, a := img.At(x, y).RGBA(); a != 0xffff {
+					panic(fmt.Sprintf("%T has a pixel with alpha %d", img, a))
+				}
+				c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+				out = append(out, c.R, c.G, c.B)
+			}
+		}
+	}
+	return out
+}
+
+// TestPNGSuiteKeepsTransparentColour: every valid PngSuite image (the x* files are corrupt)
+// decodes to the colours image/png stored, alpha dropped. Issue 24: the 16-bit images with
+// alpha or a transparent colour (basn4a16, basn6a16, and in Go's copy of the suite
+// ftbbn2c16, ftbgn2c16, ftbwn0g16) came out black wherever a pixel was fully transparent.
+func TestPNGSuiteKeepsTransparentColour(t *testing.T) {
+	dir := filepath.Join(runtime.GOROOT(), "src", "image", "png", "testdata", "pngsuite")
+	files, err := filepath.Glob(filepath.Join(dir, "*.png"))
+	if err != nil || len(files) == 0 {
+		t.Skipf("PngSuite not found in %s (%v)", dir, err)
+	}
+	var d Decoder
+	transparent := map[string]int{}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if strings.HasPrefix(name, "x") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		std, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: image/png: %v", name, err)
+		}
+		got, err := d.DecodePNG(data)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if want := storedRGB(std); !bytes.Equal(got.Pix, want) {
+			t.Errorf("%s (%T): RGB differs from the colours image/png stored", name, std)
+		}
+		b := std.Bounds()
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			for x := b.Min.X; x < b.Max.X; x++ {
+				if _, _, _, a := std.At(x, y).RGBA(); a == 0 {
+					transparent[name]++
+				}
+			}
+		}
+	}
+	// The images of the report have fully transparent pixels whose colour is not black.
+	for _, name := range []string{"basn4a16.png", "basn6a16.png", "ftbbn2c16.png"} {
+		if transparent[name] == 0 {
+			t.Errorf("%s: no fully transparent pixel: the test proves nothing for it", name)
+		}
+	}
 }

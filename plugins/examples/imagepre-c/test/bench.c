@@ -5,8 +5,9 @@
  *   bench IN H W [u8|i8|f32] [REPEAT] [OUT.tensor]
  *
  * Decodes IN as the plugin does (JPEG at the smallest DCT scale still >= W x H, through
- * jpeg_decode_tensor; with BENCH_RGB set, through the RGB image and img_resize) and resizes it
- * into an H x W x 3 tensor, REPEAT times; writes the last tensor to OUT when given.
+ * jpeg_decode_tensor; PNG row by row through png_decode_tensor; with BENCH_RGB set, both
+ * through the RGB image and img_resize) and resizes it into an H x W x 3 tensor, REPEAT
+ * times; writes the last tensor to OUT when given.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,13 @@ int main(int argc, char **argv) {
             if (rc != IMG_OK) { printf("error %d: %s\n", rc, e.msg); return 10 + rc; }
             continue;
         }
-        /* BENCH_RGB set: JPEGs through the RGB image and img_resize, as before jpeg_decode_tensor */
+        if (png_sniff(buf, (size_t)n) && !getenv("BENCH_RGB")) { /* as the plugin does */
+            uint32_t w, h;
+            rc = png_decode_tensor(buf, (size_t)n, 1u << 26, t, kind, H, W, 3, mean, std, &w, &h, &e);
+            if (rc != IMG_OK) { printf("error %d: %s\n", rc, e.msg); return 10 + rc; }
+            continue;
+        }
+        /* BENCH_RGB set: through the RGB image and img_resize, as before the *_decode_tensor paths */
         rc = png_sniff(buf, (size_t)n) ? png_decode(buf, (size_t)n, 1u << 26, &im, &e)
                                        : jpeg_decode_scaled(buf, (size_t)n, 1u << 26, W, H, &im, &e);
         if (rc != IMG_OK) { printf("error %d: %s\n", rc, e.msg); return 10 + rc; }

@@ -16,7 +16,7 @@
 #include "../image.h"
 #include "testutil.h"
 
-static unsigned long counts[4];
+static unsigned long counts[6];
 
 static uint32_t rng_state = 12345;
 static uint32_t rnd(void) {
@@ -38,12 +38,17 @@ static void decode(const uint8_t *d, size_t n) {
     static unsigned turn;
     uint32_t ms = min_side[turn++ % 4];
     /* Every other JPEG through jpeg_decode_tensor (the plugin's path: planar resize), into a
-     * tensor of side ms (8 for 0), u8 / i8 / f32 in turn; successful PNGs are resized too. */
+     * tensor of side ms (8 for 0), u8 / i8 / f32 in turn; every other PNG through
+     * png_decode_tensor (the plugin's path: row by row), the others decoded then resized. */
     static const float mean[3] = {127.5f, 127.5f, 127.5f}, std[3] = {127.5f, 127.5f, 127.5f};
     static uint8_t tensor[600 * 600 * 3 * 4];
     uint32_t side = ms ? ms : 8, tw, th;
     int kind = (int)(turn / 4 % 3), rc;
-    if (png_sniff(b, n)) {
+    int o = jpeg_exif_orientation(b, n); /* bounds-checked on every input */
+    if (o < 1 || o > 8) abort();
+    if (png_sniff(b, n) && (turn / 4) % 2) { /* every other PNG row by row (the plugin's path) */
+        rc = png_decode_tensor(b, n, 1u << 24, tensor, kind, 37, 29, 1 + 2 * (turn & 1), mean, std, &tw, &th, &e);
+    } else if (png_sniff(b, n)) {
         rc = png_decode(b, n, 1u << 24, &im, &e);
         if (rc == IMG_OK && img_resize(&im, tensor, kind, 37, 29, 1 + 2 * (turn & 1), mean, std) != IMG_OK) abort();
         if (rc == IMG_OK) img_free(&im);
@@ -55,7 +60,8 @@ static void decode(const uint8_t *d, size_t n) {
     } else {
         rc = IMG_UNSUPPORTED;
     }
-    counts[rc & 3]++;
+    if (rc < 0 || rc > 5 || rc == 4) abort(); /* only decoder statuses */
+    counts[rc]++;
     free(b);
 }
 
@@ -106,6 +112,7 @@ int main(int argc, char **argv) {
         free(d);
         free(m);
     }
-    printf("ok=%lu bad_input=%lu internal=%lu unsupported=%lu\n", counts[0], counts[1], counts[2], counts[3]);
+    printf("ok=%lu bad_input=%lu internal=%lu unsupported=%lu too_large=%lu\n", counts[0], counts[1], counts[2], counts[3],
+           counts[5]);
     return 0;
 }

@@ -10,6 +10,18 @@
 # 3. Every truncation and FUZZ_ITERATIONS random corruptions of both files must return a
 #    status, never crash or trip a sanitizer.
 # 4. PNGs of random pixels with every filter type, RGB and RGBA, must decode to their pixels.
+# 5. inflate against zlib (test/inflate_diff.c, linked with the system's zlib):
+#    streams of every level 0-9 and strategy, with flushes and mid-stream parameter changes,
+#    over the bundled files and generated data (~440 MiB decoded, in one call and streamed
+#    through zs_inflate), their truncations (both ways), the
+#    16-bit PNGs of issue 24, and a 56-byte fixture, must decode to zlib's input.
+# 6. The plugin's PNG path, png_decode_tensor (row by row, keeping only the pixels the resize
+#    reads), must give exactly png_decode + img_resize: peacock.png, Go's PngSuite copy (when
+#    Go is installed) and 300 random PNGs of every colour type, depth and interlace, their
+#    IDAT data cut at random, at six output sizes; truncations are refused by both.
+# 7. The C SDK's malloc (sdk/c/heap.c), natively: random operations keep every block's bytes
+#    and the boundary tags consistent; freed memory merges back; after running out of a 32 MiB
+#    budget and freeing, the largest block a fresh heap gives is still given (issue 24).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/..
@@ -24,6 +36,28 @@ gcc $cflags -o "$out/decode" "$here/decode.c" "$src/png.c" "$src/jpeg.c" "$src/i
 gcc $cflags -o "$out/fuzz" "$here/fuzz.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
 
 gcc $cflags -o "$out/filters" "$here/filters.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
+
+# zlib: -lz with the development package, else the runtime library every Debian has
+# (test/zlib_min.h declares what the tests use when zlib.h is not installed).
+printf 'const char *zlibVersion(void);\nint main(void) { return zlibVersion() == 0; }\n' > "$out/z.c"
+if gcc -o "$out/z" "$out/z.c" -lz 2>/dev/null; then lz=-lz
+elif gcc -o "$out/z" "$out/z.c" -l:libz.so.1 2>/dev/null; then lz=-l:libz.so.1
+else echo "FAIL: the inflate test needs zlib's library (libz.so.1, Debian package zlib1g)"; exit 1; fi
+gcc $cflags -o "$out/inflate_diff" "$here/inflate_diff.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm $lz
+
+"$out/inflate_diff" -mb 0.5 "$models/peacock.png" "$models/ssd_example.jpg" "$models/mobilenet_labels.txt" \
+    "$models/mobilenet_quant_v1_224.tflite" || { echo "FAIL: inflate differs from zlib"; exit 1; }
+echo "PASS: inflate equals zlib on every level and strategy, flushes, truncations and the issue 24 PNGs"
+
+gcc $cflags -o "$out/pngtensor" "$here/pngtensor.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm $lz
+gosuite=$(go env GOROOT 2>/dev/null)/src/image/png/testdata
+pngs=$(ls "$gosuite"/pngsuite/*.png "$gosuite"/*.png 2>/dev/null | grep -v invalid || true)
+"$out/pngtensor" -n 300 "$models/peacock.png" $pngs || { echo "FAIL: PNG row by row differs from decode + resize"; exit 1; }
+echo "PASS: PNG row by row (the plugin's path) equals decode + resize: peacock.png, Go's PngSuite copy, 300 random PNGs"
+
+gcc $cflags -o "$out/heap" "$here/heap.c" "$src/../../../sdk/c/heap.c"
+"$out/heap" || { echo "FAIL: sdk/c/heap.c"; exit 1; }
+echo "PASS: sdk/c/heap.c keeps blocks intact, merges what is freed, gives the whole budget back after running out"
 
 "$out/filters" >/dev/null || { echo "FAIL: PNG filter round trip"; "$out/filters"; exit 1; }
 echo "PASS: PNG filters 0-4 round trip, 8-bit RGB and RGBA, widths 1-133"

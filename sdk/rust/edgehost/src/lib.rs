@@ -46,6 +46,7 @@ pub enum Status {
     Internal = 2,
     Unsupported = 3,
     BadParams = 4,
+    TooLarge = 5,
 }
 
 /// An error with the status the call returns and the message the caller sees.
@@ -64,6 +65,8 @@ pub fn bad_input(msg: impl Into<String>) -> Error { Error { status: Status::BadI
 pub fn internal(msg: impl Into<String>) -> Error { Error { status: Status::Internal, msg: msg.into() } }
 /// Well-formed input the plugin does not handle (HTTP 415).
 pub fn unsupported(msg: impl Into<String>) -> Error { Error { status: Status::Unsupported, msg: msg.into() } }
+/// Well-formed input that needs more memory than the plugin's budget (HTTP 413).
+pub fn too_large(msg: impl Into<String>) -> Error { Error { status: Status::TooLarge, msg: msg.into() } }
 /// Invalid params in init: the plugin does not load.
 pub fn bad_params(msg: impl Into<String>) -> Error { Error { status: Status::BadParams, msg: msg.into() } }
 
