@@ -356,6 +356,19 @@ func (e *InputTooLargeError) Error() string {
 		e.Plugin, e.Size, e.Budget>>20)
 }
 
+// AllocError is edgehost_alloc returning 0 for a request body that fits the plugin's
+// budget: the plugin's allocator failed, not the request (an error of the plugin's).
+type AllocError struct {
+	Plugin       string
+	Size, Body   uint32 // the block asked for; the request body's bytes
+	Free, Budget uint64 // budget bytes the memory could still grow by; the budget
+}
+
+func (e *AllocError) Error() string {
+	return fmt.Sprintf("plugin %s: edgehost_alloc(%d) returned 0 for a %d-byte request body although %d MiB of its %d MiB budget were still free: the plugin's allocator failed",
+		e.Plugin, e.Size, e.Body, e.Free>>20, e.Budget>>20)
+}
+
 // Alloc allocates size bytes aligned to align in guest memory through edgehost_alloc.
 func (i *Instance) Alloc(ctx context.Context, size, align uint32) (uint32, error) {
 	stack := i.stack[:]
@@ -479,6 +492,12 @@ func (i *Instance) InputBuffer(ctx context.Context, n uint32) ([]byte, error) {
 			var trap *TrapError
 			var te *TimeoutError
 			if !errors.As(err, &sterr) && !errors.As(err, &trap) && !errors.As(err, &te) {
+				// edgehost_alloc returned 0. If the memory could still grow by the block, the
+				// input fits the budget and the plugin's allocator failed: its fault, not the
+				// request's.
+				if room := i.m.cfg.MemoryLimit - min(i.m.cfg.MemoryLimit, uint64(i.mod.Memory().Size())); uint64(c) <= room {
+					return nil, &AllocError{Plugin: i.m.Name(), Size: c, Body: n, Free: room, Budget: i.m.cfg.MemoryLimit}
+				}
 				return nil, &InputTooLargeError{Plugin: i.m.Name(), Size: uint64(n), Budget: i.m.cfg.MemoryLimit}
 			}
 			return nil, err

@@ -88,6 +88,7 @@ func classOf(err error) string {
 		tooBig  *http.MaxBytesError
 		noRoom  *plugin.InputTooLargeError
 		timeout *plugin.TimeoutError
+		alloc   *plugin.AllocError
 	)
 	switch {
 	case errors.Is(err, ErrUnauthorized):
@@ -104,6 +105,8 @@ func classOf(err error) string {
 		return ClassOverloaded
 	case errors.As(err, &timeout):
 		return ClassPluginTimeout
+	case errors.As(err, &alloc):
+		return ClassPluginError
 	case errors.As(err, &trap) && trap.OutOfMemory:
 		return ClassTooLarge // the input needs more than the budget
 	case errors.As(err, &trap):

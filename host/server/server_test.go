@@ -418,3 +418,36 @@ params_files = { labels = %q }
 		t.Fatalf("after the oversized body: %d %s", code, b)
 	}
 }
+
+// TestAllocatorFailureBlamesThePlugin: a pre plugin whose edgehost_alloc returns 0 for a
+// 2 MB body while 32 MiB of budget are free is a plugin error (500 plugin_error naming its
+// allocator), not a 413 blaming the request's size.
+func TestAllocatorFailureBlamesThePlugin(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(testplugins.Root, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf(`
+[pipelines.badalloc]
+model = "mobilenet"
+workers = 1
+rollback_window = 0
+[pipelines.badalloc.pre]
+path = %q
+memory_limit_mb = 32
+[pipelines.badalloc.post]
+path = %q
+`, testplugins.Hostile(t, "NULL_BIG_ALLOC", abi.KindPre), testplugins.Hostile(t, "GOOD", abi.KindPost))
+	text := strings.ReplaceAll(string(src), `cache_dir = ".cache/wazero"`, `cache_dir = ""`)
+	cfg, err := config.Parse(filepath.Join(testplugins.Root, "config.toml"), []byte(text+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := start(t, cfg)
+	code, _, b := post(t, url+"/v1/pipelines/badalloc", "image/png", make([]byte, 2<<20), nil)
+	var e errResp
+	if json.Unmarshal(b, &e) != nil || code != 500 || e.Class != "plugin_error" || !strings.Contains(e.Error, "allocator failed") {
+		t.Fatalf("got %d %s, want 500 blaming the plugin's allocator", code, b)
+	}
+	t.Logf("%d %s", code, b)
+}

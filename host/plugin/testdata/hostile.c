@@ -39,6 +39,11 @@ EXPORT("edgehost_alloc") uint32_t eh_alloc(uint32_t size, uint32_t align) {
 #ifdef V_MISALIGNED_ALLOC
 	if (align == 64) return (uint32_t)(uintptr_t)malloc(size + 65) + 1;
 #endif
+#ifdef V_NULL_BIG_ALLOC
+	/* V_NULL_BIG_ALLOC: a broken allocator: 0 for any block of 1 MiB or more, whatever
+	 * memory is left. */
+	if (size >= (1u << 20)) return 0;
+#endif
 	void* p = NULL;
 	if (align < sizeof(void*)) align = sizeof(void*);
 	if (posix_memalign(&p, align, size ? size : 1) != 0) return 0;
