@@ -12,8 +12,9 @@
  * A progressive JPEG's scans each refine every block, so its coefficients are held until the
  * last scan (T.81 G.1.2): per block only the N x N that the chosen scale reads (int16), and a
  * 64-bit mask of which coefficients are non-zero, since a refinement scan's bits depend on
- * that for all 64. At 1/8 that is 10 bytes a block (a 12 Mpx 4:2:0 frame: 2.7 MiB), at full
- * size 136 (36 MiB: over the shipped budget, refused with IMG_TOO_LARGE). The N x N
+ * that for all 64. With the block's N x N samples, that is 11 bytes a block at 1/8 (a 12 Mpx
+ * 4:2:0 frame: 3 MiB) and 200 at full size (55 MiB: over the shipped 32 MiB budget, refused
+ * with IMG_TOO_LARGE). The N x N
  * transform after the last scan is the sequential path's, so a progressive file decodes to
  * exactly the bytes of its sequential twin (the same coefficients) at every scale.
  *
@@ -916,9 +917,14 @@ static int parse_sof(jdec *j, const uint8_t *d, int len) {
     }
     j->mcux = (j->w + 8 * j->hmax - 1) / (8 * j->hmax);
     j->mcuy = (j->h + 8 * j->vmax - 1) / (8 * j->vmax);
+    size_t blocks_all = 0;
     for (int i = 0; i < j->ncomp; i++) {
         jcomp *c = &j->comp[i];
         c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
+        blocks_all += (size_t)c->bw * c->bh;
+    }
+    for (int i = 0; i < j->ncomp; i++) {
+        jcomp *c = &j->comp[i];
         c->plane = calloc((size_t)c->bw * j->N * j->N, (size_t)c->bh);
         if (!c->plane)
             return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for the planes of a %dx%d image decoded at %d/8",
@@ -928,12 +934,11 @@ static int parse_sof(jdec *j, const uint8_t *d, int len) {
             c->coef = calloc(blocks * (size_t)j->K, sizeof *c->coef);
             c->nz = calloc(blocks, sizeof *c->nz);
             if (!c->coef || !c->nz) {
-                size_t need = 0;
-                for (int k = 0; k < j->ncomp; k++)
-                    need += (size_t)j->comp[k].bw * j->comp[k].bh * (2 * (size_t)j->K + 8 + (size_t)j->K);
+                /* per block: K coefficients, the mask, K samples */
+                size_t need = blocks_all * (3 * (size_t)j->K + 8);
                 return img_fail(j->e, IMG_TOO_LARGE,
-                                "jpeg: out of memory for the coefficients of a %dx%d progressive JPEG decoded at "
-                                "%d/8: they and the planes need %zu MiB",
+                                "jpeg: a %dx%d progressive JPEG decoded at %d/8 did not fit: its coefficients and "
+                                "samples need %zu MiB",
                                 j->w, j->h, j->N, (need + (1u << 20) - 1) >> 20);
             }
         }
