@@ -119,10 +119,12 @@ var madBound = map[int]float64{1: 1.0, 2: 5.0, 4: 9.0, 8: 3.0}
 // the identity), each channel's mean absolute difference from Go's image/jpeg decode
 // (box-averaged to the scale) stays within madBound; and each progressive file gives
 // exactly the tensor of its baseline twin. 4:4:4, 4:2:2, 4:2:0, 4:4:0, greyscale, restart
-// intervals, libjpeg's default scan script and a custom one.
+// intervals, libjpeg's default scan script and a custom one; and CMYK and YCCK (Adobe APP14
+// transform 0 and 2, baseline and progressive), which it also answered 415 for, converted to
+// RGB as Go's image/jpeg and color.CMYK do.
 func TestImagePreProgressiveJPEG(t *testing.T) {
 	p := loadImagePreC(t, 32<<20)
-	for _, name := range []string{"s444", "s422", "s420", "s440", "gray", "rst", "big"} {
+	for _, name := range []string{"s444", "s422", "s420", "s440", "gray", "rst", "big", "cmyk", "ycck"} {
 		base, err := os.ReadFile(filepath.Join(progressiveFixtures, name+".jpg"))
 		if err != nil {
 			t.Fatal(err)
@@ -173,10 +175,17 @@ func TestImagePreProgressiveJPEG(t *testing.T) {
 			}
 		}
 	}
-	// Arithmetic coding stays refused (415), naming it; a truncated progressive file is bad
+	// Arithmetic coding stays refused (415), naming it, and so does a 4-component JPEG
+	// without the Adobe marker that says CMYK or YCCK; a truncated progressive file is bad
 	// input (400).
 	arith, _ := os.ReadFile(filepath.Join(progressiveFixtures, "arith-p.jpg"))
 	full, _ := os.ReadFile(filepath.Join(progressiveFixtures, "s420-s.jpg"))
+	cmyk, _ := os.ReadFile(filepath.Join(progressiveFixtures, "cmyk.jpg"))
+	i := bytes.Index(cmyk, []byte("\xff\xee\x00\x0eAdobe")) // APP14, length 14
+	if i < 0 {
+		t.Fatal("cmyk.jpg has no Adobe APP14 segment")
+	}
+	noAdobe := append(bytes.Clone(cmyk[:i]), cmyk[i+2+0x0e:]...)
 	for _, c := range []struct {
 		name   string
 		body   []byte
@@ -186,6 +195,7 @@ func TestImagePreProgressiveJPEG(t *testing.T) {
 		{"arith-p.jpg", arith, abi.StatusUnsupported, "arithmetic-coded"},
 		{"s420-s.jpg cut in half", full[:len(full)/2], abi.StatusBadInput, "truncated"},
 		{"s420-s.jpg without its EOI", full[:len(full)-2], abi.StatusBadInput, "truncated"},
+		{"cmyk.jpg without its Adobe APP14", noAdobe, abi.StatusUnsupported, "without an Adobe APP14"},
 	} {
 		_, _, err := p.run(c.body, 32, 32)
 		var se *plugin.StatusError

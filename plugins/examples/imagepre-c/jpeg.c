@@ -3,11 +3,12 @@
  *
  * Supports: baseline and extended sequential DCT with Huffman coding (SOF0, SOF1) and
  * progressive DCT with Huffman coding (SOF2: spectral selection, successive approximation,
- * EOB runs), 8-bit precision, 1 component (greyscale) or 3 (YCbCr, or RGB when an Adobe
- * APP14 marker says transform 0 or the component ids are 'R','G','B'), any sampling factors
- * 1..4, interleaved and non-interleaved scans, restart intervals, 8- and 16-bit
+ * EOB runs), 8-bit precision, 1 component (greyscale), 3 (YCbCr, or RGB when an Adobe
+ * APP14 marker says transform 0 or the component ids are 'R','G','B') or 4 (CMYK or YCCK
+ * with an Adobe APP14 marker, in Adobe's inverted convention: cmyk_pixel), any sampling
+ * factors 1..4, interleaved and non-interleaved scans, restart intervals, 8- and 16-bit
  * quantisation tables. Refused with IMG_UNSUPPORTED: lossless, hierarchical and arithmetic
- * coded JPEGs, 12-bit precision, CMYK/4-component images, DNL-defined heights.
+ * coded JPEGs, 12-bit precision, 4 components without an Adobe marker, DNL-defined heights.
  *
  * A progressive JPEG's scans each refine every block, so its coefficients are held until the
  * last scan (T.81 G.1.2): per block only the N x N that the chosen scale reads (int16), and a
@@ -899,8 +900,7 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
 
 static int parse_sof(jdec *j, const uint8_t *d, int len) {
     j->h = be16(d + 1), j->w = be16(d + 3), j->ncomp = d[5];
-    if (j->ncomp == 4) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: CMYK JPEG");
-    if (j->ncomp != 1 && j->ncomp != 3) return bad(j, "invalid number of components");
+    if (j->ncomp != 1 && j->ncomp != 3 && j->ncomp != 4) return bad(j, "invalid number of components");
     if (len < 6 + 3 * j->ncomp) return bad(j, "invalid SOF segment");
     j->hmax = j->vmax = 1;
     for (int i = 0; i < j->ncomp; i++) {
@@ -999,16 +999,36 @@ static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int 
     }
 }
 
+/* One pixel of a 4-component JPEG (Adobe APP14) as RGB. Adobe's convention, which libjpeg,
+ * Pillow and Go's image/jpeg follow: the stored C, M, Y, K samples are inverted (255 - ink);
+ * with transform 2 (YCCK) the first three are YCbCr whose RGB is the ink itself (Go:
+ * "invert the RGB to get CMY"), so the inverted sample is 255 - R. Then each colour is
+ * (255 - ink) (255 - black) / 255, in Go's color.CMYK arithmetic (16-bit, truncated). */
+static inline void cmyk_pixel(const jdec *j, int s0, int s1, int s2, int k, uint8_t *o) {
+    int c[3] = {s0, s1, s2};
+    if (j->adobe_transform != 0) { /* YCCK */
+        int32_t yy = s0 * 0x10101, cb = s1 - 128, cr = s2 - 128;
+        int32_t v[3] = {yy + 91881 * cr, yy - 22554 * cb - 46802 * cr, yy + 116130 * cb};
+        for (int i = 0; i < 3; i++)
+            c[i] = 255 - (((uint32_t)v[i] & 0xff000000u) == 0 ? (v[i] >> 16) : v[i] < 0 ? 0 : 255);
+    }
+    uint32_t w = (uint32_t)k * 0x101;
+    for (int i = 0; i < 3; i++) o[i] = (uint8_t)(((uint32_t)c[i] * 0x101 * w / 0xffff) >> 8);
+}
+
 /* Convert the component planes to RGB, at the chosen scale: ceil(w*N/8) x ceil(h*N/8). */
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
+    if (j->ncomp == 4 && !j->adobe)
+        return img_fail(j->e, IMG_UNSUPPORTED,
+                        "unsupported: 4-component JPEG without an Adobe APP14 marker (CMYK or YCCK unknown)");
     uint8_t *rgb = malloc((size_t)W * H * 3);
     if (!rgb) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
     /* Column of each output x in each component's plane (chroma replication), computed once
      * instead of a division per pixel. */
-    uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * 3);
+    uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * (size_t)j->ncomp);
     if (!cols) {
         free(rgb);
         return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
@@ -1017,13 +1037,13 @@ static int to_rgb(jdec *j, img *out) {
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
     /* Per component, log2 of hmax / h when that is a power of two (4:4:4, 4:2:2, 4:2:0, 4:1:1),
      * else -1: those rows take ycc_row, without the column table. */
-    int sh[3] = {-1, -1, -1};
+    int sh[4] = {-1, -1, -1, -1};
     for (int i = 0; i < j->ncomp; i++)
         for (int k = 0; k <= 2; k++)
             if (j->comp[i].h << k == j->hmax) sh[i] = k;
     uint8_t *o = rgb;
     for (int y = 0; y < H; y++) {
-        const uint8_t *row[3];
+        const uint8_t *row[4];
         for (int i = 0; i < j->ncomp; i++) {
             jcomp *c = &j->comp[i];
             row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * j->N;
@@ -1032,12 +1052,16 @@ static int to_rgb(jdec *j, img *out) {
             for (int x = 0; x < W; x++, o += 3) o[0] = o[1] = o[2] = row[0][x];
             continue;
         }
-        if (!is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
+        if (j->ncomp == 3 && !is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
             ycc_row(row[0], row[1], row[2], sh[1], sh[2], W, o);
             o += (size_t)W * 3;
             continue;
         }
-        const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W;
+        const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W, *c3 = cols + 3 * (size_t)W;
+        if (j->ncomp == 4) {
+            for (int x = 0; x < W; x++, o += 3) cmyk_pixel(j, row[0][c0[x]], row[1][c1[x]], row[2][c2[x]], row[3][c3[x]], o);
+            continue;
+        }
         for (int x = 0; x < W; x++, o += 3) {
             int s[3] = {row[0][c0[x]], row[1][c1[x]], row[2][c2[x]]};
             if (is_rgb) {

@@ -6,7 +6,7 @@
  *   progressive -status N TEXT FILE...    each FILE must fail with status N, TEXT in the message
  *
  * BASE is a sequential JPEG and each PROG a lossless transcode of it (jpegtran -progressive
- * or -scans keeps the quantised coefficients), so their decodes must be byte for byte equal:
+ * or -scans keeps the quantised coefficients; CMYK and YCCK included), so their decodes must be byte for byte equal:
  * as RGB at full size and at 1/2, 1/4 and 1/8 (jpeg_decode_scaled), and as the plugin's
  * tensors (jpeg_decode_tensor: uint8 at a third of the size, float32 at 61x37). Exit 0 when
  * every check holds, 2 otherwise. Built by test/run.sh with -fsanitize=address,undefined.
@@ -29,12 +29,12 @@ static int same(const char *base, const char *prog) {
     if (!b || !p) return 1;
     img full;
     img_err e = {{0}};
-    if (jpeg_decode(b, nb, 1u << 26, &full, &e) != IMG_OK) { printf("%s: %s\n", base, e.msg); return 1; }
+    if (jpeg_decode(b, nb, 1u << 26, &full, &e) != IMG_OK) { printf("%s: %s\n", base, e.msg); free(b), free(p); return 1; }
     int rc = 0;
     for (int f = 1; f <= 8; f *= 2) {
         img ib, ip;
         int rb = decode_at(b, nb, f, full.w, full.h, &ib, &e);
-        if (rb != IMG_OK) { printf("%s at 1/%d: %s\n", base, f, e.msg); return 1; }
+        if (rb != IMG_OK) { printf("%s at 1/%d: %s\n", base, f, e.msg); exit(1); }
         int rp = decode_at(p, np, f, full.w, full.h, &ip, &e);
         if (rp != IMG_OK) {
             printf("FAIL %s at 1/%d: status %d: %s\n", prog, f, rp, e.msg);
@@ -82,7 +82,7 @@ static int truncations(const char *path) {
     if (!b) return 1;
     img full;
     img_err e = {{0}};
-    if (jpeg_decode(b, n, 1u << 26, &full, &e) != IMG_OK) { printf("%s: %s\n", path, e.msg); return 1; }
+    if (jpeg_decode(b, n, 1u << 26, &full, &e) != IMG_OK) { printf("%s: %s\n", path, e.msg); free(b); return 1; }
     int rc = 0;
     size_t cnt = 0;
     for (size_t len = 3; len < n; len += len < 1024 || n - len <= 1024 ? 1 : 7) {

@@ -25,7 +25,7 @@
 # 8. Progressive JPEGs (test/progressive.c, fixtures in test/testdata made by its make.sh):
 #    each progressive file, a lossless jpegtran transcode of a baseline one, must decode to
 #    exactly the baseline's bytes at 1/1, 1/2, 1/4 and 1/8 and give the same tensors: 4:4:4,
-#    4:2:2, 4:2:0, 4:4:0, greyscale, restart intervals, default and custom scan scripts
+#    4:2:2, 4:2:0, 4:4:0, greyscale, CMYK and YCCK (Adobe), restart intervals, default and custom scan scripts
 #    (successive approximation, EOB runs, non-interleaved DC); ssd_example.jpg transcoded at
 #    test time when jpegtran is installed. Truncations are refused with status 1, arithmetic
 #    coding with status 3 naming it; corruptions of a progressive file are fuzzed.
@@ -87,7 +87,7 @@ echo "PASS: ssd_example.jpg at 1/2, 1/4, 1/8 within 30 dB of the box-filtered fu
 
 gcc $cflags -o "$out/progressive" "$here/progressive.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
 td=$here/testdata
-for n in s444 s422 s420 s440 gray rst big; do
+for n in s444 s422 s420 s440 gray rst big cmyk ycck; do
     "$out/progressive" "$td/$n.jpg" "$td/$n"-[ps].jpg || { echo "FAIL: progressive $n differs from its baseline twin"; exit 1; }
 done
 if command -v jpegtran >/dev/null 2>&1; then

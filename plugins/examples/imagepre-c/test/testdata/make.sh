@@ -12,7 +12,9 @@
 #                bands; s420 with a restart every 2 blocks, rst every block)
 #
 # Names: s444, s422, s420, s440 (cjpeg -sample), gray, rst (4:2:0, restart every 3 blocks
-# in the progressive file, every MCU row in the baseline one), big (400x264 4:2:0).
+# in the progressive file, every MCU row in the baseline one), big (400x264 4:2:0); cmyk
+# and ycck (Adobe APP14 transform 0 and 2, written by mkcmyk.c with the system's libjpeg,
+# Debian libjpeg62-turbo-dev: the inverted CMYK Photoshop writes; YCCK sampled 2x2,1x1,1x1,2x2).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/../../../../../.deps/models/ssd_example.jpg
@@ -34,7 +36,10 @@ enc s440 -sample 1x2 "$tmp/small.ppm"
 enc gray -grayscale "$tmp/small.ppm"
 enc rst -sample 2x2 -restart 1 "$tmp/small.ppm"
 enc big -sample 2x2 -quality 85 "$tmp/big.ppm"
-for n in s444 s422 s420 s440 gray rst big; do
+gcc -O2 -o "$tmp/mkcmyk" mkcmyk.c -ljpeg
+"$tmp/mkcmyk" "$tmp/small.ppm" cmyk 90 > cmyk.jpg
+"$tmp/mkcmyk" "$tmp/small.ppm" ycck 90 > ycck.jpg
+for n in s444 s422 s420 s440 gray rst big cmyk ycck; do
     if [ "$n" = rst ]; then jpegtran -progressive -restart 3B "$n.jpg" > "$n-p.jpg"
     else jpegtran -progressive "$n.jpg" > "$n-p.jpg"; fi
 done
