@@ -280,3 +280,61 @@ func TestImagePreProgressive12Mpx(t *testing.T) {
 		t.Logf("at full size: %v", err)
 	}
 }
+
+// BenchmarkProgressiveJPEG: the pre stage on the benchmark's 12 Mpx frame
+// (.deps/models/frame_12mp.jpg, `make bench-data`) for the detect model's 300×300 input, as
+// stored (baseline) and transcoded losslessly to progressive by jpegtran: the same
+// coefficients, so the difference is the progressive path's cost (all scans' symbols decoded
+// one at a time, the coefficients kept between scans). With -count N the two alternate.
+func BenchmarkProgressiveJPEG(b *testing.B) {
+	base, err := os.ReadFile(testplugins.Model("frame_12mp.jpg"))
+	if err != nil {
+		b.Skip("no .deps/models/frame_12mp.jpg: run `make bench-data`")
+	}
+	jt, err := exec.LookPath("jpegtran")
+	if err != nil {
+		b.Skip("jpegtran is not installed (Debian libjpeg-turbo-progs)")
+	}
+	cmd := exec.Command(jt, "-progressive")
+	cmd.Stdin = bytes.NewReader(base)
+	prog, err := cmd.Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(b, "imagepre-c"), MemoryLimit: 32 << 20, WantKind: abi.KindPre})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{{"baseline", base}, {"progressive", prog}} {
+		b.Run(c.name, func(b *testing.B) {
+			inst, err := m.NewInstance(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer inst.Close(ctx)
+			if err := inst.Bind(ctx, []plugin.Tensor{{Name: "input", DType: abi.UInt8, Shape: []int{1, 300, 300, 3}, Bytes: 300 * 300 * 3}}); err != nil {
+				b.Fatal(err)
+			}
+			buf, err := inst.InputBuffer(ctx, uint32(len(c.body)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			copy(buf, c.body)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := inst.Pre(ctx, uint32(len(c.body))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -125,6 +125,7 @@ typedef struct {
     int K;            /* coefficients kept per block of a progressive JPEG: N x N */
     uint8_t kslot[64]; /* zig-zag index -> slot in the kept N x N (v * N + u), 255 if outside */
     uint8_t kzig[64];  /* slot -> zig-zag index */
+    uint64_t kmask;    /* bit k set: zig-zag index k is kept */
     int eobrun;        /* progressive AC scans: blocks left in the current EOB run */
     /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
@@ -650,6 +651,15 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
 /* A coefficient value scaled by 2^al, kept in int16 (only corrupt data reaches the clamp). */
 static inline int16_t clamp16(int v) { return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
 
+/* Consume n bits (n <= 64) without looking at them. */
+static inline void skipbits(jdec *j, int n) {
+    while (n > 0) {
+        int t = n > 24 ? 24 : n;
+        if (j->n < t) fill(j);
+        j->n -= t, n -= t;
+    }
+}
+
 /* One block of a progressive scan: the coefficients ss..se of block (bx, by) of c, first
  * scan (ah = 0) or refinement (ah > 0) at bit al. Coefficients outside the kept N x N are
  * decoded all the same (the bit stream depends on them) but only their non-zero bit is kept. */
@@ -679,30 +689,57 @@ static int prog_block(jdec *j, jcomp *c, int bx, int by, int ss, int se, int ah,
             return IMG_OK;
         }
         while (k <= se) {
-            int rs = decode_huff(j, ac);
-            if (rs < 0) return bad(j, "invalid AC Huffman code");
-            int r = rs >> 4, s = rs & 15;
-            if (s == 0) {
-                if (r < 15) { /* EOBr: this block and 2^r - 1 + (r bits) more end here */
-                    j->eobrun = (1 << r) - 1;
-                    if (r) j->eobrun += (int)getbits(j, r);
-                    break;
+            if (j->n < 16) fill(j);
+            int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
+            int v;
+            if (fa) { /* short code and magnitude: one look-up (run, value, bits) */
+                j->n -= fa & 255;
+                k += (fa >> 8) & 15;
+                v = fa >> 16;
+            } else {
+                int rs = decode_huff(j, ac);
+                if (rs < 0) return bad(j, "invalid AC Huffman code");
+                int r = rs >> 4, s = rs & 15;
+                if (s == 0) {
+                    if (r < 15) { /* EOBr: this block and 2^r - 1 + (r bits) more end here */
+                        j->eobrun = (1 << r) - 1;
+                        if (r) j->eobrun += (int)getbits(j, r);
+                        break;
+                    }
+                    k += 16; /* ZRL */
+                    continue;
                 }
-                k += 16; /* ZRL */
-                continue;
+                k += r;
+                v = extend(getbits(j, s), s);
             }
-            k += r;
             if (k > se) return bad(j, "AC coefficient index out of range");
-            int v = extend(getbits(j, s), s);
             *nz |= 1ull << k;
             if (j->kslot[k] != 255) kc[j->kslot[k]] = clamp16(v * (1 << al));
             k++;
         }
         return overrun(j) ? bad(j, "truncated or corrupt scan data") : IMG_OK;
     }
-    /* AC refinement: G.1.2.3. Coefficients already non-zero get a correction bit each; a new
-     * coefficient (magnitude 1 << al) lands after r zero-history coefficients are skipped. */
+    /* AC refinement: G.1.2.3. Coefficients already non-zero get a correction bit each, in
+     * order; a new coefficient (magnitude 1 << al) goes to the (r+1)-th zero-history position.
+     * The masks walk the non-zero ones with count-trailing-zeros instead of one by one. */
     int p1 = 1 << al;
+    uint64_t top = se == 63 ? ~0ull : (1ull << (se + 1)) - 1;
+    /* The correction bits of the non-zero coefficients in mask m: one by one for those the
+     * scale keeps, 24 at a time for the rest (at 1/8, every AC coefficient). */
+#define REFINE(m)                                                                   \
+    do {                                                                            \
+        uint64_t m_ = (m);                                                          \
+        for (uint64_t q_ = m_ & j->kmask; q_; q_ &= q_ - 1) {                       \
+            int kk_ = __builtin_ctzll(q_);                                          \
+            skipbits(j, __builtin_popcountll(m_ & ((1ull << kk_) - 1)));            \
+            m_ &= ~((2ull << kk_) - 1);                                             \
+            if (getbits(j, 1)) {                                                    \
+                int16_t *x_ = &kc[j->kslot[kk_]];                                   \
+                *x_ = clamp16(*x_ + (*x_ >= 0 ? p1 : -p1));                         \
+            }                                                                       \
+        }                                                                           \
+        skipbits(j, __builtin_popcountll(m_));                                      \
+    } while (0)
     if (j->eobrun <= 0) {
         while (k <= se) {
             int rs = decode_huff(j, ac);
@@ -716,34 +753,24 @@ static int prog_block(jdec *j, jcomp *c, int bx, int by, int ss, int se, int ah,
                 if (r) j->eobrun += (int)getbits(j, r);
                 break;
             } /* else ZRL: skip 16 zero-history coefficients */
-            int placed = 0;
-            for (; k <= se && !placed; k++) {
-                if (*nz >> k & 1) {
-                    if (getbits(j, 1) && j->kslot[k] != 255) {
-                        int16_t *x = &kc[j->kslot[k]];
-                        *x = clamp16(*x + (*x >= 0 ? p1 : -p1));
-                    }
-                } else if (r-- == 0) { /* the new coefficient (none after a ZRL) goes here */
-                    if (v) {
-                        *nz |= 1ull << k;
-                        if (j->kslot[k] != 255) kc[j->kslot[k]] = (int16_t)v;
-                    }
-                    placed = 1;
-                }
+            uint64_t from = top & ~((1ull << k) - 1); /* positions k..se */
+            uint64_t z = ~*nz & from;
+            for (int i = 0; i < r && z; i++) z &= z - 1; /* drop r zero-history positions */
+            if (!z) return bad(j, "AC refinement runs past the end of the band");
+            int p = __builtin_ctzll(z); /* where the new coefficient goes */
+            REFINE(*nz & from & ((1ull << p) - 1));
+            if (v) {
+                *nz |= 1ull << p;
+                if (j->kslot[p] != 255) kc[j->kslot[p]] = (int16_t)v;
             }
-            if (!placed) return bad(j, "AC refinement runs past the end of the band");
+            k = p + 1;
         }
     }
     if (j->eobrun > 0) { /* in an EOB run: only correction bits for the non-zero ones */
-        for (; k <= se; k++)
-            if (*nz >> k & 1) {
-                if (getbits(j, 1) && j->kslot[k] != 255) {
-                    int16_t *x = &kc[j->kslot[k]];
-                    *x = clamp16(*x + (*x >= 0 ? p1 : -p1));
-                }
-            }
+        if (k <= se) REFINE(*nz & top & ~((1ull << k) - 1));
         j->eobrun--;
     }
+#undef REFINE
     return overrun(j) ? bad(j, "truncated or corrupt scan data") : IMG_OK;
 }
 
@@ -888,12 +915,13 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
         }
     j->klast = 0;
     j->K = j->N * j->N;
+    j->kmask = 0;
     for (int k = 0; k < 64; k++) {
         int z = zigzag[k], in = (z & 7) < j->N && (z >> 3) < j->N;
         j->zpos[k] = in ? (uint8_t)z : 64;
         j->zrow[k] = in ? (uint8_t)(1u << (z >> 3)) : 0;
         j->kslot[k] = in ? (uint8_t)((z >> 3) * j->N + (z & 7)) : 255;
-        if (in) j->kzig[j->kslot[k]] = (uint8_t)k;
+        if (in) j->kzig[j->kslot[k]] = (uint8_t)k, j->kmask |= 1ull << k;
         if (in) j->klast = k;
     }
 }
