@@ -53,6 +53,7 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 typedef float f4 __attribute__((vector_size(16)));
 typedef int32_t i4 __attribute__((vector_size(16)));
 #define SKIP 13
+#define MAX_SCANS 500 /* progressive scans refused beyond this many */
 
 /* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
 typedef struct {
@@ -127,6 +128,7 @@ typedef struct {
     uint8_t kzig[64];  /* slot -> zig-zag index */
     uint64_t kmask;    /* bit k set: zig-zag index k is kept */
     int eobrun;        /* progressive AC scans: blocks left in the current EOB run */
+    int scans;         /* progressive scans so far (at most MAX_SCANS) */
     /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
     const uint16_t *skip[4];      /* into skip_cache */
@@ -1211,6 +1213,12 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             int ns = 0, ss, se, ah, al;
             if ((rc = parse_sos(j, d, n, sc, &ns, &ss, &se, &ah, &al)) != IMG_OK) return rc;
             if (j->progressive) {
+                /* Each scan visits every block of its components: a small file of many empty
+                 * scans would cost scans x blocks. libjpeg's own scripts use 6-10; TurboJPEG's
+                 * scan limit is 500. */
+                if (++j->scans > MAX_SCANS)
+                    return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: progressive JPEG with more than %d scans",
+                                    MAX_SCANS);
                 j->p = p;
                 if ((rc = decode_scan_prog(j, sc, ns, ss, se, ah, al)) != IMG_OK) return rc;
             } else {

@@ -4,6 +4,7 @@
  *   progressive BASE.jpg PROG.jpg...      each PROG must decode exactly as BASE
  *   progressive -trunc PROG.jpg           every truncation must be refused as bad input
  *   progressive -status N TEXT FILE...    each FILE must fail with status N, TEXT in the message
+ *   progressive -scans                    500 scans decode, 501 are refused (status 3)
  *
  * BASE is a sequential JPEG and each PROG a lossless transcode of it (jpegtran -progressive
  * or -scans keeps the quantised coefficients; CMYK and YCCK included), so their decodes must be byte for byte equal:
@@ -125,8 +126,52 @@ static int status(int want, const char *text, const char *path) {
     return 0;
 }
 
+/* A 16x16 greyscale progressive JPEG of n DC-first scans (the same scan again and again: each
+ * one sets every block's DC to 0, a grey image). */
+static unsigned char *many_scans(int n, size_t *len) {
+    static const unsigned char sof[] = {0xff, 0xc2, 0x00, 0x0b, 0x08, 0x00, 0x10, 0x00, 0x10, 0x01, 0x01, 0x11, 0x00};
+    static const unsigned char scan[] = {0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, /* DC first */
+                                         0x00}; /* 4 blocks, one 0 bit each */
+    unsigned char dqt[69] = {0xff, 0xdb, 0x00, 0x43, 0x00}, dht[22] = {0xff, 0xc4, 0x00, 0x14, 0x00, 0x01};
+    memset(dqt + 5, 1, 64); /* table 0: all ones */
+    /* DC table 0: one 1-bit code ("0") for category 0; dht[6..20] = 0, dht[21] = 0 */
+    *len = 2 + sizeof dqt + sizeof sof + sizeof dht + (size_t)n * sizeof scan + 2;
+    unsigned char *b = malloc(*len), *p = b;
+    p[0] = 0xff, p[1] = 0xd8, p += 2;
+    memcpy(p, dqt, sizeof dqt), p += sizeof dqt;
+    memcpy(p, sof, sizeof sof), p += sizeof sof;
+    memcpy(p, dht, sizeof dht), p += sizeof dht;
+    for (int i = 0; i < n; i++) memcpy(p, scan, sizeof scan), p += sizeof scan;
+    p[0] = 0xff, p[1] = 0xd9;
+    return b;
+}
+
+static int scan_limit(void) {
+    int rc = 0;
+    for (int n = 500; n <= 501; n++) {
+        size_t len;
+        unsigned char *b = many_scans(n, &len);
+        img im;
+        img_err e = {{0}};
+        int r = jpeg_decode(b, len, 1u << 26, &im, &e), want = n <= 500 ? IMG_OK : IMG_UNSUPPORTED;
+        if (r == IMG_OK) {
+            if (im.w != 16 || im.h != 16 || im.pix[0] != 128) r = -1;
+            img_free(&im);
+        }
+        if (r != want || (r != IMG_OK && !strstr(e.msg, "more than 500 scans"))) {
+            printf("FAIL %d scans: status %d (%s), want %d\n", n, r, e.msg, want);
+            rc = 2;
+        } else {
+            printf("%d scans: status %d %s\n", n, r, e.msg);
+        }
+        free(b);
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     int rc = 0;
+    if (argc == 2 && strcmp(argv[1], "-scans") == 0) return scan_limit();
     if (argc == 3 && strcmp(argv[1], "-trunc") == 0) return truncations(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "-status") == 0) {
         for (int i = 4; i < argc; i++) rc |= status(atoi(argv[2]), argv[3], argv[i]);

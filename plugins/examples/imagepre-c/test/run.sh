@@ -28,7 +28,8 @@
 #    4:2:2, 4:2:0, 4:4:0, greyscale, CMYK and YCCK (Adobe), restart intervals, default and custom scan scripts
 #    (successive approximation, EOB runs, non-interleaved DC); ssd_example.jpg transcoded at
 #    test time when jpegtran is installed. Truncations are refused with status 1, arithmetic
-#    coding with status 3 naming it; corruptions of a progressive file are fuzzed.
+#    coding with status 3 naming it, more than 500 scans with status 3; corruptions of a
+#    progressive file are fuzzed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/..
@@ -100,6 +101,7 @@ else
 fi
 "$out/progressive" -trunc "$td/s420-s.jpg" || { echo "FAIL: a truncated progressive JPEG was not refused as bad input"; exit 1; }
 "$out/progressive" -status 3 arithmetic "$td/arith.jpg" "$td/arith-p.jpg" || { echo "FAIL: arithmetic coding not refused with 415"; exit 1; }
+"$out/progressive" -scans || { echo "FAIL: the limit of 500 progressive scans"; exit 1; }
 echo "PASS: progressive JPEGs decode exactly as their baseline twins at every scale; truncations 400, arithmetic 415"
 
 echo "fuzz: peacock.png, $iters corruptions + every truncation"
