@@ -1210,7 +1210,7 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             break;
         case 0xda: {
             jcomp *sc[4];
-            int ns = 0, ss, se, ah, al;
+            int ns = 0, ss = 0, se = 63, ah = 0, al = 0;
             if ((rc = parse_sos(j, d, n, sc, &ns, &ss, &se, &ah, &al)) != IMG_OK) return rc;
             if (j->progressive) {
                 /* Each scan visits every block of its components: a small file of many empty
