@@ -25,10 +25,11 @@
 # 8. Progressive JPEGs (test/progressive.c, fixtures in test/testdata made by its make.sh):
 #    each progressive file, a lossless jpegtran transcode of a baseline one, must decode to
 #    exactly the baseline's bytes at 1/1, 1/2, 1/4 and 1/8 and give the same tensors: 4:4:4,
-#    4:2:2, 4:2:0, 4:4:0, greyscale, CMYK and YCCK (Adobe), restart intervals, default and custom scan scripts
-#    (successive approximation, EOB runs, non-interleaved DC); ssd_example.jpg transcoded at
-#    test time when jpegtran is installed (JPEGTRAN=path overrides; absent: SKIP). Truncations are refused with status 1, arithmetic
-#    coding with status 3 naming it, more than 500 scans with status 3; corruptions of a
+#    4:2:2, 4:2:0, 4:4:0, greyscale, CMYK and YCCK (Adobe), restart intervals, default and
+#    custom scan scripts (successive approximation, EOB runs, non-interleaved DC);
+#    ssd_example.jpg transcoded at test time when jpegtran is installed (JPEGTRAN=path
+#    overrides; without it: SKIP). Truncations are refused with status 1, arithmetic coding
+#    with status 3 naming it, more than 500 scans with status 3; corruptions of a
 #    progressive file are fuzzed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
