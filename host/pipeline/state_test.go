@@ -187,6 +187,16 @@ func TestNoStateBetweenRequests(t *testing.T) {
 	wide := rawPNG(t, 8<<20, 1, 8, 6, 32<<20, zlib.BestCompression)
 	huge := noisyPNG(t, 4032, 3024) // an 18 MB body
 	gif := []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+	// Progressive and YCCK JPEGs (imagepre-c's fixtures): their coefficients are held
+	// between scans and freed after; a truncated one fails half-way through its scans.
+	fixture := func(name string) []byte {
+		b, err := os.ReadFile(root + "plugins/examples/imagepre-c/test/testdata/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	prog, progS, ycck := fixture("big-p.jpg"), fixture("s420-s.jpg"), fixture("ycck-p.jpg")
 	t.Run("imagepre-c", func(t *testing.T) {
 		checkNoState(t, "imagepre-c", 32<<20, []stateInput{
 			{"1000x800", noisyPNG(t, 1000, 800)},
@@ -201,7 +211,11 @@ func TestNoStateBetweenRequests(t *testing.T) {
 			{"2000x1500", noisyPNG(t, 2000, 1500)},
 			{"GIF", gif},
 			{"ssd_example.jpg", jpeg},
+			{"progressive 400x264", prog},
+			{"progressive, truncated", progS[:len(progS)*2/3]},
+			{"progressive YCCK", ycck},
 			{"1400x1000", noisyPNG(t, 1400, 1000)},
+			{"progressive 171x115, custom scans", progS},
 			{"2000x1250, smooth", gradientPNG(t, 2000, 1250, 0)},
 			{"4032x3024 again", huge},
 			{"2560x1440", noisyPNG(t, 2560, 1440)},

@@ -1,12 +1,23 @@
 /*
  * jpeg.c - baseline JPEG decoder written from ITU-T T.81 (ISO/IEC 10918-1) and JFIF.
  *
- * Supports: baseline and extended sequential DCT with Huffman coding (SOF0, SOF1), 8-bit
- * precision, 1 component (greyscale) or 3 (YCbCr, or RGB when an Adobe APP14 marker says
- * transform 0 or the component ids are 'R','G','B'), any sampling factors 1..4, interleaved
- * and non-interleaved scans, restart intervals, 8- and 16-bit quantisation tables.
- * Refused with IMG_UNSUPPORTED: progressive (SOF2), lossless, hierarchical and arithmetic
- * coded JPEGs, 12-bit precision, CMYK/4-component images, DNL-defined heights.
+ * Supports: baseline and extended sequential DCT with Huffman coding (SOF0, SOF1) and
+ * progressive DCT with Huffman coding (SOF2: spectral selection, successive approximation,
+ * EOB runs), 8-bit precision, 1 component (greyscale), 3 (YCbCr, or RGB when an Adobe
+ * APP14 marker says transform 0 or the component ids are 'R','G','B') or 4 (CMYK or YCCK
+ * with an Adobe APP14 marker, in Adobe's inverted convention: cmyk_pixel), any sampling
+ * factors 1..4, interleaved and non-interleaved scans, restart intervals, 8- and 16-bit
+ * quantisation tables. Refused with IMG_UNSUPPORTED: lossless, hierarchical and arithmetic
+ * coded JPEGs, 12-bit precision, 4 components without an Adobe marker, DNL-defined heights.
+ *
+ * A progressive JPEG's scans each refine every block, so its coefficients are held until the
+ * last scan (T.81 G.1.2): per block only the N x N that the chosen scale reads (int16), and a
+ * 64-bit mask of which coefficients are non-zero, since a refinement scan's bits depend on
+ * that for all 64. With the block's N x N samples, that is 11 bytes a block at 1/8 (a 12 Mpx
+ * 4:2:0 frame: 3 MiB) and 200 at full size (55 MiB: over the shipped 32 MiB budget, refused
+ * with IMG_TOO_LARGE). The N x N
+ * transform after the last scan is the sequential path's, so a progressive file decodes to
+ * exactly the bytes of its sequential twin (the same coefficients) at every scale.
  *
  * Chroma is upsampled by replication and YCbCr is converted to RGB with the same fixed-point
  * formula as Go's image/color, so output differs from Go's image/jpeg only by IDCT rounding.
@@ -42,6 +53,7 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 typedef float f4 __attribute__((vector_size(16)));
 typedef int32_t i4 __attribute__((vector_size(16)));
 #define SKIP 13
+#define MAX_SCANS 500 /* progressive scans refused beyond this many */
 
 /* Huffman table (T.81 annex C and F.2.2.3), MSB-first codes. */
 typedef struct {
@@ -75,6 +87,11 @@ typedef struct {
     int bw, bh;        /* plane size in blocks */
     uint8_t *plane;    /* bw*8 x bh*8 samples */
     int dcpred, scanned;
+    /* Progressive JPEG: per block, the K = N x N coefficients the chosen scale reads (not
+     * dequantised, row-major in N x N), and a mask of the zig-zag indices whose coefficient is
+     * non-zero (all 64: refinement scans depend on the history of those outside N x N too). */
+    int16_t *coef;
+    uint64_t *nz;
 } jcomp;
 
 /* The tensor jpeg_decode_tensor resizes into. */
@@ -98,13 +115,20 @@ typedef struct {
     int qset[4];
     int frame, ncomp, w, h, hmax, vmax, mcux, mcuy, restart;
     int adobe, adobe_transform;
-    jcomp comp[3];
+    jcomp comp[4];
     int N;            /* samples per block side at the chosen scale: 8, 4, 2 or 1 */
     float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 2N), x, u < N */
     f4 idctv[8][2];   /* idctv[u][h][i] = idct[4h+i][u] */
     int klast;        /* last zig-zag index inside N x N */
     uint8_t zpos[64]; /* zig-zag index -> position in N x N (row stride 8), 64 if outside */
     uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
+    int progressive;  /* SOF2 */
+    int K;            /* coefficients kept per block of a progressive JPEG: N x N */
+    uint8_t kslot[64]; /* zig-zag index -> slot in the kept N x N (v * N + u), 255 if outside */
+    uint8_t kzig[64];  /* slot -> zig-zag index */
+    uint64_t kmask;    /* bit k set: zig-zag index k is kept */
+    int eobrun;        /* progressive AC scans: blocks left in the current EOB run */
+    int scans;         /* progressive scans so far (at most MAX_SCANS) */
     /* AC skip tables, built per scan for N < 8: for a SKIP-bit prefix, the whole symbols it
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
     const uint16_t *skip[4];      /* into skip_cache */
@@ -624,6 +648,220 @@ static int decode_scan(jdec *j, jcomp **sc, int ns) {
     return IMG_OK;
 }
 
+/* ---- Progressive JPEG (T.81 G.1.2) ----------------------------------------------------- */
+
+/* A coefficient value scaled by 2^al, kept in int16 (only corrupt data reaches the clamp). */
+static inline int16_t clamp16(int v) { return (int16_t)(v > 32767 ? 32767 : v < -32768 ? -32768 : v); }
+
+/* Consume n bits (n <= 64) without looking at them. */
+static inline void skipbits(jdec *j, int n) {
+    while (n > 0) {
+        int t = n > 24 ? 24 : n;
+        if (j->n < t) fill(j);
+        j->n -= t, n -= t;
+    }
+}
+
+/* One block of a progressive scan: the coefficients ss..se of block (bx, by) of c, first
+ * scan (ah = 0) or refinement (ah > 0) at bit al. Coefficients outside the kept N x N are
+ * decoded all the same (the bit stream depends on them) but only their non-zero bit is kept. */
+static int prog_block(jdec *j, jcomp *c, int bx, int by, int ss, int se, int ah, int al) {
+    size_t b = (size_t)by * c->bw + bx;
+    int16_t *kc = c->coef + b * (size_t)j->K;
+    uint64_t *nz = c->nz + b;
+    if (ss == 0) { /* DC: G.1.2.1 */
+        if (ah == 0) {
+            int s = decode_huff(j, &j->dc[c->td]);
+            if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
+            int pred = c->dcpred + extend(getbits(j, s), s);
+            if (pred > 32767) pred = 32767; /* only corrupt data gets here; keep the sum bounded */
+            if (pred < -32768) pred = -32768;
+            c->dcpred = pred;
+            kc[0] = clamp16(pred * (1 << al));
+        } else if (getbits(j, 1)) {
+            kc[0] = (int16_t)(kc[0] | (1 << al)); /* the next bit of its two's complement value */
+        }
+        return overrun(j) ? bad(j, "truncated or corrupt scan data") : IMG_OK;
+    }
+    const jhuff *ac = &j->ac[c->ta];
+    int k = ss;
+    if (ah == 0) { /* AC first scan: G.1.2.2 */
+        if (j->eobrun > 0) {
+            j->eobrun--;
+            return IMG_OK;
+        }
+        while (k <= se) {
+            if (j->n < 16) fill(j);
+            int32_t fa = ac->fast_ac[(unsigned)(j->acc >> (j->n - FAST)) & ((1u << FAST) - 1)];
+            int v;
+            if (fa) { /* short code and magnitude: one look-up (run, value, bits) */
+                j->n -= fa & 255;
+                k += (fa >> 8) & 15;
+                v = fa >> 16;
+            } else {
+                int rs = decode_huff(j, ac);
+                if (rs < 0) return bad(j, "invalid AC Huffman code");
+                int r = rs >> 4, s = rs & 15;
+                if (s == 0) {
+                    if (r < 15) { /* EOBr: this block and 2^r - 1 + (r bits) more end here */
+                        j->eobrun = (1 << r) - 1;
+                        if (r) j->eobrun += (int)getbits(j, r);
+                        break;
+                    }
+                    k += 16; /* ZRL */
+                    continue;
+                }
+                k += r;
+                v = extend(getbits(j, s), s);
+            }
+            if (k > se) return bad(j, "AC coefficient index out of range");
+            *nz |= 1ull << k;
+            if (j->kslot[k] != 255) kc[j->kslot[k]] = clamp16(v * (1 << al));
+            k++;
+        }
+        return overrun(j) ? bad(j, "truncated or corrupt scan data") : IMG_OK;
+    }
+    /* AC refinement: G.1.2.3. Coefficients already non-zero get a correction bit each, in
+     * order; a new coefficient (magnitude 1 << al) goes to the (r+1)-th zero-history position.
+     * The masks walk the non-zero ones with count-trailing-zeros instead of one by one. */
+    int p1 = 1 << al;
+    uint64_t top = se == 63 ? ~0ull : (1ull << (se + 1)) - 1;
+    /* The correction bits of the non-zero coefficients in mask m: one by one for those the
+     * scale keeps, 24 at a time for the rest (at 1/8, every AC coefficient). */
+#define REFINE(m)                                                                   \
+    do {                                                                            \
+        uint64_t m_ = (m);                                                          \
+        for (uint64_t q_ = m_ & j->kmask; q_; q_ &= q_ - 1) {                       \
+            int kk_ = __builtin_ctzll(q_);                                          \
+            skipbits(j, __builtin_popcountll(m_ & ((1ull << kk_) - 1)));            \
+            m_ &= ~((2ull << kk_) - 1);                                             \
+            if (getbits(j, 1)) {                                                    \
+                int16_t *x_ = &kc[j->kslot[kk_]];                                   \
+                *x_ = clamp16(*x_ + (*x_ >= 0 ? p1 : -p1));                         \
+            }                                                                       \
+        }                                                                           \
+        skipbits(j, __builtin_popcountll(m_));                                      \
+    } while (0)
+    if (j->eobrun <= 0) {
+        while (k <= se) {
+            int rs = decode_huff(j, ac);
+            if (rs < 0) return bad(j, "invalid AC Huffman code");
+            int r = rs >> 4, s = rs & 15, v = 0;
+            if (s != 0) {
+                if (s != 1) return bad(j, "invalid AC refinement symbol");
+                v = getbits(j, 1) ? p1 : -p1;
+            } else if (r != 15) { /* EOBr: the rest of this block is refined below */
+                j->eobrun = 1 << r;
+                if (r) j->eobrun += (int)getbits(j, r);
+                break;
+            } /* else ZRL: skip 16 zero-history coefficients */
+            uint64_t from = top & ~((1ull << k) - 1); /* positions k..se */
+            uint64_t z = ~*nz & from;
+            for (int i = 0; i < r && z; i++) z &= z - 1; /* drop r zero-history positions */
+            if (!z) return bad(j, "AC refinement runs past the end of the band");
+            int p = __builtin_ctzll(z); /* where the new coefficient goes */
+            REFINE(*nz & from & ((1ull << p) - 1));
+            if (v) {
+                *nz |= 1ull << p;
+                if (j->kslot[p] != 255) kc[j->kslot[p]] = (int16_t)v;
+            }
+            k = p + 1;
+        }
+    }
+    if (j->eobrun > 0) { /* in an EOB run: only correction bits for the non-zero ones */
+        if (k <= se) REFINE(*nz & top & ~((1ull << k) - 1));
+        j->eobrun--;
+    }
+#undef REFINE
+    return overrun(j) ? bad(j, "truncated or corrupt scan data") : IMG_OK;
+}
+
+/* Decode one progressive scan starting at j->p (T.81 G.1.2): a DC scan may interleave
+ * components (MCUs as in a sequential scan); an AC scan has one, block by block over its own
+ * extent. Restart markers reset the DC predictions and the EOB run. */
+static int decode_scan_prog(jdec *j, jcomp **sc, int ns, int ss, int se, int ah, int al) {
+    j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0, j->eobrun = 0;
+    for (int i = 0; i < ns; i++) sc[i]->dcpred = 0;
+    int rc, mcu = 0, rst = 0;
+    if (ns == 1) {
+        jcomp *c = sc[0];
+        int cw = (j->w * c->h + j->hmax - 1) / j->hmax, ch = (j->h * c->v + j->vmax - 1) / j->vmax;
+        int nbx = (cw + 7) / 8, nby = (ch + 7) / 8, total = nbx * nby;
+        for (int by = 0; by < nby; by++)
+            for (int bx = 0; bx < nbx; bx++) {
+                if ((rc = prog_block(j, c, bx, by, ss, se, ah, al)) != IMG_OK) return rc;
+                if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                    if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                    j->eobrun = 0;
+                }
+            }
+        return IMG_OK;
+    }
+    int total = j->mcux * j->mcuy;
+    for (int my = 0; my < j->mcuy; my++)
+        for (int mx = 0; mx < j->mcux; mx++) {
+            for (int i = 0; i < ns; i++) {
+                jcomp *c = sc[i];
+                for (int v = 0; v < c->v; v++)
+                    for (int h = 0; h < c->h; h++)
+                        if ((rc = prog_block(j, c, mx * c->h + h, my * c->v + v, ss, se, ah, al)) != IMG_OK)
+                            return rc;
+            }
+            if (j->restart && ++mcu % j->restart == 0 && mcu < total) {
+                if ((rc = restart(j, rst++)) != IMG_OK) return rc;
+                j->eobrun = 0;
+            }
+        }
+    return IMG_OK;
+}
+
+/* After the last scan: dequantise each block's kept coefficients and transform them into
+ * its N x N samples, as decode_block does for a sequential JPEG (a block with only DC is a
+ * fill; N = 2 in integers as decode_block_2). The coefficients are freed as each component
+ * is done. */
+static void prog_output(jdec *j) {
+    const int N = j->N, K = j->K;
+    for (int i = 0; i < j->ncomp; i++) {
+        jcomp *c = &j->comp[i];
+        const uint16_t *q = j->q[c->tq];
+        size_t stride = (size_t)c->bw * N;
+        for (int by = 0; by < c->bh; by++)
+            for (int bx = 0; bx < c->bw; bx++) {
+                const int16_t *kc = c->coef + ((size_t)by * c->bw + bx) * (size_t)K;
+                uint8_t *out = c->plane + (size_t)by * N * stride + (size_t)bx * N;
+                int flat = 1;
+                for (int s = 1; s < K && flat; s++) flat = kc[s] == 0;
+                if (flat) {
+                    long long v = ((long long)kc[0] * q[0] + 1028) >> 3; /* DC/8 + 128, rounded half up */
+                    uint8_t px = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
+                    for (int y = 0; y < N; y++) memset(out + y * stride, px, (size_t)N);
+                    continue;
+                }
+                if (N == 2) { /* slots 0, 1, 2, 3: natural (0,0), (0,1), (1,0), (1,1) */
+                    long long c00 = (long long)kc[0] * q[0], c01 = (long long)kc[1] * q[j->kzig[1]],
+                              c10 = (long long)kc[2] * q[j->kzig[2]], c11 = (long long)kc[3] * q[j->kzig[3]];
+                    long long s0 = c00 + c01, d0 = c00 - c01, s1 = c10 + c11, d1 = c10 - c11;
+                    long long px[4] = {(s0 + s1 + 1028) >> 3, (d0 + d1 + 1028) >> 3, (s0 - s1 + 1028) >> 3,
+                                 (d0 - d1 + 1028) >> 3};
+                    for (int m = 0; m < 4; m++)
+                        out[(m >> 1) * stride + (m & 1)] = px[m] <= 0 ? 0 : px[m] >= 255 ? 255 : (uint8_t)px[m];
+                    continue;
+                }
+                float coef[65];
+                unsigned rows = 0;
+                for (int v = 0; v < N; v++)
+                    for (int u = 0; u < N; u++) {
+                        int s = v * N + u;
+                        coef[v * 8 + u] = (float)kc[s] * q[j->kzig[s]];
+                        if (kc[s]) rows |= 1u << v;
+                    }
+                idct_vec(j, coef, rows | 1, out, stride);
+            }
+        free(c->coef), c->coef = NULL;
+        free(c->nz), c->nz = NULL;
+    }
+}
+
 /* ---- Marker segments ------------------------------------------------------------------- */
 
 static int parse_dqt(jdec *j, const uint8_t *d, int len) {
@@ -678,18 +916,21 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
             j->idctv[u][x / 4][x % 4] = j->idct[x][u];
         }
     j->klast = 0;
+    j->K = j->N * j->N;
+    j->kmask = 0;
     for (int k = 0; k < 64; k++) {
         int z = zigzag[k], in = (z & 7) < j->N && (z >> 3) < j->N;
         j->zpos[k] = in ? (uint8_t)z : 64;
         j->zrow[k] = in ? (uint8_t)(1u << (z >> 3)) : 0;
+        j->kslot[k] = in ? (uint8_t)((z >> 3) * j->N + (z & 7)) : 255;
+        if (in) j->kzig[j->kslot[k]] = (uint8_t)k, j->kmask |= 1ull << k;
         if (in) j->klast = k;
     }
 }
 
 static int parse_sof(jdec *j, const uint8_t *d, int len) {
     j->h = be16(d + 1), j->w = be16(d + 3), j->ncomp = d[5];
-    if (j->ncomp == 4) return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: CMYK JPEG");
-    if (j->ncomp != 1 && j->ncomp != 3) return bad(j, "invalid number of components");
+    if (j->ncomp != 1 && j->ncomp != 3 && j->ncomp != 4) return bad(j, "invalid number of components");
     if (len < 6 + 3 * j->ncomp) return bad(j, "invalid SOF segment");
     j->hmax = j->vmax = 1;
     for (int i = 0; i < j->ncomp; i++) {
@@ -706,23 +947,55 @@ static int parse_sof(jdec *j, const uint8_t *d, int len) {
     }
     j->mcux = (j->w + 8 * j->hmax - 1) / (8 * j->hmax);
     j->mcuy = (j->h + 8 * j->vmax - 1) / (8 * j->vmax);
+    size_t blocks_all = 0;
     for (int i = 0; i < j->ncomp; i++) {
         jcomp *c = &j->comp[i];
         c->bw = j->mcux * c->h, c->bh = j->mcuy * c->v;
+        blocks_all += (size_t)c->bw * c->bh;
+    }
+    for (int i = 0; i < j->ncomp; i++) {
+        jcomp *c = &j->comp[i];
         c->plane = calloc((size_t)c->bw * j->N * j->N, (size_t)c->bh);
         if (!c->plane)
             return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for the planes of a %dx%d image decoded at %d/8",
                             j->w, j->h, j->N);
+        if (j->progressive) {
+            size_t blocks = (size_t)c->bw * c->bh;
+            c->coef = calloc(blocks * (size_t)j->K, sizeof *c->coef);
+            c->nz = calloc(blocks, sizeof *c->nz);
+            if (!c->coef || !c->nz) {
+                /* per block: K coefficients, the mask, K samples */
+                size_t need = blocks_all * (3 * (size_t)j->K + 8);
+                return img_fail(j->e, IMG_TOO_LARGE,
+                                "jpeg: a %dx%d progressive JPEG decoded at %d/8 did not fit: its coefficients and "
+                                "samples need %zu MiB",
+                                j->w, j->h, j->N, (need + (1u << 20) - 1) >> 20);
+            }
+        }
     }
     j->frame = 1;
     return IMG_OK;
 }
 
-static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
+/* The scan header. ss, se, ah, al: spectral selection and successive approximation (T.81
+ * B.2.3; a sequential scan has 0, 63, 0, 0). */
+static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns, int *ss, int *se, int *ah, int *al) {
     if (!j->frame) return bad(j, "scan before frame header");
     if (len < 1) return bad(j, "invalid SOS segment");
     *ns = d[0];
     if (*ns < 1 || *ns > j->ncomp || len != 4 + 2 * *ns) return bad(j, "invalid SOS segment");
+    const uint8_t *p = d + 1 + 2 * *ns;
+    *ss = p[0], *se = p[1], *ah = p[2] >> 4, *al = p[2] & 15;
+    if (!j->progressive) {
+        if (*ss != 0 || *se != 63 || *ah != 0 || *al != 0)
+            return bad(j, "invalid spectral selection for a sequential scan");
+    } else if (*se > 63 || *ss > *se || (*ss == 0) != (*se == 0) || *ah > 13 || *al > 13 ||
+               (*ss > 0 && *ns != 1)) {
+        return bad(j, "invalid spectral selection or successive approximation in a progressive scan");
+    }
+    /* The Huffman tables a scan reads: a sequential scan both; a progressive DC scan the DC
+     * table (none to refine), an AC scan the AC table. */
+    int need_dc = !j->progressive || (*ss == 0 && *ah == 0), need_ac = !j->progressive || *ss > 0;
     int blocks = 0;
     for (int i = 0; i < *ns; i++) {
         int id = d[1 + 2 * i], t = d[2 + 2 * i];
@@ -733,16 +1006,14 @@ static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns) {
         for (int k = 0; k < i; k++)
             if (sc[k] == c) return bad(j, "scan names a component twice");
         c->td = t >> 4, c->ta = t & 15;
-        if (c->td > 3 || c->ta > 3 || !j->dc[c->td].present || !j->ac[c->ta].present)
+        if (c->td > 3 || c->ta > 3 || (need_dc && !j->dc[c->td].present) || (need_ac && !j->ac[c->ta].present))
             return bad(j, "scan uses an undefined Huffman table");
         if (!j->qset[c->tq]) return bad(j, "component uses an undefined quantisation table");
-        c->scanned = 1;
+        if (!j->progressive || (*ss == 0 && *ah == 0)) c->scanned = 1; /* progressive: has its DC */
         sc[i] = c;
         blocks += c->h * c->v;
     }
     if (*ns > 1 && blocks > 10) return bad(j, "too many blocks per MCU");
-    const uint8_t *p = d + 1 + 2 * *ns;
-    if (p[0] != 0 || p[1] != 63 || p[2] != 0) return bad(j, "invalid spectral selection for a sequential scan");
     return IMG_OK;
 }
 
@@ -758,16 +1029,36 @@ static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int 
     }
 }
 
+/* One pixel of a 4-component JPEG (Adobe APP14) as RGB. Adobe's convention, which libjpeg,
+ * Pillow and Go's image/jpeg follow: the stored C, M, Y, K samples are inverted (255 - ink);
+ * with transform 2 (YCCK) the first three are YCbCr whose RGB is the ink itself (Go:
+ * "invert the RGB to get CMY"), so the inverted sample is 255 - R. Then each colour is
+ * (255 - ink) (255 - black) / 255, in Go's color.CMYK arithmetic (16-bit, truncated). */
+static inline void cmyk_pixel(const jdec *j, int s0, int s1, int s2, int k, uint8_t *o) {
+    int c[3] = {s0, s1, s2};
+    if (j->adobe_transform != 0) { /* YCCK */
+        int32_t yy = s0 * 0x10101, cb = s1 - 128, cr = s2 - 128;
+        int32_t v[3] = {yy + 91881 * cr, yy - 22554 * cb - 46802 * cr, yy + 116130 * cb};
+        for (int i = 0; i < 3; i++)
+            c[i] = 255 - (((uint32_t)v[i] & 0xff000000u) == 0 ? (v[i] >> 16) : v[i] < 0 ? 0 : 255);
+    }
+    uint32_t w = (uint32_t)k * 0x101;
+    for (int i = 0; i < 3; i++) o[i] = (uint8_t)(((uint32_t)c[i] * 0x101 * w / 0xffff) >> 8);
+}
+
 /* Convert the component planes to RGB, at the chosen scale: ceil(w*N/8) x ceil(h*N/8). */
 static int to_rgb(jdec *j, img *out) {
     int W = (j->w * j->N + 7) / 8, H = (j->h * j->N + 7) / 8;
+    if (j->ncomp == 4 && !j->adobe)
+        return img_fail(j->e, IMG_UNSUPPORTED,
+                        "unsupported: 4-component JPEG without an Adobe APP14 marker (CMYK or YCCK unknown)");
     uint8_t *rgb = malloc((size_t)W * H * 3);
     if (!rgb) return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
     int is_rgb = j->ncomp == 3 && ((j->adobe && j->adobe_transform == 0) ||
                                    (j->comp[0].id == 'R' && j->comp[1].id == 'G' && j->comp[2].id == 'B'));
     /* Column of each output x in each component's plane (chroma replication), computed once
      * instead of a division per pixel. */
-    uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * 3);
+    uint32_t *cols = malloc(sizeof(uint32_t) * (size_t)W * (size_t)j->ncomp);
     if (!cols) {
         free(rgb);
         return img_fail(j->e, IMG_TOO_LARGE, "jpeg: out of memory for a %dx%d RGB image", W, H);
@@ -776,13 +1067,13 @@ static int to_rgb(jdec *j, img *out) {
         for (int x = 0; x < W; x++) cols[(size_t)i * W + x] = (uint32_t)(x * j->comp[i].h / j->hmax);
     /* Per component, log2 of hmax / h when that is a power of two (4:4:4, 4:2:2, 4:2:0, 4:1:1),
      * else -1: those rows take ycc_row, without the column table. */
-    int sh[3] = {-1, -1, -1};
+    int sh[4] = {-1, -1, -1, -1};
     for (int i = 0; i < j->ncomp; i++)
         for (int k = 0; k <= 2; k++)
             if (j->comp[i].h << k == j->hmax) sh[i] = k;
     uint8_t *o = rgb;
     for (int y = 0; y < H; y++) {
-        const uint8_t *row[3];
+        const uint8_t *row[4];
         for (int i = 0; i < j->ncomp; i++) {
             jcomp *c = &j->comp[i];
             row[i] = c->plane + (size_t)(y * c->v / j->vmax) * c->bw * j->N;
@@ -791,12 +1082,16 @@ static int to_rgb(jdec *j, img *out) {
             for (int x = 0; x < W; x++, o += 3) o[0] = o[1] = o[2] = row[0][x];
             continue;
         }
-        if (!is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
+        if (j->ncomp == 3 && !is_rgb && sh[0] == 0 && sh[1] >= 0 && sh[2] >= 0) {
             ycc_row(row[0], row[1], row[2], sh[1], sh[2], W, o);
             o += (size_t)W * 3;
             continue;
         }
-        const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W;
+        const uint32_t *c0 = cols, *c1 = cols + W, *c2 = cols + 2 * (size_t)W, *c3 = cols + 3 * (size_t)W;
+        if (j->ncomp == 4) {
+            for (int x = 0; x < W; x++, o += 3) cmyk_pixel(j, row[0][c0[x]], row[1][c1[x]], row[2][c2[x]], row[3][c3[x]], o);
+            continue;
+        }
         for (int x = 0; x < W; x++, o += 3) {
             int s[3] = {row[0][c0[x]], row[1][c1[x]], row[2][c2[x]]};
             if (is_rgb) {
@@ -854,7 +1149,6 @@ static int finish(jdec *j, img *out) {
 
 static const char *sof_name(int m) {
     switch (m) {
-    case 0xc2: return "progressive JPEG";
     case 0xc3: return "lossless JPEG";
     case 0xc5: case 0xc6: case 0xc7: return "hierarchical JPEG";
     default: return "arithmetic-coded JPEG";
@@ -866,7 +1160,9 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
     for (;;) {
         /* Find the next marker: FF, optional FF fill bytes, then the code. */
         if (j->end - p < 2) {
-            /* Tolerate a missing EOI once every component has been decoded. */
+            /* Tolerate a missing EOI once every component has been decoded (a sequential JPEG;
+             * a progressive one may have lost scans, so it needs its EOI). */
+            if (j->progressive) return bad(j, "truncated file (progressive JPEG without its EOI)");
             int done = j->frame;
             for (int i = 0; i < j->ncomp; i++) done = done && j->comp[i].scanned;
             if (done) return finish(j, out);
@@ -879,7 +1175,8 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
         if (m == 0xd9) {                   /* EOI */
             if (!j->frame) return bad(j, "no frame header before EOI");
             for (int i = 0; i < j->ncomp; i++)
-                if (!j->comp[i].scanned) return bad(j, "a component has no scan");
+                if (!j->comp[i].scanned) return bad(j, j->progressive ? "a component has no DC scan" : "a component has no scan");
+            if (j->progressive) prog_output(j);
             return finish(j, out);
         }
         if (m == 0xd8) return bad(j, "unexpected SOI marker");
@@ -891,14 +1188,16 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
         int n = len - 2, rc = IMG_OK;
         p += len;
         switch (m) {
-        case 0xc0: case 0xc1:
+        case 0xc0: case 0xc1: case 0xc2:
+            j->progressive = m == 0xc2;
             if ((rc = parse_size(j, d, n, max_pixels)) != IMG_OK) return rc;
             choose_scale(j, min_w, min_h);
             rc = parse_sof(j, d, n);
             break;
-        case 0xc2: case 0xc3: case 0xc5: case 0xc6: case 0xc7: case 0xc9: case 0xca: case 0xcb:
+        case 0xc3: case 0xc5: case 0xc6: case 0xc7: case 0xc9: case 0xca: case 0xcb:
         case 0xcd: case 0xce: case 0xcf:
-            return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %s (only baseline JPEG is decoded)", sof_name(m));
+            return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: %s (only Huffman-coded baseline and progressive JPEGs are decoded)",
+                            sof_name(m));
         case 0xc4: rc = parse_dht(j, d, n); break;
         case 0xcc: return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: arithmetic-coded JPEG");
         case 0xdb: rc = parse_dqt(j, d, n); break;
@@ -910,27 +1209,38 @@ static int decode(jdec *j, uint64_t max_pixels, uint32_t min_w, uint32_t min_h, 
             if (n >= 12 && memcmp(d, "Adobe", 5) == 0) j->adobe = 1, j->adobe_transform = d[11];
             break;
         case 0xda: {
-            jcomp *sc[3];
-            int ns = 0;
-            if ((rc = parse_sos(j, d, n, sc, &ns)) != IMG_OK) return rc;
-            if (j->N < 8) /* the skip tables of the AC tables the scan uses, from the cache if built */
-                for (int i = 0; i < ns; i++) {
-                    int ta = sc[i]->ta;
-                    const jhuff *t = &j->ac[ta];
-                    if (!skip_cache[ta].valid || skip_cache[ta].nvals != t->nvals ||
-                        memcmp(skip_cache[ta].counts, t->counts, 16) != 0 ||
-                        memcmp(skip_cache[ta].vals, t->vals, (size_t)t->nvals) != 0) {
-                        skip_cache[ta].valid = 0;
-                        build_skip(t, skip_cache[ta].skip, skip_lvl);
-                        memcpy(skip_cache[ta].counts, t->counts, 16);
-                        memcpy(skip_cache[ta].vals, t->vals, (size_t)t->nvals);
-                        skip_cache[ta].nvals = t->nvals;
-                        skip_cache[ta].valid = 1;
+            jcomp *sc[4];
+            int ns = 0, ss = 0, se = 63, ah = 0, al = 0;
+            if ((rc = parse_sos(j, d, n, sc, &ns, &ss, &se, &ah, &al)) != IMG_OK) return rc;
+            if (j->progressive) {
+                /* Each scan visits every block of its components: a small file of many empty
+                 * scans would cost scans x blocks. libjpeg's own scripts use 6-10; TurboJPEG's
+                 * scan limit is 500. */
+                if (++j->scans > MAX_SCANS)
+                    return img_fail(j->e, IMG_UNSUPPORTED, "unsupported: progressive JPEG with more than %d scans",
+                                    MAX_SCANS);
+                j->p = p;
+                if ((rc = decode_scan_prog(j, sc, ns, ss, se, ah, al)) != IMG_OK) return rc;
+            } else {
+                if (j->N < 8) /* the skip tables of the AC tables the scan uses, from the cache if built */
+                    for (int i = 0; i < ns; i++) {
+                        int ta = sc[i]->ta;
+                        const jhuff *t = &j->ac[ta];
+                        if (!skip_cache[ta].valid || skip_cache[ta].nvals != t->nvals ||
+                            memcmp(skip_cache[ta].counts, t->counts, 16) != 0 ||
+                            memcmp(skip_cache[ta].vals, t->vals, (size_t)t->nvals) != 0) {
+                            skip_cache[ta].valid = 0;
+                            build_skip(t, skip_cache[ta].skip, skip_lvl);
+                            memcpy(skip_cache[ta].counts, t->counts, 16);
+                            memcpy(skip_cache[ta].vals, t->vals, (size_t)t->nvals);
+                            skip_cache[ta].nvals = t->nvals;
+                            skip_cache[ta].valid = 1;
+                        }
+                        j->skip[ta] = skip_cache[ta].skip;
                     }
-                    j->skip[ta] = skip_cache[ta].skip;
-                }
-            j->p = p;
-            if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
+                j->p = p;
+                if ((rc = decode_scan(j, sc, ns)) != IMG_OK) return rc;
+            }
             /* Skip to the marker after the scan data: past stuffed FF00s and RSTn. */
             p = j->p;
             while (p < j->end && !(p[0] == 0xff && p + 1 < j->end && p[1] != 0 && !(p[1] >= 0xd0 && p[1] <= 0xd7)))
@@ -956,7 +1266,7 @@ static int decode_to(const uint8_t *data, size_t len, uint64_t max_pixels, uint3
     if (!j) return img_fail(e, IMG_NOMEM, "jpeg: out of memory");
     j->data = data, j->end = data + len, j->e = e, j->t = t;
     int rc = decode(j, max_pixels, min_w, min_h, out);
-    for (int i = 0; i < 3; i++) free(j->comp[i].plane);
+    for (int i = 0; i < 4; i++) free(j->comp[i].plane), free(j->comp[i].coef), free(j->comp[i].nz);
     free(j);
     return rc;
 }

@@ -22,6 +22,15 @@
 # 7. The C SDK's malloc (sdk/c/heap.c), natively: random operations keep every block's bytes
 #    and the boundary tags consistent; freed memory merges back; after running out of a 32 MiB
 #    budget and freeing, the largest block a fresh heap gives is still given (issue 24).
+# 8. Progressive JPEGs (test/progressive.c, fixtures in test/testdata made by its make.sh):
+#    each progressive file, a lossless jpegtran transcode of a baseline one, must decode to
+#    exactly the baseline's bytes at 1/1, 1/2, 1/4 and 1/8 and give the same tensors: 4:4:4,
+#    4:2:2, 4:2:0, 4:4:0, greyscale, CMYK and YCCK (Adobe), restart intervals, default and
+#    custom scan scripts (successive approximation, EOB runs, non-interleaved DC);
+#    ssd_example.jpg transcoded at test time when jpegtran is installed (JPEGTRAN=path
+#    overrides; without it: SKIP). Truncations are refused with status 1, arithmetic coding
+#    with status 3 naming it, more than 500 scans with status 3; corruptions of a
+#    progressive file are fuzzed.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/..
@@ -78,8 +87,29 @@ echo "PASS: ssd_example.jpg decodes ($res)"
 "$out/decode" -scales "$models/ssd_example.jpg" || { echo "FAIL: ssd_example.jpg scaled decodes below 30 dB"; exit 1; }
 echo "PASS: ssd_example.jpg at 1/2, 1/4, 1/8 within 30 dB of the box-filtered full decode"
 
+gcc $cflags -o "$out/progressive" "$here/progressive.c" "$src/png.c" "$src/jpeg.c" "$src/inflate.c" "$src/image.c" "$src/resize.c" -lm
+td=$here/testdata
+for n in s444 s422 s420 s440 gray rst big cmyk ycck; do
+    "$out/progressive" "$td/$n.jpg" "$td/$n"-[ps].jpg || { echo "FAIL: progressive $n differs from its baseline twin"; exit 1; }
+done
+jpegtran=${JPEGTRAN:-jpegtran}
+if command -v "$jpegtran" >/dev/null 2>&1; then
+    "$jpegtran" -progressive "$models/ssd_example.jpg" > "$out/ssd-p.jpg"
+    "$jpegtran" -restart 5B -scans "$td/scans.txt" "$models/ssd_example.jpg" > "$out/ssd-s.jpg"
+    "$out/progressive" "$models/ssd_example.jpg" "$out/ssd-p.jpg" "$out/ssd-s.jpg" ||
+        { echo "FAIL: progressive ssd_example.jpg differs from the baseline"; exit 1; }
+else
+    echo "SKIP: jpegtran is not installed (Debian libjpeg-turbo-progs): ssd_example.jpg is not transcoded to progressive; the committed fixtures still ran"
+fi
+"$out/progressive" -trunc "$td/s420-s.jpg" || { echo "FAIL: a truncated progressive JPEG was not refused as bad input"; exit 1; }
+"$out/progressive" -status 3 arithmetic "$td/arith.jpg" "$td/arith-p.jpg" || { echo "FAIL: arithmetic coding not refused with 415"; exit 1; }
+"$out/progressive" -scans || { echo "FAIL: the limit of 500 progressive scans"; exit 1; }
+echo "PASS: progressive JPEGs decode exactly as their baseline twins at every scale; truncations 400, arithmetic 415"
+
 echo "fuzz: peacock.png, $iters corruptions + every truncation"
 "$out/fuzz" "$iters" "$models/peacock.png"
 echo "fuzz: ssd_example.jpg, $((iters / 30 + 1)) corruptions + 256 random truncations"
 "$out/fuzz" $((iters / 30 + 1)) "$models/ssd_example.jpg"
+echo "fuzz: s420-s.jpg (progressive), $((iters / 3)) corruptions + every truncation"
+"$out/fuzz" $((iters / 3)) "$td/s420-s.jpg"
 echo "PASS: no crash, no sanitizer report"
