@@ -22,8 +22,8 @@ deps: .deps/.ok
 # docker-registry 2.8.2, fetched without root (apt-get download + dpkg-deb -x) into .deps,
 # pinned by version and sha256 (scripts/brokers.sh). Not fatal when the archive is
 # unreachable: those tests then skip, saying so.
-brokers: .deps/mosquitto/.ok .deps/registry/.ok
-.deps/mosquitto/.ok .deps/registry/.ok: scripts/brokers.sh
+brokers: .deps/mosquitto/.ok .deps/registry/.ok .deps/jpegtools/.ok
+.deps/mosquitto/.ok .deps/registry/.ok .deps/jpegtools/.ok: scripts/brokers.sh
 	bash scripts/brokers.sh
 
 build: deps
@@ -100,7 +100,7 @@ test: build plugins brokers deps-litert
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	go test -race -count=1 -run '^TestCache|^TestCompileOnceRace' ./host/plugin
 	$(MAKE) --no-print-directory test-tflite29
-	$(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
+	JPEGTRAN=$$(command -v jpegtran || echo $(ROOT)/.deps/bin/jpegtran) $(MAKE) --no-print-directory -C plugins/examples/imagepre-c test
 
 # The accelerator tests: LiteRT CPU, zero copy, the fallbacks, and the NPU path through
 # Intel's OpenVINO dispatch on OpenVINO's CPU device (mobilenet_quant). Measured 2026-12-01:

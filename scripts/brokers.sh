@@ -6,6 +6,8 @@
 #   .deps/mosquitto/usr/lib/x86_64-linux-gnu/     libraries not in a base system (libwrap0, libdlt2,
 #                                                 libmosquitto1, libcjson1)
 #   .deps/registry/usr/bin/docker-registry        docker-registry 2.8.2 (OCI distribution registry)
+#   .deps/jpegtools/usr/bin/jpegtran              libjpeg-turbo 2.1.5 tools, with .deps/bin/jpegtran as
+#                                                 a wrapper: the progressive-JPEG tests transcode with it
 # Idempotent and offline once done. `make brokers` calls it (and `make test` calls that); a
 # failed fetch is not fatal: it prints why and the tests that need a server skip, saying so.
 set -uo pipefail
@@ -58,6 +60,22 @@ if ! [ -x "$DEPS/registry/usr/bin/docker-registry" ] || ! [ -f "$DEPS/registry/.
 		rm -rf "$DEPS/registry" && mv "$DEPS/registry.tmp" "$DEPS/registry" && touch "$DEPS/registry/.ok"
 	else
 		rm -rf "$DEPS/registry.tmp"; ok=1
+	fi
+fi
+if ! [ -x "$DEPS/jpegtools/usr/bin/jpegtran" ] || ! [ -f "$DEPS/jpegtools/.ok" ]; then
+	rm -rf "$DEPS/jpegtools.tmp"
+	if fetch libjpeg-turbo-progs 1:2.1.5-2 6a4a7c3923a7a0266809d33c8faa6fb15ff4915cba410d630b3c3e2e0cd1d2d7 "$DEPS/jpegtools.tmp" &&
+		fetch libjpeg62-turbo 1:2.1.5-2 95ec30140789a342add8f8371ed018924de51b539056522b66f207b25cba9cad "$DEPS/jpegtools.tmp"; then
+		rm -rf "$DEPS/jpegtools" && mv "$DEPS/jpegtools.tmp" "$DEPS/jpegtools" && touch "$DEPS/jpegtools/.ok"
+		mkdir -p "$DEPS/bin"
+		cat > "$DEPS/bin/jpegtran" <<'EOF'
+#!/bin/sh
+d="$(cd "$(dirname "$0")/../jpegtools" && pwd)"
+LD_LIBRARY_PATH="$d/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$d/usr/bin/jpegtran" "$@"
+EOF
+		chmod +x "$DEPS/bin/jpegtran"
+	else
+		rm -rf "$DEPS/jpegtools.tmp"; ok=1
 	fi
 fi
 [ $ok = 0 ] || say "some servers could not be fetched: the MQTT/OCI tests that need them will skip"
