@@ -104,6 +104,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return err
 	}
+	l = s.conns.listen(l)
 	if tc != nil {
 		hs.TLSConfig = tc
 		l = tls.NewListener(l, tc)
