@@ -379,7 +379,11 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 	p.countTrap(err)
 	if probation {
 		failed := Failed(ctx, err, err != nil && err == resultErr)
-		if failed && start >= 0 {
+		// No free worker on the version under probation (one that hangs until its time
+		// budget holds its workers): not held against it, but not a request it passed
+		// either, and the previous version's idle workers answer it.
+		overloaded := errors.Is(err, ErrOverloaded)
+		if (failed || overloaded) && start >= 0 {
 			if old := p.other(g); old != nil {
 				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
 				st2, err2 := old.run(ctx, body, size, result)
@@ -389,12 +393,14 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 					p.Retried.Add(1)
 					p.log.Warn("request failed on the version under probation; answered by the previous version", "error", err)
 					st, err = st2, nil
-				} else if Failed(ctx, err2, err2 == resultErr) {
+				} else if failed && Failed(ctx, err2, err2 == resultErr) {
 					failed = false // the previous version fails on it too: the input, not the version
 				}
 			}
 		}
-		p.probation(g, failed)
+		if !overloaded {
+			p.probation(g, failed)
+		}
 	}
 	if err != nil {
 		p.Failures.Add(1)
