@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strings"
@@ -49,5 +50,48 @@ func TestProbationHangingVersion(t *testing.T) {
 	t.Logf("%d of 16 requests failed for clients; retried %d; rollbacks %d", failed.Load(), st.Pipelines["p"].Retried, st.Rollbacks)
 	if st.Rollbacks != 1 || f.postHash() != good {
 		t.Errorf("rollbacks=%d; back on the good version: %v", st.Rollbacks, f.postHash() == good)
+	}
+}
+
+// TestProbationHangPastDeadline: clients whose deadline (here 600 ms) is shorter than the
+// plugin's time budget (1 s). A new version that spins is stopped by the request's deadline,
+// not its budget; a request whose context ended was not held against the version but
+// counted as one it passed, so after rollback_window such requests the spinning version was
+// accepted (probation over, never rolled back) and every client lost its request. The
+// version under probation must leave room in the deadline for the previous version.
+func TestProbationHangPastDeadline(t *testing.T) {
+	f := newFixture(t, "rollback_window = 10\nrollback_trap_share = 0.5")
+	good := f.postHash()
+	if err := os.WriteFile(f.post, echo(t, f.dir, 8, "-DSPIN_POST"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ReloadFile(context.Background(), f.post)
+	if f.postHash() == good {
+		t.Fatal("the spinning version was not swapped in (it loads and inits fine)")
+	}
+	p, _ := f.e.Pipeline("p")
+	failed := 0
+	for i := 0; i < 12; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+		var out string
+		_, err := p.Pipeline.Run(ctx, bytes.NewReader(f.img), len(f.img), func(b []byte, _ string) error {
+			out = string(b)
+			return nil
+		})
+		cancel()
+		if err != nil || !strings.Contains(out, `"version":1`) {
+			failed++
+			if failed <= 3 {
+				t.Errorf("request %d: %v %s", i, err, out)
+			}
+		}
+	}
+	st := f.e.Status()
+	t.Logf("%d of 12 requests failed; retried %d; rollbacks %d; in probation %v", failed, st.Pipelines["p"].Retried, st.Rollbacks, p.Pipeline.InProbation())
+	if f.postHash() != good && !p.Pipeline.InProbation() {
+		t.Errorf("the spinning version was accepted: probation ended with it serving")
+	}
+	if failed > 0 || st.Rollbacks != 1 {
+		t.Errorf("%d requests lost, %d rollbacks: want 0 and 1", failed, st.Rollbacks)
 	}
 }

@@ -375,14 +375,27 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 		resultErr = fn(b, ct)
 		return resultErr
 	}
-	st, err := g.run(ctx, body, size, result)
+	// Under probation the new version gets half of what is left of the deadline, so that
+	// one that hangs past it (a client deadline shorter than the plugin's time budget)
+	// leaves the previous version room to answer, and is held against.
+	runCtx := ctx
+	if dl, ok := ctx.Deadline(); ok && probation && start >= 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+		defer cancel()
+	}
+	st, err := g.run(runCtx, body, size, result)
 	p.countTrap(err)
 	if probation {
 		failed := Failed(ctx, err, err != nil && err == resultErr)
 		// No free worker on the version under probation (one that hangs until its time
-		// budget holds its workers): not held against it, but not a request it passed
-		// either, and the previous version's idle workers answer it.
-		overloaded := errors.Is(err, ErrOverloaded)
+		// budget holds its workers), or its half of the deadline over before one was free:
+		// not held against it, but not a request it passed either, and the previous
+		// version's idle workers answer it.
+		overloaded := errors.Is(err, ErrOverloaded) || (runCtx != ctx && err != nil && err == runCtx.Err() && ctx.Err() == nil)
+		if overloaded {
+			failed = false
+		}
 		if (failed || overloaded) && start >= 0 {
 			if old := p.other(g); old != nil {
 				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
