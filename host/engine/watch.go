@@ -75,7 +75,9 @@ type watched struct {
 	hash    string // content hash at the last observation
 	wrote   bool   // a write (in place, or into a recreated directory) was seen since the last apply
 	cand    string // the new content hash waiting to be stable
-	candAt  time.Time
+	// writerAt: when a writer inotify had seen close was found still holding the file open
+	writerAt time.Time
+	candAt   time.Time
 }
 
 // Watch starts watching the config file, the models, the plugins and the params and
@@ -346,7 +348,18 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		st.cand, st.wrote = "", false
 		return
 	}
-	if since, open := w.wr.writing(st.final); open && timeNow().Sub(since) < WriterHold {
+	since, open := w.wr.writing(st.final)
+	if !open && st.text && openForWriting(st.final) {
+		// The last close-write was another writer's (a touch while this one stalls): the
+		// kernel says a writer still has it open.
+		if st.writerAt.IsZero() {
+			st.writerAt = timeNow()
+		}
+		since, open = st.writerAt, true
+	} else if !open {
+		st.writerAt = time.Time{}
+	}
+	if open && timeNow().Sub(since) < WriterHold {
 		// A writer still has it open (no close-write yet): whatever the settle period, the
 		// content is not complete. Look again after the writer closes it.
 		st.cand, st.wrote = "", true

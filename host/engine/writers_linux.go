@@ -82,6 +82,29 @@ func (w *writers) writing(path string) (time.Time, bool) {
 	return t, ok
 }
 
+// openForWriting reports whether some process has path open for writing now: a read lease
+// (F_SETLEASE F_RDLCK) is refused with EAGAIN exactly then. IN_CLOSE_WRITE comes at every
+// close of a file opened for writing, not only at the last one (a `touch` while a writer
+// stalls mid-file): this asks the kernel before a text file is applied. The lease is given
+// back at once (a writer opening meanwhile waits that long). false when it cannot tell: a
+// lease needs the file's owner (or CAP_LEASE) and a filesystem that has leases.
+func openForWriting(path string) bool {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+		return err == unix.EAGAIN
+	}
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+	return false
+}
+
 func (w *writers) loop() {
 	defer close(w.done)
 	buf := make([]byte, 64<<10)
