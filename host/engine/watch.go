@@ -31,7 +31,7 @@ var DropHold = 2 * time.Second
 var Rescan = 5 * time.Second
 
 // WriterHold bounds how long a file that some process still has open for writing (Linux:
-// modified, and no IN_CLOSE_WRITE since) is held back: a writer stalled mid-file is waited
+// modified, and no IN_CLOSE_WRITE since; or, for a text file, a read lease refused) is held back: a writer stalled mid-file is waited
 // for, however long the settle period is, but a file kept open for writing for ever is
 // applied after this long by the settle rule alone.
 var WriterHold = 30 * time.Second

@@ -11,11 +11,12 @@ import (
 )
 
 // writers follows, from the kernel's inotify events, which files some process has open for
-// writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (the last writer closed
-// it) or a rename onto the name (a new, complete file) as done. A writer that stalls mid-file
-// for longer than any settle period is still seen as writing, however busy the machine.
-// fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify instance on
-// the same directories. It is safe for concurrent use; a nil *writers knows nothing.
+// writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (a writer closed it: any
+// writer, not only the last, so the watcher also asks openForWriting before a text file
+// applies) or a rename onto the name (a new, complete file) as done. A writer that stalls
+// mid-file for longer than any settle period is still seen as writing, however busy the
+// machine. fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify
+// instance on the same directories. It is safe for concurrent use; a nil *writers knows nothing.
 type writers struct {
 	f *os.File
 
