@@ -2,12 +2,21 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgehost/edgehost/host/config"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestConnectionCapStuckReaders: clients that pipeline requests and never read the answers
@@ -69,5 +78,69 @@ func TestConnectionCapStuckReaders(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("health failed %d of 5 times with the cap (16) held by connections that do not read their answers: %v", failed, last)
+	}
+}
+
+// TestConnectionCapStalledH2: over TLS, HTTP/2 clients that open a stream and grant no flow
+// control window (SETTINGS_INITIAL_WINDOW_SIZE 0) keep each connection active for ever: the
+// answer is never written to the socket (no write blocks), the handler waits for a window.
+// With the cap held that way by anyone who can connect, health must still get in.
+func TestConnectionCapStalledH2(t *testing.T) {
+	_, sc := securityEngine(t)
+	dir := t.TempDir()
+	ca := newCA(t, "edgehost test CA")
+	srvCert, srvKey := ca.issue(t, "edgehost", 10, true)
+	w := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	sc.TLS = &config.TLS{CertFile: w("srv.pem", srvCert), KeyFile: w("srv.key", srvKey)}
+	sc.MaxConnections = 16
+	addr := serveWith(t, sc)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.caPEM)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 24; i++ {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
+		if err != nil {
+			continue // at the cap: the cap is held already
+		}
+		conns = append(conns, c)
+		if c.ConnectionState().NegotiatedProtocol != "h2" {
+			t.Fatalf("negotiated %q", c.ConnectionState().NegotiatedProtocol)
+		}
+		c.Write([]byte(http2.ClientPreface))
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		var hb bytes.Buffer
+		enc := hpack.NewEncoder(&hb)
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/v2/health/live"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+		go io.Copy(io.Discard, c) // read everything (the server's frames), grant nothing
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	failed := 0
+	var last error
+	for i := 0; i < 5; i++ {
+		resp, err := client.Get("https://" + addr + "/v2/health/live")
+		if err != nil {
+			failed++
+			last = err
+			continue
+		}
+		resp.Body.Close()
+	}
+	if failed > 0 {
+		t.Errorf("health failed %d of 5 times with the cap (16) held by HTTP/2 connections granting no window: %v", failed, last)
 	}
 }
