@@ -106,6 +106,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	l = s.conns.listen(l)
 	if tc != nil {
+		// HTTP/1.1 only on this listener: an HTTP/2 stream whose client grants no flow-control
+		// window holds its connection active with no write blocked (the handler waits for a
+		// window), so the cap could be held for ever and health shut out
+		// (TestConnectionCapStalledH2). gRPC, on its own listener, keeps HTTP/2.
+		tc.NextProtos = []string{"http/1.1"}
+		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 		hs.TLSConfig = tc
 		l = tls.NewListener(l, tc)
 	}
