@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/host/config"
-	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/hashicorp/go-hclog"
 )
 

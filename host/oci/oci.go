@@ -219,10 +219,10 @@ type Artifact struct {
 	// ManifestBody is the manifest as the registry served it (its sha256 is Manifest): kept
 	// in the cache record so that a copy served for a pinned digest is tied to that digest.
 	ManifestBody []byte
-	Layer    digest.Digest
-	Type     string // ArtifactPlugin or ArtifactModel
-	Size     int64
-	File     string
+	Layer        digest.Digest
+	Type         string // ArtifactPlugin or ArtifactModel
+	Size         int64
+	File         string
 }
 
 // ReadAll reads the artifact's file, refusing more than limit bytes.
