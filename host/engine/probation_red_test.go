@@ -95,3 +95,31 @@ func TestProbationHangPastDeadline(t *testing.T) {
 		t.Errorf("%d requests lost, %d rollbacks: want 0 and 1", failed, st.Rollbacks)
 	}
 }
+
+// TestProbationTightDeadlineKeepsGoodVersion: the other side of TestProbationHangPastDeadline.
+// Clients whose deadline is too short for either version (2 ms) must not get a good new
+// version rolled back: a request cut at its half of the deadline counts against the new
+// version only when the previous one then answers in the other half.
+func TestProbationTightDeadlineKeepsGoodVersion(t *testing.T) {
+	f := newFixture(t, "rollback_window = 10\nrollback_trap_share = 0.3")
+	v2 := echo(t, f.dir, 2)
+	if err := os.WriteFile(f.post, v2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.e.ReloadFile(context.Background(), f.post)
+	if f.postHash() != sha(v2) {
+		t.Fatal("v2 was not swapped in")
+	}
+	p, _ := f.e.Pipeline("p")
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Millisecond)
+		_, _ = p.Pipeline.Run(ctx, bytes.NewReader(f.img), len(f.img), func([]byte, string) error { return nil })
+		cancel()
+	}
+	if st := f.e.Status(); st.Rollbacks != 0 || f.postHash() != sha(v2) {
+		t.Fatalf("a good version was rolled back by clients whose deadline no version meets: rollbacks=%d", st.Rollbacks)
+	}
+	if out, err := f.run(); err != nil || !strings.Contains(out, `"version":2`) {
+		t.Fatalf("v2 not serving: %v %s", err, out)
+	}
+}

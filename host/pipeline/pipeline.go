@@ -396,6 +396,11 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 		if overloaded {
 			failed = false
 		}
+		// Cut at its half of the deadline while running: held against it only if the
+		// previous version then answers in the other half (it is slower than the version it
+		// replaces); if that fails too, the deadline was tight for both: neither counts.
+		cut := !overloaded && runCtx != ctx && ctx.Err() == nil && err != nil && runCtx.Err() != nil && errors.Is(err, runCtx.Err())
+		neutral := overloaded
 		if (failed || overloaded) && start >= 0 {
 			if old := p.other(g); old != nil {
 				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
@@ -406,12 +411,14 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 					p.Retried.Add(1)
 					p.log.Warn("request failed on the version under probation; answered by the previous version", "error", err)
 					st, err = st2, nil
+				} else if cut {
+					neutral = true
 				} else if failed && Failed(ctx, err2, err2 == resultErr) {
 					failed = false // the previous version fails on it too: the input, not the version
 				}
 			}
 		}
-		if !overloaded {
+		if !neutral {
 			p.probation(g, failed)
 		}
 	}
