@@ -7,8 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,5 +86,90 @@ func TestTornParamsSecondWriter(t *testing.T) {
 	if reloads != before+1 || len(seen) != 2 {
 		t.Errorf("the slow rewrite applied %d versions, want 1 (the complete file); answers came from %d versions of the labels (a half-written one served)",
 			reloads-before, len(seen))
+	}
+}
+
+// TestTornParamsMmapWriter: a labels file rewritten through a shared writable mapping
+// (new labels of the same size, stored into the mapping with a 2 s pause mid-file). Stores
+// into a mapping raise no IN_MODIFY, and the close-write comes only at munmap: inotify never
+// saw a writer, the rescan saw new content (the first store's modification time), and the
+// half-stored labels applied; the later stores changed no modification time, so the torn
+// labels stayed. The new labels carry a '"' per line, which the params JSON escapes: the
+// params size tells old, torn (+40) and complete (+100) apart.
+func TestTornParamsMmapWriter(t *testing.T) {
+	setVar(t, &engine.Settle, 100*time.Millisecond)
+	setVar(t, &engine.Rescan, 300*time.Millisecond)
+	dir := t.TempDir()
+	labels := filepath.Join(dir, "labels.txt")
+	text := func(prefix string) []byte {
+		var b strings.Builder
+		for i := 0; i < 100; i++ {
+			fmt.Fprintf(&b, "%s-%03d\n", prefix, i)
+		}
+		return []byte(b.String())
+	}
+	a, b := text("alpha"), text(`gam"a`) // the same size: no truncate, no write(2) at all
+	writeFile(t, labels, a)
+	cfgPath := filepath.Join(dir, "config.toml")
+	writeFile(t, cfgPath, []byte(pipelineConfig(t, dir, testplugins.Model("mobilenet_quant_v1_224.tflite"), "",
+		filepath.Join(dir, "post.wasm"), fmt.Sprintf("params_files = { labels = %q }", labels), "p")))
+	writeFile(t, filepath.Join(dir, "post.wasm"), echo(t, dir, 1))
+	r := newRig(t, cfgPath)
+	paramsRe := regexp.MustCompile(`"params":(\d+)`)
+	size := func() int {
+		out, err := r.run("p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := paramsRe.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("bad response %q", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	old := size()
+	var mu sync.Mutex
+	seen := map[int]int{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			n := size()
+			mu.Lock()
+			seen[n]++
+			mu.Unlock()
+		}
+	}()
+	f, err := os.OpenFile(labels, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(b), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close() // the mapping keeps the file open for writing
+	cut := bytes.Index(b, []byte(`gam"a-040`))
+	copy(m, b[:cut])
+	time.Sleep(2 * time.Second)
+	copy(m[cut:], b[cut:])
+	syscall.Munmap(m)
+	time.Sleep(engine.Rescan*3 + engine.Settle*6)
+	close(stop)
+	<-done
+	end := size()
+	t.Logf("params size: old %d, at the end %d; seen while writing: %v", old, end, seen)
+	if seen[old+40] > 0 {
+		t.Errorf("the half-stored labels served %d times", seen[old+40])
+	}
+	if end != old+100 {
+		t.Errorf("at the end the labels of params size %d serve, want the complete file's %d (old %d, torn %d)", end, old+100, old, old+40)
 	}
 }
