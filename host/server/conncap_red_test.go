@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -145,5 +146,59 @@ func TestConnectionCapStalledH2(t *testing.T) {
 	}
 	if failed > 0 {
 		t.Errorf("health failed %d of 5 times with the cap (16) held by HTTP/2 connections granting no window: %v", failed, last)
+	}
+}
+
+// TestConnectionCapUnsentBodies: requests that announce a body and never send it (health
+// itself, GET with Content-Length: 1000): the handler does not read it, and Go's server
+// reads it before it writes the answer (to keep the connection), with no read deadline
+// outside the handlers that read bodies. Each such connection stays active for ever,
+// nothing written, so nothing evictable: anyone who can connect held the cap.
+func TestConnectionCapUnsentBodies(t *testing.T) {
+	for _, req := range []string{
+		"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+		// with tokens required: answered 401 before the body is read
+		"POST /v1/pipelines/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+		"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+	} {
+		t.Run(strings.Fields(req)[0]+" "+strings.Fields(req)[1], func(t *testing.T) { unsentBodies(t, req) })
+	}
+}
+
+func unsentBodies(t *testing.T, req string) {
+	_, sc := securityEngine(t)
+	sc.MaxConnections = 16
+	sc.Tokens = []config.Token{{File: writeToken(t, t.TempDir(), "tok", "tok-0123456789abcdef-cap"), Scopes: []string{config.ScopeInfer, config.ScopeObserve}}}
+	addr := serveWith(t, sc)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 24; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.Write([]byte(req))
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	failed := 0
+	var last error
+	for i := 0; i < 5; i++ {
+		resp, err := client.Get("http://" + addr + "/v2/health/live")
+		if err != nil {
+			failed++
+			last = err
+			continue
+		}
+		resp.Body.Close()
+	}
+	if failed > 0 {
+		t.Errorf("health failed %d of 5 times with the cap (16) held by requests whose announced body never comes: %v", failed, last)
 	}
 }
