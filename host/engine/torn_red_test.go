@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -171,5 +173,76 @@ func TestTornParamsMmapWriter(t *testing.T) {
 	}
 	if end != old+100 {
 		t.Errorf("at the end the labels of params size %d serve, want the complete file's %d (old %d, torn %d)", end, old+100, old, old+40)
+	}
+}
+
+// TestTornModelMmapWriter: a model rewritten in place through a shared writable mapping,
+// the same size (retrained weights, the same graph), two weight regions stored with a 2 s
+// pause between them. Half new weights is a valid model: no loader rejects it. No write(2),
+// no IN_MODIFY; the rescan saw the first store and the model loaded with half its new
+// weights. Only the complete model may load.
+func TestTornModelMmapWriter(t *testing.T) {
+	setVar(t, &engine.Settle, 100*time.Millisecond)
+	setVar(t, &engine.Rescan, 300*time.Millisecond)
+	dir := t.TempDir()
+	orig := mustRead(t, testplugins.Model("mobilenet_quant_v1_224.tflite"))
+	model := filepath.Join(dir, "model.tflite")
+	writeFile(t, model, orig)
+	// New weights in two regions of the weight buffers (30% and 70% into the file).
+	next := append([]byte(nil), orig...)
+	regionA, regionB := len(orig)*3/10, len(orig)*7/10
+	for i := 0; i < 4096; i++ {
+		next[regionA+i] ^= 1
+		next[regionB+i] ^= 1
+	}
+	torn := append([]byte(nil), orig...)
+	copy(torn[regionA:regionA+4096], next[regionA:regionA+4096])
+	hashOf := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	cfgPath := filepath.Join(dir, "config.toml")
+	writeFile(t, filepath.Join(dir, "post.wasm"), echo(t, dir, 1))
+	writeFile(t, cfgPath, []byte(pipelineConfig(t, dir, model, "", filepath.Join(dir, "post.wasm"), "", "p")))
+	r := newRig(t, cfgPath)
+	modelHash := func() string { return r.e.Status().Models["m"].Hash }
+	if h := modelHash(); h == "" || !strings.HasPrefix(hashOf(orig), h) && h != hashOf(orig) {
+		t.Fatalf("model hash in /status %q, file %s", h, hashOf(orig))
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			mu.Lock()
+			seen[modelHash()] = true
+			mu.Unlock()
+		}
+	}()
+	f, err := os.OpenFile(model, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := syscall.Mmap(int(f.Fd()), 0, len(orig), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	copy(m[regionA:regionA+4096], next[regionA:regionA+4096])
+	time.Sleep(2 * time.Second)
+	copy(m[regionB:regionB+4096], next[regionB:regionB+4096])
+	syscall.Munmap(m)
+	waitFor(t, "the new model loaded", 15*time.Second, func() bool { h := modelHash(); return h != "" && strings.HasPrefix(hashOf(next), h) })
+	close(stop)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for h := range seen {
+		if h != "" && strings.HasPrefix(hashOf(torn), h) {
+			t.Errorf("the model with half its new weights loaded (hash %s)", h)
+		}
 	}
 }

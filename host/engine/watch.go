@@ -31,7 +31,7 @@ var DropHold = 2 * time.Second
 var Rescan = 5 * time.Second
 
 // WriterHold bounds how long a file that some process still has open for writing (Linux:
-// modified, and no IN_CLOSE_WRITE since; or, for a text file, a read lease refused) is held back: a writer stalled mid-file is waited
+// modified, and no IN_CLOSE_WRITE since; or a read lease refused) is held back: a writer stalled mid-file is waited
 // for, however long the settle period is, but a file kept open for writing for ever is
 // applied after this long by the settle rule alone.
 var WriterHold = 30 * time.Second
@@ -349,9 +349,11 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		return
 	}
 	since, open := w.wr.writing(st.final)
-	if !open && st.text && openForWriting(st.final) {
-		// The last close-write was another writer's (a touch while this one stalls): the
-		// kernel says a writer still has it open.
+	if !open && openForWriting(st.final) {
+		// The last close-write was another writer's (a touch while this one stalls), or the
+		// writer stores through a mapping (no IN_MODIFY at all): the kernel says a writer
+		// still has it open. Models too: one rewritten in place, the same size, with half
+		// its new weights is a valid model no loader rejects.
 		if st.writerAt.IsZero() {
 			st.writerAt = timeNow()
 		}

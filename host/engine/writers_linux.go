@@ -12,7 +12,7 @@ import (
 
 // writers follows, from the kernel's inotify events, which files some process has open for
 // writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (a writer closed it: any
-// writer, not only the last, so the watcher also asks openForWriting before a text file
+// writer, not only the last, so the watcher also asks openForWriting before a file
 // applies) or a rename onto the name (a new, complete file) as done. A writer that stalls
 // mid-file for longer than any settle period is still seen as writing, however busy the
 // machine. fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify
@@ -86,9 +86,10 @@ func (w *writers) writing(path string) (time.Time, bool) {
 // openForWriting reports whether some process has path open for writing now: a read lease
 // (F_SETLEASE F_RDLCK) is refused with EAGAIN exactly then. IN_CLOSE_WRITE comes at every
 // close of a file opened for writing, not only at the last one (a `touch` while a writer
-// stalls mid-file): this asks the kernel before a text file is applied. The lease is given
-// back at once (a writer opening meanwhile waits that long). false when it cannot tell: a
-// lease needs the file's owner (or CAP_LEASE) and a filesystem that has leases.
+// stalls mid-file), and stores through a mapping raise no IN_MODIFY: this asks the kernel
+// before a file is applied. The lease is given back at once (a writer opening meanwhile
+// waits that long). false when it cannot tell: a lease needs the file's owner (or
+// CAP_LEASE) and a filesystem that has leases.
 func openForWriting(path string) bool {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
