@@ -347,7 +347,10 @@ func (c *diskCache) store(key string, rels []string) {
 		keys[key] = true
 		c.records[rel] = keys
 		dst := filepath.Join(c.own, rel)
-		err := os.MkdirAll(filepath.Dir(dst), 0o700)
+		err := c.ownSafe()
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(dst), 0o700)
+		}
 		if err == nil {
 			err = c.realFolders(rel)
 		}
@@ -386,6 +389,9 @@ func (c *diskCache) store(key string, rels []string) {
 // real directory of this user (not a symlink): entries and records are written, read and
 // deleted by path, and a symlinked version folder would lead them elsewhere.
 func (c *diskCache) realFolders(rel string) error {
+	if err := c.ownSafe(); err != nil {
+		return err
+	}
 	p := c.own
 	parts := strings.Split(filepath.Dir(rel), string(filepath.Separator))
 	for _, part := range parts {
@@ -403,6 +409,20 @@ func (c *diskCache) realFolders(rel string) error {
 		if !fi.IsDir() || !ownedByMe(fi) {
 			return fmt.Errorf("%s is not a directory of this user (mode %v)", p, fi.Mode())
 		}
+	}
+	return nil
+}
+
+// ownSafe checks edgehost's folder again: a real directory of this user that only it can
+// write. It was checked at open, but whoever can write cache_dir can rename it (that needs
+// no right on the folder itself) and put a symlink in its place.
+func (c *diskCache) ownSafe() error {
+	fi, err := os.Lstat(c.own)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByMe(fi) {
+		return fmt.Errorf("%s is no longer a directory of this user that only it can write (mode %v)", c.own, fi.Mode())
 	}
 	return nil
 }

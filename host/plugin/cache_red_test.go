@@ -140,3 +140,43 @@ func TestCacheSymlinkedVersionFolder(t *testing.T) {
 		t.Errorf("edgehost wrote into the folder a symlink in edgehost-compiled names: %v", names)
 	}
 }
+
+// TestCacheOwnFolderSwapped: edgehost-compiled is checked when the runtime opens the cache,
+// then used by path. Whoever can write cache_dir can rename the folder (renaming a
+// directory within its parent needs no right on the directory itself) and put a symlink in
+// its place: entries and records were then written into the folder the symlink names, and
+// deleted there at release.
+func TestCacheOwnFolderSwapped(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	elsewhere := filepath.Join(dir, "elsewhere")
+	os.MkdirAll(elsewhere, 0o700)
+	r, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	own := filepath.Join(cache, "edgehost-compiled")
+	if err := os.Rename(own, filepath.Join(cache, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, own); err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Load(ctx, plugin.Config{Path: Example(t, "classify-c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Release(ctx)
+	var wrote []string
+	filepath.WalkDir(elsewhere, func(p string, d os.DirEntry, err error) error {
+		if err == nil && p != elsewhere {
+			wrote = append(wrote, p)
+		}
+		return nil
+	})
+	if len(wrote) > 0 {
+		t.Errorf("edgehost wrote through the symlink that replaced edgehost-compiled: %v", wrote)
+	}
+}
