@@ -26,6 +26,9 @@ import (
 // who can connect (no token: health answers them), health must still get in, as it does
 // past idle connections (TestConnectionCap).
 func TestConnectionCapStuckReaders(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pipelines megabytes of requests: not under -race -short")
+	}
 	_, sc := securityEngine(t)
 	sc.MaxConnections = 16
 	addr := serveWith(t, sc)
