@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/edgehost/edgehost/host/tflite"
+	"golang.org/x/sys/unix"
 )
 
 // probeCommand is the hidden command that loads one model (its bytes on stdin) the way the
@@ -47,20 +48,52 @@ func setProbeCache(cacheDir string) {
 func probeModel(model []byte, opts tflite.Options) error {
 	dir, _ := probeCache.Load().(string)
 	sum := sha256.Sum256(append(model, fmt.Sprintf("/%d/%v/%+v", opts.Threads, opts.XNNPACK, opts.Delegate)...))
-	var marker string
-	if dir != "" {
-		marker = filepath.Join(dir, hex.EncodeToString(sum[:]))
-		if _, err := os.Stat(marker); err == nil {
-			return nil
-		}
+	name := hex.EncodeToString(sum[:])
+	if dir != "" && probePassed(dir, name) {
+		return nil
 	}
 	if err := probeOnce(model, opts); err != nil {
 		return err
 	}
-	if marker != "" && os.MkdirAll(dir, 0o755) == nil {
-		_ = os.WriteFile(marker, nil, 0o644)
+	if dir != "" {
+		_ = os.MkdirAll(filepath.Dir(dir), 0o755)
+		_ = os.Mkdir(dir, 0o700)
+		if fd, ok := openProbeDir(dir); ok {
+			if f, err := unix.Openat(fd, name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600); err == nil {
+				unix.Close(f)
+			}
+			unix.Close(fd)
+		}
 	}
 	return nil
+}
+
+// openProbeDir opens the probe markers' folder only if it is a real directory (not a
+// symlink) of this user that nobody else can write: a marker skips the probe, and whoever
+// can write cache_dir must not be able to plant one for a model made to crash TFLite.
+func openProbeDir(dir string) (int, bool) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// probePassed reports whether a marker of this user says the bytes named passed a probe.
+func probePassed(dir, name string) bool {
+	fd, ok := openProbeDir(dir)
+	if !ok {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	return unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+		int(st.Uid) == os.Geteuid()
 }
 
 func probeOnce(model []byte, opts tflite.Options) error {

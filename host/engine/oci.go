@@ -173,7 +173,7 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 			rec.Version = pluginVersion(b)
 		}
 	}
-	if cerr == nil && src.Ref.Digest != "" && rec.Manifest == src.Ref.Digest {
+	if cerr == nil && src.Ref.Digest != "" && rec.MatchesPin(src.Ref.Digest) == nil {
 		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer, s.Version = rec.Manifest, rec.Layer, rec.Version })
 		return nil // pinned and present: nothing to ask the registry
 	}
@@ -194,7 +194,9 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 	now := time.Now()
 	if err == nil {
 		switch {
-		case cerr != nil || rec.Manifest != string(a.Manifest):
+		case cerr != nil || rec.Manifest != string(a.Manifest) || rec.Layer != string(a.Layer) || rec.MatchesPin(string(a.Manifest)) != nil:
+			// Also when the record names the manifest pulled but not its layer (or keeps no
+			// manifest, as records before manifest_body): the registry's bytes replace the copy.
 			if err = oci.Store(src.Path, a, oci.Cached{Ref: src.Raw, Version: version}); err == nil {
 				oci.DropPrevious(src.Path) // no swap to undo at start
 				e.log.Info("artifact pulled", "source", src.Raw, "manifest", a.Manifest, "version", version, "bytes", a.Size)
@@ -219,7 +221,7 @@ func (e *Engine) syncSource(ctx context.Context, cfg *config.Config, src config.
 		e.reloadFailures.Add(1)
 		e.log.Error("registry artifact rejected", "source", src.Raw, "manifest", a.Manifest, "version", version, "error", err)
 	}
-	if cerr == nil && (src.Ref.Digest == "" || rec.Manifest == src.Ref.Digest) && checkCached(cfg, src) == nil {
+	if cerr == nil && (src.Ref.Digest == "" || rec.MatchesPin(src.Ref.Digest) == nil) && checkCached(cfg, src) == nil {
 		e.log.Warn("registry artifact unavailable or refused; serving the verified cached copy", "source", src.Raw, "cached", rec.Manifest, "version", rec.Version, "error", err)
 		e.src.update(src.Path, func(s *SourceStatus) { s.Manifest, s.Layer, s.Version = rec.Manifest, rec.Layer, rec.Version })
 		return nil

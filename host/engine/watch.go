@@ -31,7 +31,7 @@ var DropHold = 2 * time.Second
 var Rescan = 5 * time.Second
 
 // WriterHold bounds how long a file that some process still has open for writing (Linux:
-// modified, and no IN_CLOSE_WRITE since) is held back: a writer stalled mid-file is waited
+// modified, and no IN_CLOSE_WRITE since; or a read lease refused) is held back: a writer stalled mid-file is waited
 // for, however long the settle period is, but a file kept open for writing for ever is
 // applied after this long by the settle rule alone.
 var WriterHold = 30 * time.Second
@@ -75,7 +75,9 @@ type watched struct {
 	hash    string // content hash at the last observation
 	wrote   bool   // a write (in place, or into a recreated directory) was seen since the last apply
 	cand    string // the new content hash waiting to be stable
-	candAt  time.Time
+	// writerAt: when a writer inotify had seen close was found still holding the file open
+	writerAt time.Time
+	candAt   time.Time
 }
 
 // Watch starts watching the config file, the models, the plugins and the params and
@@ -346,7 +348,20 @@ func (w *Watcher) check(ctx context.Context, path string, later func(string, tim
 		st.cand, st.wrote = "", false
 		return
 	}
-	if since, open := w.wr.writing(st.final); open && timeNow().Sub(since) < WriterHold {
+	since, open := w.wr.writing(st.final)
+	if !open && openForWriting(st.final) {
+		// The last close-write was another writer's (a touch while this one stalls), or the
+		// writer stores through a mapping (no IN_MODIFY at all): the kernel says a writer
+		// still has it open. Models too: one rewritten in place, the same size, with half
+		// its new weights is a valid model no loader rejects.
+		if st.writerAt.IsZero() {
+			st.writerAt = timeNow()
+		}
+		since, open = st.writerAt, true
+	} else if !open {
+		st.writerAt = time.Time{}
+	}
+	if open && timeNow().Sub(since) < WriterHold {
 		// A writer still has it open (no close-write yet): whatever the settle period, the
 		// content is not complete. Look again after the writer closes it.
 		st.cand, st.wrote = "", true

@@ -11,11 +11,12 @@ import (
 )
 
 // writers follows, from the kernel's inotify events, which files some process has open for
-// writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (the last writer closed
-// it) or a rename onto the name (a new, complete file) as done. A writer that stalls mid-file
-// for longer than any settle period is still seen as writing, however busy the machine.
-// fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify instance on
-// the same directories. It is safe for concurrent use; a nil *writers knows nothing.
+// writing: IN_MODIFY marks a file as being written, IN_CLOSE_WRITE (a writer closed it: any
+// writer, not only the last, so the watcher also asks openForWriting before a file
+// applies) or a rename onto the name (a new, complete file) as done. A writer that stalls
+// mid-file for longer than any settle period is still seen as writing, however busy the
+// machine. fsnotify 1.10 keeps its close-write op unexported, so this is a second inotify
+// instance on the same directories. It is safe for concurrent use; a nil *writers knows nothing.
 type writers struct {
 	f *os.File
 
@@ -80,6 +81,30 @@ func (w *writers) writing(path string) (time.Time, bool) {
 	defer w.mu.Unlock()
 	t, ok := w.since[path]
 	return t, ok
+}
+
+// openForWriting reports whether some process has path open for writing now: a read lease
+// (F_SETLEASE F_RDLCK) is refused with EAGAIN exactly then. IN_CLOSE_WRITE comes at every
+// close of a file opened for writing, not only at the last one (a `touch` while a writer
+// stalls mid-file), and stores through a mapping raise no IN_MODIFY: this asks the kernel
+// before a file is applied. The lease is given back at once (a writer opening meanwhile
+// waits that long). false when it cannot tell: a lease needs the file's owner (or
+// CAP_LEASE) and a filesystem that has leases.
+func openForWriting(path string) bool {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+		return err == unix.EAGAIN
+	}
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
+	return false
 }
 
 func (w *writers) loop() {

@@ -216,10 +216,13 @@ func Resolve(ctx context.Context, ref config.OCIRef, o Options) (digest.Digest, 
 // that Store moves into the cache; Close removes it when it is not stored.
 type Artifact struct {
 	Manifest digest.Digest
-	Layer    digest.Digest
-	Type     string // ArtifactPlugin or ArtifactModel
-	Size     int64
-	File     string
+	// ManifestBody is the manifest as the registry served it (its sha256 is Manifest): kept
+	// in the cache record so that a copy served for a pinned digest is tied to that digest.
+	ManifestBody []byte
+	Layer        digest.Digest
+	Type         string // ArtifactPlugin or ArtifactModel
+	Size         int64
+	File         string
 }
 
 // ReadAll reads the artifact's file, refusing more than limit bytes.
@@ -288,7 +291,7 @@ func Pull(ctx context.Context, ref config.OCIRef, dir string, o Options) (*Artif
 	if err := layer.Digest.Validate(); err != nil || layer.Digest.Algorithm() != digest.SHA256 {
 		return nil, fmt.Errorf("%s: layer digest %q is not a sha256 digest", ref, layer.Digest)
 	}
-	a := &Artifact{Manifest: desc.Digest, Layer: layer.Digest, Type: man.ArtifactType, Size: layer.Size}
+	a := &Artifact{Manifest: desc.Digest, ManifestBody: mb, Layer: layer.Digest, Type: man.ArtifactType, Size: layer.Size}
 	if err := fetchToFile(ctx, repo, layer, dir, a); err != nil {
 		return nil, fmt.Errorf("fetching the layer of %s: %w", ref, err)
 	}
@@ -370,6 +373,24 @@ type Cached struct {
 	// Version is the plugin manifest's version of the cached copy: the version this source
 	// serves, which rollback protection never lets a tag move below (empty for a model).
 	Version string `json:"version,omitempty"`
+	// ManifestBody is the pulled manifest (base64 in the JSON): see MatchesPin.
+	ManifestBody []byte `json:"manifest_body,omitempty"`
+}
+
+// MatchesPin reports whether the record ties its layer to the manifest digest d: the
+// manifest it keeps hashes to d, and its one layer is the record's layer. The record is
+// otherwise the cache's word (whoever can write the cache writes it), so a copy is served
+// for a pinned reference only when this holds (Load has checked the file against the layer).
+func (rec Cached) MatchesPin(d string) error {
+	sum := sha256.Sum256(rec.ManifestBody)
+	if rec.Manifest != d || "sha256:"+hex.EncodeToString(sum[:]) != d {
+		return fmt.Errorf("the cache record does not hold the manifest %s", d)
+	}
+	var man ocispec.Manifest
+	if err := json.Unmarshal(rec.ManifestBody, &man); err != nil || len(man.Layers) != 1 || string(man.Layers[0].Digest) != rec.Layer {
+		return fmt.Errorf("the cached copy is not the layer manifest %s names", d)
+	}
+	return nil
 }
 
 func recordPath(path string) string { return path + ".oci.json" }
@@ -382,7 +403,7 @@ func Store(path string, a *Artifact, rec Cached) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	rec.Manifest, rec.Layer, rec.Size = string(a.Manifest), string(a.Layer), a.Size
+	rec.Manifest, rec.Layer, rec.Size, rec.ManifestBody = string(a.Manifest), string(a.Layer), a.Size, a.ManifestBody
 	if rec.PulledAt.IsZero() {
 		rec.PulledAt = time.Now().UTC()
 	}

@@ -375,11 +375,33 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 		resultErr = fn(b, ct)
 		return resultErr
 	}
-	st, err := g.run(ctx, body, size, result)
+	// Under probation the new version gets half of what is left of the deadline, so that
+	// one that hangs past it (a client deadline shorter than the plugin's time budget)
+	// leaves the previous version room to answer, and is held against.
+	runCtx := ctx
+	if dl, ok := ctx.Deadline(); ok && probation && start >= 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+		defer cancel()
+	}
+	st, err := g.run(runCtx, body, size, result)
 	p.countTrap(err)
 	if probation {
 		failed := Failed(ctx, err, err != nil && err == resultErr)
-		if failed && start >= 0 {
+		// No free worker on the version under probation (one that hangs until its time
+		// budget holds its workers), or its half of the deadline over before one was free:
+		// not held against it, but not a request it passed either, and the previous
+		// version's idle workers answer it.
+		overloaded := errors.Is(err, ErrOverloaded) || (runCtx != ctx && err != nil && err == runCtx.Err() && ctx.Err() == nil)
+		if overloaded {
+			failed = false
+		}
+		// Cut at its half of the deadline while running: held against it only if the
+		// previous version then answers in the other half (it is slower than the version it
+		// replaces); if that fails too, the deadline was tight for both: neither counts.
+		cut := !overloaded && runCtx != ctx && ctx.Err() == nil && err != nil && runCtx.Err() != nil && errors.Is(err, runCtx.Err())
+		neutral := overloaded
+		if (failed || overloaded) && start >= 0 {
 			if old := p.other(g); old != nil {
 				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
 				st2, err2 := old.run(ctx, body, size, result)
@@ -389,12 +411,16 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 					p.Retried.Add(1)
 					p.log.Warn("request failed on the version under probation; answered by the previous version", "error", err)
 					st, err = st2, nil
-				} else if Failed(ctx, err2, err2 == resultErr) {
+				} else if cut {
+					neutral = true
+				} else if failed && Failed(ctx, err2, err2 == resultErr) {
 					failed = false // the previous version fails on it too: the input, not the version
 				}
 			}
 		}
-		p.probation(g, failed)
+		if !neutral {
+			p.probation(g, failed)
+		}
 	}
 	if err != nil {
 		p.Failures.Add(1)

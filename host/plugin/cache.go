@@ -312,7 +312,7 @@ func (c *diskCache) fetch(key string) (rels []string) {
 			continue // already there (another module of this runtime)
 		}
 		r, ok := c.readRecord(rel)
-		if !ok {
+		if !ok || c.realFolders(rel) != nil {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
@@ -347,7 +347,13 @@ func (c *diskCache) store(key string, rels []string) {
 		keys[key] = true
 		c.records[rel] = keys
 		dst := filepath.Join(c.own, rel)
-		err := os.MkdirAll(filepath.Dir(dst), 0o700)
+		err := c.ownSafe()
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(dst), 0o700)
+		}
+		if err == nil {
+			err = c.realFolders(rel)
+		}
 		var tmp string
 		var sum []byte
 		if err == nil {
@@ -379,6 +385,48 @@ func (c *diskCache) store(key string, rels []string) {
 	}
 }
 
+// realFolders checks that every folder between edgehost's folder and the entry rel is a
+// real directory of this user (not a symlink): entries and records are written, read and
+// deleted by path, and a symlinked version folder would lead them elsewhere.
+func (c *diskCache) realFolders(rel string) error {
+	if err := c.ownSafe(); err != nil {
+		return err
+	}
+	p := c.own
+	parts := strings.Split(filepath.Dir(rel), string(filepath.Separator))
+	for _, part := range parts {
+		if part == "." {
+			continue
+		}
+		if part == ".." || part == "" {
+			return fmt.Errorf("%s: not a path inside %s", rel, c.own)
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() || !ownedByMe(fi) {
+			return fmt.Errorf("%s is not a directory of this user (mode %v)", p, fi.Mode())
+		}
+	}
+	return nil
+}
+
+// ownSafe checks edgehost's folder again: a real directory of this user that only it can
+// write. It was checked at open, but whoever can write cache_dir can rename it (that needs
+// no right on the folder itself) and put a symlink in its place.
+func (c *diskCache) ownSafe() error {
+	fi, err := os.Lstat(c.own)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o022 != 0 || !ownedByMe(fi) {
+		return fmt.Errorf("%s is no longer a directory of this user that only it can write (mode %v)", c.own, fi.Mode())
+	}
+	return nil
+}
+
 // exclusive reports whether this runtime is the directory's only user. It takes the
 // exclusive lock without waiting and goes back to shared at once.
 func (c *diskCache) exclusive() bool {
@@ -408,6 +456,10 @@ func (c *diskCache) remove(drop map[string]bool) (removed int) {
 			continue
 		}
 		p := filepath.Join(c.own, rel)
+		if c.realFolders(rel) != nil {
+			delete(c.records, rel) // never through a symlinked folder
+			continue
+		}
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() {
 			if os.Remove(p) == nil {
 				removed++
@@ -419,8 +471,11 @@ func (c *diskCache) remove(drop map[string]bool) (removed int) {
 	return removed
 }
 
-// removeOldLayout deletes the files the previous layout's index recorded (entries edgehost
-// wrote straight into cache_dir), then the index. Nothing else.
+// removeOldLayout deletes the files the previous layout's index recorded, then the index.
+// The index carries no MAC (whoever can write cache_dir can write it), so it is trusted for
+// nothing but names of the old layout's shape, cache_dir/wazero-*/NAME: each is removed
+// relative to the folder opened without following a symlink (never a file elsewhere through
+// a symlinked folder), and only if it is a regular file. Nothing else.
 func (c *diskCache) removeOldLayout() (removed int) {
 	idx := filepath.Join(c.dir, oldIndexFile)
 	b, err := readRegular(idx, 16<<20)
@@ -429,17 +484,33 @@ func (c *diskCache) removeOldLayout() (removed int) {
 	}
 	var old map[string][]string
 	_ = json.Unmarshal(b, &old)
+	root, err := unix.Open(c.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0) // cache_dir may be a symlink
+	if err != nil {
+		return 0
+	}
+	defer unix.Close(root)
 	for _, files := range old {
 		for _, f := range files {
-			// Only regular files inside cache_dir, never through a symlink.
 			rel, err := filepath.Rel(c.dir, f)
-			if err != nil || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
+			if err != nil {
 				continue
 			}
-			if fi, err := os.Lstat(f); err == nil && fi.Mode().IsRegular() && os.Remove(f) == nil {
-				removed++
-				_ = os.Remove(filepath.Dir(f)) // the version folder, once empty
+			folder, name := filepath.Split(rel)
+			folder = strings.TrimSuffix(folder, "/")
+			if !strings.HasPrefix(folder, "wazero-") || strings.Contains(folder, "/") || name == "" || name == "." || name == ".." {
+				continue
 			}
+			fd, err := unix.Openat(root, folder, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG &&
+				unix.Unlinkat(fd, name, 0) == nil {
+				removed++
+				_ = unix.Unlinkat(root, folder, unix.AT_REMOVEDIR) // the version folder, once empty
+			}
+			unix.Close(fd)
 		}
 	}
 	_ = os.Remove(idx)

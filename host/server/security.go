@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -287,8 +288,14 @@ func (l *connLimiter) track(c net.Conn, st http.ConnState) {
 	}
 }
 
+// stuckWrite is how long an answer's write may block (the client reads nothing) before its
+// connection counts as stuck: at the cap it is closed like an idle one.
+const stuckWrite = time.Second
+
 // evict closes the oldest idle connection, else the oldest that has sent nothing yet, else
-// the new one; l.mu is held.
+// the one whose answer has been blocked longest (over stuckWrite: a client that does not read,
+// or pipelines requests and never reads the answers, holds its connection active for ever),
+// else the new one; l.mu is held.
 func (l *connLimiter) evict(newest net.Conn) {
 	var victim net.Conn
 	var vt time.Time
@@ -303,10 +310,60 @@ func (l *connLimiter) evict(newest net.Conn) {
 		}
 	}
 	if victim == nil {
+		limit := time.Now().Add(-stuckWrite)
+		for c, in := range l.conns {
+			if ws := writingSince(c); c != newest && in.state == http.StateActive && !ws.IsZero() && ws.Before(limit) &&
+				(victim == nil || ws.Before(vt)) {
+				victim, vt = c, ws
+			}
+		}
+	}
+	if victim == nil {
 		victim = newest
 	}
 	delete(l.conns, victim)
 	_ = victim.Close()
+}
+
+// listen wraps l so that the limiter can tell a connection whose answer cannot be written
+// (see evict).
+func (l *connLimiter) listen(inner net.Listener) net.Listener { return writeTimedListener{inner} }
+
+type writeTimedListener struct{ net.Listener }
+
+func (w writeTimedListener) Accept() (net.Conn, error) {
+	c, err := w.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeTimedConn{Conn: c}, nil
+}
+
+// writeTimedConn records when a Write in progress began (0: none).
+type writeTimedConn struct {
+	net.Conn
+	since atomic.Int64
+}
+
+func (c *writeTimedConn) Write(b []byte) (int, error) {
+	c.since.Store(time.Now().UnixNano())
+	n, err := c.Conn.Write(b)
+	c.since.Store(0)
+	return n, err
+}
+
+// writingSince is when the Write in progress on c (or on the connection under its TLS)
+// began; zero when none is.
+func writingSince(c net.Conn) time.Time {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if wc, ok := c.(*writeTimedConn); ok {
+		if ns := wc.since.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return time.Time{}
 }
 
 // Open is the number of connections tracked (for tests and metrics).

@@ -76,6 +76,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(r.TransferEncoding) > 0 {
 		w.Header().Set("Connection", "close")
 	}
+	if r.ContentLength != 0 {
+		// A body that no handler reads (any route but POST; an error answered before it is
+		// read, see fail) is read by Go's server before or after it writes the answer, to
+		// keep the connection, with no deadline: a client that announces one and sends
+		// nothing held its connection active for ever, out of the cap's reach. Such
+		// answers close the connection instead.
+		if r.Method != http.MethodPost {
+			w.Header().Set("Connection", "close")
+		}
+		eb := &eofBody{ReadCloser: r.Body}
+		r.Body = eb
+		defer func() {
+			if !eb.eof {
+				// After the handler, Go's server reads what is left of the body (up to
+				// 256 KiB) whatever the answer said: let that read end at once.
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			}
+		}()
+	}
 	if scope := routeScope(r); scope != "" && s.auth.Enabled() {
 		if err := s.auth.Check(r.Header.Get("Authorization"), scope); err != nil {
 			if errors.Is(err, ErrUnauthorized) {
@@ -104,7 +123,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if err != nil {
 		return err
 	}
+	l = s.conns.listen(l)
 	if tc != nil {
+		// HTTP/1.1 only on this listener: an HTTP/2 stream whose client grants no flow-control
+		// window holds its connection active with no write blocked (the handler waits for a
+		// window), so the cap could be held for ever and health shut out
+		// (TestConnectionCapStalledH2). gRPC, on its own listener, keeps HTTP/2.
+		tc.NextProtos = []string{"http/1.1"}
+		hs.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 		hs.TLSConfig = tc
 		l = tls.NewListener(l, tc)
 	}
@@ -127,6 +153,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
+// eofBody records whether a request body was read to its end.
+type eofBody struct {
+	io.ReadCloser
+	eof bool
+}
+
+func (b *eofBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
 func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
 
 type errorBody struct {
@@ -143,6 +183,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, target, endpoint s
 	}
 	if code == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+	}
+	if b, ok := r.Body.(*eofBody); ok && !b.eof {
+		w.Header().Set("Connection", "close") // the body is not read (see ServeHTTP)
 	}
 	msg := err.Error()
 	if s.auth.Enabled() && !s.auth.has(r.Header.Get("Authorization"), config.ScopeObserve) {

@@ -1,7 +1,7 @@
 /* echo.c: a tiny post plugin for the reload tests, built with -DVERSION=N. Its result
  * names its version: {"ok":true,"version":N,"first":<first byte of output 0>,"params":<bytes of
  * its init params>}.
- * -DTRAP_POST traps on every post call; -DFAIL_POST returns status 2 (internal) on every call; -DNO_OK leaves "ok" out (fails a golden check). */
+ * -DTRAP_POST traps on every post call; -DSPIN_POST spins until its time budget traps it; -DFAIL_POST returns status 2 (internal) on every call; -DNO_OK leaves "ok" out (fails a golden check). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +28,10 @@ EXPORT("edgehost_post") int32_t eh_post(uint32_t cp) {
 	call_t* c = (call_t*)(uintptr_t)cp;
 #ifdef TRAP_POST
 	__builtin_trap();
+#endif
+#ifdef SPIN_POST
+	for (volatile uint32_t i = 0;; i++) {
+	}
 #endif
 #ifdef FAIL_POST
 	(void)c;
