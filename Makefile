@@ -197,9 +197,7 @@ FUZZ_TARGETS := ./host/wasm:FuzzInstrument ./host/plugin:FuzzInstrument ./host/p
 # hold large inputs that make a bounded run stall past -fuzztime.
 fuzz: build plugins
 	go clean -fuzzcache
-	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$name ($(FUZZTIME))"; \
-		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 3s $$pkg || exit 1; done
+	bash scripts/fuzz.sh $(FUZZTIME) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf bin .deps
