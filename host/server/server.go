@@ -100,6 +100,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, ErrUnauthorized) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="edgehost"`)
 			}
+			if r.ContentLength != 0 {
+				// Take what the client has already sent (up to 1 MiB, for at most 200 ms)
+				// before answering and closing: closing on a body still arriving resets
+				// the connection, and the client sees a broken pipe instead of the 401
+				// (tritonclient.http did, now and then). A client that sends nothing holds
+				// the connection 200 ms.
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				_, _ = io.CopyN(io.Discard, r.Body, 1<<20)
+				w.Header().Set("Connection", "close")
+			}
 			s.fail(w, r, "", "", err)
 			return
 		}
