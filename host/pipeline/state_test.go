@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
 )
@@ -56,25 +57,7 @@ func rawPNG(t testing.TB, w, h uint32, depth, ctype byte, rowBytes int, level in
 		zw.Write(row)
 	}
 	zw.Close()
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, body []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(body)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(body)
-		b.WriteString(typ)
-		b.Write(body)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr, w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = depth, ctype
-	chunk("IHDR", ihdr)
-	chunk("IDAT", z.Bytes())
-	chunk("IEND", nil)
-	return b.Bytes()
+	return testplugins.PNGFile(w, h, depth, ctype, 0, z.Bytes(), 0)
 }
 
 // corruptIDAT returns png with one byte flipped in the image data of its IDAT chunk number

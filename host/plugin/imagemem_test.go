@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
-	"encoding/binary"
-	"hash/crc32"
 	"image"
 	"image/png"
 	"testing"
@@ -60,29 +58,7 @@ func adam7PNG(t testing.TB, im *image.NRGBA) []byte {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, body []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(body)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(body)
-		b.WriteString(typ)
-		b.Write(body)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr, uint32(w))
-	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
-	ihdr[8], ihdr[9], ihdr[12] = 8, 6, 1
-	chunk("IHDR", ihdr)
-	for data := z.Bytes(); len(data) > 0; { // IDAT chunks of 64 KiB, as encoders write them
-		k := min(len(data), 65536)
-		chunk("IDAT", data[:k])
-		data = data[k:]
-	}
-	chunk("IEND", nil)
-	return b.Bytes()
+	return testplugins.PNGFile(uint32(w), uint32(h), 8, 6, 1, z.Bytes(), 65536) // IDAT chunks of 64 KiB, as encoders write them
 }
 
 // TestImagePrePNGMemory: at the shipped budget of the classify pipeline's pre plugin

@@ -3,9 +3,7 @@ package server_test
 import (
 	"bytes"
 	"compress/zlib"
-	"encoding/binary"
 	"encoding/json"
-	"hash/crc32"
 	"image"
 	"image/png"
 	"os"
@@ -28,25 +26,7 @@ func zeroPNG(t testing.TB, w, h uint32, depth, ctype byte, rowBytes int) []byte 
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var b bytes.Buffer
-	b.WriteString("\x89PNG\r\n\x1a\n")
-	chunk := func(typ string, body []byte) {
-		binary.Write(&b, binary.BigEndian, uint32(len(body)))
-		c := crc32.NewIEEE()
-		c.Write([]byte(typ))
-		c.Write(body)
-		b.WriteString(typ)
-		b.Write(body)
-		binary.Write(&b, binary.BigEndian, c.Sum32())
-	}
-	ihdr := make([]byte, 13)
-	binary.BigEndian.PutUint32(ihdr, w)
-	binary.BigEndian.PutUint32(ihdr[4:], h)
-	ihdr[8], ihdr[9] = depth, ctype
-	chunk("IHDR", ihdr)
-	chunk("IDAT", z.Bytes())
-	chunk("IEND", nil)
-	return b.Bytes()
+	return testplugins.PNGFile(w, h, depth, ctype, 0, z.Bytes(), 0)
 }
 
 // TestImageOverPluginMemory: an image whose decoding needs more than the pre plugin's
