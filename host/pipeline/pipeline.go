@@ -242,7 +242,12 @@ func Current(p *Pipeline) *Version {
 
 // Run runs one request on a prepared version (for golden-input checks).
 func (v *Version) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
-	return v.g.run(ctx, body, size, fn)
+	return v.Do(ctx, Request{Body: body, Size: size}, fn)
+}
+
+// Do is Pipeline.Do on a version that is not serving yet (golden checks before a swap).
+func (v *Version) Do(ctx context.Context, req Request, fn Result) (Stats, error) {
+	return v.g.run(ctx, req, fn)
 }
 
 // Discard releases a prepared version that will not be committed.
@@ -342,8 +347,25 @@ var ErrOverloaded = errors.New("overloaded: no free worker")
 // during the call.
 type Result func(body []byte, contentType string) error
 
-// Run reads size bytes of the request from body straight into the pre plugin's memory,
-// runs the pipeline and hands the result to fn.
+// Request is one request to a pipeline, whatever front end or source built it (HTTP, gRPC,
+// MQTT, a stream). Do is the one way in; every feature that changes what a request is
+// (sequences, raw camera frames, nested model calls) adds a field here rather than a
+// second path (ARCHITECTURE.md, "One request path").
+type Request struct {
+	// Body holds Size bytes of input, read straight into the pre plugin's memory. When it
+	// is an io.Seeker (every front end's in-memory body is), a request that fails on a
+	// version under probation can be run again on the previous one.
+	Body io.Reader
+	Size int
+}
+
+// Run is Do for a request that is only bytes.
+func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
+	return p.Do(ctx, Request{Body: body, Size: size}, fn)
+}
+
+// Do reads the request's bytes straight into the pre plugin's memory, runs the pipeline
+// and hands the result to fn.
 //
 // During probation a request that fails on the new version (see Failed) is run again on the
 // previous one, within the same ctx (deadline), when body can be rewound (an io.Seeker,
@@ -351,7 +373,8 @@ type Result func(body []byte, contentType string) error
 // no client a request before its rollback. Such requests count in Retried; the new
 // version's failure still counts towards its rollback, unless the previous version fails
 // on the same input too (then the input is at fault, not the version).
-func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
+func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error) {
+	body := req.Body
 	p.Requests.Add(1)
 	p.mu.RLock()
 	g := p.gen
@@ -384,7 +407,7 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 		runCtx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
 		defer cancel()
 	}
-	st, err := g.run(runCtx, body, size, result)
+	st, err := g.run(runCtx, req, result)
 	p.countTrap(err)
 	if probation {
 		failed := Failed(ctx, err, err != nil && err == resultErr)
@@ -404,7 +427,7 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 		if (failed || overloaded) && start >= 0 {
 			if old := p.other(g); old != nil {
 				_, _ = body.(io.Seeker).Seek(start, io.SeekStart)
-				st2, err2 := old.run(ctx, body, size, result)
+				st2, err2 := old.run(ctx, req, result)
 				old.inflight.Done()
 				p.countTrap(err2)
 				if err2 == nil {
@@ -455,7 +478,7 @@ func (p *Pipeline) countTrap(err error) {
 	}
 }
 
-func (g *generation) run(ctx context.Context, body io.Reader, size int, fn Result) (Stats, error) {
+func (g *generation) run(ctx context.Context, req Request, fn Result) (Stats, error) {
 	var w *worker
 	t := time.NewTimer(g.spec.QueueTimeout)
 	select {
@@ -471,5 +494,5 @@ func (g *generation) run(ctx context.Context, body io.Reader, size int, fn Resul
 	if err := w.repair(ctx, g.spec, g.zeroCopy); err != nil {
 		return Stats{}, err
 	}
-	return w.run(ctx, body, size, fn, g.zeroCopy)
+	return w.run(ctx, req, fn, g.zeroCopy)
 }

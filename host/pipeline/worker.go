@@ -115,8 +115,9 @@ type BadRequestError struct{ Msg string }
 
 func (e *BadRequestError) Error() string { return e.Msg }
 
-func (w *worker) run(ctx context.Context, body io.Reader, size int, fn Result, zeroCopy bool) (Stats, error) {
+func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool) (Stats, error) {
 	var st Stats
+	body, size := req.Body, req.Size
 	if size < 0 || size > 1<<30 {
 		return st, &BadRequestError{Msg: fmt.Sprintf("request size %d is invalid", size)}
 	}

@@ -368,7 +368,7 @@ func (s *Server) run(ctx context.Context, p *engine.Pipeline, body io.Reader, n 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 	start := time.Now()
-	st, err := p.Pipeline.Run(ctx, body, n, fn)
+	st, err := p.Pipeline.Do(ctx, pipeline.Request{Body: body, Size: n}, fn)
 	if err == nil {
 		s.Metrics.Stage.WithLabelValues(p.Name, "pre").Observe(st.Pre.Seconds())
 		s.Metrics.Stage.WithLabelValues(p.Name, "inference").Observe(st.Infer.Seconds())
