@@ -20,8 +20,12 @@ import (
 type writers struct {
 	f *os.File
 
-	mu    sync.Mutex
-	wds   map[int]string // watch descriptor → directory
+	mu sync.Mutex
+	// wds maps a watch descriptor to every directory name it was added under: a symlinked
+	// directory and its target are one inode, and inotify gives both names the same
+	// descriptor. An event is recorded under each name, so which name was added last never
+	// decides where a close-write lands.
+	wds   map[int][]string
 	dirs  map[string]int // directory → watch descriptor
 	since map[string]time.Time
 	done  chan struct{}
@@ -32,7 +36,7 @@ func newWriters() *writers {
 	if err != nil {
 		return nil
 	}
-	w := &writers{f: os.NewFile(uintptr(fd), "inotify"), wds: map[int]string{}, dirs: map[string]int{},
+	w := &writers{f: os.NewFile(uintptr(fd), "inotify"), wds: map[int][]string{}, dirs: map[string]int{},
 		since: map[string]time.Time{}, done: make(chan struct{})}
 	go w.loop()
 	return w
@@ -50,8 +54,36 @@ func (w *writers) watch(dir string) {
 		return
 	}
 	w.mu.Lock()
-	w.wds[wd], w.dirs[dir] = dir, wd
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	if old, ok := w.dirs[dir]; ok && old != wd && w.dropName(old, dir) {
+		// The name now leads to another directory (recreated, renamed over, swapped) and
+		// nothing else leads to the old one.
+		_, _ = unix.InotifyRmWatch(fd, uint32(old))
+	}
+	w.dirs[dir] = wd
+	for _, d := range w.wds[wd] {
+		if d == dir {
+			return
+		}
+	}
+	w.wds[wd] = append(w.wds[wd], dir)
+}
+
+// dropName removes dir from wd's names and reports whether wd has none left.
+func (w *writers) dropName(wd int, dir string) bool {
+	names := w.wds[wd]
+	for i, d := range names {
+		if d == dir {
+			names = append(names[:i:i], names[i+1:]...)
+			break
+		}
+	}
+	if len(names) == 0 {
+		delete(w.wds, wd)
+		return true
+	}
+	w.wds[wd] = names
+	return false
 }
 
 // unwatch stops following dir.
@@ -62,11 +94,9 @@ func (w *writers) unwatch(dir string) {
 	w.mu.Lock()
 	wd, ok := w.dirs[dir]
 	delete(w.dirs, dir)
-	if ok && w.wds[wd] == dir {
-		delete(w.wds, wd)
-	}
+	last := ok && w.dropName(wd, dir)
 	w.mu.Unlock()
-	if ok {
+	if last { // another name still leads to the same directory: keep its watch
 		_, _ = unix.InotifyRmWatch(int(w.f.Fd()), uint32(wd))
 	}
 }
@@ -130,27 +160,29 @@ func (w *writers) loop() {
 				name = string(raw)
 			}
 			off += unix.SizeofInotifyEvent + int(ev.Len)
-			dir, ok := w.wds[int(ev.Wd)]
+			names := w.wds[int(ev.Wd)]
 			if ev.Mask&unix.IN_IGNORED != 0 {
-				if ok {
-					delete(w.wds, int(ev.Wd))
+				for _, dir := range names {
 					if w.dirs[dir] == int(ev.Wd) {
 						delete(w.dirs, dir)
 					}
 				}
+				delete(w.wds, int(ev.Wd))
 				continue
 			}
-			if !ok || name == "" {
+			if name == "" {
 				continue
 			}
-			p := filepath.Join(dir, name)
-			switch {
-			case ev.Mask&unix.IN_MODIFY != 0:
-				if _, open := w.since[p]; !open {
-					w.since[p] = time.Now()
+			for _, dir := range names {
+				p := filepath.Join(dir, name)
+				switch {
+				case ev.Mask&unix.IN_MODIFY != 0:
+					if _, open := w.since[p]; !open {
+						w.since[p] = time.Now()
+					}
+				case ev.Mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_DELETE) != 0:
+					delete(w.since, p)
 				}
-			case ev.Mask&(unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE|unix.IN_DELETE) != 0:
-				delete(w.since, p)
 			}
 		}
 		w.mu.Unlock()
