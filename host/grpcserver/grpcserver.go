@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgehost/edgehost/host/config"
@@ -42,6 +43,20 @@ type Server struct {
 	http *server.Server
 	cfg  config.Server
 	log  hclog.Logger
+
+	guard atomic.Pointer[guard] // set by Serve
+}
+
+// GuardTick is how often the slow-reader guard looks at the connections (see slowreader.go).
+var GuardTick = time.Second
+
+// SlowReadersCut counts the connections closed because their client did not read its
+// responses.
+func (g *Server) SlowReadersCut() int64 {
+	if gd := g.guard.Load(); gd != nil {
+		return gd.cut.Load()
+	}
+	return 0
 }
 
 // New builds the gRPC service over srv, the HTTP front end whose pipelines, bare models,
@@ -66,6 +81,11 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 	if err := auth.CheckFiles(); err != nil {
 		return err
 	}
+	guard := newGuard(g.log, g.cfg.TransferTimeout.Duration, QueuedLimit(g.cfg.MaxBodyBytes))
+	g.guard.Store(guard)
+	gctx, stopGuard := context.WithCancel(ctx)
+	defer stopGuard()
+	go guard.run(gctx, GuardTick)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(g.cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
@@ -73,17 +93,24 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
 		grpc.InTapHandle(g.uploadDeadline),
+		grpc.StatsHandler(statsHandler{guard}),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := g.authorize(ctx, info.FullMethod); err != nil {
 				return nil, err
 			}
-			return h(ctx, req)
+			resp, err := h(ctx, req)
+			if err == nil {
+				if err := guard.admit(ctx, msgSize(resp)); err != nil {
+					return nil, err
+				}
+			}
+			return resp, err
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			if err := g.authorize(ss.Context(), info.FullMethod); err != nil {
 				return err
 			}
-			return h(srv, ss)
+			return h(srv, guardedStream{ss, guard})
 		}),
 	}
 	tc, err := server.TLSConfig(g.cfg)
@@ -98,7 +125,7 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	go g.followReadiness(ctx, hs)
-	l = limitListener(l, server.MaxConns(g.cfg.MaxConnections))
+	l = limitListener(l, server.MaxConns(g.cfg.MaxConnections), guard)
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(l) }()
 	select {
@@ -188,14 +215,16 @@ func (g *Server) followReadiness(ctx context.Context, hs *health.Server) {
 	}
 }
 
-// limitListener refuses connections beyond max (closes them at once).
-func limitListener(l net.Listener, max int) net.Listener {
-	return &capListener{Listener: l, sem: make(chan struct{}, max)}
+// limitListener refuses connections beyond max (closes them at once) and registers the
+// ones it accepts with the slow-reader guard.
+func limitListener(l net.Listener, max int, g *guard) net.Listener {
+	return &capListener{Listener: l, sem: make(chan struct{}, max), g: g}
 }
 
 type capListener struct {
 	net.Listener
 	sem chan struct{}
+	g   *guard
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -206,7 +235,10 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.sem <- struct{}{}:
-			return &capConn{Conn: c, release: func() { <-l.sem }}, nil
+			cc := &capConn{Conn: c}
+			cc.release = func() { l.g.remove(cc); <-l.sem }
+			l.g.add(cc)
+			return cc, nil
 		default:
 			c.Close()
 		}
@@ -217,6 +249,18 @@ type capConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+	// for the slow-reader guard: response bytes queued, bytes written, when the last write
+	// returned, and since when bytes have been queued without progress (unix ns; 0: not)
+	queued, written, lastWrite, stuckSince atomic.Int64
+}
+
+func (c *capConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.written.Add(int64(n))
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 func (c *capConn) Close() error {
@@ -234,7 +278,14 @@ func (g *Server) fail(ctx context.Context, method string, err error) error {
 		lvl = hclog.Warn
 	}
 	g.log.Log(lvl, "call failed", "method", method, "code", code.String(), "class", class, "error", err)
-	return status.Error(code, err.Error())
+	var authz string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			authz = v[0]
+		}
+	}
+	// Where files live is for observers only, as over HTTP.
+	return status.Error(code, g.http.Auth().Reveal(authz, err.Error()))
 }
 
 // ServerLive is always true while the server answers.

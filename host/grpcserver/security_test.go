@@ -87,6 +87,13 @@ func TestTokensAndHealth(t *testing.T) {
 	if _, err := client.ModelMetadata(withToken("grpc-observe-token-0123456789"), &pb.ModelMetadataRequest{Name: "classify"}); err != nil {
 		t.Errorf("metadata with an observe token: %v", err)
 	}
+	// Error texts pass through the same redaction as over HTTP: absolute paths are for
+	// observers only (here the caller's own, echoed back in a NOT_FOUND).
+	nope := &pb.ModelInferRequest{ModelName: "/srv/models/secret.tflite", Inputs: req.Inputs, RawInputContents: req.RawInputContents}
+	if _, err := client.ModelInfer(withToken("grpc-infer-token-0123456789"), nope); status.Code(err) != codes.NotFound ||
+		strings.Contains(status.Convert(err).Message(), "/srv/models") || !strings.Contains(status.Convert(err).Message(), "<path>") {
+		t.Errorf("an infer-only caller's error: %v (want NOT_FOUND with the path redacted)", err)
+	}
 	if r, err := client.ServerLive(ctx(t), &pb.ServerLiveRequest{}); err != nil || !r.Live {
 		t.Errorf("ServerLive without a token: %v", err)
 	}

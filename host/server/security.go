@@ -90,6 +90,16 @@ func (a *Auth) Check(header, scope string) error {
 // has reports whether header carries a token with scope (always, when tokens are off).
 func (a *Auth) has(header, scope string) bool { return a.Check(header, scope) == nil }
 
+// Reveal returns an error text as a caller presenting the Authorization header may see
+// it: whole with the observe scope (or without tokens configured), with absolute paths
+// and content hashes replaced otherwise.
+func (a *Auth) Reveal(header, msg string) string {
+	if a.Enabled() && !a.has(header, config.ScopeObserve) {
+		return redact(msg)
+	}
+	return msg
+}
+
 // file returns the token in path, read again if the file changed since the last look.
 func (a *Auth) file(path string) *tokenFile {
 	a.mu.Lock()
@@ -222,15 +232,24 @@ func routeScope(r *http.Request) string {
 	return config.ScopeObserve
 }
 
-var absPathRE = regexp.MustCompile(`(?:^|[\s"'=(:])(/[^\s"',;)]+)`)
+var (
+	absPathRE = regexp.MustCompile(`(?:^|[\s"'=(:])(/[^\s"',;)]+)`)
+	hashRE    = regexp.MustCompile(`\b[0-9a-f]{40,64}\b`)
+)
 
-// redact removes absolute paths from an error text for callers without the observe scope:
-// the file layout of the machine is not theirs to learn.
+// redact removes absolute paths and content hashes (sha1/sha256 in hex) from an error text
+// for callers without the observe scope: the file layout of the machine and which exact
+// files it serves are not theirs to learn.
 func redact(msg string) string {
-	return absPathRE.ReplaceAllStringFunc(msg, func(m string) string {
+	msg = absPathRE.ReplaceAllStringFunc(msg, func(m string) string {
 		i := strings.IndexByte(m, '/')
-		return m[:i] + "<path>"
+		end := ""
+		if strings.HasSuffix(m, ":") { // "open /x/y: no such file"
+			end = ":"
+		}
+		return m[:i] + "<path>" + end
 	})
+	return hashRE.ReplaceAllString(msg, "<hash>")
 }
 
 // connLimiter caps a listener's open connections. At the cap a new connection closes the

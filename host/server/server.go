@@ -197,10 +197,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, target, endpoint s
 	if b, ok := r.Body.(*eofBody); ok && !b.eof {
 		w.Header().Set("Connection", "close") // the body is not read (see ServeHTTP)
 	}
-	msg := err.Error()
-	if s.auth.Enabled() && !s.auth.has(r.Header.Get("Authorization"), config.ScopeObserve) {
-		msg = redact(msg) // where files live is for observers only
-	}
+	msg := s.auth.Reveal(r.Header.Get("Authorization"), err.Error()) // where files live is for observers only
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: msg, Class: class})
