@@ -89,14 +89,16 @@ run: build plugins
 # The README's test command: vet, every test (the fleet manifests' test is its own module,
 # deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
-# test then runs in full under -race on its own).
+# test then runs in full under -race on its own). -timeout 25m: the race run of host/server
+# takes ~7 minutes on a quiet 2-core machine, over go test's default 10 minutes when the
+# machine is busy (seen once: a CI run beside other builds timed out mid-package).
 test: build plugins brokers deps-litert
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
-	go test -count=1 ./...
+	go test -count=1 -timeout 25m ./...
 	cd deploy && go vet ./... && go test -count=1 ./...
-	go test -race -short -count=1 ./host/pipeline ./host/server ./host/engine ./host/mqtt
+	go test -race -short -count=1 -timeout 25m ./host/pipeline ./host/server ./host/engine ./host/mqtt
 	go test -race -count=1 -run '^TestConcurrentClients$$' ./host/server
 	go test -race -count=1 -run '^TestCache|^TestCompileOnceRace' ./host/plugin
 	$(MAKE) --no-print-directory test-tflite29
