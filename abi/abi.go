@@ -159,6 +159,17 @@ const (
 // FlagContext is set in the call block's flags when the request-context fields exist.
 const FlagContext = 1
 
+// Sequences (ABI 1.3, issue 26; ABI.md §5.8): flags bits the host sets on the pre and the
+// post call of a request that belongs to a sequence (a stateful stream such as 10 ms audio
+// chunks). Every request of a sequence is served by the same pre and post instances, in
+// order; FlagSeqStart marks its first request (the instances are fresh), FlagSeqEnd its
+// last (the instances are closed after it). A plugin built before 1.3 never reads them.
+const (
+	FlagSequence = 1 << 2 // the request belongs to a sequence
+	FlagSeqStart = 1 << 3 // the first request of the sequence: reset any per-stream state
+	FlagSeqEnd   = 1 << 4 // the last request of the sequence: flush what the stream still holds
+)
+
 // MaxContext is the size of the request-context buffer: the bytes a pre plugin may hand to
 // the post plugin of the same request.
 const MaxContext = 4096

@@ -67,6 +67,17 @@ if ! [ -f "$DEPS/tflite/2.17/lib/libtensorflowlite_c.so" ]; then
 fi
 install_file "$DL/wheel/pymicro_wakeword/lib/libtensorflowlite_c.so" "$DEPS/tflite/2.17/lib/libtensorflowlite_c.so" \
 	25465edb5cd7aadd00249d4d28f1d922ce5cc90195ad4403458111dd63493bae
+# The same wheel's okay_nabu wake-word model (a streaming model: its state lives in resource
+# variables) and its settings, for the wakeword pipeline and the sequence tests.
+mkdir -p "$DEPS/models"
+if ! [ -f "$DL/wheel/pymicro_wakeword/models/okay_nabu.tflite" ]; then
+	rm -rf "$DL/wheel" && mkdir -p "$DL/wheel"
+	python3 -m zipfile -e "$DL/$WHEEL" "$DL/wheel" || die "could not unpack $WHEEL"
+fi
+install_file "$DL/wheel/pymicro_wakeword/models/okay_nabu.tflite" "$DEPS/models/okay_nabu.tflite" \
+	d89128c4d16a72de429119fb2254ce46649553c2a24f5dd840175c80d7b9d094
+install_file "$DL/wheel/pymicro_wakeword/models/okay_nabu.json" "$DEPS/models/okay_nabu.json" \
+	f8026e2ce93a0855ca23483036fd2d74ee924a2588d9ea6a6c6c7478fbf4be57
 
 # 2. TensorFlow Lite 2.9.0 C library and C API headers: npm tfjs-tflite-node.
 fetch_npm tfjs-tflite-node 0.0.2 tfjs-tflite-node-0.0.2.tgz 3be1632328a76a2475e5b6833253763c802c859433becb4d879ee1860e3b5284

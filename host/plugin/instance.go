@@ -65,6 +65,7 @@ type Instance struct {
 	timedOut   bool            // hostFuel stopped the running call
 	cancelled  error           // hostFuel stopped the running call because its context ended
 	cpuStart   time.Duration   // thread CPU time at the start of the call (BudgetCPU)
+	seqFlags   uint32          // abi.FlagSequence… for the next calls (SetSequenceFlags)
 }
 
 // threadCPU is the CPU time consumed by the calling OS thread.
@@ -467,7 +468,7 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
 	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
 	le.PutUint32(c[abi.CallOffTensors:], i.table)
-	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext)
+	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext|i.seqFlags)
 	le.PutUint32(c[abi.CallOffContext:], i.reqCtx)
 	le.PutUint32(c[abi.CallOffContextCap:], abi.MaxContext)
 	le.PutUint32(c[abi.CallOffContextLen:], ctxLen)
@@ -520,6 +521,13 @@ func (i *Instance) ReleaseInput(ctx context.Context) {
 	}
 	i.Free(context.WithoutCancel(ctx), i.input)
 	i.input, i.inputCap = 0, 0
+}
+
+// SetSequenceFlags sets the sequence bits (abi.FlagSequence, abi.FlagSeqStart,
+// abi.FlagSeqEnd; ABI.md §5.8) that the following Pre and Post calls carry in the call
+// block's flags, until set again; 0 (the default) for a request outside a sequence.
+func (i *Instance) SetSequenceFlags(f uint32) {
+	i.seqFlags = f & (abi.FlagSequence | abi.FlagSeqStart | abi.FlagSeqEnd)
 }
 
 // Pre runs edgehost_pre on the first n bytes of the InputBuffer.
