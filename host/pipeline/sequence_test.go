@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,27 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/plugin"
 )
 
-// seqecho builds testdata/seqecho.c (kind both) with the given TAG and returns its path.
-func seqecho(t testing.TB, tag int) string {
-	t.Helper()
-	dir := t.TempDir()
-	raw := filepath.Join(dir, "raw.wasm")
-	testplugins.BuildC(t, true, "-O1", fmt.Sprintf("-DTAG=%d", tag), "-I", root+"sdk/c", "-o", raw,
-		"testdata/seqecho.c", root+"sdk/c/edgehost.c", root+"sdk/c/heap.c")
-	b, err := os.ReadFile(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	man := fmt.Sprintf(`{"name":"seqecho","version":"1.0.%d","abi":1,"kind":"both"}`, tag)
-	if b, err = abi.SetCustomSection(b, abi.ManifestSection, []byte(man)); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "seqecho.wasm")
-	if err := os.WriteFile(out, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func seqecho(t testing.TB, tag int) string { return testplugins.SeqEcho(t, tag) }
 
 type echo struct {
 	Pre       int    `json:"pre"`
