@@ -184,6 +184,16 @@ $(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
 client-check: build plugins
 	bash scripts/client_check.sh
 
+# Wake-word reference data (issue 26): espeak-ng from Debian, pymicro-wakeword from PyPI (pinned),
+# the test clips and pymicro-wakeword's per-chunk results, into .deps/wakeword-ref; then the
+# comparison with the wakeword pipeline (TestWakewordReference; skipped in make test without it).
+.PHONY: wakeword-ref test-wakeword seq-accept
+wakeword-ref: deps
+	bash scripts/wakeword-ref.sh
+
+test-wakeword: wakeword-ref plugins
+	. scripts/env.sh && go test -count=1 -p 1 -v -run 'TestWakewordReference|TestSequence' ./host/pipeline
+
 # Regenerates host/grpcserver/inference/*.pb.go from grpc_predict_v2.proto (the generated
 # code is committed; only a change of the .proto or of the pinned generators needs this).
 proto:

@@ -168,6 +168,12 @@ const (
 	FlagSequence = 1 << 2 // the request belongs to a sequence
 	FlagSeqStart = 1 << 3 // the first request of the sequence: reset any per-stream state
 	FlagSeqEnd   = 1 << 4 // the last request of the sequence: flush what the stream still holds
+	// FlagSkipModel is the one flags bit a plugin writes: a pre plugin sets it before
+	// returning 0 when this request gives the model no new input (a streaming front end
+	// that needs three 10 ms feature frames per inference); the host then does not run the
+	// model and sets the bit on the post call, whose output tensors hold the last run's
+	// values. A host before 1.3 ignores it (a plugin that needs it checks FlagSequence).
+	FlagSkipModel = 1 << 5
 )
 
 // MaxContext is the size of the request-context buffer: the bytes a pre plugin may hand to

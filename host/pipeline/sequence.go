@@ -272,8 +272,7 @@ func (p *Pipeline) doSequence(ctx context.Context, req Request, fn Result) (Stat
 	if req.Sequence.End {
 		flags |= abi.FlagSeqEnd
 	}
-	s.w.pre.SetSequenceFlags(flags)
-	s.w.post.SetSequenceFlags(flags)
+	s.w.seqFlags = flags
 	var resultErr error
 	st, err := s.w.run(ctx, req, func(b []byte, ct string) error {
 		resultErr = fn(b, ct)
