@@ -187,9 +187,19 @@ client-check: build plugins
 # Wake-word reference data (issue 26): espeak-ng from Debian, pymicro-wakeword from PyPI (pinned),
 # the test clips and pymicro-wakeword's per-chunk results, into .deps/wakeword-ref; then the
 # comparison with the wakeword pipeline (TestWakewordReference; skipped in make test without it).
-.PHONY: wakeword-ref test-wakeword seq-accept
+.PHONY: wakeword-ref test-wakeword seq-accept bench-wakeword
 wakeword-ref: deps
 	bash scripts/wakeword-ref.sh
+
+# Acceptance of sequences over gRPC streams (not in make test; takes about 2.5 minutes at the
+# defaults): SEQ_ACCEPT_FLAGS="-streams 200 -duration 60s -starts 10000 -swap-streams 50".
+SEQ_ACCEPT_FLAGS ?=
+seq-accept: build plugins
+	. scripts/env.sh && go run ./tools/seqaccept $(SEQ_ACCEPT_FLAGS)
+
+# One stream against pymicro-wakeword, interleaved; the table goes to bench/results.
+bench-wakeword: build plugins wakeword-ref
+	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
 
 test-wakeword: wakeword-ref plugins
 	. scripts/env.sh && go test -count=1 -p 1 -v -run 'TestWakewordReference|TestSequence' ./host/pipeline

@@ -23,6 +23,9 @@
 #include "edgehost.h"
 
 #define MAX_WINDOW 100
+#ifndef WAKEWORD_VERSION
+#define WAKEWORD_VERSION 1 /* reported as "v" with report = "all" (tools/seqaccept builds a 2) */
+#endif
 
 static double g_cutoff = 0.85;
 static int g_window = 5;
@@ -97,8 +100,8 @@ int eh_plugin_post(eh_call *c) {
     double time = chunk * 0.01;
     eh_buf_reset(&g_out);
     if (g_all) {
-        eh_buf_printf(&g_out, "{\"chunk\":%u,\"time\":%.2f,\"feature\":%s,\"inferred\":%s,\"output\":%d,\"probability\":",
-                      chunk, time, feature ? "true" : "false", inferred ? "true" : "false", q);
+        eh_buf_printf(&g_out, "{\"v\":%d,\"chunk\":%u,\"time\":%.2f,\"feature\":%s,\"inferred\":%s,\"output\":%d,\"probability\":",
+                      WAKEWORD_VERSION, chunk, time, feature ? "true" : "false", inferred ? "true" : "false", q);
         eh_buf_printf(&g_out, feature ? "%.17g" : "null", prob);
         eh_buf_printf(&g_out, ",\"detected\":%s,\"features\":[", detected ? "true" : "false");
         if (feature) eh_buf_append(&g_out, ctx + off + 1, strlen(ctx + off + 1));
