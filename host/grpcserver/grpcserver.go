@@ -29,6 +29,13 @@ import (
 // Endpoint is the endpoint label of gRPC requests in edgehost_requests_total.
 const Endpoint = "grpc"
 
+// StreamWindow and ConnWindow are the HTTP/2 flow-control windows of a call and of a
+// connection: what a client may send before edgehost reads it.
+const (
+	StreamWindow = 256 << 10
+	ConnWindow   = 2 << 20
+)
+
 // StreamEndpoint is the endpoint label of requests that came over ModelStreamInfer.
 const StreamEndpoint = "grpc_stream"
 
@@ -74,6 +81,11 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(g.cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		// Fixed flow-control windows (no BDP growth): a stream whose client sends faster than
+		// the pipeline answers (ModelStreamInfer behind real time) buffers at most this much
+		// in edgehost. With BDP windows 200 streams behind real time held 670 MiB.
+		grpc.InitialWindowSize(StreamWindow),
+		grpc.InitialConnWindowSize(ConnWindow),
 		grpc.MaxHeaderListSize(MaxHeaderListSize),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
@@ -368,10 +380,18 @@ func params(m map[string]*pb.InferParameter) map[string]any {
 // with its error_message (the error table's class and message) and the stream goes on.
 // Each request runs under server.request_timeout; the stream itself has no deadline (a
 // live audio stream lasts as long as it lasts) and ends when the client closes it.
+//
+// Between answering a chunk of a sequence and receiving the stream's next request, the
+// stream holds the sequence (pipeline.HoldSequence): its idle timeout counts only once the
+// stream has ended (or moved to another sequence), so a server running behind real time
+// never expires the sequence of a client that is still streaming.
 func (g *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInferServer) error {
 	ctx := stream.Context()
+	release := func() {}
+	defer func() { release() }()
 	for {
 		req, err := stream.Recv()
+		release()
 		if err == io.EOF {
 			return nil
 		}
@@ -383,6 +403,9 @@ func (g *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInfe
 		p, m, err := g.http.Lookup(name)
 		if err == nil {
 			resp, err = g.infer(ctx, req, p, m)
+		}
+		if seq, _ := server.SequenceOf(params(req.GetParameters())); p != nil && seq.ID != "" && !seq.End {
+			release = p.Pipeline.HoldSequence(seq.ID)
 		}
 		g.http.Count(name, StreamEndpoint, err)
 		out := &pb.ModelStreamInferResponse{InferResponse: resp}

@@ -86,12 +86,13 @@ func (e *SequenceLimitError) Unwrap() error { return ErrTooManySequences }
 
 // session is one live sequence: its own worker on the version it started on.
 type session struct {
-	id   string
-	turn chan struct{} // a one-slot lock held while a request (or the janitor, or Close) uses the session
-	g    *generation   // the version it runs on; the session holds one in-flight reference on it
-	w    *worker
-	last time.Time // end of the last request (guarded by turn)
-	dead bool      // ended, expired or closed: never used again (guarded by turn)
+	id    string
+	turn  chan struct{} // a one-slot lock held while a request (or the janitor, or Close) uses the session
+	g     *generation   // the version it runs on; the session holds one in-flight reference on it
+	w     *worker
+	last  atomic.Int64 // end of the last request, or of the last hold (UnixNano)
+	holds atomic.Int32 // HoldSequence: while > 0 the sequence does not expire
+	dead  bool         // ended, expired or closed: never used again (guarded by turn)
 }
 
 func (s *session) lock(ctx context.Context) error {
@@ -237,7 +238,8 @@ func (p *Pipeline) fresh(ctx context.Context, s *session) error {
 		g.inflight.Done()
 		return fmt.Errorf("pipeline %s: sequence %q: %w", p.name, s.id, err)
 	}
-	s.g, s.w, s.last = g, w, time.Now()
+	s.g, s.w = g, w
+	s.last.Store(time.Now().UnixNano())
 	p.seq.Started.Add(1)
 	return nil
 }
@@ -279,7 +281,7 @@ func (p *Pipeline) doSequence(ctx context.Context, req Request, fn Result) (Stat
 		return resultErr
 	}, g.zeroCopy)
 	p.countTrap(err)
-	s.last = time.Now()
+	s.last.Store(time.Now().UnixNano())
 	broken := s.w.pre.Broken() != nil || s.w.post.Broken() != nil
 	if req.Sequence.End || broken {
 		p.drop(s)
@@ -295,6 +297,28 @@ func (p *Pipeline) doSequence(ctx context.Context, req Request, fn Result) (Stat
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
 	return st, err
+}
+
+// HoldSequence keeps sequence id from expiring until release is called (once; later calls
+// do nothing); its idle time starts again then. A stream front end holds the sequence it
+// serves between answering one chunk and receiving the next, so that a server slower than
+// real time (its own backlog, flow control) never expires a sequence whose client is still
+// sending. It does nothing for an id that is not live.
+func (p *Pipeline) HoldSequence(id string) (release func()) {
+	p.seq.mu.Lock()
+	s := p.seq.m[id]
+	p.seq.mu.Unlock()
+	if s == nil {
+		return func() {}
+	}
+	s.holds.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.last.Store(time.Now().UnixNano())
+			s.holds.Add(-1)
+		})
+	}
 }
 
 // startJanitor starts, once, the goroutine that expires idle sequences.
@@ -325,7 +349,7 @@ func (p *Pipeline) expire(now time.Time) {
 		if !s.tryLock() {
 			continue
 		}
-		if !s.dead && now.Sub(s.last) > idle {
+		if !s.dead && s.holds.Load() == 0 && now.Sub(time.Unix(0, s.last.Load())) > idle {
 			delete(p.seq.m, id)
 			p.seq.Expired.Add(1) // under the lock, with the delete: Sequences() sees both or neither
 			gone = append(gone, s)

@@ -401,3 +401,33 @@ func TestSequenceStartsBounded(t *testing.T) {
 		t.Fatalf("RSS grew by %d MiB for at most %d live sequences", grow>>20, limit)
 	}
 }
+
+// TestSequenceHold: a held sequence (a stream between two chunks) outlives its idle timeout;
+// once released it expires after the timeout, counted from the release.
+func TestSequenceHold(t *testing.T) {
+	sf := newSeqFixture(t, 1)
+	p, err := pipeline.New(context.Background(), sf.spec(1, 1, pipeline.SequenceLimits{Max: 4, IdleTimeout: 50 * time.Millisecond}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	in := chunks(3, 1)[0]
+	if _, err := doSeq(p, "held", true, false, in); err != nil {
+		t.Fatal(err)
+	}
+	release := p.HoldSequence("held")
+	time.Sleep(400 * time.Millisecond)
+	if e, err := doSeq(p, "held", false, false, in); err != nil || e.Pre != 2 {
+		t.Fatalf("held past the idle timeout: %+v %v", e, err)
+	}
+	release()
+	release() // idempotent
+	p.HoldSequence("nobody")()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Sequences().Live > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := p.Sequences(); st.Live != 0 || st.Expired != 1 {
+		t.Fatalf("after release: %+v", st)
+	}
+}

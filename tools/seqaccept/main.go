@@ -294,6 +294,12 @@ func many(cs []pb.GRPCInferenceServiceClient, pid int, pcm []byte, alone []strin
 		errors += r.errs
 		if !slices.Equal(r.out, alone) {
 			mismatched++
+			for i, o := range r.out {
+				if o != alone[i] && mismatched <= 3 {
+					fmt.Printf("   stream %d chunk %d: %.200s\n", k, i, o)
+					break
+				}
+			}
 		}
 		lags = append(lags, r.lag...)
 	}
