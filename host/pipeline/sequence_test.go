@@ -9,7 +9,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -429,5 +431,89 @@ func TestSequenceHold(t *testing.T) {
 	}
 	if st := p.Sequences(); st.Live != 0 || st.Expired != 1 {
 		t.Fatalf("after release: %+v", st)
+	}
+}
+
+// TestSequenceTrap: a trap in a sequence's plugin ends the sequence (its state is gone, and
+// the error says so); the next chunk without a start is refused; nothing stays live.
+func TestSequenceTrap(t *testing.T) {
+	f := newFixture(t, "okay_nabu.tflite")
+	m, err := f.rt.Load(context.Background(), plugin.Config{Path: testplugins.Hostile(t, "TRAP_PRE", abi.KindBoth), WantKind: abi.KindBoth, Timeout: workBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(context.Background(), pipeline.Spec{Name: "trap", Model: f.model, Pre: m, Post: m, Workers: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	do := func(start bool, body []byte) error {
+		_, err := p.Do(context.Background(), pipeline.Request{Body: bytes.NewReader(body), Size: len(body),
+			Sequence: pipeline.Sequence{ID: "t", Start: start}}, func([]byte, string) error { return nil })
+		return err
+	}
+	// TRAP_PRE refuses an empty input (bad_input: the sequence stays live) and traps on any
+	// other.
+	var st *plugin.StatusError
+	if err := do(true, nil); !errors.As(err, &st) || p.Sequences().Live != 1 {
+		t.Fatalf("empty start: %v, %+v: want bad_input and the sequence live", err, p.Sequences())
+	}
+	err = do(false, []byte("boom"))
+	var trap *plugin.TrapError
+	if !errors.As(err, &trap) || !strings.Contains(err.Error(), `sequence "t" ended`) {
+		t.Fatalf("trap in a sequence: %v", err)
+	}
+	var se *pipeline.SequenceError
+	if err := do(false, nil); !errors.As(err, &se) {
+		t.Fatalf("after the trap: %v, want the sequence gone", err)
+	}
+	if st := p.Sequences(); st.Live != 0 || st.Ended != 1 {
+		t.Fatalf("%+v", st)
+	}
+	if err := do(true, nil); !errors.As(err, &st) || p.Sequences().Live != 1 {
+		t.Fatalf("a new start after the trap: %v", err)
+	}
+}
+
+// TestSequenceClose: closing a pipeline while sequences stream ends them all, each after
+// its running chunk; later chunks get ErrClosed, never a crash (closed instances are never
+// called) or a hang.
+func TestSequenceClose(t *testing.T) {
+	sf := newSeqFixture(t, 1)
+	p, err := pipeline.New(context.Background(), sf.spec(1, 1, pipeline.SequenceLimits{Max: 8}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := chunks(9, 1)[0]
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	errs := make(chan error, 8)
+	for k := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				_, err := doSeq(p, fmt.Sprint("c", k), i == 0, false, in)
+				if err != nil {
+					errs <- err
+					return
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	for served.Load() < 30 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Close(context.Background())
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, pipeline.ErrClosed) {
+			t.Errorf("after Close: %v, want ErrClosed", err)
+		}
+	}
+	if st := p.Sequences(); st.Live != 0 {
+		t.Fatalf("%+v live after Close", st)
 	}
 }
