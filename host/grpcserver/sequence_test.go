@@ -103,6 +103,9 @@ func TestSequenceStreams(t *testing.T) {
 			t.Fatalf("stream %d differs from stream 0 on the same chunks", s)
 		}
 	}
+	if sq := env.e.Status().Pipelines["seq"].Sequences; sq == nil || sq.Started < 3 || sq.Live != 0 {
+		t.Fatalf("status of the seq pipeline's sequences: %+v", sq)
+	}
 	// An unknown sequence on a stream: an error message, and the stream goes on.
 	st, err := env.client.ModelStreamInfer(ctx(t))
 	if err != nil {
