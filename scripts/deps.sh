@@ -45,7 +45,7 @@ fetch_pypi_sdist() {
 	local name=$1 version=$2 file=$3 sum=$4
 	if [ -f "$DL/$file" ]; then check "$DL/$file" "$sum"; return; fi
 	say "fetching the sdist of $name==$version from PyPI (pip download --no-binary)"
-	python3 -m pip download --no-deps --no-binary=:all: --no-build-isolation --progress-bar on -d "$DL" "$name==$version" >&2 ||
+	python3 -m pip download --no-deps --no-binary=:all: --progress-bar on -d "$DL" "$name==$version" >&2 ||
 		die "could not fetch $name==$version from PyPI (pip download); check the PyPI registry is reachable"
 	[ -f "$DL/$file" ] || die "PyPI package $name==$version did not contain $file"
 	check "$DL/$file" "$sum"
