@@ -150,9 +150,10 @@ test-tflite29: deps plugins
 # Go), one interleaved run, printed as one markdown table of ratios and written to
 # .deps/bench/results.md. Rounds and durations: BENCH_ROUNDS, BENCH_HTTP_REQS, BENCH_TPUT_SECS,
 # BENCH_TPUT_ROUNDS (see bench/README.md). Only this target needs the venv; make test does not.
-bench: build plugins bench-venv bench-data
+bench: build plugins bench-venv bench-data wakeword-ref
 	go build -o bin/ehbench ./bench/ehbench
 	./bin/ehbench -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/results.md
+	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
 
 # The Go micro-benchmarks of the host packages.
 bench-go: build plugins
