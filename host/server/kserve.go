@@ -164,6 +164,18 @@ func DecodeInferRequest(body []byte, headerLength int) (*InferRequest, error) {
 		}
 		return nil, badf("malformed inference request JSON: %v", err)
 	}
+	if _, ok := req.Parameters[ParamSequenceID].(float64); ok {
+		// A numeric sequence_id is a uint64 (Triton's): read it again as its digits, which a
+		// float64 holds exactly only up to 2^53.
+		var p struct {
+			Parameters struct {
+				ID json.Number `json:"sequence_id"`
+			} `json:"parameters"`
+		}
+		if json.Unmarshal(hdr, &p) == nil && p.Parameters.ID != "" {
+			req.Parameters[ParamSequenceID] = p.Parameters.ID
+		}
+	}
 	if len(req.Inputs) == 0 {
 		return nil, badf("inference request has no inputs")
 	}
