@@ -111,6 +111,9 @@ func TestWakewordReference(t *testing.T) {
 	if len(clips) == 0 {
 		t.Fatal("no clips in " + dir)
 	}
+	// The reference runs pymicro-wakeword's TFLite 2.17.1; with another library (make
+	// test-tflite29) only the front end's features must be equal, the model's kernels differ.
+	sameLib := strings.HasPrefix(tflite.Probe().Version, "2.17.")
 	for _, xnn := range []bool{false, true} {
 		p := wakewordPipeline(t, xnn, pipeline.SequenceLimits{})
 		detections, outDiff, detDiff, chunks, maxDiff := 0, 0, 0, 0, 0
@@ -143,7 +146,7 @@ func TestWakewordReference(t *testing.T) {
 					if g.Detected {
 						detections++
 					}
-					if xnn {
+					if xnn || !sameLib {
 						if g.Output != r.Output {
 							outDiff++
 						}
@@ -164,11 +167,11 @@ func TestWakewordReference(t *testing.T) {
 				}
 			})
 		}
-		if detections == 0 && !xnn {
+		if detections == 0 && !xnn && sameLib {
 			t.Fatal("no clip fired: the comparison never saw a detection")
 		}
-		t.Logf("xnnpack=%v: %d chunks of %d clips, %d detections; outputs off on %d chunks (at most %d steps of 1/256), detections differing on %d chunks",
-			xnn, chunks, len(clips), detections, outDiff, maxDiff, detDiff)
+		t.Logf("TFLite %s, xnnpack=%v: %d chunks of %d clips, %d detections; outputs off on %d chunks (at most %d steps of 1/256), detections differing on %d chunks",
+			tflite.Probe().Version, xnn, chunks, len(clips), detections, outDiff, maxDiff, detDiff)
 	}
 }
 
