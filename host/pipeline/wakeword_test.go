@@ -114,7 +114,11 @@ func TestWakewordReference(t *testing.T) {
 	// The reference runs pymicro-wakeword's TFLite 2.17.1; with another library (make
 	// test-tflite29) only the front end's features must be equal, the model's kernels differ.
 	sameLib := strings.HasPrefix(tflite.Probe().Version, "2.17.")
-	for _, xnn := range []bool{false, true} {
+	variants := []bool{false, true}
+	if testing.Short() {
+		variants = variants[:1] // the XNNPACK half only measures (and make test's -race run is -short)
+	}
+	for _, xnn := range variants {
 		p := wakewordPipeline(t, xnn, pipeline.SequenceLimits{})
 		detections, outDiff, detDiff, chunks, maxDiff := 0, 0, 0, 0, 0
 		for _, clip := range clips {
