@@ -149,7 +149,7 @@ const (
 	CallOffTensors    = 16 // u32 pointer to the first descriptor
 	CallOffOutput     = 20 // u32 pointer to the result bytes (plugin writes; post)
 	CallOffOutLen     = 24 // u32 result length (plugin writes)
-	CallOffFlags      = 28 // u32 flags (host writes): FlagContext
+	CallOffFlags      = 28 // u32 flags (host writes): FlagContext, FlagSequence…; a pre plugin may add FlagSkipModel
 	CallOffContext    = 32 // u32 pointer to the instance's request-context buffer (host writes)
 	CallOffContextCap = 36 // u32 its capacity, MaxContext (host writes)
 	CallOffContextLen = 40 // u32 pre: context length the plugin wrote (plugin writes, host zeroes it first); post: length the host copied in
