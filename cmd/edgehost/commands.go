@@ -272,6 +272,7 @@ func cmdInspect(g *globals, args []string) error {
 	for _, name := range cfg.PipelineNames() {
 		p := cfg.Pipelines[name]
 		fmt.Fprintf(w, "\npipeline %s: model %s, %d workers\n", name, p.Model, p.Workers)
+		fmt.Fprintf(w, "  sequences: at most %d live, idle timeout %v\n", p.Sequences.Max, p.Sequences.IdleTimeout.Duration)
 		for _, rp := range []struct {
 			role string
 			pl   config.Plugin
