@@ -152,9 +152,10 @@ test-tflite29: deps plugins
 # Go), one interleaved run, printed as one markdown table of ratios and written to
 # .deps/bench/results.md. Rounds and durations: BENCH_ROUNDS, BENCH_HTTP_REQS, BENCH_TPUT_SECS,
 # BENCH_TPUT_ROUNDS (see bench/README.md). Only this target needs the venv; make test does not.
-bench: build plugins bench-venv bench-data
+bench: build plugins bench-venv bench-data wakeword-ref
 	go build -o bin/ehbench ./bench/ehbench
 	./bin/ehbench -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/results.md
+	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
 
 # The Go micro-benchmarks of the host packages.
 bench-go: build plugins
@@ -185,6 +186,26 @@ $(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
 # shipped config, its gRPC service turned on with --grpc-addr.
 client-check: build plugins
 	bash scripts/client_check.sh
+
+# Wake-word reference data (issue 26): espeak-ng from Debian, pymicro-wakeword from PyPI (pinned),
+# the test clips and pymicro-wakeword's per-chunk results, into .deps/wakeword-ref; then the
+# comparison with the wakeword pipeline (TestWakewordReference; skipped in make test without it).
+.PHONY: wakeword-ref test-wakeword seq-accept bench-wakeword
+wakeword-ref: deps
+	bash scripts/wakeword-ref.sh
+
+# Acceptance of sequences over gRPC streams (not in make test; takes about 2.5 minutes at the
+# defaults): SEQ_ACCEPT_FLAGS="-streams 200 -duration 60s -starts 10000 -swap-streams 50".
+SEQ_ACCEPT_FLAGS ?=
+seq-accept: build plugins
+	. scripts/env.sh && go run ./tools/seqaccept $(SEQ_ACCEPT_FLAGS)
+
+# One stream against pymicro-wakeword, interleaved; the table goes to bench/results.
+bench-wakeword: build plugins wakeword-ref
+	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
+
+test-wakeword: wakeword-ref plugins
+	. scripts/env.sh && go test -count=1 -p 1 -v -run 'TestWakewordReference|TestSequence' ./host/pipeline
 
 # Regenerates host/grpcserver/inference/*.pb.go from grpc_predict_v2.proto (the generated
 # code is committed; only a change of the .proto or of the pinned generators needs this).

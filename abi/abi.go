@@ -149,7 +149,7 @@ const (
 	CallOffTensors    = 16 // u32 pointer to the first descriptor
 	CallOffOutput     = 20 // u32 pointer to the result bytes (plugin writes; post)
 	CallOffOutLen     = 24 // u32 result length (plugin writes)
-	CallOffFlags      = 28 // u32 flags (host writes): FlagContext
+	CallOffFlags      = 28 // u32 flags (host writes): FlagContext, FlagSequence…; a pre plugin may add FlagSkipModel
 	CallOffContext    = 32 // u32 pointer to the instance's request-context buffer (host writes)
 	CallOffContextCap = 36 // u32 its capacity, MaxContext (host writes)
 	CallOffContextLen = 40 // u32 pre: context length the plugin wrote (plugin writes, host zeroes it first); post: length the host copied in
@@ -158,6 +158,23 @@ const (
 
 // FlagContext is set in the call block's flags when the request-context fields exist.
 const FlagContext = 1
+
+// Sequences (ABI 1.3, issue 26; ABI.md §5.8): flags bits the host sets on the pre and the
+// post call of a request that belongs to a sequence (a stateful stream such as 10 ms audio
+// chunks). Every request of a sequence is served by the same pre and post instances, in
+// order; FlagSeqStart marks its first request (the instances are fresh), FlagSeqEnd its
+// last (the instances are closed after it). A plugin built before 1.3 never reads them.
+const (
+	FlagSequence = 1 << 2 // the request belongs to a sequence
+	FlagSeqStart = 1 << 3 // the first request of the sequence: reset any per-stream state
+	FlagSeqEnd   = 1 << 4 // the last request of the sequence: flush what the stream still holds
+	// FlagSkipModel is the one flags bit a plugin writes: a pre plugin sets it before
+	// returning 0 when this request gives the model no new input (a streaming front end
+	// that needs three 10 ms feature frames per inference); the host then does not run the
+	// model and sets the bit on the post call, whose output tensors hold the last run's
+	// values. A host before 1.3 ignores it (a plugin that needs it checks FlagSequence).
+	FlagSkipModel = 1 << 5
+)
 
 // MaxContext is the size of the request-context buffer: the bytes a pre plugin may hand to
 // the post plugin of the same request.

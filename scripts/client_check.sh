@@ -25,6 +25,14 @@ for _ in $(seq 1 120); do
 done
 "$VENV/bin/python" scripts/triton_client_check.py "127.0.0.1:$PORT" .deps/models/peacock.png
 "$VENV/bin/python" scripts/triton_grpc_check.py "127.0.0.1:$GRPC_PORT" .deps/models/peacock.png
+# Sequences (wakeword pipeline): a clip of make wakeword-ref with its reference detections when
+# there, else two seconds of quiet noise (order and errors still checked).
+CLIP=.deps/wakeword-ref/nabu-en-us-120.wav
+if ! [ -f "$CLIP" ]; then
+	CLIP=.deps/client_check_noise.wav
+	"$VENV/bin/python" -c 'import wave,numpy as np; w=wave.open("'"$CLIP"'","wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000); w.writeframes((np.random.default_rng(1).normal(0,300,32000)).astype("<i2").tobytes())'
+fi
+"$VENV/bin/python" scripts/triton_sequence_check.py "127.0.0.1:$PORT" "127.0.0.1:$GRPC_PORT" "$CLIP"
 kill -TERM $PID
 wait $PID
 echo "edgehost stopped cleanly on SIGTERM (exit 0)"

@@ -40,6 +40,17 @@ fetch_pypi() {
 	check "$DL/$file" "$sum"
 }
 
+# fetch_pypi_sdist NAME VERSION FILE SHA256: the source distribution FILE of NAME==VERSION.
+fetch_pypi_sdist() {
+	local name=$1 version=$2 file=$3 sum=$4
+	if [ -f "$DL/$file" ]; then check "$DL/$file" "$sum"; return; fi
+	say "fetching the sdist of $name==$version from PyPI (pip download --no-binary)"
+	python3 -m pip download --no-deps --no-binary=:all: --progress-bar on -d "$DL" "$name==$version" >&2 ||
+		die "could not fetch $name==$version from PyPI (pip download); check the PyPI registry is reachable"
+	[ -f "$DL/$file" ] || die "PyPI package $name==$version did not contain $file"
+	check "$DL/$file" "$sum"
+}
+
 # fetch_npm NAME VERSION TARBALL SHA256: the npm package tarball (npm pack, no install scripts).
 fetch_npm() {
 	local name=$1 version=$2 file=$3 sum=$4
@@ -67,6 +78,28 @@ if ! [ -f "$DEPS/tflite/2.17/lib/libtensorflowlite_c.so" ]; then
 fi
 install_file "$DL/wheel/pymicro_wakeword/lib/libtensorflowlite_c.so" "$DEPS/tflite/2.17/lib/libtensorflowlite_c.so" \
 	25465edb5cd7aadd00249d4d28f1d922ce5cc90195ad4403458111dd63493bae
+# The same wheel's okay_nabu wake-word model (a streaming model: its state lives in resource
+# variables) and its settings, for the wakeword pipeline and the sequence tests.
+mkdir -p "$DEPS/models"
+if ! [ -f "$DL/wheel/pymicro_wakeword/models/okay_nabu.tflite" ]; then
+	rm -rf "$DL/wheel" && mkdir -p "$DL/wheel"
+	python3 -m zipfile -e "$DL/$WHEEL" "$DL/wheel" || die "could not unpack $WHEEL"
+fi
+install_file "$DL/wheel/pymicro_wakeword/models/okay_nabu.tflite" "$DEPS/models/okay_nabu.tflite" \
+	d89128c4d16a72de429119fb2254ce46649553c2a24f5dd840175c80d7b9d094
+install_file "$DL/wheel/pymicro_wakeword/models/okay_nabu.json" "$DEPS/models/okay_nabu.json" \
+	f8026e2ce93a0855ca23483036fd2d74ee924a2588d9ea6a6c6c7478fbf4be57
+
+# TFLite Micro's audio feature front end (microfrontend) and kissfft, C/C++ sources from the
+# sdist of PyPI pymicro-features (the feature front end of pymicro-wakeword): the
+# microfeatures-c plugin compiles them to wasm32 with .deps/bin/wasi-cc.
+MF=pymicro_features-2.0.2
+fetch_pypi_sdist pymicro-features 2.0.2 "$MF.tar.gz" 0d0bed7843ec78b6ced82d1a2dcddeb4fe5df61b3af80a281d0868c8e279c727
+if ! [ -f "$DEPS/microfrontend/$MF/.ok" ]; then
+	rm -rf "$DEPS/microfrontend/$MF" && mkdir -p "$DEPS/microfrontend"
+	tar -xzf "$DL/$MF.tar.gz" -C "$DEPS/microfrontend" || die "could not unpack $MF.tar.gz"
+	touch "$DEPS/microfrontend/$MF/.ok"
+fi
 
 # 2. TensorFlow Lite 2.9.0 C library and C API headers: npm tfjs-tflite-node.
 fetch_npm tfjs-tflite-node 0.0.2 tfjs-tflite-node-0.0.2.tgz 3be1632328a76a2475e5b6833253763c802c859433becb4d879ee1860e3b5284

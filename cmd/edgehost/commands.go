@@ -177,6 +177,27 @@ func cmdRun(g *globals, args []string) error {
 	}
 	defer e.Close(ctx)
 	p, _ := e.Pipeline(*name)
+	if pcm, channels, rate, isWAV, err := wavPCM(input); isWAV {
+		// A WAV file streams as a sequence of 10 ms chunks (README "Sequences"); each
+		// non-empty result (a detection) is printed on its own line.
+		if err != nil {
+			return err
+		}
+		if channels != 1 || rate != 16000 {
+			return fmt.Errorf("%s: %d channel(s) at %d Hz; a WAV input streams as 16 kHz mono 16-bit PCM (convert it, e.g. sox IN -r 16000 -c 1 -b 16 OUT.wav)", fs.Arg(0), channels, rate)
+		}
+		n, err := streamWAV(ctx, p.Pipeline, pcm, func(_ int, res []byte) error {
+			_, err := fmt.Fprintf(g.stdout, "%s\n", res)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if *stats {
+			fmt.Fprintf(g.stderr, "%d chunks of 10 ms (%.2f s)\n", n, float64(n)*0.01)
+		}
+		return nil
+	}
 	st, err := p.Pipeline.Run(ctx, bytes.NewReader(input), len(input), func(res []byte, ct string) error {
 		if *raw {
 			_, err := g.stdout.Write(res)
@@ -251,6 +272,7 @@ func cmdInspect(g *globals, args []string) error {
 	for _, name := range cfg.PipelineNames() {
 		p := cfg.Pipelines[name]
 		fmt.Fprintf(w, "\npipeline %s: model %s, %d workers\n", name, p.Model, p.Workers)
+		fmt.Fprintf(w, "  sequences: at most %d live, idle timeout %v\n", p.Sequences.Max, p.Sequences.IdleTimeout.Duration)
 		for _, rp := range []struct {
 			role string
 			pl   config.Plugin

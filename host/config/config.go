@@ -166,6 +166,8 @@ type Pipeline struct {
 	Pre               Plugin   `toml:"pre"`
 	Post              Plugin   `toml:"post"`
 	MQTT              *MQTT    `toml:"mqtt"`
+	// Sequences bounds the pipeline's stateful streams (sequences.go).
+	Sequences Sequences `toml:"sequences"`
 }
 
 // Plugin is one plugin of a pipeline.
@@ -602,6 +604,7 @@ func (c *Config) complete(data []byte) []error {
 		if m := p.MQTT; m != nil {
 			m.complete(name, p.Workers, abs, bad)
 		}
+		p.Sequences.complete(name, bad)
 		c.Pipelines[name] = p
 	}
 	return errs

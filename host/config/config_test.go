@@ -68,10 +68,10 @@ func TestShippedConfigLoads(t *testing.T) {
 	if want := filepath.Join(root, "config.toml"); c.File != want {
 		t.Errorf("File = %q, want %q", c.File, want)
 	}
-	if got, want := c.PipelineNames(), []string{"classify", "classify-go", "detect", "segment"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.PipelineNames(), []string{"classify", "classify-go", "detect", "segment", "wakeword"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("PipelineNames() = %q, want %q", got, want)
 	}
-	if got, want := c.ModelNames(), []string{"deeplab", "mobilenet", "ssd"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.ModelNames(), []string{"deeplab", "mobilenet", "okay_nabu", "ssd"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ModelNames() = %q, want %q", got, want)
 	}
 	for _, tc := range []struct {

@@ -50,6 +50,17 @@ type PipeStatus struct {
 	// previous version (no client saw the failure).
 	Retried   int64  `json:"probation_retried"`
 	LastError string `json:"last_error,omitempty"`
+	// Sequences: live sequences and counts since start (absent while none ever started).
+	Sequences *SequenceStatus `json:"sequences,omitempty"`
+}
+
+// SequenceStatus counts a pipeline's sequences (README "Sequences").
+type SequenceStatus struct {
+	Live     int   `json:"live"`
+	Started  int64 `json:"started"`
+	Ended    int64 `json:"ended"`
+	Expired  int64 `json:"expired"`
+	Rejected int64 `json:"rejected_over_max"`
 }
 
 // errorLog remembers the last error per file path or pipeline name.
@@ -104,6 +115,9 @@ func (e *Engine) Status() Status {
 		ps.Pre.LastError, ps.Pre.ErrorAt = e.errs.get(p.Pre.Path)
 		ps.Post.LastError, ps.Post.ErrorAt = e.errs.get(p.Post.Path)
 		ps.LastError, _ = e.errs.get("pipeline:" + p.Name)
+		if sq := p.Pipeline.Sequences(); sq.Started+sq.Rejected > 0 {
+			ps.Sequences = &SequenceStatus{Live: sq.Live, Started: sq.Started, Ended: sq.Ended, Expired: sq.Expired, Rejected: sq.Rejected}
+		}
 		st.Pipelines[p.Name] = ps
 	}
 	return st

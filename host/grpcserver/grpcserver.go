@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -27,6 +29,16 @@ import (
 
 // Endpoint is the endpoint label of gRPC requests in edgehost_requests_total.
 const Endpoint = "grpc"
+
+// StreamWindow and ConnWindow are the HTTP/2 flow-control windows of a call and of a
+// connection: what a client may send before edgehost reads it.
+const (
+	StreamWindow = 256 << 10
+	ConnWindow   = 2 << 20
+)
+
+// StreamEndpoint is the endpoint label of requests that came over ModelStreamInfer.
+const StreamEndpoint = "grpc_stream"
 
 // ClassTrailer is the trailer key that carries a failed call's error class (bad_input,
 // overloaded, …: the classes of the HTTP error table).
@@ -89,6 +101,11 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(min(g.cfg.MaxBodyBytes, 1<<31-1))),
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		// Fixed flow-control windows (no BDP growth): a stream whose client sends faster than
+		// the pipeline answers (ModelStreamInfer behind real time) buffers at most this much
+		// in edgehost. With BDP windows 200 streams behind real time held 670 MiB.
+		grpc.InitialWindowSize(StreamWindow),
+		grpc.InitialConnWindowSize(ConnWindow),
 		grpc.MaxHeaderListSize(MaxHeaderListSize),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
@@ -156,7 +173,10 @@ const MaxHeaderListSize = 64 << 10
 // uploadDeadline gives every call a deadline of request_timeout plus the time a message of
 // max_body_bytes takes at min_transfer_rate after transfer_timeout: a client that announces
 // a message and stalls is reset then, as HTTP cuts off a stalled body.
-func (g *Server) uploadDeadline(ctx context.Context, _ *tap.Info) (context.Context, error) {
+func (g *Server) uploadDeadline(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if strings.HasSuffix(info.FullMethodName, "/ModelStreamInfer") {
+		return ctx, nil // a stream lasts as long as its audio; each of its requests has request_timeout
+	}
 	d := g.cfg.RequestTimeout.Duration + g.cfg.TransferTimeout.Duration
 	if g.cfg.MinTransferRate > 0 {
 		d += time.Duration(g.cfg.MaxBodyBytes) * time.Second / time.Duration(g.cfg.MinTransferRate)
@@ -354,13 +374,20 @@ func (g *Server) infer(ctx context.Context, req *pb.ModelInferRequest, p *engine
 	if err != nil {
 		return nil, err
 	}
+	seq, err := server.SequenceOf(params(req.GetParameters()))
+	if err != nil {
+		return nil, err
+	}
+	if seq.ID != "" && p == nil {
+		return nil, server.BadInput("model %s is a bare model: sequences (%s) are served by pipelines", req.GetModelName(), server.ParamSequenceID)
+	}
 	var outs []server.Tensor
 	if p != nil {
 		input, err := server.PipelineInput(ins)
 		if err != nil {
 			return nil, err
 		}
-		err = g.http.RunPipeline(ctx, p, input, func(res []byte, _ string) error {
+		err = g.http.RunSequence(ctx, p, input, seq, func(res []byte, _ string) error {
 			data := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(res)), uint32(len(res)))
 			outs = []server.Tensor{{Name: "result", Datatype: "BYTES", Shape: []int{1}, Data: append(data, res...)}}
 			return nil
@@ -381,6 +408,72 @@ func (g *Server) infer(ctx context.Context, req *pb.ModelInferRequest, p *engine
 		resp.RawOutputContents[i] = o.Data
 	}
 	return resp, nil
+}
+
+// params converts request parameters to the values SequenceOf reads.
+func params(m map[string]*pb.InferParameter) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		switch c := v.GetParameterChoice().(type) {
+		case *pb.InferParameter_BoolParam:
+			out[k] = c.BoolParam
+		case *pb.InferParameter_Int64Param:
+			out[k] = c.Int64Param
+		case *pb.InferParameter_StringParam:
+			out[k] = c.StringParam
+		}
+	}
+	return out
+}
+
+// ModelStreamInfer is Triton's bidirectional streaming inference: it answers each request
+// of the stream in order, one ModelStreamInferResponse each; a failed request is answered
+// with its error_message (the error table's class and message) and the stream goes on.
+// Each request runs under server.request_timeout; the stream itself has no deadline (a
+// live audio stream lasts as long as it lasts) and ends when the client closes it.
+//
+// Between answering a chunk of a sequence and receiving the stream's next request, the
+// stream holds the sequence (pipeline.HoldSequence): its idle timeout counts only once the
+// stream has ended (or moved to another sequence), so a server running behind real time
+// never expires the sequence of a client that is still streaming.
+func (g *Server) ModelStreamInfer(stream pb.GRPCInferenceService_ModelStreamInferServer) error {
+	ctx := stream.Context()
+	release := func() {}
+	defer func() { release() }()
+	for {
+		req, err := stream.Recv()
+		release()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := req.GetModelName()
+		var resp *pb.ModelInferResponse
+		p, m, err := g.http.Lookup(name)
+		if err == nil {
+			resp, err = g.infer(ctx, req, p, m)
+		}
+		if seq, _ := server.SequenceOf(params(req.GetParameters())); p != nil && seq.ID != "" && !seq.End {
+			release = p.Pipeline.HoldSequence(seq.ID)
+		}
+		g.http.Count(name, StreamEndpoint, err)
+		out := &pb.ModelStreamInferResponse{InferResponse: resp}
+		if err != nil {
+			class, _, code := server.Classify(err)
+			lvl := hclog.Debug
+			if code == codes.Internal {
+				lvl = hclog.Warn
+			}
+			g.log.Log(lvl, "stream request failed", "method", "ModelStreamInfer", "code", code.String(), "class", class, "error", err)
+			out = &pb.ModelStreamInferResponse{ErrorMessage: err.Error(),
+				InferResponse: &pb.ModelInferResponse{ModelName: name, ModelVersion: req.GetModelVersion(), Id: req.GetId()}}
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
 }
 
 // requested keeps the outputs the request names, in its order (all when it names none); a

@@ -104,7 +104,22 @@ path = %q
 timeout_ms = 3000
 [pipelines.queue.post]
 path = %q
-`, testplugins.Hostile(t, "TRAP_PRE", abi.KindBoth), good, loop, good, loop, good)
+
+# A stateful stream: okay_nabu keeps state in the interpreter, seqecho counts per instance.
+[models.nabu]
+path = ".deps/models/okay_nabu.tflite"
+threads = 1
+[pipelines.seq]
+model = "nabu"
+workers = 1
+[pipelines.seq.sequences]
+max = 4
+idle_timeout = "1m"
+[pipelines.seq.pre]
+path = %q
+[pipelines.seq.post]
+path = %q
+`, testplugins.Hostile(t, "TRAP_PRE", abi.KindBoth), good, loop, good, loop, good, testplugins.SeqEcho(t, 1), testplugins.SeqEcho(t, 1))
 	text := strings.ReplaceAll(string(src), "max_body_bytes = 16777216", fmt.Sprintf("max_body_bytes = %d", maxBody))
 	text = strings.ReplaceAll(text, `cache_dir = ".cache/wazero"`, `cache_dir = ""`)
 	cfg, err := config.Parse(filepath.Join(testplugins.Root, "config.toml"), []byte(text+extra))

@@ -30,6 +30,8 @@ type Spec struct {
 	// than MaxFailShare of the new version's first Requests requests fail, the pipeline
 	// rolls back to it by itself (see Failed for what counts).
 	Probation Probation
+	// Sequences bounds the live sequences and their idle time (see Sequence).
+	Sequences SequenceLimits
 }
 
 // Probation configures automatic rollback after a swap.
@@ -78,6 +80,8 @@ type Pipeline struct {
 	// Retried counts requests that failed on a version under probation and were answered
 	// by the previous version instead (see Run).
 	Retried atomic.Int64
+
+	seq sessions // live sequences (sequence.go)
 }
 
 // generation is one immutable version of a pipeline with its workers. It holds a
@@ -105,6 +109,7 @@ func New(ctx context.Context, spec Spec, log hclog.Logger) (*Pipeline, error) {
 		log = hclog.NewNullLogger()
 	}
 	p := &Pipeline{name: spec.Name, log: log.Named("pipeline").With("pipeline", spec.Name), live: map[*generation]bool{}}
+	p.seq.m, p.seq.stop, p.seq.done = map[string]*session{}, make(chan struct{}), make(chan struct{})
 	g, err := p.newGeneration(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -323,12 +328,13 @@ func (p *Pipeline) Modules() (pre, post *plugin.Module) {
 // ErrClosed is returned by Run after Close.
 var ErrClosed = errors.New("pipeline is closed")
 
-// Close waits for in-flight requests and releases every worker.
+// Close ends every live sequence, waits for in-flight requests and releases every worker.
 func (p *Pipeline) Close(ctx context.Context) {
 	p.mu.Lock()
 	g, prev := p.gen, p.prev
 	p.gen, p.prev = nil, nil
 	p.mu.Unlock()
+	p.closeSequences(ctx)
 	if g != nil {
 		g.inflight.Wait()
 		g.close(ctx)
@@ -357,6 +363,10 @@ type Request struct {
 	// version under probation can be run again on the previous one.
 	Body io.Reader
 	Size int
+	// Sequence, when its ID is set, runs the request on its sequence's own worker, in
+	// order, on the version the sequence started on (see Sequence); it is never retried on
+	// another version.
+	Sequence Sequence
 }
 
 // Run is Do for a request that is only bytes.
@@ -374,6 +384,9 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 // version's failure still counts towards its rollback, unless the previous version fails
 // on the same input too (then the input is at fault, not the version).
 func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error) {
+	if req.Sequence.ID != "" {
+		return p.doSequence(ctx, req, fn)
+	}
 	body := req.Body
 	p.Requests.Add(1)
 	p.mu.RLock()

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/edgehost/edgehost/host/tflite"
 )
@@ -16,6 +17,7 @@ import (
 type worker struct {
 	pre, post *plugin.Instance
 	it        *tflite.Interpreter
+	seqFlags  uint32 // abi.FlagSequence… of the running request; 0 outside sequences
 }
 
 func tensors(ts []tflite.TensorInfo) []plugin.Tensor {
@@ -131,26 +133,35 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 		return st, &BadRequestError{Msg: fmt.Sprintf("reading request body: %v", err)}
 	}
 	t0 := time.Now()
+	w.pre.SetSequenceFlags(w.seqFlags)
 	if err := w.pre.Pre(ctx, uint32(size)); err != nil {
 		return st, err
 	}
 	t1 := time.Now()
 	st.Pre = t1.Sub(t0)
-	if !zeroCopy {
-		for n := range w.it.InputCount() {
-			b, _ := w.pre.TensorData(n)
-			st.CopiedBytes += copy(w.it.Input(n), b)
+	postFlags := w.seqFlags
+	if w.pre.SkipModel() {
+		// The pre plugin gave the model no new input (ABI.md §5.8): no inference; the post
+		// plugin is told, and its output tensors keep the last run's values.
+		postFlags |= abi.FlagSkipModel
+	} else {
+		if !zeroCopy {
+			for n := range w.it.InputCount() {
+				b, _ := w.pre.TensorData(n)
+				st.CopiedBytes += copy(w.it.Input(n), b)
+			}
+		}
+		if err := w.it.Invoke(); err != nil {
+			return st, err
+		}
+		if !zeroCopy {
+			for n := range w.it.OutputCount() {
+				b, _ := w.post.TensorData(n)
+				st.CopiedBytes += copy(b, w.it.Output(n))
+			}
 		}
 	}
-	if err := w.it.Invoke(); err != nil {
-		return st, err
-	}
-	if !zeroCopy {
-		for n := range w.it.OutputCount() {
-			b, _ := w.post.TensorData(n)
-			st.CopiedBytes += copy(b, w.it.Output(n))
-		}
-	}
+	w.post.SetSequenceFlags(postFlags)
 	t2 := time.Now()
 	st.Infer = t2.Sub(t1)
 	res, err := w.post.Post(ctx, w.pre.Context())

@@ -65,6 +65,8 @@ type Instance struct {
 	timedOut   bool            // hostFuel stopped the running call
 	cancelled  error           // hostFuel stopped the running call because its context ended
 	cpuStart   time.Duration   // thread CPU time at the start of the call (BudgetCPU)
+	seqFlags   uint32          // abi.FlagSequence… for the next calls (SetSequenceFlags)
+	skipModel  bool            // the last Pre set abi.FlagSkipModel
 }
 
 // threadCPU is the CPU time consumed by the calling OS thread.
@@ -467,7 +469,7 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
 	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
 	le.PutUint32(c[abi.CallOffTensors:], i.table)
-	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext)
+	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext|i.seqFlags)
 	le.PutUint32(c[abi.CallOffContext:], i.reqCtx)
 	le.PutUint32(c[abi.CallOffContextCap:], abi.MaxContext)
 	le.PutUint32(c[abi.CallOffContextLen:], ctxLen)
@@ -522,17 +524,30 @@ func (i *Instance) ReleaseInput(ctx context.Context) {
 	i.input, i.inputCap = 0, 0
 }
 
+// SetSequenceFlags sets the sequence bits (abi.FlagSequence, abi.FlagSeqStart,
+// abi.FlagSeqEnd; ABI.md §5.8) that the following Pre and Post calls carry in the call
+// block's flags, until set again; 0 (the default) for a request outside a sequence.
+// abi.FlagSkipModel may be set too, for a Post after a Pre that asked for it.
+func (i *Instance) SetSequenceFlags(f uint32) {
+	i.seqFlags = f & (abi.FlagSequence | abi.FlagSeqStart | abi.FlagSeqEnd | abi.FlagSkipModel)
+}
+
+// SkipModel reports whether the last Pre set abi.FlagSkipModel in the call block: the
+// request gives the model no new input (ABI.md §5.8).
+func (i *Instance) SkipModel() bool { return i.skipModel }
+
 // Pre runs edgehost_pre on the first n bytes of the InputBuffer.
 func (i *Instance) Pre(ctx context.Context, n uint32) error {
 	if i.pre == nil {
 		return fmt.Errorf("plugin %s is not a pre plugin", i.m.Name())
 	}
 	i.writeCall(i.input, n, 0)
-	i.reqCtxLen = 0
+	i.reqCtxLen, i.skipModel = 0, false
 	if err := i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call)); err != nil {
 		return err
 	}
 	c, _ := i.Bytes(i.call, abi.CallSize)
+	i.skipModel = binary.LittleEndian.Uint32(c[abi.CallOffFlags:])&abi.FlagSkipModel != 0
 	if n := binary.LittleEndian.Uint32(c[abi.CallOffContextLen:]); n > abi.MaxContext {
 		return i.reject(abi.ExportPre, "request context of %d bytes exceeds the context buffer of %d bytes (call block context_cap)", n, abi.MaxContext)
 	} else {

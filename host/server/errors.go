@@ -27,6 +27,11 @@ const (
 	ClassInternal      = "internal"
 	ClassUnauthorized  = "unauthorized"
 	ClassForbidden     = "forbidden"
+	// A request for a sequence that is not live, without sequence_start (Triton answers
+	// INVALID_ARGUMENT too).
+	ClassUnknownSequence = "unknown_sequence"
+	// A sequence start past the pipeline's sequences.max: the client may retry later.
+	ClassTooManySequences = "too_many_sequences"
 )
 
 // errorTable is the one table of what each error class answers: its HTTP status and its
@@ -51,6 +56,9 @@ var errorTable = map[string]struct {
 	// No valid token (server.tokens), or a token without the route's scope.
 	ClassUnauthorized: {http.StatusUnauthorized, codes.Unauthenticated},
 	ClassForbidden:    {http.StatusForbidden, codes.PermissionDenied},
+	// Sequences (pipeline.Sequence).
+	ClassUnknownSequence:  {http.StatusBadRequest, codes.InvalidArgument},
+	ClassTooManySequences: {http.StatusTooManyRequests, codes.ResourceExhausted},
 }
 
 // Classify returns the class of err and, from the one error table, the HTTP status and the
@@ -89,6 +97,7 @@ func classOf(err error) string {
 		noRoom  *plugin.InputTooLargeError
 		timeout *plugin.TimeoutError
 		alloc   *plugin.AllocError
+		seq     *pipeline.SequenceError
 	)
 	switch {
 	case errors.Is(err, ErrUnauthorized):
@@ -103,6 +112,10 @@ func classOf(err error) string {
 		return ClassNotFound
 	case errors.Is(err, pipeline.ErrOverloaded):
 		return ClassOverloaded
+	case errors.As(err, &seq):
+		return ClassUnknownSequence
+	case errors.Is(err, pipeline.ErrTooManySequences):
+		return ClassTooManySequences
 	case errors.As(err, &timeout):
 		return ClassPluginTimeout
 	case errors.As(err, &alloc):

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/engine"
+	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
 	"github.com/edgehost/edgehost/host/tflite"
 )
@@ -162,6 +163,18 @@ func DecodeInferRequest(body []byte, headerLength int) (*InferRequest, error) {
 			return nil, badf("unexpected data after the inference request JSON")
 		}
 		return nil, badf("malformed inference request JSON: %v", err)
+	}
+	if _, ok := req.Parameters[ParamSequenceID].(float64); ok {
+		// A numeric sequence_id is a uint64 (Triton's): read it again as its digits, which a
+		// float64 holds exactly only up to 2^53.
+		var p struct {
+			Parameters struct {
+				ID json.Number `json:"sequence_id"`
+			} `json:"parameters"`
+		}
+		if json.Unmarshal(hdr, &p) == nil && p.Parameters.ID != "" {
+			req.Parameters[ParamSequenceID] = p.Parameters.ID
+		}
 	}
 	if len(req.Inputs) == 0 {
 		return nil, badf("inference request has no inputs")
@@ -561,12 +574,19 @@ func (s *Server) inferModel(w http.ResponseWriter, r *http.Request, name string,
 		return err
 	}
 	resp := inferResponse{ModelName: name, ID: req.ID}
+	seq, err := SequenceOf(req.Parameters)
+	if err != nil {
+		return err
+	}
+	if seq.ID != "" && p == nil {
+		return badf("model %s is a bare model: sequences (%s) are served by pipelines", name, ParamSequenceID)
+	}
 	if p != nil {
 		input, err := PipelineInput(req.tensors())
 		if err != nil {
 			return err
 		}
-		err = s.run(r.Context(), p, bytes.NewReader(input), len(input), func(res []byte, ct string) error {
+		err = s.run(r.Context(), p, pipeline.Request{Body: bytes.NewReader(input), Size: len(input), Sequence: seq}, func(res []byte, ct string) error {
 			out := outputTensor{Name: "result", Datatype: "BYTES", Shape: []int{1}}
 			if wantsBinary(req, "result") {
 				out.binary = binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(res)), uint32(len(res)))

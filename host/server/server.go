@@ -341,7 +341,12 @@ func (s *Server) pipeline(name string) (*engine.Pipeline, error) {
 // result to fn; the result is valid only during fn. It is the pipeline path every front end
 // shares.
 func (s *Server) RunPipeline(ctx context.Context, p *engine.Pipeline, input []byte, fn pipeline.Result) error {
-	return s.run(ctx, p, bytes.NewReader(input), len(input), fn)
+	return s.run(ctx, p, pipeline.Request{Body: bytes.NewReader(input), Size: len(input)}, fn)
+}
+
+// RunSequence is RunPipeline for a request of a sequence (seq.ID set) or of none.
+func (s *Server) RunSequence(ctx context.Context, p *engine.Pipeline, input []byte, seq pipeline.Sequence, fn pipeline.Result) error {
+	return s.run(ctx, p, pipeline.Request{Body: bytes.NewReader(input), Size: len(input), Sequence: seq}, fn)
 }
 
 // Count records one finished request for target (a pipeline or model) on endpoint in the
@@ -361,11 +366,11 @@ func (s *Server) Count(target, endpoint string, err error) {
 func (s *Server) Ready() bool { return s.ready == nil || s.ready() }
 
 // run runs a pipeline, records metrics, and hands the result to fn.
-func (s *Server) run(ctx context.Context, p *engine.Pipeline, body io.Reader, n int, fn pipeline.Result) error {
+func (s *Server) run(ctx context.Context, p *engine.Pipeline, req pipeline.Request, fn pipeline.Result) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.Duration)
 	defer cancel()
 	start := time.Now()
-	st, err := p.Pipeline.Do(ctx, pipeline.Request{Body: body, Size: n}, fn)
+	st, err := p.Pipeline.Do(ctx, req, fn)
 	if err == nil {
 		s.Metrics.Stage.WithLabelValues(p.Name, "pre").Observe(st.Pre.Seconds())
 		s.Metrics.Stage.WithLabelValues(p.Name, "inference").Observe(st.Infer.Seconds())
@@ -396,7 +401,7 @@ func (s *Server) raw(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var copied []byte
 		var ctype string
-		err = s.run(r.Context(), p, bytes.NewReader(body), len(body), func(res []byte, ct string) error {
+		err = s.run(r.Context(), p, pipeline.Request{Body: bytes.NewReader(body), Size: len(body)}, func(res []byte, ct string) error {
 			if len(res) > DirectResult {
 				// Free the worker before a slow reader can hold it: one copy of the result.
 				copied, ctype = append([]byte(nil), res...), ct

@@ -39,6 +39,11 @@ static TfLiteTensor* tensor_at(TfLiteContext* ctx, int i) {
 
 static TfLiteStatus probe_prepare(TfLiteContext* ctx, TfLiteDelegate* d) {
 	eh_graph* g = (eh_graph*)d->data_;
+	/* TFLite prepares a delegate once per subgraph, the primary first. A model with several
+	 * subgraphs (okay_nabu: CALL_ONCE initialises its resource variables in a second one) would
+	 * otherwise append to ops past the capacity this call counts from zero (a heap overrun:
+	 * free(): invalid pointer in `edgehost inspect`) and replace tensors. Keep the primary. */
+	if (g->prepared) return kTfLiteOk;
 	TfLiteIntArray* plan = NULL;
 	if (ctx->GetExecutionPlan(ctx, &plan) != kTfLiteOk) return kTfLiteError;
 	int cap = 0;

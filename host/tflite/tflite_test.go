@@ -467,6 +467,34 @@ func TestGraph(t *testing.T) {
 	t.Logf("mobilenet_quant: %d ops, %d tensors (%d quantised); XNNPACK: %d ops in %d partitions", len(plain.Ops), len(plain.Tensors), quantised, xnn.DelegatedOps(), xnn.Partitions)
 }
 
+// TestGraphSubgraphs: a model with more than one subgraph (okay_nabu: CALL_ONCE runs an
+// initialisation subgraph for its resource variables) is probed without a heap overrun, the
+// primary subgraph's operators reported (the probe delegate is prepared once per subgraph).
+func TestGraphSubgraphs(t *testing.T) {
+	m, err := tflite.LoadModel(models+"okay_nabu.tflite", tflite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, xnn := range []bool{false, true} {
+		g, err := m.Graph(xnn)
+		if err != nil && strings.HasPrefix(tflite.Probe().Version, "2.9") {
+			t.Logf("TFLite 2.9 does not prepare the probe delegate on this model: %v (an error, not a crash)", err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for _, c := range g.OpCounts() {
+			counts[c.Name] = c.Count
+		}
+		if counts["CALL_ONCE"] != 1 || counts["READ_VARIABLE"] == 0 || counts["ASSIGN_VARIABLE"] == 0 {
+			t.Errorf("xnnpack=%v: ops %v, want the primary subgraph's CALL_ONCE and variable ops", xnn, g.OpCounts())
+		}
+	}
+}
+
 // TestPoolClose: closing a pool (its model replaced) with an interpreter in use leaves that
 // interpreter working until it is put back, which closes it; Get then fails with
 // ErrPoolClosed, also for a Get already waiting, instead of building an interpreter of a

@@ -85,6 +85,14 @@ typedef struct eh_call {
 
 #define EH_FLAG_CONTEXT 1    /* flags: the call block has the request-context fields */
 #define EH_MAX_CONTEXT  4096 /* bytes a pre plugin may hand to the post plugin */
+/* Sequences (ABI 1.3, ABI.md §5.8): set on the pre and post calls of a request that belongs
+ * to a sequence; all requests of a sequence reach the same instances, in order. */
+#define EH_FLAG_SEQUENCE  (1u << 2) /* the request belongs to a sequence */
+#define EH_FLAG_SEQ_START (1u << 3) /* its first request: reset per-stream state */
+#define EH_FLAG_SEQ_END   (1u << 4) /* its last request: the instance is closed after it */
+/* Pre may set it in c->flags before returning EH_OK: no model run for this request (the host
+ * sets it on the post call, whose output tensors hold the last run's values). ABI 1.3. */
+#define EH_FLAG_SKIP_MODEL (1u << 5)
 
 #define EH_CALL_SIZE           48
 #define EH_CALL_OFF_ABI        0

@@ -96,3 +96,39 @@ func Hostile(t testing.TB, v string, kind abi.Kind) string {
 	}
 	return out
 }
+
+// SeqEcho builds host/pipeline/testdata/seqecho.c, a stateful kind "both" plugin for the
+// sequence tests (it counts requests per instance and reports the sequence flags and output
+// tensor 0; TAG tells versions apart), and returns the module's path. Cached per tag.
+func SeqEcho(t testing.TB, tag int) string {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if dir == "" {
+		d, err := os.MkdirTemp("", "edgehost-hostile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = d
+	}
+	out := filepath.Join(dir, fmt.Sprintf("seqecho-%d.wasm", tag))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	raw := out + ".raw"
+	sdk := filepath.Join(Root, "sdk/c")
+	BuildC(t, true, "-O1", fmt.Sprintf("-DTAG=%d", tag), "-I", sdk, "-o", raw,
+		filepath.Join(Root, "host/pipeline/testdata/seqecho.c"), filepath.Join(sdk, "edgehost.c"), filepath.Join(sdk, "heap.c"))
+	b, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := fmt.Sprintf(`{"name":"seqecho","version":"1.0.%d","abi":1,"kind":"both"}`, tag)
+	if b, err = abi.SetCustomSection(b, abi.ManifestSection, []byte(man)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

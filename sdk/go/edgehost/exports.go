@@ -132,9 +132,12 @@ func pre(p uint32) int32 {
 	call, tensors := readCall(p)
 	le := binary.LittleEndian
 	req := &PreRequest{Input: mem(le.Uint32(call[abi.CallOffInput:]), le.Uint32(call[abi.CallOffInputLen:])), Tensors: tensors,
-		hasCtx: le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0}
+		hasCtx: le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0, Flags: le.Uint32(call[abi.CallOffFlags:])}
 	if st := status(plugin.Pre(req)); st != 0 {
 		return st
+	}
+	if req.SkipModel {
+		le.PutUint32(call[abi.CallOffFlags:], le.Uint32(call[abi.CallOffFlags:])|abi.FlagSkipModel)
 	}
 	if req.hasCtx && len(req.context) > 0 {
 		n := min(uint32(len(req.context)), le.Uint32(call[abi.CallOffContextCap:]))
@@ -153,8 +156,8 @@ func post(p uint32) int32 {
 		return status(errors.New("this plugin has no post handler"))
 	}
 	call, tensors := readCall(p)
-	req := &PostRequest{Tensors: tensors}
 	le := binary.LittleEndian
+	req := &PostRequest{Tensors: tensors, Flags: le.Uint32(call[abi.CallOffFlags:])}
 	if le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0 {
 		req.Context = mem(le.Uint32(call[abi.CallOffContext:]), min(le.Uint32(call[abi.CallOffContextLen:]), le.Uint32(call[abi.CallOffContextCap:])))
 	}

@@ -17,8 +17,14 @@ type Plugin struct {
 type PreRequest struct {
 	Input   []byte   // the request body, aliasing guest memory the host wrote into
 	Tensors []Tensor // the model's input tensors, to be filled in place
-	context []byte
-	hasCtx  bool // the host passes a request context (ABI 1.1)
+	// Flags are the call block's flags: abi.FlagSequence, abi.FlagSeqStart, abi.FlagSeqEnd
+	// for a request of a sequence (ABI 1.3, ABI.md §5.8; 0 bits from older hosts).
+	Flags uint32
+	// SkipModel, set by the handler, asks the host not to run the model for this request
+	// (abi.FlagSkipModel: the input was taken, nothing new for the model yet). ABI 1.3.
+	SkipModel bool
+	context   []byte
+	hasCtx    bool // the host passes a request context (ABI 1.1)
 }
 
 // ContextSupported reports whether the host passes a request context (ABI 1.1): a plugin
@@ -46,7 +52,10 @@ type PostRequest struct {
 	// Context is what the pre plugin of the same request set with SetContext (empty when
 	// it set none). It aliases guest memory and is valid during the call.
 	Context []byte
-	result  []byte
+	// Flags are the call block's flags: the sequence bits, and abi.FlagSkipModel when the
+	// model did not run for this request (its output tensors hold the last run's values).
+	Flags  uint32
+	result []byte
 }
 
 // SetResult sets the bytes the host returns to the caller. The SDK keeps b alive until the

@@ -34,6 +34,13 @@ pub mod json;
 pub const ABI_VERSION: i32 = 1;
 /// Call block flag: the request-context fields exist (ABI 1.1).
 pub const FLAG_CONTEXT: u32 = 1;
+/// Call block flags of a request in a sequence (ABI 1.3, ABI.md §5.8): it belongs to one,
+/// it is the first, it is the last.
+pub const FLAG_SEQUENCE: u32 = 1 << 2;
+pub const FLAG_SEQ_START: u32 = 1 << 3;
+pub const FLAG_SEQ_END: u32 = 1 << 4;
+/// Written by a pre plugin: no model run for this request (ABI 1.3).
+pub const FLAG_SKIP_MODEL: u32 = 1 << 5;
 /// The size of the request-context buffer.
 pub const MAX_CONTEXT: usize = 4096;
 
