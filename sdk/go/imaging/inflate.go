@@ -223,7 +223,7 @@ const (
 // start begins inflating the zlib stream that is the concatenation of in, whose image data
 // is want bytes, read in pieces of at most maxRead bytes.
 func (s *zstream) begin(z *inflater, in [][]byte, buf []byte, want, maxRead int) ([]byte, error) {
-	size := 32<<10 + 2*maxRead + 64<<10
+	size := 32<<10 + 2*maxRead + 512<<10 // compacted about every 512 KiB
 	if cap(buf) < size {
 		buf = make([]byte, size)
 	}
@@ -549,20 +549,27 @@ symbols:
 		}
 		e := first[bits&(1<<litBits-1)]
 		if e&kindMask == kindLit && e != 0 && uint(len(out)-pos) >= 3 {
-			// Up to three literals from the first-level table without a refill.
-			for k := 0; ; k++ {
-				n := e & 31
-				bits >>= n
-				nb -= uint(n)
-				out[pos] = byte(e >> 16)
-				pos++
-				if k == 2 {
-					break
-				}
-				if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
-					continue symbols // a length/distance pair needs up to 48 bits: refill first
-				}
+			// Up to three literals from the first-level table without a refill (a length/
+			// distance pair after one or two needs up to 48 bits: refill first).
+			o := out[pos : pos+3 : pos+3]
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[0] = byte(e >> 16)
+			pos++
+			if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
+				continue symbols
 			}
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[1] = byte(e >> 16)
+			pos++
+			if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
+				continue symbols
+			}
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[2] = byte(e >> 16)
+			pos++
 			continue
 		}
 		if e&kindMask == kindSub {

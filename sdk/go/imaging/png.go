@@ -472,6 +472,8 @@ func unfilter(row, prev []byte, bpp int, ft byte) bool {
 		}
 		if bpp == 3 {
 			paeth3(row, prev[:n])
+		} else if bpp == 4 {
+			paeth4(row, prev[:n])
 		} else {
 			paeth(row, prev[:n], bpp)
 		}
@@ -504,6 +506,31 @@ func paeth(row, prev []byte, bpp int) {
 	}
 	for i := bpp; i < len(row) && i < len(prev); i++ {
 		row[i] += byte(paethPredict(int(row[i-bpp]), int(prev[i]), int(prev[i-bpp])))
+	}
+}
+
+// paeth4 is paeth for 4-byte pixels (8-bit truecolour with alpha), as paeth3.
+func paeth4(row, prev []byte) {
+	if len(row) < 4 || len(prev) < len(row) {
+		paeth(row, prev, 4)
+		return
+	}
+	row[0] += prev[0]
+	row[1] += prev[1]
+	row[2] += prev[2]
+	row[3] += prev[3]
+	a0, a1, a2, a3 := int(row[0]), int(row[1]), int(row[2]), int(row[3])
+	c0, c1, c2, c3 := int(prev[0]), int(prev[1]), int(prev[2]), int(prev[3])
+	for i := 4; i+4 <= len(row); i += 4 {
+		r := row[i : i+4 : i+4]
+		u := prev[i : i+4 : i+4]
+		b0, b1, b2, b3 := int(u[0]), int(u[1]), int(u[2]), int(u[3])
+		a0 = int(byte(int(r[0]) + paethPredict(a0, b0, c0)))
+		a1 = int(byte(int(r[1]) + paethPredict(a1, b1, c1)))
+		a2 = int(byte(int(r[2]) + paethPredict(a2, b2, c2)))
+		a3 = int(byte(int(r[3]) + paethPredict(a3, b3, c3)))
+		r[0], r[1], r[2], r[3] = byte(a0), byte(a1), byte(a2), byte(a3)
+		c0, c1, c2, c3 = b0, b1, b2, b3
 	}
 }
 
