@@ -190,6 +190,7 @@ type jpegDecoder struct {
 	xmap   [3][]int32
 	prog   [3]coefStore // progressive: the kept coefficients
 	kidx   [64]int8     // progressive: zig-zag index → index in a block's N×N, or -1
+	kept   uint64       // progressive: bit k set where kidx[k] >= 0
 }
 
 // bad reports corrupt data, in the words image/jpeg uses for its own FormatError.

@@ -8,7 +8,10 @@ package imaging
 // 1/8 keeps 10 bytes a block, 2.9 MB in all, where a full decode keeps 128 (or image/jpeg's
 // 256) bytes a block and the image. Every coefficient of every scan is still entropy-decoded.
 
-import "fmt"
+import (
+	"fmt"
+	"math/bits"
+)
 
 // coefStore is one component's coefficients: n×n per block, natural order, and the masks.
 type coefStore struct {
@@ -28,10 +31,12 @@ func (d *jpegDecoder) progStart() {
 		clear(s.coef)
 		clear(s.mask)
 	}
+	d.kept = 0
 	for k := range d.kidx {
 		d.kidx[k] = -1
 		if z := d.keep[k]; z >= 0 {
 			d.kidx[k] = int8(int(z>>3)*N + int(z&7))
+			d.kept |= 1 << k
 		}
 	}
 }
@@ -156,23 +161,54 @@ func (d *jpegDecoder) decodeProgScan(sc []*component, ss, se, ah, al int) error 
 	return nil
 }
 
+// The AC scans' loops keep the bit buffer in locals and decode the common symbols with one
+// table look-up (a call or a field access per symbol costs more than the work here, in
+// WebAssembly above all).
+
 // acFirst decodes a block's first scan of the band ss..se (T.81 G.1.2.2).
 func (d *jpegDecoder) acFirst(coef []int16, mask *uint64, t *huffTable, ss, se, al int) error {
 	if d.eobrun > 0 {
 		d.eobrun--
 		return nil
 	}
+	acc, n := d.acc, d.n
+	m := *mask
+	kidx := &d.kidx
+	var err error
 	for k := ss; k <= se; k++ {
-		rs := d.huff(t)
-		if rs < 0 {
-			return bad("invalid AC Huffman code")
+		if n < 32 {
+			acc, n = d.fill(acc, n)
+		}
+		p := (acc >> ((n - fastBits) & 63)) & fastMask
+		if fa := t.fastAC[p]; fa != 0 && fa&fastEOB == 0 {
+			// A run, a size and its magnitude bits in one entry.
+			n -= uint(fa & 31)
+			k += int(fa >> 8 & 15)
+			if k > se {
+				err = bad("AC coefficient index out of range")
+				break
+			}
+			m |= 1 << k
+			if i := kidx[k&63]; i >= 0 {
+				coef[i] = sat16((fa >> 16) << al)
+			}
+			continue
+		}
+		var rs int
+		if e := t.fast[p]; e != 0 {
+			n -= uint(e >> 8)
+			rs = int(e & 255)
+		} else if rs, n = t.slow(acc, n); rs < 0 {
+			err = bad("invalid AC Huffman code")
+			break
 		}
 		r, s := rs>>4, uint(rs&15)
 		if s == 0 {
 			if r != 15 {
 				d.eobrun = 1<<r - 1
 				if r > 0 {
-					d.eobrun += int(d.getBits(uint(r)))
+					n -= uint(r)
+					d.eobrun += int(acc>>(n&63)) & (1<<r - 1)
 				}
 				break
 			}
@@ -181,26 +217,42 @@ func (d *jpegDecoder) acFirst(coef []int16, mask *uint64, t *huffTable, ss, se, 
 		}
 		k += r
 		if k > se {
-			return bad("AC coefficient index out of range")
+			err = bad("AC coefficient index out of range")
+			break
 		}
-		v := extend(d.getBits(s), s) << al
-		*mask |= 1 << k
-		if i := d.kidx[k]; i >= 0 {
+		n -= s
+		v := extend(int32(acc>>(n&63))&(1<<s-1), s) << al
+		m |= 1 << k
+		if i := kidx[k&63]; i >= 0 {
 			coef[i] = sat16(v)
 		}
 	}
-	return nil
+	d.acc, d.n, *mask = acc, n, m
+	return err
 }
 
 // acRefine decodes a block's refinement scan of the band ss..se (T.81 G.1.2.3): a
 // correction bit for each coefficient already non-zero, and new coefficients of ±1<<al.
 func (d *jpegDecoder) acRefine(coef []int16, mask *uint64, t *huffTable, ss, se, al int) error {
+	acc, n := d.acc, d.n
+	m := *mask
+	kidx := &d.kidx
+	delta := int32(1) << al
 	k := ss
+	var err error
 	if d.eobrun == 0 {
 		for ; k <= se; k++ {
-			rs := d.huff(t)
-			if rs < 0 {
-				return bad("invalid AC Huffman code")
+			if n < 32 {
+				acc, n = d.fill(acc, n)
+			}
+			p := (acc >> ((n - fastBits) & 63)) & fastMask
+			var rs int
+			if e := t.fast[p]; e != 0 {
+				n -= uint(e >> 8)
+				rs = int(e & 255)
+			} else if rs, n = t.slow(acc, n); rs < 0 {
+				err = bad("invalid AC Huffman code")
+				break
 			}
 			r, s := rs>>4, rs&15
 			var z int32
@@ -209,25 +261,29 @@ func (d *jpegDecoder) acRefine(coef []int16, mask *uint64, t *huffTable, ss, se,
 				if r != 15 {
 					d.eobrun = 1 << r
 					if r > 0 {
-						d.eobrun += int(d.getBits(uint(r)))
+						n -= uint(r)
+						d.eobrun += int(acc>>(n&63)) & (1<<r - 1)
 					}
 					goto rest
 				}
 			case 1:
-				z = 1 << al
-				if d.getBits(1) == 0 {
+				n--
+				z = delta
+				if acc>>(n&63)&1 == 0 {
 					z = -z
 				}
 			default:
-				return bad("invalid AC refinement code")
+				err = bad("invalid AC refinement code")
+				goto done
 			}
-			k = d.refineNonZero(coef, *mask, k, se, r, al)
+			k, acc, n = d.refine(coef, m, k, se, r, delta, acc, n)
 			if k > se {
-				return bad("AC coefficient index out of range")
+				err = bad("AC coefficient index out of range")
+				goto done
 			}
 			if z != 0 {
-				*mask |= 1 << k
-				if i := d.kidx[k]; i >= 0 {
+				m |= 1 << k
+				if i := kidx[k&63]; i >= 0 {
 					coef[i] = int16(z)
 				}
 			}
@@ -236,34 +292,77 @@ func (d *jpegDecoder) acRefine(coef []int16, mask *uint64, t *huffTable, ss, se,
 rest:
 	if d.eobrun > 0 {
 		d.eobrun--
-		d.refineNonZero(coef, *mask, k, se, -1, al)
+		_, acc, n = d.refine(coef, m, k, se, -1, delta, acc, n)
 	}
-	return nil
+done:
+	d.acc, d.n, *mask = acc, n, m
+	return err
 }
 
-// refineNonZero reads the correction bits of the non-zero coefficients from k on, and stops
-// at the (nz+1)-th zero one (nz < 0: at se), returning its index.
-func (d *jpegDecoder) refineNonZero(coef []int16, mask uint64, k, se, nz, al int) int {
-	for ; k <= se; k++ {
-		if mask>>k&1 == 0 {
-			if nz == 0 {
-				break
+// refine reads the correction bits of the non-zero coefficients (mask) from k on and stops
+// at the (nz+1)-th zero one (nz < 0: past se), returning its index (se+1 when there is none)
+// and the bit buffer. It goes by the mask's bits: only the non-zero coefficients are visited.
+func (d *jpegDecoder) refine(coef []int16, mask uint64, k, se, nz int, delta int32, acc uint64, n uint) (int, uint64, uint) {
+	if k > se {
+		return k, acc, n
+	}
+	band := ^uint64(0) << uint(k) & (^uint64(0) >> uint(63-se))
+	end := se + 1
+	if nz >= 0 {
+		z := ^mask & band
+		for ; nz > 0 && z != 0; nz-- {
+			z &= z - 1
+		}
+		if z != 0 {
+			end = bits.TrailingZeros64(z)
+		}
+	}
+	nzs := mask & band
+	if end < 64 {
+		nzs &= 1<<uint(end) - 1
+	}
+	kidx := &d.kidx
+	if c := bits.OnesCount64(nzs); c <= 48 {
+		// The c correction bits at once; only those of kept coefficients are looked at
+		// (at 1/8 scale none: a refinement scan's AC bits are only skipped).
+		if n < uint(c) {
+			acc, n = d.fill(acc, n)
+		}
+		n -= uint(c)
+		w := acc >> (n & 63) & (1<<uint(c) - 1)
+		for kept := nzs & d.kept; kept != 0 && w != 0; kept &= kept - 1 {
+			j := bits.TrailingZeros64(kept)
+			r := bits.OnesCount64(nzs & (1<<uint(j) - 1)) // the bit's place among the c
+			if w>>uint(c-1-r)&1 != 0 {
+				i := kidx[j&63]
+				if coef[i] >= 0 {
+					coef[i] = sat16(int32(coef[i]) + delta)
+				} else {
+					coef[i] = sat16(int32(coef[i]) - delta)
+				}
 			}
-			nz--
+		}
+		return end, acc, n
+	}
+	for nzs != 0 {
+		j := bits.TrailingZeros64(nzs)
+		nzs &= nzs - 1
+		if n < 1 {
+			acc, n = d.fill(acc, n)
+		}
+		n--
+		if acc>>(n&63)&1 == 0 {
 			continue
 		}
-		if d.getBits(1) == 0 {
-			continue
-		}
-		if i := d.kidx[k]; i >= 0 {
+		if i := kidx[j&63]; i >= 0 {
 			if coef[i] >= 0 {
-				coef[i] = sat16(int32(coef[i]) + 1<<al)
+				coef[i] = sat16(int32(coef[i]) + delta)
 			} else {
-				coef[i] = sat16(int32(coef[i]) - 1<<al)
+				coef[i] = sat16(int32(coef[i]) - delta)
 			}
 		}
 	}
-	return k
+	return end, acc, n
 }
 
 // progFinish dequantises and transforms every block's kept coefficients into the planes, as
