@@ -223,7 +223,9 @@ const (
 // start begins inflating the zlib stream that is the concatenation of in, whose image data
 // is want bytes, read in pieces of at most maxRead bytes.
 func (s *zstream) begin(z *inflater, in [][]byte, buf []byte, want, maxRead int) ([]byte, error) {
-	size := 32<<10 + 2*maxRead + 512<<10 // compacted about every 512 KiB
+	// After a compaction at most max(32 KiB, a read's unread part) is kept: room for a whole
+	// read and 512 KiB more, so that compactions are rare.
+	size := 32<<10 + maxRead + 512<<10
 	if cap(buf) < size {
 		buf = make([]byte, size)
 	}
