@@ -439,8 +439,25 @@ func unfilter(row, prev []byte, bpp int, ft byte) bool {
 	switch ft {
 	case 0:
 	case 1:
-		for i := bpp; i < n; i++ {
-			row[i] += row[i-bpp]
+		switch {
+		case bpp == 3 && n >= 3: // the left pixel in locals
+			a0, a1, a2 := row[0], row[1], row[2]
+			for i := 3; i+3 <= n; i += 3 {
+				r := row[i : i+3 : i+3]
+				a0, a1, a2 = r[0]+a0, r[1]+a1, r[2]+a2
+				r[0], r[1], r[2] = a0, a1, a2
+			}
+		case bpp == 4 && n >= 4:
+			a0, a1, a2, a3 := row[0], row[1], row[2], row[3]
+			for i := 4; i+4 <= n; i += 4 {
+				r := row[i : i+4 : i+4]
+				a0, a1, a2, a3 = r[0]+a0, r[1]+a1, r[2]+a2, r[3]+a3
+				r[0], r[1], r[2], r[3] = a0, a1, a2, a3
+			}
+		default:
+			for i := bpp; i < n; i++ {
+				row[i] += row[i-bpp]
+			}
 		}
 	case 2:
 		if prev != nil {
