@@ -175,10 +175,20 @@ $(BENCH_VENV)/.ok: bench/requirements.txt
 # pinned Pillow/numpy; its sha256 is checked, so every machine benchmarks the same bytes.
 FRAME_12MP := .deps/models/frame_12mp.jpg
 FRAME_12MP_SHA256 := c59ae8260c58b7c1cd35c72624dda52d506c553d0862d43d95a5d9ef44ae8051
-bench-data: $(FRAME_12MP)
+FRAME_12MP_PROG := .deps/models/frame_12mp_progressive.jpg
+FRAME_12MP_PROG_SHA256 := d7a14a02d0929dfd123cfcaf75a7173b6b9734841138b6038cdadda5def0af53
+bench-data: $(FRAME_12MP) $(FRAME_12MP_PROG)
 $(FRAME_12MP): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
 	$(BENCH_PY) bench/make_frame.py .deps/models/ssd_example.jpg $@.tmp
 	echo "$(FRAME_12MP_SHA256)  $@.tmp" | sha256sum --check --quiet || \
+		{ rm -f $@.tmp; echo "$@: sha256 differs from the pinned one (bench/make_frame.py or the venv changed?)"; exit 1; }
+	mv $@.tmp $@
+
+# The same pixels saved as a progressive JPEG (libjpeg's default scan script,
+# frame_12mp_progressive.jpg), for the progressive row of the table; pinned the same way.
+$(FRAME_12MP_PROG): bench/make_frame.py $(BENCH_VENV)/.ok .deps/.ok
+	$(BENCH_PY) bench/make_frame.py .deps/models/ssd_example.jpg $@.tmp --progressive
+	echo "$(FRAME_12MP_PROG_SHA256)  $@.tmp" | sha256sum --check --quiet || \
 		{ rm -f $@.tmp; echo "$@: sha256 differs from the pinned one (bench/make_frame.py or the venv changed?)"; exit 1; }
 	mv $@.tmp $@
 

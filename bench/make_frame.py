@@ -4,7 +4,11 @@ Centre crop to 4:3, Lanczos upscale to 4032x3024, add fixed-seed sensor-like noi
 entropy-coded data is as dense as a real camera JPEG's, not a smooth upscale's), save as a
 baseline 4:2:0 JPEG at quality 90. Deterministic for the pinned Pillow and numpy.
 
-usage: python make_frame.py SRC.jpg OUT.jpg
+With --progressive the same pixels are saved as a progressive JPEG (libjpeg's default scan
+script, as `jpegtran -progressive` and most of the web's progressive JPEGs use), otherwise
+with the same settings.
+
+usage: python make_frame.py SRC.jpg OUT.jpg [--progressive]
 """
 import sys
 
@@ -14,7 +18,7 @@ from PIL import Image
 W, H = 4032, 3024
 
 
-def main(src, out):
+def main(src, out, progressive=False):
     im = Image.open(src).convert("RGB")
     sw, sh = im.size
     cw = sh * W // H  # 4:3 crop width
@@ -23,8 +27,10 @@ def main(src, out):
     a = np.asarray(im, dtype=np.int16)
     noise = np.random.default_rng(12).normal(0.0, 4.0, size=a.shape).round().astype(np.int16)
     a = np.clip(a + noise, 0, 255).astype(np.uint8)
-    Image.fromarray(a, "RGB").save(out, "JPEG", quality=90, subsampling=2, optimize=False, progressive=False)
+    Image.fromarray(a, "RGB").save(out, "JPEG", quality=90, subsampling=2, optimize=False, progressive=progressive)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) not in (3, 4) or len(sys.argv) == 4 and sys.argv[3] != "--progressive":
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], len(sys.argv) == 4)

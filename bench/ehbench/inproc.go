@@ -59,16 +59,20 @@ type workload struct {
 func workloads(root string) []workload {
 	m := func(f string) string { return filepath.Join(root, ".deps/models", f) }
 	frame := m("frame_12mp.jpg")
+	ssdParams := func() map[string]any {
+		return map[string]any{"threshold": 0.5, "label_offset": 1, "labels": lines(m("ssd_labelmap.txt"))}
+	}
 	return []workload{
 		{name: "peacock.png 133×200 → mobilenet u8 224²", image: m("peacock.png"), model: m("mobilenet_quant_v1_224.tflite"),
 			post: "classify", postC: "classify-c", postGo: "classify-go",
 			postParams: map[string]any{"top_k": 5, "labels": lines(m("mobilenet_labels.txt"))}},
 		{name: "ssd_example.jpg 1920×1280 → ssd u8 300²", image: m("ssd_example.jpg"), model: m("ssd_detect.tflite"),
-			post: "ssd", postC: "ssd-c", postGo: "ssd-go",
-			postParams: map[string]any{"threshold": 0.5, "label_offset": 1, "labels": lines(m("ssd_labelmap.txt"))}},
+			post: "ssd", postC: "ssd-c", postGo: "ssd-go", postParams: ssdParams()},
 		{name: "frame_12mp.jpg 4032×3024 → ssd u8 300²", image: frame, model: m("ssd_detect.tflite"),
-			post: "ssd", postC: "ssd-c", postGo: "ssd-go",
-			postParams: map[string]any{"threshold": 0.5, "label_offset": 1, "labels": lines(m("ssd_labelmap.txt"))}},
+			post: "ssd", postC: "ssd-c", postGo: "ssd-go", postParams: ssdParams()},
+		// The same pixels as a progressive JPEG: what `detect` gets from much of the web.
+		{name: "frame_12mp_progressive.jpg 4032×3024 → ssd u8 300²", image: m("frame_12mp_progressive.jpg"), model: m("ssd_detect.tflite"),
+			post: "ssd", postC: "ssd-c", postGo: "ssd-go", postParams: ssdParams()},
 		{name: "frame_12mp.jpg → face_detection f32 128²", image: frame, model: m("face_detection_short_range.tflite"), float: true},
 		{name: "frame_12mp.jpg → deeplabv3 f32 257²", image: frame, model: m("deeplabv3_257_mv_gpu.tflite"), float: true},
 	}

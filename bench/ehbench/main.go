@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"sync"
@@ -74,6 +75,7 @@ type settings struct {
 	tputRounds        int
 	clients           int
 	skipHTTP, skipIn  bool
+	only              *regexp.Regexp // in-process workloads whose name matches; nil: all
 }
 
 func main() {
@@ -83,7 +85,15 @@ func main() {
 	flag.StringVar(&s.out, "out", ".deps/bench/results.md", "where to write the markdown table")
 	flag.BoolVar(&s.skipHTTP, "no-http", false, "skip the HTTP part")
 	flag.BoolVar(&s.skipIn, "no-inproc", false, "skip the in-process part")
+	only := flag.String("workloads", "", "run only the in-process workloads whose name matches this regular expression")
 	flag.Parse()
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fatalf("-workloads: %v", err)
+		}
+		s.only = re
+	}
 	s.rounds = envInt("BENCH_ROUNDS", 5)
 	s.httpReqs = envInt("BENCH_HTTP_REQS", 40)
 	s.tputSecs = envInt("BENCH_TPUT_SECS", 5)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/edgehost/edgehost/abi"
@@ -44,6 +45,12 @@ const (
 
 func benchInProcess(ctx context.Context, s settings) []*caseResult {
 	ws := workloads(s.root)
+	if s.only != nil {
+		ws = slices.DeleteFunc(ws, func(w workload) bool { return !s.only.MatchString(w.name) })
+		if len(ws) == 0 {
+			fatalf("-workloads %q matches no workload", s.only)
+		}
+	}
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
 	if err != nil {
 		fatalf("%v", err)

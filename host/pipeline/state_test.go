@@ -205,18 +205,23 @@ func TestNoStateBetweenRequests(t *testing.T) {
 		})
 	})
 	// The Go SDK's plugin at its default 64 MiB: it kept its decoder's buffers, sized by the
-	// largest image so far, for the instance's life; an image that does not fit makes the
-	// guest run out of memory and trap (the instance is replaced; 413 too_large).
+	// largest image so far, for the instance's life; an image that does not fit (now only one
+	// whose single row does not, since a PNG is decoded row by row) makes the guest run out
+	// of memory and trap (the instance is replaced; 413 too_large).
 	t.Run("imagepre-go", func(t *testing.T) {
 		checkNoState(t, "imagepre-go", 64<<20, []stateInput{
 			{"1500x1000", noisyPNG(t, 1500, 1000)},
 			{"peacock.png", peacock},
 			{"2000x1500", noisyPNG(t, 2000, 1500)},
 			{"truncated", huge[:len(huge)/3]},
-			{"4032x3024 (out of memory)", huge},
+			{"4032x3024 (18 MB body)", huge},
+			{"8388608x1 (out of memory)", wide},
 			{"2300x1400", noisyPNG(t, 2300, 1400)},
+			{"4032x3024, corrupt near its end", corruptIDAT(huge, 500)},
 			{"GIF", gif},
 			{"ssd_example.jpg", jpeg},
+			{"progressive 400x264", prog},
+			{"progressive, truncated", progS[:len(progS)*2/3]},
 			{"2000x1250, smooth", gradientPNG(t, 2000, 1250, 0)},
 			{"2300x1400 again", noisyPNG(t, 2300, 1400)},
 		})

@@ -14,9 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
 	"image/jpeg"
-	_ "image/png" // image.DecodeConfig of PNG headers
 
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/sdk/go/edgehost"
@@ -88,43 +86,44 @@ func pre(req *edgehost.PreRequest) (err error) {
 	if o >= 5 {
 		wr, hr = h, w
 	}
-	img, err := dec.Decode(req.Input, wr, hr)
-	if errors.Is(err, imaging.ErrProgressive) || errors.Is(err, imaging.ErrCMYK) {
-		// The standard library decodes those, at full size.
+	out := *t // the tensor, or a scratch copy to turn into it
+	if o != 1 {
+		out.Data = make([]byte, len(t.Data))
+	}
+	tensor := imaging.Tensor{W: wr, H: hr, C: c}
+	switch t.DType {
+	case abi.UInt8:
+		tensor.Uint8 = out.Data
+	case abi.Int8:
+		tensor.Int8 = out.Data
+	default:
+		m, s := cfg.Mean, cfg.Std
+		tensor.Float32, tensor.Mean, tensor.Std = out.Float32(), [3]float32{m, m, m}, [3]float32{s, s, s}
+	}
+	// Decoded straight into the tensor: a JPEG at DCT scale, a PNG row by row.
+	ow, oh, err := dec.DecodeResize(req.Input, &rs, tensor)
+	if errors.Is(err, imaging.ErrCMYK) {
+		// The standard library decodes it, at full size.
 		m, jerr := jpeg.Decode(bytes.NewReader(req.Input))
 		if jerr != nil {
 			return edgehost.BadInput("cannot decode image: %v", jerr)
 		}
-		img, err = dec.FromImage(m), nil
+		ow, oh = m.Bounds().Dx(), m.Bounds().Dy()
+		err = rs.Resize(tensor, dec.FromImage(m))
 	}
 	var unsupported imaging.UnsupportedError
+	var format imaging.FormatError
 	switch {
 	case err == imaging.ErrFormat:
 		return edgehost.Unsupported("request body is not a JPEG or PNG image")
 	case errors.As(err, &unsupported): // arithmetic coding, lossless, hierarchical, 12-bit: named
 		return edgehost.Unsupported("%v", err)
-	case err != nil:
+	case errors.As(err, &format):
 		return edgehost.BadInput("cannot decode image: %v", err)
-	case img.W <= 0 || img.H <= 0:
-		return edgehost.BadInput("%s image of %dx%d pixels is empty or too large", imaging.Format(req.Input), img.W, img.H)
-	}
-	big = big || img.W*img.H*3 > keepBytes
-	out := *t // the tensor, or a scratch copy to turn into it
-	if o != 1 {
-		out.Data = make([]byte, len(t.Data))
-	}
-	switch t.DType {
-	case abi.UInt8:
-		err = rs.Uint8(out.Data, wr, hr, c, img)
-	case abi.Int8:
-		err = rs.Int8(out.Data, wr, hr, c, img)
-	default:
-		m, s := cfg.Mean, cfg.Std
-		err = rs.Float32(out.Float32(), wr, hr, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
-	}
-	if err != nil {
+	case err != nil:
 		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
 	}
+	big = big || ow*oh*3 > keepBytes
 	if o != 1 {
 		imaging.Orient(t.Data, out.Data, h, w, len(t.Data)/(h*w), o)
 	}
@@ -132,10 +131,6 @@ func pre(req *edgehost.PreRequest) (err error) {
 	// that a post plugin reports positions in the caller's pixels.
 	if !req.ContextSupported() {
 		return nil // a host older than ABI 1.1
-	}
-	ow, oh := img.W, img.H
-	if c, _, err := image.DecodeConfig(bytes.NewReader(req.Input)); err == nil {
-		ow, oh = c.Width, c.Height
 	}
 	if o >= 5 { // the caller sees the image turned: its width is the stored height
 		ow, oh = oh, ow

@@ -22,11 +22,12 @@ type UnsupportedError string
 
 func (e UnsupportedError) Error() string { return string(e) }
 
-// The UnsupportedErrors for JPEG features that the standard library's image/jpeg decodes: a
-// caller may fall back to it for these (and only these: for the others, arithmetic coding,
-// lossless, hierarchical, 12-bit samples, image/jpeg fails too).
+// ErrCMYK is the UnsupportedError for a JPEG feature that the standard library's image/jpeg
+// decodes (at full size): a caller may fall back to it for this one (and only this: for the
+// others, arithmetic coding, lossless, hierarchical, 12-bit samples, image/jpeg fails too).
+// ErrProgressive is no longer returned: progressive JPEG is decoded, at DCT scale.
 const (
-	ErrProgressive UnsupportedError = "jpeg: unsupported: progressive JPEG (only baseline JPEG is decoded)"
+	ErrProgressive UnsupportedError = "jpeg: unsupported: progressive JPEG"
 	ErrCMYK        UnsupportedError = "jpeg: unsupported: CMYK (4-component) JPEG"
 )
 
@@ -82,6 +83,48 @@ func (d *Decoder) Decode(data []byte, minW, minH int) (*RGB, error) {
 		return d.DecodePNG(data)
 	}
 	return nil, ErrFormat
+}
+
+// DecodeResize decodes a JPEG or PNG image and resizes it into t, bilinearly, with the
+// values Resizer's methods write: the tensor is the same to the bit as Decode(data, t.W,
+// t.H) followed by the Resizer method t names. It returns the image's size as stored.
+//
+// What is held differs. A JPEG is decoded at the smallest DCT scale still at least t.W×t.H
+// (a 12-megapixel frame into a 300×300 tensor: 504×378 pixels), then resized. A PNG is
+// never held whole: its rows are unfiltered one at a time and each row the resize reads is
+// packed and resized as it comes. Its image data is inflated whole (by the package's own
+// inflate, the fastest) up to 8 MiB of it, and above that streamed through compress/zlib
+// within its 32 KiB window; an interlaced (Adam7) PNG keeps only the rows the resize reads
+// until its last pass is in. So a 12-megapixel PNG takes a few rows of memory besides the
+// request, whatever its colour type.
+func (d *Decoder) DecodeResize(data []byte, r *Resizer, t Tensor) (w, h int, err error) {
+	tg, err := t.target()
+	if err != nil {
+		return 0, 0, err
+	}
+	switch Format(data) {
+	case "jpeg":
+		img, err := d.DecodeJPEG(data, t.W, t.H)
+		if err != nil {
+			return 0, 0, err
+		}
+		return d.jpeg.w, d.jpeg.h, r.resize(tg, img)
+	case "png":
+		hd, err := d.png.parse(d, data)
+		if err != nil {
+			return 0, 0, err
+		}
+		d.png.rgbrow = grow(d.png.rgbrow, 3*hd.w)
+		rr := r.rows(tg, hd.w, hd.h)
+		if err := d.png.rows(&hd, &resizeSink{rr: rr, buf: d.png.rgbrow}); err != nil {
+			return 0, 0, err
+		}
+		if !rr.done() {
+			return 0, 0, FormatError("png: internal error: rows missing")
+		}
+		return hd.w, hd.h, nil
+	}
+	return 0, 0, ErrFormat
 }
 
 // rgbBuffer returns the Decoder's output buffer resized to n bytes.

@@ -2,18 +2,16 @@ package imaging
 
 // A zlib (RFC 1950) / deflate (RFC 1951) decoder written from the RFCs, for PNG image data.
 //
-// PNG knows how many bytes its image data inflates to, so the output is one buffer of that
-// exact size and back-references are copies inside it: no sliding window, no io.Reader, no
-// per-byte interface call (what makes compress/flate slow in Go-compiled WebAssembly). The
-// input is a byte slice read through a 64-bit bit buffer refilled eight bytes at a time, and
+// The output is a window buffer the decoder hands out a row at a time: back-references are
+// copies inside it, and when it fills, all but its last 32 KiB (deflate's window) and the
+// bytes not yet read are dropped. No io.Reader, no per-byte interface call (what makes
+// compress/flate slow in Go-compiled WebAssembly). The input is PNG's IDAT payloads as they
+// lie in the file, read through a 64-bit bit buffer refilled eight bytes at a time, and
 // each Huffman symbol is one table look-up that also yields its length or distance base and
 // extra-bit count (a second look-up only for codes longer than the first table's bits).
 // Every read and write is bounds-checked: corrupt or truncated streams return a FormatError.
 
-import (
-	"encoding/binary"
-	"hash/adler32"
-)
+import "encoding/binary"
 
 const (
 	litBits  = 11 // first-level table bits of the literal/length code
@@ -152,7 +150,8 @@ type inflater struct {
 
 // bitReader is the input and its bit buffer; the hot loop copies the fields to locals.
 type bitReader struct {
-	in   []byte
+	in   []byte   // the current input slice
+	rest [][]byte // the slices after it
 	p    int
 	bits uint64
 	nb   uint
@@ -170,6 +169,9 @@ func (b *bitReader) refill() {
 		return
 	}
 	for b.nb <= 56 {
+		for b.p >= len(b.in) && len(b.rest) > 0 {
+			b.in, b.rest, b.p = b.rest[0], b.rest[1:], 0
+		}
 		if b.p < len(b.in) {
 			b.bits |= uint64(b.in[b.p]) << b.nb
 			b.p++
@@ -195,50 +197,169 @@ func (b *bitReader) overrun() bool { return b.pad > b.nb }
 
 var errTruncated = FormatError("png: zlib: truncated data")
 
-// zlibDecode inflates the zlib stream in into out, which must be filled exactly, and checks
-// the Adler-32.
-func (z *inflater) zlibDecode(in, out []byte) error {
-	if len(in) < 2 {
-		return FormatError("png: zlib: truncated header")
+// zstream inflates a zlib stream (RFC 1950) a piece at a time into its window buffer, from
+// which read takes the bytes in order.
+type zstream struct {
+	z          *inflater
+	b          bitReader
+	buf        []byte
+	pos        int // the end of the output in buf
+	start      int // the first byte in buf not yet read
+	summed     int // buf[:summed] is in adler
+	adler      uint32
+	state      int
+	final      bool // the block being decoded is the last
+	stored     int  // bytes left of a stored block
+	total, max int  // bytes inflated so far, and how many the image needs
+}
+
+const (
+	zsHeader = iota // next: a block header
+	zsCodes         // inside a Huffman-coded block
+	zsStored        // inside a stored block
+	zsDone          // the last block and the checksum are read
+)
+
+// start begins inflating the zlib stream that is the concatenation of in, whose image data
+// is want bytes, read in pieces of at most maxRead bytes.
+func (s *zstream) begin(z *inflater, in [][]byte, buf []byte, want, maxRead int) ([]byte, error) {
+	// After a compaction at most max(32 KiB, a read's unread part) is kept: room for a whole
+	// read and 512 KiB more, so that compactions are rare.
+	size := 32<<10 + maxRead + 512<<10
+	if cap(buf) < size {
+		buf = make([]byte, size)
 	}
-	cmf, flg := int(in[0]), int(in[1])
+	*s = zstream{z: z, buf: buf[:size], adler: 1, max: want}
+	if len(in) > 0 {
+		s.b = bitReader{in: in[0], rest: in[1:]}
+	}
+	cmf, flg := int(s.b.get(8)), int(s.b.get(8))
 	switch {
+	case s.b.overrun():
+		return buf, FormatError("png: zlib: truncated header")
 	case cmf&15 != 8 || cmf>>4 > 7:
-		return FormatError("png: zlib: not a deflate stream")
+		return buf, FormatError("png: zlib: not a deflate stream")
 	case (cmf<<8|flg)%31 != 0:
-		return FormatError("png: zlib: header check failed")
+		return buf, FormatError("png: zlib: header check failed")
 	case flg&0x20 != 0:
-		return FormatError("png: zlib: preset dictionary not allowed")
+		return buf, FormatError("png: zlib: preset dictionary not allowed")
 	}
-	b := bitReader{in: in, p: 2}
-	pos := 0
-	for {
-		final := b.get(1)
+	return buf, nil
+}
+
+// read fills dst with the next len(dst) inflated bytes.
+func (s *zstream) read(dst []byte) error {
+	for s.pos-s.start < len(dst) {
+		if s.state == zsDone {
+			return FormatError("png: zlib: not enough image data")
+		}
+		if len(s.buf)-s.pos < 2*maxMatch {
+			s.compact()
+		}
+		if err := s.more(); err != nil {
+			return err
+		}
+	}
+	copy(dst, s.buf[s.start:])
+	s.start += len(dst)
+	return nil
+}
+
+const maxMatch = 258
+
+// compact drops the output that is read and more than 32 KiB back.
+func (s *zstream) compact() {
+	k := min(s.start, s.pos-32<<10)
+	if k <= 0 {
+		return
+	}
+	s.adler = adler32Update(s.adler, s.buf[s.summed:s.pos])
+	n := copy(s.buf, s.buf[k:s.pos])
+	s.pos, s.start, s.summed = n, s.start-k, n
+}
+
+// more inflates what fits in the window's free space, or reads a block header.
+func (s *zstream) more() error {
+	b := &s.b
+	switch s.state {
+	case zsHeader:
+		if s.final {
+			return s.finish()
+		}
+		s.final = b.get(1) == 1
 		typ := b.get(2)
 		if b.overrun() {
 			return errTruncated
 		}
-		var err error
 		switch typ {
 		case 0:
-			pos, err = stored(&b, out, pos)
-		case 1:
-			z.fixed()
-			pos, err = z.codes(&b, out, pos)
-		case 2:
-			if err = z.dynamic(&b); err == nil {
-				pos, err = z.codes(&b, out, pos)
+			b.get(b.nb & 7)
+			n, nn := b.get(16), b.get(16)
+			if b.overrun() {
+				return errTruncated
 			}
+			if n^0xffff != nn {
+				return FormatError("png: zlib: stored block length mismatch")
+			}
+			s.stored, s.state = int(n), zsStored
+		case 1:
+			s.z.fixed()
+			s.state = zsCodes
+		case 2:
+			if err := s.z.dynamic(b); err != nil {
+				return err
+			}
+			s.state = zsCodes
 		default:
-			err = FormatError("png: zlib: invalid block type 3")
+			return FormatError("png: zlib: invalid block type 3")
 		}
+		return nil
+	case zsCodes:
+		pos, eob, err := s.z.codes(b, s.buf, s.pos, len(s.buf)-maxMatch)
+		s.total += pos - s.pos
+		s.pos = pos
 		if err != nil {
 			return err
 		}
-		if final == 1 {
-			break
+		if eob {
+			s.state = zsHeader
+		}
+	case zsStored:
+		n := min(s.stored, len(s.buf)-s.pos)
+		s.stored -= n
+		for ; n > 0 && b.nb >= 8; n-- { // whole bytes still in the bit buffer
+			s.buf[s.pos] = byte(b.get(8))
+			s.pos++
+			s.total++
+		}
+		// The bits above nb were read ahead from the bytes copied next: drop them.
+		b.bits &= 1<<b.nb - 1
+		for n > 0 {
+			for b.p >= len(b.in) && len(b.rest) > 0 {
+				b.in, b.rest, b.p = b.rest[0], b.rest[1:], 0
+			}
+			if b.p >= len(b.in) {
+				return errTruncated
+			}
+			c := copy(s.buf[s.pos:s.pos+n], b.in[b.p:])
+			b.p += c
+			s.pos += c
+			s.total += c
+			n -= c
+		}
+		if s.stored == 0 {
+			s.state = zsHeader
 		}
 	}
+	if s.total > s.max {
+		return FormatError("png: zlib: too much image data")
+	}
+	return nil
+}
+
+// finish reads the checksum after the last block.
+func (s *zstream) finish() error {
+	b := &s.b
 	b.get(b.nb & 7) // to a byte boundary
 	var want uint32 // big-endian
 	for i := 0; i < 4; i++ {
@@ -247,40 +368,50 @@ func (z *inflater) zlibDecode(in, out []byte) error {
 	if b.overrun() {
 		return FormatError("png: zlib: truncated data (missing checksum)")
 	}
-	if pos != len(out) {
+	s.state = zsDone
+	s.adler = adler32Update(s.adler, s.buf[s.summed:s.pos])
+	s.summed = s.pos
+	if s.total != s.max {
 		return FormatError("png: zlib: not enough image data")
 	}
-	if adler32.Checksum(out) != want {
+	if s.adler != want {
 		return FormatError("png: zlib: checksum mismatch")
 	}
 	return nil
 }
 
-func stored(b *bitReader, out []byte, pos int) (int, error) {
-	b.get(b.nb & 7)
-	n, nn := b.get(16), b.get(16)
-	if b.overrun() {
-		return pos, errTruncated
+// end checks, once every row is read, that the stream ends there and its checksum holds.
+func (s *zstream) end() error {
+	for s.state != zsDone {
+		if s.pos > s.start {
+			return FormatError("png: zlib: too much image data")
+		}
+		s.compact()
+		if err := s.more(); err != nil {
+			return err
+		}
 	}
-	if n^0xffff != nn {
-		return pos, FormatError("png: zlib: stored block length mismatch")
+	if s.pos > s.start {
+		return FormatError("png: zlib: too much image data")
 	}
-	if int(n) > len(out)-pos {
-		return pos, FormatError("png: zlib: too much image data")
+	return nil
+}
+
+// adler32Update is hash/adler32's update (RFC 1950 §8): sums modulo 65521, reduced every
+// 5552 bytes, before they can overflow.
+func adler32Update(adler uint32, p []byte) uint32 {
+	s1, s2 := adler&0xffff, adler>>16
+	for len(p) > 0 {
+		n := min(len(p), 5552)
+		for _, x := range p[:n] {
+			s1 += uint32(x)
+			s2 += s1
+		}
+		s1 %= 65521
+		s2 %= 65521
+		p = p[n:]
 	}
-	for n > 0 && b.nb >= 8 { // whole bytes still in the bit buffer
-		out[pos] = byte(b.get(8))
-		pos++
-		n--
-	}
-	if b.overrun() || int(n) > len(b.in)-b.p {
-		return pos, errTruncated
-	}
-	pos += copy(out[pos:pos+int(n)], b.in[b.p:])
-	b.p += int(n)
-	// The bits above nb were read ahead from the bytes just copied: drop them.
-	b.bits &= 1<<b.nb - 1
-	return pos, nil
+	return s2<<16 | s1
 }
 
 var fixedLens = func() (l [288 + 30]uint8) {
@@ -381,17 +512,18 @@ func (z *inflater) dynamic(b *bitReader) error {
 	return nil
 }
 
-// codes decodes the symbols of one compressed block into out from pos. The bit buffer lives
+// codes decodes the symbols of one compressed block into out from pos, until its end of
+// block (it reports true) or until pos passes lim (room for one more symbol). The bit buffer lives
 // in locals; each symbol starts with at least 48 bits in it: a whole length/distance pair (at
 // most 15+5+15+13 = 48 bits) or up to three literals whose codes are in the first-level table
 // (at most 3×litBits bits). A pair after one or two of those literals is decoded after the
 // next refill (those literals and the pair can take 2×11+48 = 70 bits).
 // Reading past the end of the input yields zero bits, counted in pad; consuming one is
 // noticed at the next refill (within 56 bits) or when the block ends.
-func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
+func (z *inflater) codes(b *bitReader, out []byte, pos, lim int) (int, bool, error) {
 	lit, dist := z.lit.e, z.dist.e
 	if len(lit) < 1<<litBits || len(dist) < 1<<distBits {
-		return pos, FormatError("png: zlib: internal table error")
+		return pos, false, FormatError("png: zlib: internal table error")
 	}
 	first := (*[1 << litBits]uint32)(lit)
 	dfirst := (*[1 << distBits]uint32)(dist)
@@ -399,6 +531,10 @@ func (z *inflater) codes(b *bitReader, out []byte, pos int) (int, error) {
 	var err error
 symbols:
 	for {
+		if pos > lim { // out of room for a whole symbol: resumed at the next call
+			b.p, b.bits, b.nb = p, bits, nb
+			return pos, false, nil
+		}
 		if nb < 48 {
 			if p+8 <= len(in) {
 				bits |= binary.LittleEndian.Uint64(in[p:]) << nb
@@ -408,27 +544,34 @@ symbols:
 				b.p, b.bits, b.nb = p, bits, nb
 				b.refill()
 				if b.overrun() { // zero bits past the end were decoded: stop here
-					return pos, errTruncated
+					return pos, false, errTruncated
 				}
-				p, bits, nb = b.p, b.bits, b.nb
+				in, p, bits, nb = b.in, b.p, b.bits, b.nb
 			}
 		}
 		e := first[bits&(1<<litBits-1)]
 		if e&kindMask == kindLit && e != 0 && uint(len(out)-pos) >= 3 {
-			// Up to three literals from the first-level table without a refill.
-			for k := 0; ; k++ {
-				n := e & 31
-				bits >>= n
-				nb -= uint(n)
-				out[pos] = byte(e >> 16)
-				pos++
-				if k == 2 {
-					break
-				}
-				if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
-					continue symbols // a length/distance pair needs up to 48 bits: refill first
-				}
+			// Up to three literals from the first-level table without a refill (a length/
+			// distance pair after one or two needs up to 48 bits: refill first).
+			o := out[pos : pos+3 : pos+3]
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[0] = byte(e >> 16)
+			pos++
+			if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
+				continue symbols
 			}
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[1] = byte(e >> 16)
+			pos++
+			if e = first[bits&(1<<litBits-1)]; e&kindMask != kindLit || e == 0 {
+				continue symbols
+			}
+			bits >>= e & 31
+			nb -= uint(e & 31)
+			o[2] = byte(e >> 16)
+			pos++
 			continue
 		}
 		if e&kindMask == kindSub {
@@ -455,9 +598,9 @@ symbols:
 		case kindEOB:
 			b.p, b.bits, b.nb = p, bits, nb
 			if b.overrun() {
-				return pos, errTruncated
+				return pos, false, errTruncated
 			}
-			return pos, nil
+			return pos, true, nil
 		}
 		if err != nil {
 			break
@@ -504,7 +647,7 @@ symbols:
 	}
 	b.p, b.bits, b.nb = p, bits, nb
 	if b.overrun() {
-		return pos, errTruncated // the error came from decoding the zero bits past the end
+		return pos, false, errTruncated // the error came from decoding the zero bits past the end
 	}
-	return pos, err
+	return pos, false, err
 }

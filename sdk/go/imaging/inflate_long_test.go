@@ -186,7 +186,7 @@ func TestInflateLongCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d Decoder
-	img, err := d.png.decode(&d, data)
+	img, err := d.DecodePNG(data)
 	if err != nil {
 		t.Fatalf("own decoder: %v (image/png decodes it)", err)
 	}

@@ -148,6 +148,7 @@ func extend(v int32, s uint) int32 {
 }
 
 type component struct {
+	index        int // in jpegState.comp
 	id, h, v, tq int
 	td, ta       int
 	bw, bh       int    // plane size in blocks
@@ -173,6 +174,8 @@ type jpegState struct {
 	adobeTransform                      byte
 	comp                                [3]component
 	n8                                  int // samples per block side: 8, 4, 2 or 1
+	progressive                         bool
+	eobrun                              int // progressive: blocks left of an end-of-band run
 }
 
 type jpegDecoder struct {
@@ -185,6 +188,9 @@ type jpegDecoder struct {
 	last   int            // the largest zig-zag index that reaches the output
 	planes [3][]byte
 	xmap   [3][]int32
+	prog   [3]coefStore // progressive: the kept coefficients
+	kidx   [64]int8     // progressive: zig-zag index → index in a block's N×N, or -1
+	kept   uint64       // progressive: bit k set where kidx[k] >= 0
 }
 
 // bad reports corrupt data, in the words image/jpeg uses for its own FormatError.
@@ -674,6 +680,7 @@ func (d *jpegDecoder) parseSOF(b []byte, maxPixels, minW, minH int) error {
 	d.hmax, d.vmax = 1, 1
 	for i := 0; i < d.ncomp; i++ {
 		c := &d.comp[i]
+		c.index = i
 		p := b[6+3*i:]
 		c.id, c.h, c.v, c.tq = int(p[0]), int(p[1]>>4), int(p[1]&15), int(p[2])
 		if c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4 || c.tq > 3 {
@@ -732,16 +739,16 @@ func (d *jpegDecoder) chooseScale(minW, minH int) {
 	}
 }
 
-func (d *jpegDecoder) parseSOS(b []byte, sc *[3]*component) (int, error) {
+func (d *jpegDecoder) parseSOS(b []byte, sc *[3]*component) (ns int, band [4]int, err error) {
 	if !d.frame {
-		return 0, bad("scan before frame header")
+		return 0, band, bad("scan before frame header")
 	}
 	if len(b) < 1 {
-		return 0, bad("invalid SOS segment")
+		return 0, band, bad("invalid SOS segment")
 	}
-	ns := int(b[0])
+	ns = int(b[0])
 	if ns < 1 || ns > d.ncomp || len(b) != 4+2*ns {
-		return 0, bad("invalid SOS segment")
+		return 0, band, bad("invalid SOS segment")
 	}
 	blocks := 0
 	for i := 0; i < ns; i++ {
@@ -753,21 +760,24 @@ func (d *jpegDecoder) parseSOS(b []byte, sc *[3]*component) (int, error) {
 			}
 		}
 		if c == nil {
-			return 0, bad("scan names an unknown component")
+			return 0, band, bad("scan names an unknown component")
 		}
 		for k := 0; k < i; k++ {
 			if sc[k] == c {
-				return 0, bad("scan names a component twice")
+				return 0, band, bad("scan names a component twice")
 			}
 		}
 		c.td, c.ta = int(t>>4), int(t&15)
-		if c.td > 3 || c.ta > 3 || !d.dc[c.td].present || !d.ac[c.ta].present {
-			return 0, bad("scan uses an undefined Huffman table")
+		// A progressive scan uses a DC table (a first DC scan) or an AC table (an AC scan).
+		p := b[1+2*ns:]
+		needDC, needAC := !d.progressive || p[0] == 0 && p[2]>>4 == 0, !d.progressive || p[0] > 0
+		if c.td > 3 || c.ta > 3 || needDC && !d.dc[c.td].present || needAC && !d.ac[c.ta].present {
+			return 0, band, bad("scan uses an undefined Huffman table")
 		}
 		if !d.qset[c.tq] {
-			return 0, bad("component uses an undefined quantisation table")
+			return 0, band, bad("component uses an undefined quantisation table")
 		}
-		if d.n8 < 8 && !d.ac[c.ta].skipBuilt {
+		if d.n8 < 8 && !d.progressive && !d.ac[c.ta].skipBuilt {
 			d.ac[c.ta].buildSkip()
 		}
 		c.scanned = true
@@ -775,13 +785,17 @@ func (d *jpegDecoder) parseSOS(b []byte, sc *[3]*component) (int, error) {
 		blocks += c.h * c.v
 	}
 	if ns > 1 && blocks > 10 {
-		return 0, bad("too many blocks per MCU")
+		return 0, band, bad("too many blocks per MCU")
 	}
 	p := b[1+2*ns:]
-	if p[0] != 0 || p[1] != 63 || p[2] != 0 {
-		return 0, bad("invalid spectral selection for a sequential scan")
+	if d.progressive {
+		ss, se, ah, al, err := progBand(ns, p)
+		return ns, [4]int{ss, se, ah, al}, err
 	}
-	return ns, nil
+	if p[0] != 0 || p[1] != 63 || p[2] != 0 {
+		return 0, band, bad("invalid spectral selection for a sequential scan")
+	}
+	return ns, band, nil
 }
 
 func sofName(m byte) string {
@@ -807,6 +821,9 @@ func (d *Decoder) DecodeJPEG(data []byte, minW, minH int) (*RGB, error) {
 	}
 	err := j.decode(d.maxPixels(), minW, minH)
 	if err == nil {
+		if j.progressive {
+			j.progFinish()
+		}
 		d.jpegRGB()
 	}
 	j.data = nil
@@ -871,9 +888,12 @@ func (j *jpegDecoder) decode(maxPixels, minW, minH int) error {
 		case 0xc0, 0xc1:
 			err = d.parseSOF(seg, maxPixels, minW, minH)
 		case 0xc2:
-			return ErrProgressive
+			d.progressive = true
+			if err = d.parseSOF(seg, maxPixels, minW, minH); err == nil {
+				d.progStart()
+			}
 		case 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf:
-			return UnsupportedError("jpeg: unsupported: " + sofName(m) + " (only baseline JPEG is decoded)")
+			return UnsupportedError("jpeg: unsupported: " + sofName(m) + " (only baseline and progressive Huffman-coded JPEG are decoded)")
 		case 0xc4:
 			err = d.parseDHT(seg)
 		case 0xcc:
@@ -891,12 +911,17 @@ func (j *jpegDecoder) decode(maxPixels, minW, minH int) error {
 			}
 		case 0xda:
 			var sc [3]*component
-			ns, err := d.parseSOS(seg, &sc)
+			ns, band, err := d.parseSOS(seg, &sc)
 			if err != nil {
 				return err
 			}
 			d.pos = p
-			if err := d.decodeScan(sc[:ns]); err != nil {
+			if d.progressive {
+				err = d.decodeProgScan(sc[:ns], band[0], band[1], band[2], band[3])
+			} else {
+				err = d.decodeScan(sc[:ns])
+			}
+			if err != nil {
 				return err
 			}
 			// Skip to the marker after the scan data: past stuffed FF00s and RSTn.

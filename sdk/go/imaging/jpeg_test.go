@@ -187,11 +187,11 @@ func TestJPEGUnsupported(t *testing.T) {
 		return c
 	}
 	for name, data := range map[string][]byte{
-		"progressive": readTestdata(t, "progressive.jpg"),
-		"cmyk":        readTestdata(t, "cmyk.jpg"),
-		"12-bit":      patch(sof+4, 12),
-		"arithmetic":  patch(sof+1, 0xc9),
-		"lossless":    patch(sof+1, 0xc3),
+		"cmyk":                   readTestdata(t, "cmyk.jpg"),
+		"progressive arithmetic": patch(sof+1, 0xca),
+		"12-bit":                 patch(sof+4, 12),
+		"arithmetic":             patch(sof+1, 0xc9),
+		"lossless":               patch(sof+1, 0xc3),
 	} {
 		var d Decoder
 		_, err := d.DecodeJPEG(data, 0, 0)

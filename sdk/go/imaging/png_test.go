@@ -142,12 +142,8 @@ func TestPNGOwnDecoder(t *testing.T) {
 		files[name] = readTestdata(t, name)
 	}
 	var d Decoder
-	// 4-bit indexed: left to image/png (TestPNGMatchesPerPixel checks what DecodePNG makes of it).
-	if _, err := d.png.decode(&d, readTestdata(t, "palette-trns.png")); err != errPNGFallback {
-		t.Errorf("palette-trns.png (4-bit): %v, want the image/png fallback", err)
-	}
 	for name, data := range files {
-		img, err := d.png.decode(&d, data)
+		img, err := d.DecodePNG(data)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
