@@ -131,7 +131,7 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 		return st, &BadRequestError{Msg: fmt.Sprintf("reading request body: %v", err)}
 	}
 	t0 := time.Now()
-	if err := w.pre.Pre(ctx, uint32(size)); err != nil {
+	if err := w.pre.PreFrame(ctx, uint32(size), req.Frame); err != nil {
 		return st, err
 	}
 	t1 := time.Now()
