@@ -166,6 +166,7 @@ type Pipeline struct {
 	Pre               Plugin   `toml:"pre"`
 	Post              Plugin   `toml:"post"`
 	MQTT              *MQTT    `toml:"mqtt"`
+	Stream            *Stream  `toml:"stream"` // a camera feeding the pipeline (stream.go)
 }
 
 // Plugin is one plugin of a pipeline.
@@ -601,6 +602,9 @@ func (c *Config) complete(data []byte) []error {
 		}
 		if m := p.MQTT; m != nil {
 			m.complete(name, p.Workers, abs, bad)
+		}
+		if st := p.Stream; st != nil {
+			st.complete(name, c.Server.MaxBodyBytes, abs, bad)
 		}
 		c.Pipelines[name] = p
 	}
