@@ -9,6 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
+.PHONY: deps-ffmpeg bench-stream bench-stream-venv stream-accept
 .PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
@@ -164,6 +165,29 @@ bench: build plugins bench-venv bench-data
 # The Go micro-benchmarks of the host packages.
 bench-go: build plugins
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) ./host/...
+
+# Camera streams (issue 27): a 30 fps Go MJPEG camera into detect, edgehost (MJPEG parts, and
+# ffmpeg-decoded raw frames) against the Python loop a user would write (stream_loop.py:
+# grabber keeping the newest frame, Pillow, LiteRT, paho-mqtt), interleaved; one markdown
+# table to .deps/bench/stream.md. About 7 minutes with the defaults (STREAM_BENCH_ARGS).
+STREAM_BENCH_VENV := .deps/stream-bench-venv
+STREAM_BENCH_ARGS ?= -rounds 2 -seconds 15
+bench-stream: build plugins brokers deps-ffmpeg bench-stream-venv
+	go build -o bin/streambench ./bench/streambench
+	./bin/streambench -root $(ROOT) -python $(ROOT)/$(STREAM_BENCH_VENV)/bin/python -out .deps/bench/stream.md $(STREAM_BENCH_ARGS)
+bench-stream-venv: $(STREAM_BENCH_VENV)/.ok
+$(STREAM_BENCH_VENV)/.ok: bench/stream-requirements.txt
+	rm -rf $(STREAM_BENCH_VENV)
+	python3 -m venv $(STREAM_BENCH_VENV)
+	$(STREAM_BENCH_VENV)/bin/python -m pip install --disable-pip-version-check --quiet --only-binary=:all: -r bench/stream-requirements.txt
+	touch $@
+
+# The stream acceptance runs that do not fit make test's budget: the camera killed and
+# restarted 10 times (each resume within 2 s), then edgehost's RSS over a 10-minute 30 fps
+# stream into detect (scripts/stream_rss.sh; STREAM_RSS_SECS to shorten it).
+stream-accept: build plugins deps-ffmpeg
+	EDGEHOST_STREAM_RESTARTS=10 go test -count=1 -v -run '^TestStreamCameraRestart$$' ./host/engine
+	bash scripts/stream_rss.sh
 
 # The competitor environment: a venv with exact versions from bench/requirements.txt.
 BENCH_VENV := .deps/bench-venv

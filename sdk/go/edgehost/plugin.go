@@ -17,8 +17,18 @@ type Plugin struct {
 type PreRequest struct {
 	Input   []byte   // the request body, aliasing guest memory the host wrote into
 	Tensors []Tensor // the model's input tensors, to be filled in place
+	// Frame is set when Input is a raw frame, not an encoded image (ABI 1.3, §5.7): Height
+	// rows of Stride bytes, each Width pixels of Format. The host hands raw frames only to a
+	// plugin whose manifest lists the format in "frames".
+	Frame   *Frame
 	context []byte
 	hasCtx  bool // the host passes a request context (ABI 1.1)
+}
+
+// Frame is the geometry of a raw frame (ABI 1.3, §5.7).
+type Frame struct {
+	Width, Height, Stride int
+	Format                abi.PixelFormat
 }
 
 // ContextSupported reports whether the host passes a request context (ABI 1.1): a plugin

@@ -22,7 +22,11 @@ import (
 // Frames makes n JPEG frames from the image at path: frame i is the image with a black
 // 6-pixel bar at row 4i (mod height), as a camera would see something move. Same bytes on
 // every run (image/jpeg is deterministic).
-func Frames(path string, n int) ([][]byte, error) {
+func Frames(path string, n int) ([][]byte, error) { return FramesSized(path, 0, n) }
+
+// FramesSized is Frames with the image first scaled (nearest neighbour) to width pixels
+// wide, keeping its aspect (0: as it is): a camera's 640-pixel stream, say.
+func FramesSized(path string, width, n int) ([][]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -31,6 +35,16 @@ func Frames(path string, n int) ([][]byte, error) {
 	src, _, err := image.Decode(f)
 	if err != nil {
 		return nil, err
+	}
+	if sb := src.Bounds(); width > 0 && width != sb.Dx() {
+		h := sb.Dy() * width / sb.Dx()
+		dst := image.NewRGBA(image.Rect(0, 0, width, h))
+		for y := 0; y < h; y++ {
+			for x := 0; x < width; x++ {
+				dst.Set(x, y, src.At(sb.Min.X+x*sb.Dx()/width, sb.Min.Y+y*sb.Dy()/h))
+			}
+		}
+		src = dst
 	}
 	b := src.Bounds()
 	out := make([][]byte, n)
