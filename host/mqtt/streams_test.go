@@ -13,10 +13,10 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/internal/testcam"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/mqtt"
 	"github.com/edgehost/edgehost/host/stream"
+	"github.com/edgehost/edgehost/internal/testcam"
 	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
-	"github.com/edgehost/edgehost/host/plugin"
 	. "github.com/edgehost/edgehost/host/internal/testplugins"
+	"github.com/edgehost/edgehost/host/plugin"
 )
 
 // TestFrameCompat: ABI 1.3 grew the call block to 64 bytes and added FLAG_FRAME. A plugin

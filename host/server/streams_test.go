@@ -15,10 +15,10 @@ import (
 
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/engine"
-	"github.com/edgehost/edgehost/internal/testcam"
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/server"
 	"github.com/edgehost/edgehost/host/stream"
+	"github.com/edgehost/edgehost/internal/testcam"
 	"github.com/hashicorp/go-hclog"
 )
 
