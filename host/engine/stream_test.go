@@ -162,6 +162,9 @@ func TestStreamMJPEG(t *testing.T) {
 // stream-accept` does 10): the stream resumes within 2 s of the camera's return each time,
 // the other pipeline serves throughout, and reconnects are counted.
 func TestStreamCameraRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): runs in the full run (5 s)")
+	}
 	n := 3
 	if os.Getenv("EDGEHOST_STREAM_RESTARTS") != "" {
 		fmt.Sscan(os.Getenv("EDGEHOST_STREAM_RESTARTS"), &n)
@@ -375,6 +378,9 @@ func h264(t testing.TB, ff, dir string) string {
 // stream kills ffmpeg (its pid is gone); a pre plugin that does not declare raw frames
 // (imagepre-go, ABI 1.2) is refused for such a stream at start, saying why.
 func TestStreamFFmpeg(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): runs in the full run (7 s; ffmpeg is another process)")
+	}
 	ff := ffmpegBin(t)
 	dir := t.TempDir()
 	clip := h264(t, ff, dir)
