@@ -324,7 +324,7 @@ func TestInspect(t *testing.T) {
 			"pipeline classify: model mobilenet, 2 workers",
 			"pipeline classify-go: model mobilenet, 2 workers",
 			"pipeline detect: model ssd, 2 workers",
-			"imagepre-go 1.2.0 (abi 1, kind pre",
+			"imagepre-go 1.3.0 (abi 1, kind pre",
 			"classify-go 1.0.0 (abi 1, kind post",
 			"imagepre-c 1.3.0",
 			"classify-c 1.0.0",

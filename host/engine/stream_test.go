@@ -376,7 +376,7 @@ func h264(t testing.TB, ff, dir string) string {
 // TestStreamFFmpeg: a generated H.264 file, decoded by the ffmpeg child process into raw
 // rgb24 frames at 224x224, runs through imagepre-c (ABI 1.3 raw frames); removing the
 // stream kills ffmpeg (its pid is gone); a pre plugin that does not declare raw frames
-// (imagepre-go, ABI 1.2) is refused for such a stream at start, saying why.
+// (imagepre-go as built for ABI 1.2) is refused for such a stream at start, saying why.
 func TestStreamFFmpeg(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short (the race run): runs in the full run (7 s; ffmpeg is another process)")
@@ -409,9 +409,9 @@ func TestStreamFFmpeg(t *testing.T) {
 	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("ffmpeg (pid %d) still there after the stream stopped: %v", pid, err)
 	}
-	// ABI 1.2 pre plugin, raw frames: refused at start.
+	// ABI 1.2 pre plugin (imagepre-go without "frames"), raw frames: refused at start.
 	dir2 := t.TempDir()
-	c, err := config.Load(streamConfig(t, dir2, testplugins.Example(t, "imagepre-go"), table, ""))
+	c, err := config.Load(streamConfig(t, dir2, testplugins.WithoutFrames(t, "imagepre-go"), table, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
 )
@@ -45,13 +46,18 @@ func rgb24(t testing.TB, path string, pad int) ([]byte, *plugin.Frame) {
 	return out, &plugin.Frame{Width: uint32(w), Height: uint32(h), Stride: uint32(stride), Format: abi.PixelRGB24}
 }
 
-// TestRawFrame: a raw rgb24 frame (ABI 1.3, FlagFrame) reaches imagepre-c, which skips the
-// decode and classifies it as it classifies the PNG it came from, with and without row
-// padding; the request context carries the frame's size to the post plugin.
+// TestRawFrame: a raw rgb24 frame (ABI 1.3, FlagFrame) reaches imagepre-c and imagepre-go,
+// which skip the decode and classify it exactly as they classify the PNG it came from, with
+// and without row padding.
 func TestRawFrame(t *testing.T) {
 	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
 	params := map[string]any{"labels": labels(t, models+"mobilenet_labels.txt"), "top_k": 3}
-	p := f.pipeline(t, "imagepre-c", "classify-c", params, false, 1)
+	for _, pre := range []string{"imagepre-c", "imagepre-go"} {
+		t.Run(pre, func(t *testing.T) { rawFrame(t, f.pipeline(t, pre, "classify-c", params, false, 1)) })
+	}
+}
+
+func rawFrame(t *testing.T, p *pipeline.Pipeline) {
 	pngBytes, _ := os.ReadFile(models + "peacock.png")
 	fromPNG, _ := run(t, p, pngBytes)
 	for _, pad := range []int{0, 13} {
@@ -77,9 +83,9 @@ func TestRawFrame(t *testing.T) {
 }
 
 // TestRawFrameRefused: a pre plugin whose manifest does not list the frame's format (every
-// plugin built before ABI 1.3, here imagepre-go 1.2) is never handed the pixels: the
-// request fails with a FrameError that says so. Frames whose geometry does not match their
-// bytes are refused the same way, before any plugin code runs.
+// plugin built before ABI 1.3, here imagepre-go as 1.2.0, without "frames") is never handed
+// the pixels: the request fails with a FrameError that says so. Frames whose geometry does
+// not match their bytes are refused the same way, before any plugin code runs.
 func TestRawFrameRefused(t *testing.T) {
 	f := newFixture(t, "mobilenet_quant_v1_224.tflite")
 	params := map[string]any{"labels": labels(t, models+"mobilenet_labels.txt"), "top_k": 3}
@@ -89,8 +95,17 @@ func TestRawFrameRefused(t *testing.T) {
 			func([]byte, string) error { return nil })
 		return err
 	}
-	old := f.pipeline(t, "imagepre-go", "classify-c", params, false, 1)
-	err := do(old, pix, fr)
+	legacy, err := f.rt.Load(context.Background(), plugin.Config{Path: testplugins.WithoutFrames(t, "imagepre-go"), WantKind: abi.KindPre, Timeout: workBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := pipeline.New(context.Background(), pipeline.Spec{Name: "legacy", Model: f.model, Workers: 1,
+		Pre: legacy, Post: f.load(t, "classify-c", "post", params)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { old.Close(context.Background()) })
+	err = do(old, pix, fr)
 	var fe *plugin.FrameError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not take raw rgb24 frames") {
 		t.Fatalf("imagepre-go given a raw frame: %v, want a FrameError", err)
