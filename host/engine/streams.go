@@ -120,7 +120,7 @@ func checkFrames(pc config.Pipeline, pre *plugin.Module) error {
 		return nil
 	}
 	if !pre.Manifest.TakesFrames(abi.PixelFormats[st.PixelFormat]) {
-		return fmt.Errorf("pre plugin %s does not take raw %s frames (its manifest lists %q in \"frames\", ABI 1.3 §5.7), and the stream %s is decoded by ffmpeg into raw frames: use a pre plugin that declares them (imagepre-c ≥ 1.3.0), or an MJPEG URL",
+		return fmt.Errorf("pre plugin %s does not take raw %s frames (its manifest lists %q in \"frames\", ABI 1.3 §5.7), and the stream %s is decoded by ffmpeg into raw frames: use a pre plugin that declares them (imagepre-c or imagepre-go ≥ 1.3.0), or an MJPEG URL",
 			pre.Name(), st.PixelFormat, pre.Manifest.Frames, st.URL)
 	}
 	return nil
