@@ -41,7 +41,7 @@ var (
 	rss     = flag.Duration("rss", 0, "instead of the comparison: run a 30 fps stream into edgehost's detect this long and report its RSS every 30 s (flat: within ±10% of the first sample after 60 s)")
 	rates   = flag.String("fps", "30,5,200", "camera frame rates")
 	threads = flag.Int("threads", 1, "TFLite threads, both sides (the shipped config's ssd: 1)")
-	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), python")
+	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c), edgehost-2 (the same with inflight = 2, 2 workers), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), python")
 )
 
 type result struct {
@@ -83,8 +83,8 @@ func main() {
 					order = append(order, key)
 				}
 				var res result
-				if who == "edgehost" || who == "edgehost-ffmpeg" {
-					res, err = runEdgehost(cam.URL(), broker, who == "edgehost-ffmpeg")
+				if strings.HasPrefix(who, "edgehost") {
+					res, err = runEdgehost(cam.URL(), broker, who)
 				} else {
 					res, err = runPython(cam.URL(), broker)
 				}
@@ -105,7 +105,7 @@ func main() {
 	}
 	b.WriteString("\n| camera | ratio | processed fps | latency p50 | p99 | CPU per frame |\n|---|---|---|---|---|---|\n")
 	for _, f := range strings.Split(*rates, ",") {
-		for _, w := range []string{"edgehost", "edgehost-ffmpeg"} {
+		for _, w := range []string{"edgehost", "edgehost-2", "edgehost-ffmpeg"} {
 			if len(all[w+"@"+f]) == 0 || len(all["python@"+f]) == 0 {
 				continue
 			}
@@ -212,7 +212,12 @@ type edgehost struct {
 	stop func()
 }
 
-func startEdgehost(camURL, broker string, ffmpeg bool) (*edgehost, error) {
+func startEdgehost(camURL, broker, who string) (*edgehost, error) {
+	ffmpeg := who == "edgehost-ffmpeg"
+	workers, inflight := 1, ""
+	if who == "edgehost-2" {
+		workers, inflight = 2, "inflight = 2\n"
+	}
 	dir, _ := os.MkdirTemp("", "streambench-eh")
 	port := freePort()
 	m := func(p string) string { return filepath.Join(*root, p) }
@@ -227,7 +232,7 @@ threads = %d
 xnnpack = true
 [pipelines.detect]
 model = "ssd"
-workers = 1
+workers = %d
 [pipelines.detect.pre]
 path = %q
 memory_limit_mb = 32
@@ -239,8 +244,8 @@ params = { threshold = 0.5, label_offset = 1 }
 url = %q
 mqtt_broker = "mqtt://%s"
 mqtt_topic = "bench/edgehost"
-%s`, port, filepath.Join(dir, "cache"), m(".deps/models/ssd_detect.tflite"), *threads, m("plugins/examples/imagepre-c/imagepre-c.wasm"),
-		m("plugins/examples/ssd-c/ssd-c.wasm"), camURL, broker, ffmpegLines(ffmpeg))
+%s%s`, port, filepath.Join(dir, "cache"), m(".deps/models/ssd_detect.tflite"), *threads, workers, m("plugins/examples/imagepre-c/imagepre-c.wasm"),
+		m("plugins/examples/ssd-c/ssd-c.wasm"), camURL, broker, ffmpegLines(ffmpeg), inflight)
 	cf := filepath.Join(dir, "config.toml")
 	os.WriteFile(cf, []byte(cfg), 0o644)
 	cmd := exec.Command(m("bin/edgehost"), "--config", cf, "serve")
@@ -269,8 +274,9 @@ mqtt_topic = "bench/edgehost"
 	return e, nil
 }
 
-func runEdgehost(camURL, broker string, ffmpeg bool) (result, error) {
-	e, err := startEdgehost(camURL, broker, ffmpeg)
+func runEdgehost(camURL, broker, who string) (result, error) {
+	ffmpeg := who == "edgehost-ffmpeg"
+	e, err := startEdgehost(camURL, broker, who)
 	if err != nil {
 		return result{}, err
 	}
@@ -396,7 +402,7 @@ func rssRun(frames [][]byte, broker string, d time.Duration) error {
 		return err
 	}
 	defer cam.Kill()
-	e, err := startEdgehost(cam.URL(), broker, false)
+	e, err := startEdgehost(cam.URL(), broker, "edgehost")
 	if err != nil {
 		return err
 	}

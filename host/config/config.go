@@ -604,7 +604,7 @@ func (c *Config) complete(data []byte) []error {
 			m.complete(name, p.Workers, abs, bad)
 		}
 		if st := p.Stream; st != nil {
-			st.complete(name, c.Server.MaxBodyBytes, abs, bad)
+			st.complete(name, p.Workers, c.Server.MaxBodyBytes, abs, bad)
 		}
 		c.Pipelines[name] = p
 	}

@@ -49,6 +49,12 @@ type Stream struct {
 	// MaxFrameBytes bounds one MJPEG part (and is checked against a raw frame's size); a
 	// larger part drops the connection. Default 8 MiB, at most server.max_body_bytes.
 	MaxFrameBytes int64 `toml:"max_frame_bytes"`
+	// Inflight is how many frames of the stream run at once (default 1: results in order,
+	// latency one frame's). 2 or more lets a frame start while a slow one finishes, on the
+	// pipeline's other workers (it needs that many workers): more frames processed when the
+	// frame time is close to the camera's interval, results possibly out of order (the
+	// sequence number tells).
+	Inflight int `toml:"inflight"`
 	// MQTTBroker and MQTTTopic, both or neither: every result (and error) is published there
 	// (QoS 0: a result nobody took in time is not worth queueing), as the SSE event's JSON.
 	MQTTBroker string `toml:"mqtt_broker"`
@@ -61,7 +67,7 @@ func (s *Stream) FFmpegInput() bool { return s.Decoder == "ffmpeg" }
 
 // complete checks a pipeline's [pipelines.NAME.stream] and applies its defaults. Relative
 // file paths are made absolute with abs (relative to the config file).
-func (s *Stream) complete(pipeline string, maxBody int64, abs func(string) string, bad func(msg string, key ...string)) {
+func (s *Stream) complete(pipeline string, workers int, maxBody int64, abs func(string) string, bad func(msg string, key ...string)) {
 	key := func(k string) []string { return []string{"pipelines", pipeline, "stream", k} }
 	u, err := url.Parse(s.URL)
 	scheme := ""
@@ -157,6 +163,11 @@ func (s *Stream) complete(pipeline string, maxBody int64, abs func(string) strin
 		if n := int64(s.Width) * int64(s.Height) * bpp; n > maxBody {
 			bad(fmt.Sprintf("a %dx%d %s frame is %d bytes, over server.max_body_bytes (%d)", s.Width, s.Height, s.PixelFormat, n, maxBody), key("width")...)
 		}
+	}
+	if s.Inflight == 0 {
+		s.Inflight = 1
+	} else if s.Inflight < 1 || s.Inflight > workers {
+		bad(fmt.Sprintf("inflight %d must be between 1 and the pipeline's workers (%d)", s.Inflight, workers), key("inflight")...)
 	}
 	if (s.MQTTBroker == "") != (s.MQTTTopic == "") {
 		bad("mqtt_broker and mqtt_topic go together", key("mqtt_topic")...)

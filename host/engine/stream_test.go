@@ -158,6 +158,34 @@ func TestStreamMJPEG(t *testing.T) {
 	runOther(t, e)
 }
 
+// TestStreamInflight: with inflight = 2 (and 2 workers) two frames run at once; every
+// frame's result comes, none twice, each with its own sequence number.
+func TestStreamInflight(t *testing.T) {
+	dir := t.TempDir()
+	cam := camera(t, 30)
+	cfgPath := streamConfig(t, dir, testplugins.Example(t, "imagepre-c"), fmt.Sprintf("url = %q\ninflight = 2", cam.URL()), "")
+	cfg := string(mustRead(t, cfgPath))
+	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "workers = 1", "workers = 2", 1)), 0o644)
+	e := startStreams(t, cfgPath)
+	sub := e.StreamHub().Subscribe("cam", 64)
+	defer sub.Close()
+	seen := map[uint64]bool{}
+	for i := 0; i < 30; i++ {
+		ev := next(t, sub, 10*time.Second)
+		if ev.Error != "" || seen[ev.Seq] {
+			t.Fatalf("event %d: %+v (seen before: %v)", i, ev, seen[ev.Seq])
+		}
+		seen[ev.Seq] = true
+	}
+	st := e.Status().Streams["cam"]
+	t.Logf("received %d processed %d dropped %d", st.Received, st.Processed, st.Dropped)
+	// inflight over the workers is a config error.
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	if _, err := config.Load(cfgPath); err == nil || !strings.Contains(err.Error(), "inflight") {
+		t.Errorf("inflight 2 with 1 worker: %v", err)
+	}
+}
+
 // TestStreamCameraRestart: the camera is killed and started again (3 times here; `make
 // stream-accept` does 10): the stream resumes within 2 s of the camera's return each time,
 // the other pipeline serves throughout, and reconnects are counted.

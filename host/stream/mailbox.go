@@ -18,7 +18,8 @@ type Frame struct {
 }
 
 // mailbox is a one-slot mailbox: put replaces a frame nobody took yet (newest first), so a
-// busy pipeline never makes frames wait in a queue. Safe for one writer and one reader.
+// busy pipeline never makes frames wait in a queue. Safe for one writer and any number of
+// readers (inflight runners).
 type mailbox struct {
 	mu    sync.Mutex
 	f     *Frame
@@ -57,11 +58,12 @@ func (m *mailbox) take(ctx context.Context) (*Frame, error) {
 	}
 }
 
-// bufPool recycles frame buffers: at most three are in use at a time (one being read, one
-// in the slot, one in the pipeline), so a stream's memory stays flat whatever the rate.
+// bufPool recycles frame buffers: at most 2 + inflight are in use at a time (one being
+// read, one in the slot, one per frame in the pipeline), so a stream's memory stays flat
+// whatever the rate.
 type bufPool struct{ free chan *[]byte }
 
-func newBufPool() *bufPool { return &bufPool{free: make(chan *[]byte, 4)} }
+func newBufPool() *bufPool { return &bufPool{free: make(chan *[]byte, 18)} }
 
 // get returns a buffer of length n.
 func (p *bufPool) get(n int) *[]byte {

@@ -78,9 +78,12 @@ func Start(name string, cfg config.Stream, lookup func() (*pipeline.Pipeline, bo
 		log: log.Named("stream").With("pipeline", name, "url", cfg.URL), started: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.done.Add(2)
+	n := max(1, cfg.Inflight)
+	s.done.Add(1 + n)
 	go s.reader(ctx)
-	go s.runner(ctx)
+	for range n {
+		go s.runner(ctx)
+	}
 	s.log.Info("stream started", "decoder", cfg.Decoder)
 	return s
 }
