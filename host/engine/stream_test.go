@@ -404,7 +404,7 @@ func h264(t testing.TB, ff, dir string) string {
 // TestStreamFFmpeg: a generated H.264 file, decoded by the ffmpeg child process into raw
 // rgb24 frames at 224x224, runs through imagepre-c (ABI 1.3 raw frames); removing the
 // stream kills ffmpeg (its pid is gone); a pre plugin that does not declare raw frames
-// (imagepre-go as built for ABI 1.2) is refused for such a stream at start, saying why.
+// (imagepre-c as built for ABI 1.2) is refused for such a stream at start, saying why.
 func TestStreamFFmpeg(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short (the race run): runs in the full run (7 s; ffmpeg is another process)")
@@ -437,14 +437,14 @@ func TestStreamFFmpeg(t *testing.T) {
 	if err := syscall.Kill(int(pid), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("ffmpeg (pid %d) still there after the stream stopped: %v", pid, err)
 	}
-	// ABI 1.2 pre plugin (imagepre-go without "frames"), raw frames: refused at start.
+	// ABI 1.2 pre plugin (imagepre-c without "frames"), raw frames: refused at start.
 	dir2 := t.TempDir()
-	c, err := config.Load(streamConfig(t, dir2, testplugins.WithoutFrames(t, "imagepre-go"), table, ""))
+	c, err := config.Load(streamConfig(t, dir2, testplugins.WithoutFrames(t, "imagepre-c"), table, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = engine.New(context.Background(), c, nil)
 	if err == nil || !strings.Contains(err.Error(), "does not take raw rgb24 frames") {
-		t.Fatalf("imagepre-go for an ffmpeg stream: %v", err)
+		t.Fatalf("imagepre-c 1.2 for an ffmpeg stream: %v", err)
 	}
 }

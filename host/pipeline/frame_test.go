@@ -83,7 +83,7 @@ func rawFrame(t *testing.T, p *pipeline.Pipeline) {
 }
 
 // TestRawFrameRefused: a pre plugin whose manifest does not list the frame's format (every
-// plugin built before ABI 1.3, here imagepre-go as 1.2.0, without "frames") is never handed
+// plugin built before ABI 1.3, here imagepre-c as 1.2.0, without "frames") is never handed
 // the pixels: the request fails with a FrameError that says so. Frames whose geometry does
 // not match their bytes are refused the same way, before any plugin code runs.
 func TestRawFrameRefused(t *testing.T) {
@@ -95,7 +95,7 @@ func TestRawFrameRefused(t *testing.T) {
 			func([]byte, string) error { return nil })
 		return err
 	}
-	legacy, err := f.rt.Load(context.Background(), plugin.Config{Path: testplugins.WithoutFrames(t, "imagepre-go"), WantKind: abi.KindPre, Timeout: workBudget})
+	legacy, err := f.rt.Load(context.Background(), plugin.Config{Path: testplugins.WithoutFrames(t, "imagepre-c"), WantKind: abi.KindPre, Timeout: workBudget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestRawFrameRefused(t *testing.T) {
 	err = do(old, pix, fr)
 	var fe *plugin.FrameError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "does not take raw rgb24 frames") {
-		t.Fatalf("imagepre-go given a raw frame: %v, want a FrameError", err)
+		t.Fatalf("imagepre-c 1.2 given a raw frame: %v, want a FrameError", err)
 	}
 	// The old plugin still serves encoded images afterwards.
 	pngBytes, _ := os.ReadFile(models + "peacock.png")
