@@ -429,6 +429,21 @@ func TestStreamFFmpeg(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	cfg := string(mustRead(t, cfgPath))
+	// A reload to a pre plugin without raw frames is refused; the stream runs on, on the
+	// version that serves.
+	legacy := testplugins.WithoutFrames(t, "imagepre-c")
+	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "[pipelines.cam.pre]\npath = "+fmt.Sprintf("%q", testplugins.Example(t, "imagepre-c")),
+		"[pipelines.cam.pre]\npath = "+fmt.Sprintf("%q", legacy), 1)), 0o644)
+	e.ReloadFile(context.Background(), cfgPath)
+	if ps := e.Status().Pipelines["cam"]; !strings.Contains(ps.LastError, "does not take raw rgb24 frames") || ps.PreName != "imagepre-c@1.3.0" {
+		t.Fatalf("reload to a 1.2 pre plugin: %+v", ps)
+	}
+	for len(sub.C) > 0 {
+		<-sub.C
+	}
+	if ev := next(t, sub, 15*time.Second); ev.Error != "" {
+		t.Fatalf("after the refused reload: %s", ev.Error)
+	}
 	os.WriteFile(cfgPath, []byte(strings.Replace(cfg, "[pipelines.cam.stream]\n"+table, "", 1)), 0o644)
 	e.ReloadFile(context.Background(), cfgPath)
 	if _, ok := e.Stream("cam"); ok {
