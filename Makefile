@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: deps-ffmpeg bench-stream bench-stream-venv stream-accept
+.PHONY: deps-ffmpeg deps-rtsp bench-stream bench-stream-venv stream-accept
 .PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
@@ -33,6 +33,12 @@ brokers: .deps/mosquitto/.ok .deps/registry/.ok .deps/jpegtools/.ok
 deps-ffmpeg: .deps/ffmpeg/.ok
 .deps/ffmpeg/.ok: scripts/ffmpeg.sh
 	bash scripts/ffmpeg.sh
+
+# The RTSP server the stream tests publish to (npm rtsp-streaming-server 2.1.0, npm ci from
+# scripts/rtsp/package-lock.json). Not fatal without npm: the RTSP test skips.
+deps-rtsp: .deps/rtsp/.ok
+.deps/rtsp/.ok: scripts/rtsp.sh scripts/rtsp/package-lock.json scripts/rtsp/server.js
+	bash scripts/rtsp.sh
 
 build: deps
 	go build -o bin/edgehost ./cmd/edgehost
@@ -98,7 +104,7 @@ run: build plugins
 # deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
-test: build plugins brokers deps-litert deps-ffmpeg
+test: build plugins brokers deps-litert deps-ffmpeg deps-rtsp
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...

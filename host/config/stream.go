@@ -33,6 +33,10 @@ type Stream struct {
 	// FFmpeg is the ffmpeg binary; default "ffmpeg" on PATH (`make deps-ffmpeg` fetches a
 	// static one into .deps/ffmpeg/ffmpeg).
 	FFmpeg string `toml:"ffmpeg"`
+	// RTSPTransport is how ffmpeg gets RTP from an rtsp:// camera: "tcp" (default:
+	// interleaved on the RTSP connection, through NAT and lossy links), "udp", or "auto"
+	// (ffmpeg's choice: UDP, then TCP).
+	RTSPTransport string `toml:"rtsp_transport"`
 	// Realtime (files only, default true) reads a file at its own frame rate, as a camera
 	// would send it; Loop plays it again at its end.
 	Realtime *bool `toml:"realtime"`
@@ -127,6 +131,13 @@ func (s *Stream) complete(pipeline string, workers int, maxBody int64, abs func(
 	case "rgb24", "gray":
 	default:
 		bad(fmt.Sprintf("pixel_format %q must be \"rgb24\" or \"gray\"", s.PixelFormat), key("pixel_format")...)
+	}
+	switch s.RTSPTransport {
+	case "":
+		s.RTSPTransport = "tcp"
+	case "tcp", "udp", "auto":
+	default:
+		bad(fmt.Sprintf("rtsp_transport %q must be \"tcp\", \"udp\" or \"auto\"", s.RTSPTransport), key("rtsp_transport")...)
 	}
 	if s.FFmpeg == "" {
 		s.FFmpeg = "ffmpeg"

@@ -42,7 +42,7 @@ path = "post.wasm"
 	}
 	if s.Decoder != "mjpeg" || s.Width != 640 || s.Height != 480 || s.PixelFormat != "rgb24" || s.FFmpeg != "ffmpeg" ||
 		s.ReconnectMin.Duration != 100*time.Millisecond || s.ReconnectMax.Duration != time.Second ||
-		s.ReadTimeout.Duration != 5*time.Second || s.MaxFrameBytes != 8<<20 || !*s.Realtime || s.Inflight != 1 {
+		s.ReadTimeout.Duration != 5*time.Second || s.MaxFrameBytes != 8<<20 || !*s.Realtime || s.Inflight != 1 || s.RTSPTransport != "tcp" {
 		t.Errorf("defaults: %+v", s)
 	}
 	s, err = parse("url = \"clip.mp4\"\nloop = true\nffmpeg = \"bin/ffmpeg\"")
@@ -69,6 +69,7 @@ path = "post.wasm"
 		{"url = \"rtsp://cam/x\"\nwidth = 4000\nheight = 4000", "pipelines.p.stream.width", "max_body_bytes"},
 		{"url = \"http://cam/x\"\nmqtt_topic = \"a/b\"", "pipelines.p.stream.mqtt_topic", "go together"},
 		{"url = \"http://cam/x\"\ninflight = 3", "pipelines.p.stream.inflight", "workers (2)"},
+		{"url = \"rtsp://cam/x\"\nrtsp_transport = \"http\"", "pipelines.p.stream.rtsp_transport", "must be"},
 		{"url = \"http://cam/x\"\nmqtt_broker = \"mqtt://b:1883\"\nmqtt_topic = \"a/#\"", "pipelines.p.stream.mqtt_topic", "wildcard"},
 		{"url = \"http://cam/x\"\nmqtt_broker = \"http://b\"\nmqtt_topic = \"a/b\"", "pipelines.p.stream.mqtt_broker", "mqtt://"},
 	} {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/host/internal/testplugins"
 	"github.com/edgehost/edgehost/host/stream"
 	"github.com/edgehost/edgehost/internal/testcam"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -462,4 +464,62 @@ func TestStreamFFmpeg(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not take raw rgb24 frames") {
 		t.Fatalf("imagepre-c 1.2 for an ffmpeg stream: %v", err)
 	}
+}
+
+// TestStreamRTSP: a real RTSP server (npm rtsp-streaming-server 2.1.0, make deps-rtsp) gets a
+// generated H.264 clip published by ffmpeg, and the stream reads it as a camera would
+// (rtsp://, RTP over UDP: this server has no TCP interleaving), through edgehost's ffmpeg
+// child into raw frames for imagepre-c.
+func TestStreamRTSP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (the race run): runs in the full run")
+	}
+	ff := ffmpegBin(t)
+	srvDir := filepath.Join(testplugins.Root, ".deps/rtsp")
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat(filepath.Join(srvDir, ".ok")); serr != nil || err != nil {
+		t.Skipf("no RTSP server (make deps-rtsp; node: %v)", err)
+	}
+	dir := t.TempDir()
+	clip := h264(t, ff, dir)
+	port := func() int {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	pub, cli := port(), port()
+	rtp := 30000 + (os.Getpid()%200)*100 // a UDP range of its own per test process
+	srv := exec.Command(node, filepath.Join(srvDir, "server.js"), fmt.Sprint(pub), fmt.Sprint(cli), fmt.Sprint(rtp))
+	srv.Dir = srvDir
+	var srvOut testservers.LogBuffer // written by exec's copying goroutine
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	for i := 0; !strings.Contains(srvOut.String(), "ready"); i++ {
+		if i > 300 {
+			t.Fatalf("RTSP server did not start: %s", srvOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	publisher := exec.Command(ff, "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip,
+		"-c:v", "copy", "-f", "rtsp", fmt.Sprintf("rtsp://127.0.0.1:%d/cam", pub))
+	if err := publisher.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { publisher.Process.Kill(); publisher.Wait() }()
+	time.Sleep(500 * time.Millisecond) // the ANNOUNCE before the first client
+	table := fmt.Sprintf("url = \"rtsp://127.0.0.1:%d/cam\"\nffmpeg = %q\nrtsp_transport = \"udp\"\nwidth = 224\nheight = 224", cli, ff)
+	e := startStreams(t, streamConfig(t, dir, testplugins.Example(t, "imagepre-c"), table, ""))
+	sub := e.StreamHub().Subscribe("cam", 64)
+	defer sub.Close()
+	for i := 0; i < 10; i++ {
+		ev := next(t, sub, 20*time.Second)
+		if ev.Error != "" || !bytes.Contains(ev.Result, []byte(`"top"`)) {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+	st := e.Status().Streams["cam"]
+	t.Logf("rtsp: received %d processed %d dropped %d reconnects %d", st.Received, st.Processed, st.Dropped, st.Reconnects)
 }

@@ -26,7 +26,10 @@ func (s *Stream) ffmpegArgs() []string {
 	us := strconv.FormatInt(c.ReadTimeout.Microseconds(), 10)
 	switch {
 	case strings.HasPrefix(c.URL, "rtsp://") || strings.HasPrefix(c.URL, "rtsps://"):
-		args = append(args, "-rtsp_transport", "tcp", "-timeout", us)
+		if c.RTSPTransport != "auto" && c.RTSPTransport != "" {
+			args = append(args, "-rtsp_transport", c.RTSPTransport)
+		}
+		args = append(args, "-timeout", us)
 	case strings.HasPrefix(c.URL, "http://") || strings.HasPrefix(c.URL, "https://"):
 		args = append(args, "-rw_timeout", us)
 	default: // a file
