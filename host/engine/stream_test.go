@@ -326,7 +326,7 @@ func TestStreamHotSwap(t *testing.T) {
 		if best == 0 || gap < best {
 			best = gap
 		}
-		if gap <= normal+2*frame {
+		if gap <= normal+2*frame || raceEnabled { // the race detector: the swap, not its timing
 			return
 		}
 	}
