@@ -141,7 +141,7 @@ const (
 // 32 bytes are ABI 1.0; the request-context fields (CallOffContext…) were added in 1.1 and
 // are present when flags has FlagContext (a plugin built for 1.0 never reads them).
 const (
-	CallSize          = 48
+	CallSize          = 64 // 48 before ABI 1.3 (see the frame block below)
 	CallOffABI        = 0  // u32 ABI version (host writes)
 	CallOffInput      = 4  // u32 pointer to the request bytes (host writes; pre only)
 	CallOffInputLen   = 8  // u32 request length
@@ -179,3 +179,50 @@ const (
 // MaxContext is the size of the request-context buffer: the bytes a pre plugin may hand to
 // the post plugin of the same request.
 const MaxContext = 4096
+
+// ABI 1.3, camera frames (issue 27; ABI.md §5.7 "Raw frames"). The call block grew from 48 to
+// 64 bytes; bytes 48..63 describe a raw frame and are valid only when flags has FlagFrame.
+// A pre plugin that takes raw frames declares it in its manifest ("frames": ["rgb24"]); the
+// host never hands a raw frame to one that does not.
+const (
+	FlagFrame = 1 << 1 // the input is a raw frame (pre only): width, height, format, stride below
+
+	CallOffFrameWidth  = 48 // u32 frame width in pixels
+	CallOffFrameHeight = 52 // u32 frame height in pixels
+	CallOffFrameFormat = 56 // u32 pixel format (PixelRGB24, …)
+	CallOffFrameStride = 60 // u32 bytes from one row to the next (≥ width × bytes per pixel)
+)
+
+// PixelFormat is the pixel format code of a raw frame (call block offset 56).
+type PixelFormat uint32
+
+// Pixel formats of raw frames. Values are the ABI's own, not ffmpeg's.
+const (
+	PixelRGB24 PixelFormat = 1 // 3 bytes per pixel: R, G, B
+	PixelGray8 PixelFormat = 2 // 1 byte per pixel
+)
+
+// PixelFormats maps the names used in manifests and config.toml (ffmpeg's pix_fmt names)
+// to their codes.
+var PixelFormats = map[string]PixelFormat{"rgb24": PixelRGB24, "gray": PixelGray8}
+
+// BytesPerPixel returns the size of one pixel, or 0 for an unknown format.
+func (f PixelFormat) BytesPerPixel() int {
+	switch f {
+	case PixelRGB24:
+		return 3
+	case PixelGray8:
+		return 1
+	}
+	return 0
+}
+
+// String returns the format's name (ffmpeg's pix_fmt), or "unknown".
+func (f PixelFormat) String() string {
+	for n, c := range PixelFormats {
+		if c == f {
+			return n
+		}
+	}
+	return "unknown"
+}

@@ -17,13 +17,18 @@ type Manifest struct {
 	Kind        Kind   `json:"kind"`
 	ContentType string `json:"content_type,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Frames (ABI 1.3, §5.7) lists the raw-frame pixel formats a pre plugin takes ("rgb24",
+	// "gray"). A pipeline fed raw frames by a stream source needs its pre plugin to list the
+	// source's format; a plugin without the key gets only encoded bytes.
+	Frames []string `json:"frames,omitempty"`
 	// Unknown lists the top-level keys ParseManifest did not know, sorted. A later 1.x host
 	// may define them (ABI.md §9): they are ignored, and reported by `edgehost plugin check`.
 	Unknown []string `json:"-"`
 }
 
 // knownKeys are the manifest keys of this ABI version.
-var knownKeys = map[string]bool{"name": true, "version": true, "abi": true, "kind": true, "content_type": true, "description": true}
+var knownKeys = map[string]bool{"name": true, "version": true, "abi": true, "kind": true, "content_type": true, "description": true,
+	"frames": true}
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
@@ -114,12 +119,30 @@ func (m Manifest) Validate() error {
 	if m.ABI != Version {
 		errs = append(errs, fmt.Errorf("manifest: abi %d is not supported (this host supports %d)", m.ABI, Version))
 	}
+	for _, f := range m.Frames {
+		if _, ok := PixelFormats[f]; !ok {
+			errs = append(errs, fmt.Errorf("manifest: frames: unknown pixel format %.32q (known: rgb24, gray)", f))
+		}
+	}
+	if len(m.Frames) > 0 && m.Kind == KindPost {
+		errs = append(errs, errors.New("manifest: frames is for pre plugins (kind pre or both)"))
+	}
 	switch m.Kind {
 	case KindPre, KindPost, KindBoth:
 	default:
 		errs = append(errs, fmt.Errorf("manifest: kind %q must be pre, post or both", m.Kind))
 	}
 	return errors.Join(errs...)
+}
+
+// TakesFrames reports whether the plugin declares raw frames of format f (§5.7).
+func (m Manifest) TakesFrames(f PixelFormat) bool {
+	for _, n := range m.Frames {
+		if PixelFormats[n] == f {
+			return true
+		}
+	}
+	return false
 }
 
 // ResultType is the media type of a post plugin's result.

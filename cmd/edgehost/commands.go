@@ -20,6 +20,7 @@ import (
 	"github.com/edgehost/edgehost/host/grpcserver"
 	"github.com/edgehost/edgehost/host/mqtt"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/host/stream"
 	"github.com/edgehost/edgehost/host/tflite"
 	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/hashicorp/go-hclog"
@@ -91,6 +92,11 @@ func cmdServe(g *globals, args []string) error {
 		defer cancel()
 		stopMQTT(sctx)
 	}()
+	// Camera streams ([pipelines.NAME.stream]): started now, kept in step with the config by
+	// reloads, stopped (ffmpeg killed) before the pipelines close; their results to SSE and MQTT.
+	sink := mqtt.StartStreamSink(e, srv.Metrics.Registry, log)
+	e.StartStreams(stream.NewMetrics(srv.Metrics.Registry))
+	defer sink.Close(context.Background())
 	l, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return err

@@ -326,7 +326,7 @@ func TestInspect(t *testing.T) {
 			"pipeline detect: model ssd, 2 workers",
 			"imagepre-go 1.3.0 (abi 1, kind pre",
 			"classify-go 1.0.0 (abi 1, kind post",
-			"imagepre-c 1.2.0",
+			"imagepre-c 1.3.0",
 			"classify-c 1.0.0",
 			"ssd-c 1.0.0",
 			"signed: false",

@@ -168,6 +168,7 @@ type Pipeline struct {
 	MQTT              *MQTT    `toml:"mqtt"`
 	// Sequences bounds the pipeline's stateful streams (sequences.go).
 	Sequences Sequences `toml:"sequences"`
+	Stream    *Stream   `toml:"stream"` // a camera feeding the pipeline (stream.go)
 }
 
 // Plugin is one plugin of a pipeline.
@@ -605,6 +606,9 @@ func (c *Config) complete(data []byte) []error {
 			m.complete(name, p.Workers, abs, bad)
 		}
 		p.Sequences.complete(name, bad)
+		if st := p.Stream; st != nil {
+			st.complete(name, p.Workers, c.Server.MaxBodyBytes, abs, bad)
+		}
 		c.Pipelines[name] = p
 	}
 	return errs

@@ -19,6 +19,7 @@ import (
 	"github.com/edgehost/edgehost/host/config"
 	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/stream"
 	"github.com/edgehost/edgehost/host/tflite"
 	"github.com/edgehost/edgehost/internal/safefile"
 	"github.com/hashicorp/go-hclog"
@@ -43,6 +44,8 @@ type Engine struct {
 	cfg       *config.Config
 	models    map[string]*Model
 	pipelines map[string]*Pipeline
+
+	streams streams // camera streams (streams.go)
 }
 
 // Model is a loaded model with a pool of interpreters for bare-model requests.
@@ -74,6 +77,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 		return nil, err
 	}
 	e := &Engine{log: log, rt: rt, cfg: cfg, models: map[string]*Model{}, pipelines: map[string]*Pipeline{}, configLoaded: time.Now()}
+	e.streams.hub = stream.NewHub()
 	if err := e.syncSources(ctx, cfg); err != nil {
 		_ = rt.Close(ctx)
 		return nil, err
@@ -246,6 +250,11 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
+	if err := checkFrames(pc, pre); err != nil {
+		pre.Release(ctx)
+		post.Release(ctx)
+		return nil, fmt.Errorf("pipeline %s: %w", name, err)
+	}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
 	p, err := pipeline.New(ctx, e.spec(name, pc, m, pre, post), e.log)
 	pre.Release(ctx) // the pipeline holds its own references now
@@ -332,6 +341,7 @@ func (e *Engine) Close(ctx context.Context) {
 	e.reloadMu.Lock() // no reload runs meanwhile
 	defer e.reloadMu.Unlock()
 	e.rt.KeepCache() // a clean stop keeps the compiled plugins for the next start
+	e.stopStreams()  // before the pipelines they run on
 	e.mu.Lock()
 	pipes := e.pipelines
 	e.pipelines = nil

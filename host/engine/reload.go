@@ -60,6 +60,9 @@ func golden(ctx context.Context, pc config.Pipeline, v *pipeline.Version) error 
 // install prepares, checks and commits a new version of pipeline p. On any error the
 // current version keeps serving.
 func (e *Engine) install(ctx context.Context, p *Pipeline, pc config.Pipeline, m *Model, pre, post *plugin.Module) (<-chan struct{}, error) {
+	if err := checkFrames(pc, pre); err != nil {
+		return nil, err
+	}
 	v, err := p.Pipeline.Prepare(ctx, e.spec(p.Name, pc, m, pre, post))
 	if err != nil {
 		return nil, err
@@ -271,7 +274,21 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		pc := next.Pipelines[name]
 		old, exists := e.Pipeline(name)
 		m, _ := e.Model(pc.Model)
-		if exists && reflect.DeepEqual(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model {
+		if exists && sameButStream(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model {
+			// Only the camera stream changed (or nothing): the pipeline serves on; the stream
+			// is restarted by syncStreams below.
+			if !reflect.DeepEqual(old.Config.Stream, pc.Stream) {
+				if err := checkFrames(pc, old.Pre); err != nil {
+					e.errs.set("pipeline:"+name, err)
+					errs = append(errs, fmt.Errorf("pipeline %s: %w", name, err))
+					continue
+				}
+				e.mu.Lock()
+				np := *old
+				np.Config = pc
+				e.pipelines[name] = &np
+				e.mu.Unlock()
+			}
 			continue
 		}
 		var err error
@@ -295,6 +312,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 	e.mu.Lock()
 	e.configLoaded = timeNow()
 	e.mu.Unlock()
+	e.syncStreams()
 	e.incomplete.Store(len(errs) > 0)
 	if len(errs) > 0 {
 		e.failed(cur.File, "config (partly applied: the failing pipelines keep their old version)", errors.Join(errs...))
@@ -303,6 +321,12 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 	e.reloads.Add(1)
 	e.errs.set(cur.File, nil)
 	e.log.Info("config applied", "file", cur.File)
+}
+
+// sameButStream reports whether two pipeline tables differ at most in their stream.
+func sameButStream(a, b config.Pipeline) bool {
+	a.Stream, b.Stream = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 // configDrops reports whether the config at path parses and removes a pipeline or a model

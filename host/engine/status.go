@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"time"
+
+	"github.com/edgehost/edgehost/host/stream"
 )
 
 // Status is what GET /status reports: for every model, plugin and pipeline, the version in
@@ -16,6 +18,8 @@ type Status struct {
 	Rollbacks int64                 `json:"rollbacks"`
 	// Sources are the plugins and models pulled from a registry, by reference.
 	Sources map[string]SourceStatus `json:"sources,omitempty"`
+	// Streams are the running camera streams, by pipeline.
+	Streams map[string]stream.Status `json:"streams,omitempty"`
 }
 
 // ItemStatus is the state of one loaded file.
@@ -96,6 +100,7 @@ func (e *Engine) Status() Status {
 	if src := e.src.snapshot(); len(src) > 0 {
 		st.Sources = src
 	}
+	st.Streams = e.streamStatus()
 	cfg := e.Config()
 	st.Config = ItemStatus{Path: cfg.File, LoadedAt: e.configLoaded}
 	st.Config.LastError, st.Config.ErrorAt = e.errs.get(cfg.File)

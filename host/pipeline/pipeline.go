@@ -367,6 +367,11 @@ type Request struct {
 	// order, on the version the sequence started on (see Sequence); it is never retried on
 	// another version.
 	Sequence Sequence
+	// Frame, when not nil, says the body is a raw frame of this geometry (ABI 1.3, §5.7),
+	// handed to the pre plugin with FlagFrame. The pre plugin's manifest must declare the
+	// frame's pixel format; otherwise the request fails with a *plugin.FrameError before the
+	// plugin runs. Stream sources (host/stream) set it for frames decoded by ffmpeg.
+	Frame *plugin.Frame
 }
 
 // Run is Do for a request that is only bytes.

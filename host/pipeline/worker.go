@@ -134,7 +134,7 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 	}
 	t0 := time.Now()
 	w.pre.SetSequenceFlags(w.seqFlags)
-	if err := w.pre.Pre(ctx, uint32(size)); err != nil {
+	if err := w.pre.PreFrame(ctx, uint32(size), req.Frame); err != nil {
 		return st, err
 	}
 	t1 := time.Now()

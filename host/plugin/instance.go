@@ -443,8 +443,15 @@ func (i *Instance) TensorData(n int) ([]byte, unsafe.Pointer) {
 	return b, i.Pointer(t.data)
 }
 
-// writeCall rewrites the call block and the descriptor table before a call.
-func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
+// Frame is the geometry of a raw frame handed to a pre plugin (ABI 1.3, §5.7).
+type Frame struct {
+	Width, Height, Stride uint32
+	Format                abi.PixelFormat
+}
+
+// writeCall rewrites the call block and the descriptor table before a call; fr, when not
+// nil, sets FlagFrame and the frame fields.
+func (i *Instance) writeCall(input, inputLen, ctxLen uint32, fr *Frame) {
 	le := binary.LittleEndian
 	tb, _ := i.Bytes(i.table, uint32(len(i.tensors)*abi.TensorDescSize))
 	for n, t := range i.tensors {
@@ -469,7 +476,15 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32) {
 	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
 	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
 	le.PutUint32(c[abi.CallOffTensors:], i.table)
-	le.PutUint32(c[abi.CallOffFlags:], abi.FlagContext|i.seqFlags)
+	flags := uint32(abi.FlagContext) | i.seqFlags
+	if fr != nil {
+		flags |= abi.FlagFrame
+		le.PutUint32(c[abi.CallOffFrameWidth:], fr.Width)
+		le.PutUint32(c[abi.CallOffFrameHeight:], fr.Height)
+		le.PutUint32(c[abi.CallOffFrameFormat:], uint32(fr.Format))
+		le.PutUint32(c[abi.CallOffFrameStride:], fr.Stride)
+	}
+	le.PutUint32(c[abi.CallOffFlags:], flags)
 	le.PutUint32(c[abi.CallOffContext:], i.reqCtx)
 	le.PutUint32(c[abi.CallOffContextCap:], abi.MaxContext)
 	le.PutUint32(c[abi.CallOffContextLen:], ctxLen)
@@ -537,11 +552,22 @@ func (i *Instance) SetSequenceFlags(f uint32) {
 func (i *Instance) SkipModel() bool { return i.skipModel }
 
 // Pre runs edgehost_pre on the first n bytes of the InputBuffer.
-func (i *Instance) Pre(ctx context.Context, n uint32) error {
+func (i *Instance) Pre(ctx context.Context, n uint32) error { return i.PreFrame(ctx, n, nil) }
+
+// PreFrame is Pre for input that is a raw frame of geometry fr (nil: encoded bytes, as Pre).
+// The plugin's manifest must list fr's format in "frames" (ABI.md §5.7): a plugin that does
+// not is refused with a FrameError before it is called, never handed pixels it would read
+// as an encoded image.
+func (i *Instance) PreFrame(ctx context.Context, n uint32, fr *Frame) error {
 	if i.pre == nil {
 		return fmt.Errorf("plugin %s is not a pre plugin", i.m.Name())
 	}
-	i.writeCall(i.input, n, 0)
+	if fr != nil {
+		if err := CheckFrame(i.m.Manifest, fr, n); err != nil {
+			return err
+		}
+	}
+	i.writeCall(i.input, n, 0, fr)
 	i.reqCtxLen, i.skipModel = 0, false
 	if err := i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call)); err != nil {
 		return err
@@ -579,7 +605,7 @@ func (i *Instance) Post(ctx context.Context, reqCtx []byte) ([]byte, error) {
 	}
 	cb, _ := i.Bytes(i.reqCtx, abi.MaxContext)
 	copy(cb, reqCtx)
-	i.writeCall(0, 0, uint32(len(reqCtx)))
+	i.writeCall(0, 0, uint32(len(reqCtx)), nil)
 	if err := i.callStatus(ctx, abi.ExportPost, i.post, uint64(i.call)); err != nil {
 		return nil, err
 	}
@@ -596,6 +622,28 @@ func (i *Instance) Post(ctx context.Context, reqCtx []byte) ([]byte, error) {
 		return nil, i.reject(abi.ExportPost, "%v", &boundsError{what: "result", ptr: p, n: n, size: i.mod.Memory().Size()})
 	}
 	return b, nil
+}
+
+// FrameError is a raw frame the host refuses to hand to a pre plugin: the plugin does not
+// declare the frame's pixel format in its manifest (ABI 1.3 §5.7), or the frame's geometry
+// does not match its size.
+type FrameError struct{ Plugin, Msg string }
+
+func (e *FrameError) Error() string { return fmt.Sprintf("pre plugin %s: %s", e.Plugin, e.Msg) }
+
+// CheckFrame checks that a pre plugin with manifest m takes raw frames like fr, of n bytes.
+func CheckFrame(m abi.Manifest, fr *Frame, n uint32) error {
+	name := m.Name + "@" + m.Version
+	bpp := uint64(fr.Format.BytesPerPixel())
+	switch {
+	case bpp == 0:
+		return &FrameError{Plugin: name, Msg: fmt.Sprintf("unknown pixel format code %d", fr.Format)}
+	case !m.TakesFrames(fr.Format):
+		return &FrameError{Plugin: name, Msg: fmt.Sprintf("does not take raw %s frames: its manifest lists %q in \"frames\" (ABI 1.3, §5.7); a stream source with ffmpeg needs a pre plugin that declares the format", fr.Format, m.Frames)}
+	case fr.Width == 0 || fr.Height == 0 || uint64(fr.Stride) < uint64(fr.Width)*bpp || uint64(fr.Stride)*uint64(fr.Height) != uint64(n):
+		return &FrameError{Plugin: name, Msg: fmt.Sprintf("frame %dx%d stride %d (%s) does not match its %d bytes", fr.Width, fr.Height, fr.Stride, fr.Format, n)}
+	}
+	return nil
 }
 
 type boundsError struct {

@@ -226,8 +226,8 @@ func routeScope(r *http.Request) string {
 	switch {
 	case p == "/v2/health/live" || p == "/v2/health/ready":
 		return ""
-	case r.Method == http.MethodPost:
-		return config.ScopeInfer
+	case r.Method == http.MethodPost, strings.HasPrefix(p, "/v1/streams/"):
+		return config.ScopeInfer // stream events are inference results
 	}
 	return config.ScopeObserve
 }

@@ -34,11 +34,16 @@ type Server struct {
 	ready   func() bool
 	auth    *Auth
 	conns   *connLimiter
+	// stopping is closed when Serve begins to shut down: long-lived responses (SSE) end then,
+	// so the graceful shutdown does not wait for them.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New builds the HTTP handlers. ready reports readiness (nil: always ready).
 func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
-	s := &Server{e: e, log: log.Named("http"), cfg: cfg, Metrics: newMetrics(e), mux: http.NewServeMux(), auth: NewAuth(cfg)}
+	s := &Server{e: e, log: log.Named("http"), cfg: cfg, Metrics: newMetrics(e), mux: http.NewServeMux(), auth: NewAuth(cfg),
+		stopping: make(chan struct{})}
 	s.mux.HandleFunc("POST /v1/pipelines/{name}", s.raw)
 	s.mux.HandleFunc("GET /v1/pipelines", s.listPipelines)
 	s.mux.HandleFunc("GET /v2", s.serverMetadata)
@@ -52,6 +57,7 @@ func New(e *engine.Engine, cfg config.Server, log hclog.Logger) *Server {
 	s.mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.infer)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /status", s.status)
+	s.mux.HandleFunc("GET /v1/streams/{name}/events", s.streamEvents)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", "", fmt.Errorf("%w: no route for %s %s (see README.md, HTTP API)", engine.ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -152,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.Duration)
+	s.stopOnce.Do(func() { close(s.stopping) })
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

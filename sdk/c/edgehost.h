@@ -64,7 +64,7 @@ extern "C" {
 #define EH_TENSOR_ALIGN 64   /* alignment of every tensor buffer */
 #define EH_MSG_MAX      4096 /* the host cuts log and error messages at 4 KiB */
 
-/* ---- Call block (ABI.md §5.1): 48 bytes ------------------------------------------------ */
+/* ---- Call block (ABI.md §5.1): 64 bytes (48 before ABI 1.3) ------------------------------------------------ */
 
 typedef struct eh_call {
     uint32_t abi;         /*  0 host: ABI version, 1 */
@@ -81,6 +81,12 @@ typedef struct eh_call {
     uint32_t context_cap; /* 36 host: its size, EH_MAX_CONTEXT */
     uint32_t context_len; /* 40 pre: plugin writes the length it wrote; post: host writes the length */
     uint32_t reserved;    /* 44 0 */
+    /* Raw frame (ABI 1.3, §5.7); valid only when flags has EH_FLAG_FRAME (a host before 1.3
+     * allocated only 48 bytes): read them through eh_call_frame, which checks it. */
+    uint32_t frame_width;  /* 48 host: pixels */
+    uint32_t frame_height; /* 52 host: pixels */
+    uint32_t frame_format; /* 56 host: EH_PIXEL_RGB24, EH_PIXEL_GRAY8 */
+    uint32_t frame_stride; /* 60 host: bytes from one row to the next */
 } eh_call;
 
 #define EH_FLAG_CONTEXT 1    /* flags: the call block has the request-context fields */
@@ -93,8 +99,11 @@ typedef struct eh_call {
 /* Pre may set it in c->flags before returning EH_OK: no model run for this request (the host
  * sets it on the post call, whose output tensors hold the last run's values). ABI 1.3. */
 #define EH_FLAG_SKIP_MODEL (1u << 5)
+#define EH_FLAG_FRAME   2    /* flags: the input is a raw frame; the frame fields exist (ABI 1.3) */
+#define EH_PIXEL_RGB24  1    /* raw frame pixel formats (ABI.md §5.7) */
+#define EH_PIXEL_GRAY8  2
 
-#define EH_CALL_SIZE           48
+#define EH_CALL_SIZE           64
 #define EH_CALL_OFF_ABI        0
 #define EH_CALL_OFF_INPUT      4
 #define EH_CALL_OFF_INPUT_LEN  8
@@ -106,6 +115,10 @@ typedef struct eh_call {
 #define EH_CALL_OFF_CONTEXT    32
 #define EH_CALL_OFF_CONTEXT_CAP 36
 #define EH_CALL_OFF_CONTEXT_LEN 40
+#define EH_CALL_OFF_FRAME_WIDTH  48
+#define EH_CALL_OFF_FRAME_HEIGHT 52
+#define EH_CALL_OFF_FRAME_FORMAT 56
+#define EH_CALL_OFF_FRAME_STRIDE 60
 
 /* ---- Tensor descriptor (ABI.md §5.4): 64 bytes each, contiguous ------------------------ */
 
@@ -145,6 +158,10 @@ _Static_assert(offsetof(eh_call, flags) == EH_CALL_OFF_FLAGS, "eh_call.flags");
 _Static_assert(offsetof(eh_call, context) == EH_CALL_OFF_CONTEXT, "eh_call.context");
 _Static_assert(offsetof(eh_call, context_cap) == EH_CALL_OFF_CONTEXT_CAP, "eh_call.context_cap");
 _Static_assert(offsetof(eh_call, context_len) == EH_CALL_OFF_CONTEXT_LEN, "eh_call.context_len");
+_Static_assert(offsetof(eh_call, frame_width) == EH_CALL_OFF_FRAME_WIDTH, "eh_call.frame_width");
+_Static_assert(offsetof(eh_call, frame_height) == EH_CALL_OFF_FRAME_HEIGHT, "eh_call.frame_height");
+_Static_assert(offsetof(eh_call, frame_format) == EH_CALL_OFF_FRAME_FORMAT, "eh_call.frame_format");
+_Static_assert(offsetof(eh_call, frame_stride) == EH_CALL_OFF_FRAME_STRIDE, "eh_call.frame_stride");
 _Static_assert(sizeof(eh_tensor) == EH_TENSOR_SIZE, "eh_tensor size");
 _Static_assert(offsetof(eh_tensor, dtype) == EH_TENSOR_OFF_DTYPE, "eh_tensor.dtype");
 _Static_assert(offsetof(eh_tensor, ndims) == EH_TENSOR_OFF_NDIMS, "eh_tensor.ndims");
@@ -234,6 +251,19 @@ static inline const uint8_t *eh_call_context(const eh_call *c, size_t *len) {
     }
     if (len) *len = c->context_len;
     return (const uint8_t *)eh_ptr(c->context);
+}
+
+/* Pre: whether the input is a raw frame (ABI 1.3, §5.7); if so, its geometry. A plugin that
+ * takes raw frames lists their formats in its manifest ("frames": ["rgb24"]); the host hands
+ * raw frames to no other. The pixels are eh_call_input(): height rows of stride bytes. */
+typedef struct eh_frame {
+    uint32_t width, height, format, stride;
+} eh_frame;
+static inline int eh_call_frame(const eh_call *c, eh_frame *f) {
+    if (!(c->flags & EH_FLAG_FRAME)) return 0;
+    f->width = c->frame_width, f->height = c->frame_height;
+    f->format = c->frame_format, f->stride = c->frame_stride;
+    return 1;
 }
 
 /* ---- Tensor descriptor accessors ------------------------------------------------------- */

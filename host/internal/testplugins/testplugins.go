@@ -3,6 +3,7 @@
 package testplugins
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -131,4 +132,34 @@ func SeqEcho(t testing.TB, tag int) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// WithoutFrames writes a copy of example plugin name whose manifest no longer lists raw
+// frames, with version 1.2.0: a pre plugin as built before ABI 1.3, for the tests that the
+// host never hands such a plugin raw pixels.
+func WithoutFrames(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(Example(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, ok, err := abi.CustomSection(b, abi.ManifestSection)
+	if err != nil || !ok {
+		t.Fatalf("%s: no manifest: %v", name, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "frames")
+	m["version"] = "1.2.0"
+	man, _ := json.Marshal(m)
+	if b, err = abi.SetCustomSection(b, abi.ManifestSection, man); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name+"-1.2.wasm")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

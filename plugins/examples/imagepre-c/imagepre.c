@@ -110,6 +110,38 @@ static int header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h) {
     return 0;
 }
 
+/* A raw frame (ABI 1.3, §5.7; a stream source decoded it with ffmpeg): no decoding, only the
+ * resize and the quantisation. The host checked stride * height == n; checked again here. */
+static int pre_frame(eh_call *call, eh_tensor *t, const eh_frame *fr, const uint8_t *in, size_t n, uint32_t H,
+                     uint32_t W, uint32_t C, uint32_t dt) {
+    if (fr->format != EH_PIXEL_RGB24)
+        return eh_fail(EH_UNSUPPORTED, "imagepre-c: raw frame pixel format %u is not supported (rgb24)", fr->format);
+    if (fr->width == 0 || fr->height == 0 || fr->stride < (uint64_t)fr->width * 3 ||
+        (uint64_t)fr->stride * fr->height != n || (uint64_t)fr->width * fr->height > g_max_pixels)
+        return eh_fail(EH_BAD_INPUT, "imagepre-c: raw frame %ux%u stride %u does not fit its %zu bytes or max_pixels",
+                       fr->width, fr->height, fr->stride, n);
+    img im = {fr->width, fr->height, (uint8_t *)in};
+    uint8_t *packed = NULL;
+    if (fr->stride != fr->width * 3) { /* rows with padding: pack them (img has none) */
+        packed = malloc((size_t)fr->width * 3 * fr->height);
+        if (!packed) return eh_fail(EH_TOO_LARGE, "imagepre-c: out of memory packing a raw frame");
+        for (uint32_t y = 0; y < fr->height; y++)
+            memcpy(packed + (size_t)y * fr->width * 3, in + (size_t)y * fr->stride, (size_t)fr->width * 3);
+        im.pix = packed;
+    }
+    int kind = dt == EH_UINT8 ? IMG_OUT_U8 : dt == EH_INT8 ? IMG_OUT_I8 : IMG_OUT_F32;
+    int rc = img_resize(&im, eh_tensor_data(t), kind, H, W, C, g_mean, g_std);
+    free(packed);
+    if (rc != IMG_OK) return eh_fail(EH_TOO_LARGE, "imagepre-c: out of memory resizing a raw frame");
+    if (call->flags & EH_FLAG_CONTEXT) {
+        char ctx[96];
+        int k = snprintf(ctx, sizeof ctx, "{\"width\":%u,\"height\":%u,\"input_width\":%u,\"input_height\":%u}",
+                         (unsigned)fr->width, (unsigned)fr->height, (unsigned)W, (unsigned)H);
+        return eh_set_context(call, ctx, (size_t)k);
+    }
+    return EH_OK;
+}
+
 int eh_plugin_pre(eh_call *call) {
     if (eh_call_ntensors(call) != 1)
         return eh_fail(EH_INTERNAL, "imagepre-c: the model must have exactly 1 input tensor, it has %zu",
@@ -131,6 +163,8 @@ int eh_plugin_pre(eh_call *call) {
 
     const uint8_t *in = eh_call_input(call);
     size_t n = eh_call_input_len(call);
+    eh_frame fr;
+    if (eh_call_frame(call, &fr)) return pre_frame(call, t, &fr, in, n, H, W, C, dt);
     if (n == 0 || in == NULL) return eh_fail(EH_BAD_INPUT, "imagepre-c: empty request body, want a PNG or JPEG image");
 
     img im;

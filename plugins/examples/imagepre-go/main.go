@@ -76,6 +76,9 @@ func pre(req *edgehost.PreRequest) (err error) {
 		return edgehost.BadInput("empty request body: send a JPEG or PNG image")
 	}
 	h, w, c := t.Shape[1], t.Shape[2], t.Shape[3]
+	if f := req.Frame; f != nil { // a raw frame (ABI 1.3): no decode, resize only
+		return preFrame(req, t, f, h, w, c)
+	}
 	// A JPEG shown turned (EXIF orientation 2-8) is resized as stored, at the model's size
 	// transposed for a quarter turn, then turned into the tensor.
 	o := 1
@@ -136,4 +139,40 @@ func pre(req *edgehost.PreRequest) (err error) {
 		ow, oh = oh, ow
 	}
 	return req.SetContext(fmt.Appendf(nil, `{"width":%d,"height":%d,"input_width":%d,"input_height":%d}`, ow, oh, w, h))
+}
+
+// preFrame fills t from a raw rgb24 frame (ABI 1.3, §5.7; the host checked that stride ×
+// height is the input's length): rows packed when the stride has padding, then the same
+// resize and quantisation as a decoded image; the request context has the frame's size.
+func preFrame(req *edgehost.PreRequest, t *edgehost.Tensor, f *edgehost.Frame, h, w, c int) error {
+	if f.Format != abi.PixelRGB24 {
+		return edgehost.Unsupported("raw frame pixel format %v is not supported (rgb24)", f.Format)
+	}
+	if f.Width <= 0 || f.Height <= 0 || f.Stride < 3*f.Width || f.Stride*f.Height != len(req.Input) {
+		return edgehost.BadInput("raw frame %dx%d stride %d does not fit its %d bytes", f.Width, f.Height, f.Stride, len(req.Input))
+	}
+	img := &imaging.RGB{W: f.Width, H: f.Height, Pix: req.Input}
+	if f.Stride != 3*f.Width {
+		img.Pix = make([]byte, 3*f.Width*f.Height)
+		for y := 0; y < f.Height; y++ {
+			copy(img.Pix[3*f.Width*y:3*f.Width*(y+1)], req.Input[f.Stride*y:])
+		}
+	}
+	var err error
+	switch t.DType {
+	case abi.UInt8:
+		err = rs.Uint8(t.Data, w, h, c, img)
+	case abi.Int8:
+		err = rs.Int8(t.Data, w, h, c, img)
+	default:
+		m, s := cfg.Mean, cfg.Std
+		err = rs.Float32(t.Float32(), w, h, c, img, [3]float32{m, m, m}, [3]float32{s, s, s})
+	}
+	if err != nil {
+		return edgehost.Unsupported("input tensor %s: %v", t.Name, err)
+	}
+	if !req.ContextSupported() {
+		return nil
+	}
+	return req.SetContext([]byte(fmt.Sprintf(`{"width":%d,"height":%d,"input_width":%d,"input_height":%d}`, f.Width, f.Height, w, h)))
 }

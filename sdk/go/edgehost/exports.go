@@ -133,6 +133,10 @@ func pre(p uint32) int32 {
 	le := binary.LittleEndian
 	req := &PreRequest{Input: mem(le.Uint32(call[abi.CallOffInput:]), le.Uint32(call[abi.CallOffInputLen:])), Tensors: tensors,
 		hasCtx: le.Uint32(call[abi.CallOffFlags:])&abi.FlagContext != 0, Flags: le.Uint32(call[abi.CallOffFlags:])}
+	if le.Uint32(call[abi.CallOffFlags:])&abi.FlagFrame != 0 { // ABI 1.3: the frame fields exist
+		req.Frame = &Frame{Width: int(le.Uint32(call[abi.CallOffFrameWidth:])), Height: int(le.Uint32(call[abi.CallOffFrameHeight:])),
+			Stride: int(le.Uint32(call[abi.CallOffFrameStride:])), Format: abi.PixelFormat(le.Uint32(call[abi.CallOffFrameFormat:]))}
+	}
 	if st := status(plugin.Pre(req)); st != 0 {
 		return st
 	}

@@ -23,8 +23,18 @@ type PreRequest struct {
 	// SkipModel, set by the handler, asks the host not to run the model for this request
 	// (abi.FlagSkipModel: the input was taken, nothing new for the model yet). ABI 1.3.
 	SkipModel bool
-	context   []byte
-	hasCtx    bool // the host passes a request context (ABI 1.1)
+	// Frame is set when Input is a raw frame, not an encoded image (ABI 1.3, §5.7): Height
+	// rows of Stride bytes, each Width pixels of Format. The host hands raw frames only to a
+	// plugin whose manifest lists the format in "frames".
+	Frame   *Frame
+	context []byte
+	hasCtx  bool // the host passes a request context (ABI 1.1)
+}
+
+// Frame is the geometry of a raw frame (ABI 1.3, §5.7).
+type Frame struct {
+	Width, Height, Stride int
+	Format                abi.PixelFormat
 }
 
 // ContextSupported reports whether the host passes a request context (ABI 1.1): a plugin
