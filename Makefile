@@ -13,10 +13,14 @@ export EDGEHOST_ROOT := $(ROOT)
 
 all: build plugins
 
-deps: .deps/.ok
+deps: .deps/.ok .deps/models/pose_landmark_full.tflite
 .deps/.ok: scripts/deps.sh
 	bash scripts/deps.sh
 	touch $@
+
+# MediaPipe's pose landmark model (npm @mediapipe/pose, pinned): the `people` cascade's second model.
+.deps/models/pose_landmark_full.tflite: scripts/deps-pose.sh
+	bash scripts/deps-pose.sh
 
 # The servers the MQTT and OCI tests run against: Debian's mosquitto 2.0.11 and
 # docker-registry 2.8.2, fetched without root (apt-get download + dpkg-deb -x) into .deps,

@@ -21,7 +21,7 @@ import (
 // spec builds a pipeline spec from config with the given modules and model.
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
 	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
-		QueueTimeout: pc.QueueTimeout.Duration,
+		QueueTimeout: pc.QueueTimeout.Duration, MaxModelCalls: pc.MaxModelCalls, SharedInstance: pc.SharedInstance,
 		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
 }
 
@@ -128,12 +128,19 @@ func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path st
 		}
 		return m, true, nil
 	}
-	pre, newPre, err := load(p.Pre, pc.Pre, abi.KindPre)
+	preKind := abi.KindPre
+	if pc.SharedInstance {
+		preKind = abi.KindBoth
+	}
+	pre, newPre, err := load(p.Pre, pc.Pre, preKind)
 	if err != nil {
 		e.failed(pc.Pre.Path, "pipeline "+p.Name+" pre plugin", err)
 		return
 	}
-	post, newPost, err := load(p.Post, pc.Post, abi.KindPost)
+	post, newPost := pre, false // a shared instance: the one module serves both calls
+	if !pc.SharedInstance {
+		post, newPost, err = load(p.Post, pc.Post, abi.KindPost)
+	}
 	if err != nil {
 		if newPre {
 			pre.Release(ctx)
@@ -200,6 +207,7 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 	e.mu.Lock()
 	e.models[name] = m
 	e.mu.Unlock()
+	e.setCalls(name, m)
 	e.reloads.Add(1)
 	e.errs.set(old.Config.Path, nil)
 	e.log.Info("model swapped in", "model", name, "hash", m.Hash[:12])
@@ -245,6 +253,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		oldM := e.models[name]
 		e.models[name] = m
 		e.mu.Unlock()
+		e.setCalls(name, m)
 		if oldM != nil {
 			defer e.closeModelWhenUnused(oldM)
 		}
@@ -338,6 +347,14 @@ func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) e
 	defer post.Release(ctx)
 	_, err = e.install(ctx, p, pc, m, pre, post)
 	return err
+}
+
+// setCalls moves plugins' model calls of name onto m: calls in flight finish on the old
+// version (its interpreters close as they come back), new calls take m.
+func (e *Engine) setCalls(name string, m *Model) {
+	if err := e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
+		e.log.Error("model calls stay on the previous version", "model", name, "error", err)
+	}
 }
 
 // closeModelWhenUnused closes a replaced model once no pipeline version uses it.

@@ -30,6 +30,13 @@ type Spec struct {
 	// than MaxFailShare of the new version's first Requests requests fail, the pipeline
 	// rolls back to it by itself (see Failed for what counts).
 	Probation Probation
+	// MaxModelCalls bounds the model calls (ABI §5.9) one request's plugins may make; 0
+	// allows none. The models themselves are the plugin runtime's (plugin.Runtime.SetModelRunner).
+	MaxModelCalls int
+	// SharedInstance runs pre and post on one instance of Pre (a kind "both" plugin), so
+	// that post reads what pre kept in its memory (the decoded image a cascade crops from)
+	// with no copy. Post must be the same module.
+	SharedInstance bool
 }
 
 // Probation configures automatic rollback after a swap.
@@ -56,7 +63,11 @@ func Failed(ctx context.Context, err error, fromResult bool) bool {
 // Stats describes one request.
 type Stats struct {
 	Pre, Infer, Post time.Duration
-	CopiedBytes      int // bytes copied between guest memory and TFLite tensors
+	CopiedBytes      int // bytes copied between guest memory and TFLite tensors, model calls included
+	// ModelCalls is how many models the plugins ran (ABI §5.9), taking ModelTime (inside Pre
+	// and Post).
+	ModelCalls int
+	ModelTime  time.Duration
 }
 
 // Pipeline runs pre → inference → post for requests. It is safe for concurrent use; Swap
@@ -75,6 +86,7 @@ type Pipeline struct {
 
 	Requests, Failures, Traps atomic.Int64
 	Copied                    atomic.Int64
+	ModelCalls                atomic.Int64 // model calls made by this pipeline's plugins (ABI §5.9)
 	// Retried counts requests that failed on a version under probation and were answered
 	// by the previous version instead (see Run).
 	Retried atomic.Int64
@@ -125,6 +137,9 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 	p.mu.Lock()
 	p.live[g] = true
 	p.mu.Unlock()
+	if spec.SharedInstance && spec.Post != spec.Pre {
+		return nil, fmt.Errorf("pipeline %s: a shared instance needs the same plugin as pre and post", spec.Name)
+	}
 	spec.Pre.Retain()
 	spec.Post.Retain()
 	for n := 0; n < spec.Workers; n++ {
@@ -449,6 +464,7 @@ func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error
 		p.Failures.Add(1)
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
+	p.ModelCalls.Add(int64(st.ModelCalls))
 	return st, err
 }
 
@@ -494,5 +510,5 @@ func (g *generation) run(ctx context.Context, req Request, fn Result) (Stats, er
 	if err := w.repair(ctx, g.spec, g.zeroCopy); err != nil {
 		return Stats{}, err
 	}
-	return w.run(ctx, req, fn, g.zeroCopy)
+	return w.run(ctx, req, fn, g.spec, g.zeroCopy)
 }

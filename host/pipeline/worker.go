@@ -32,6 +32,13 @@ func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
 	if w.it, err = spec.Model.NewInterpreter(); err != nil {
 		return nil, err
 	}
+	if spec.SharedInstance {
+		if err = w.replaceShared(ctx, spec, zeroCopy); err != nil {
+			w.close(ctx)
+			return nil, err
+		}
+		return w, nil
+	}
 	if err = w.replacePre(ctx, spec, zeroCopy); err == nil {
 		err = w.replacePost(ctx, spec, zeroCopy)
 	}
@@ -53,6 +60,54 @@ func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error
 		w.pre = inst
 	}
 	return err
+}
+
+// replaceShared makes the one instance of a shared-instance worker: the model's inputs and
+// outputs are both bound in its memory.
+func (w *worker) replaceShared(ctx context.Context, spec Spec, zeroCopy bool) error {
+	inst, err := w.fresh(ctx, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		// The interpreter may point into inst already: rebind it to the old instance
+		// before closing inst (or, with none, it is never invoked before the next repair).
+		if w.pre != nil {
+			_ = w.bindShared(w.pre, zeroCopy)
+		}
+		inst.Close(ctx)
+		return err
+	}
+	if err := inst.BindPost(ctx, tensors(spec.Model.Outputs)); err != nil {
+		return fail(err)
+	}
+	if err := w.bindShared(inst, zeroCopy); err != nil {
+		return fail(err)
+	}
+	if w.pre != nil {
+		w.pre.Close(ctx)
+	}
+	w.pre, w.post = inst, inst
+	return nil
+}
+
+func (w *worker) bindShared(inst *plugin.Instance, zeroCopy bool) error {
+	if !zeroCopy {
+		return nil
+	}
+	for n := range w.it.InputCount() {
+		b, p := inst.TensorData(n)
+		if err := w.it.BindInput(n, p, len(b)); err != nil {
+			return err
+		}
+	}
+	for n := range w.it.OutputCount() {
+		b, p := inst.PostTensorData(n)
+		if err := w.it.BindOutput(n, p, len(b)); err != nil {
+			return err
+		}
+	}
+	return w.it.AllocateTensors()
 }
 
 // replacePost is replacePre for the post instance and the model outputs.
@@ -97,6 +152,14 @@ func (w *worker) fresh(ctx context.Context, m *plugin.Module, ts []tflite.Tensor
 
 // repair replaces an instance that trapped on an earlier request.
 func (w *worker) repair(ctx context.Context, spec Spec, zeroCopy bool) error {
+	if spec.SharedInstance {
+		if w.pre == nil || w.pre.Broken() != nil {
+			if err := w.replaceShared(ctx, spec, zeroCopy); err != nil {
+				return fmt.Errorf("replacing trapped instance: %w", err)
+			}
+		}
+		return nil
+	}
 	if w.pre == nil || w.pre.Broken() != nil {
 		if err := w.replacePre(ctx, spec, zeroCopy); err != nil {
 			return fmt.Errorf("replacing trapped pre instance: %w", err)
@@ -115,8 +178,7 @@ type BadRequestError struct{ Msg string }
 
 func (e *BadRequestError) Error() string { return e.Msg }
 
-func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool) (Stats, error) {
-	var st Stats
+func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zeroCopy bool) (st Stats, _ error) {
 	body, size := req.Body, req.Size
 	if size < 0 || size > 1<<30 {
 		return st, &BadRequestError{Msg: fmt.Sprintf("request size %d is invalid", size)}
@@ -130,6 +192,13 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return st, &BadRequestError{Msg: fmt.Sprintf("reading request body: %v", err)}
 	}
+	// The request's model-call budget travels in the context of both plugin calls.
+	calls := &plugin.ModelCalls{Max: spec.MaxModelCalls, QueueTimeout: spec.QueueTimeout}
+	ctx = plugin.WithModelCalls(ctx, calls)
+	defer func() {
+		st.ModelCalls, st.ModelTime = calls.N, calls.Time
+		st.CopiedBytes += calls.Copied
+	}()
 	t0 := time.Now()
 	if err := w.pre.Pre(ctx, uint32(size)); err != nil {
 		return st, err
@@ -148,6 +217,9 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 	if !zeroCopy {
 		for n := range w.it.OutputCount() {
 			b, _ := w.post.TensorData(n)
+			if spec.SharedInstance {
+				b, _ = w.post.PostTensorData(n)
+			}
 			st.CopiedBytes += copy(b, w.it.Output(n))
 		}
 	}
@@ -167,12 +239,12 @@ func (w *worker) close(ctx context.Context) {
 		w.it.Close()
 		w.it = nil
 	}
+	if w.post != nil && w.post != w.pre { // a shared instance is closed once, as pre
+		w.post.Close(ctx)
+	}
+	w.post = nil
 	if w.pre != nil {
 		w.pre.Close(ctx)
 		w.pre = nil
-	}
-	if w.post != nil {
-		w.post.Close(ctx)
-		w.post = nil
 	}
 }
