@@ -22,7 +22,7 @@ import (
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
 	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
 		QueueTimeout: pc.QueueTimeout.Duration, MaxModelCalls: pc.MaxModelCalls, SharedInstance: pc.SharedInstance,
-		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
+		Probation: pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
 }
 
 // golden runs the pipeline's golden input, if any, on a prepared version.
