@@ -46,26 +46,48 @@ void eh_model_close(eh_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* One axis of the bilinear resize: output i of n samples source position
- * lo + (i + 0.5) * span / n - 0.5. */
+/* One axis of the resize, as Pillow's BILINEAR resample does it: a triangle filter whose
+ * support widens with the downscale factor (antialiased), over the crop's own pixels
+ * (n_src of them, starting at src0 in the image), weights normalised. Output i reads source
+ * pixels start[i] .. start[i] + len[i] - 1 (crop coordinates). */
 typedef struct {
-    int32_t i0, i1;
-    float w;
-} tap;
+    int32_t *start, *len;
+    float *w; /* len[i] weights of output i at w[i * k] */
+    int32_t k;
+} axis;
 
-static void taps(tap *t, uint32_t n, float lo, float span) {
-    for (uint32_t i = 0; i < n; i++) {
-        float s = lo + ((float)i + 0.5f) * span / (float)n - 0.5f;
-        float f = floorf(s);
-        t[i].i0 = (int32_t)f;
-        t[i].i1 = (int32_t)f + 1;
-        t[i].w = s - f;
-    }
+static void axis_free(axis *a) {
+    free(a->start);
+    free(a->len);
+    free(a->w);
 }
 
-static inline float px(const uint8_t *rgb, uint32_t w, uint32_t h, int32_t x, int32_t y, int c, uint8_t pad) {
-    if (x < 0 || y < 0 || (uint32_t)x >= w || (uint32_t)y >= h) return pad;
-    return rgb[((size_t)y * w + (size_t)x) * 3 + (size_t)c];
+static int axis_init(axis *a, uint32_t n_out, int32_t n_src) {
+    double scale = (double)n_src / n_out, fs = scale < 1 ? 1 : scale, support = fs;
+    a->k = (int32_t)ceil(support) * 2 + 1;
+    a->start = malloc(sizeof(int32_t) * n_out);
+    a->len = malloc(sizeof(int32_t) * n_out);
+    a->w = malloc(sizeof(float) * n_out * (size_t)a->k);
+    if (!a->start || !a->len || !a->w) return -1;
+    for (uint32_t i = 0; i < n_out; i++) {
+        double c = ((double)i + 0.5) * scale;
+        int32_t lo = (int32_t)(c - support + 0.5), hi = (int32_t)(c + support + 0.5);
+        if (lo < 0) lo = 0;
+        if (hi > n_src) hi = n_src;
+        if (hi - lo > a->k) hi = lo + a->k;
+        double sum = 0;
+        float *w = a->w + (size_t)i * a->k;
+        for (int32_t x = lo; x < hi; x++) {
+            double t = ((double)x - c + 0.5) / fs;
+            double v = t < 0 ? 1 + t : 1 - t;
+            w[x - lo] = (float)(v > 0 ? v : 0);
+            sum += w[x - lo];
+        }
+        for (int32_t x = lo; x < hi; x++) w[x - lo] = sum > 0 ? (float)(w[x - lo] / sum) : 0;
+        a->start[i] = lo;
+        a->len[i] = hi - lo;
+    }
+    return 0;
 }
 
 int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, float x0, float y0, float x1, float y1,
@@ -75,36 +97,65 @@ int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, float x0, flo
         return eh_fail(EH_UNSUPPORTED, "crop: want an NHWC tensor 1 x H x W x 3");
     if (t->dtype != EH_UINT8 && t->dtype != EH_INT8 && t->dtype != EH_FLOAT32)
         return eh_fail(EH_UNSUPPORTED, "crop: tensor type %s", eh_dtype_name(t->dtype));
-    if (!(x1 > x0) || !(y1 > y0) || !isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1))
-        return eh_fail(EH_BAD_INPUT, "crop: empty or invalid box");
+    if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1) || fabsf(x0) > 1e6f || fabsf(y0) > 1e6f ||
+        fabsf(x1) > 1e6f || fabsf(y1) > 1e6f)
+        return eh_fail(EH_BAD_INPUT, "crop: invalid box");
+    /* The crop is whole pixels, as Image.crop takes them: [cx0, cx0 + cw) x [cy0, cy0 + ch). */
+    int32_t cx0 = (int32_t)lroundf(x0), cy0 = (int32_t)lroundf(y0);
+    int32_t cw = (int32_t)lroundf(x1) - cx0, ch = (int32_t)lroundf(y1) - cy0;
+    if (cw < 1 || ch < 1) return eh_fail(EH_BAD_INPUT, "crop: empty box");
     uint32_t H = (uint32_t)t->dims[1], W = (uint32_t)t->dims[2];
-    tap *tx = malloc(sizeof(tap) * W), *ty = malloc(sizeof(tap) * H);
-    if (!tx || !ty) {
-        free(tx);
-        free(ty);
+    axis ax = {0}, ay = {0};
+    float *tmp = malloc(sizeof(float) * (size_t)ch * W * 3);
+    if (!tmp || axis_init(&ax, W, cw) != 0 || axis_init(&ay, H, ch) != 0) {
+        free(tmp);
+        axis_free(&ax);
+        axis_free(&ay);
         return eh_fail(EH_TOO_LARGE, "crop: no memory");
     }
-    taps(tx, W, x0, x1 - x0);
-    taps(ty, H, y0, y1 - y0);
+    /* Horizontal pass: every crop row (padded outside the image) -> W columns. */
+    for (int32_t y = 0; y < ch; y++) {
+        int32_t iy = cy0 + y;
+        int inside_y = iy >= 0 && (uint32_t)iy < h;
+        const uint8_t *row = inside_y ? rgb + (size_t)iy * w * 3 : 0;
+        float *o = tmp + (size_t)y * W * 3;
+        for (uint32_t x = 0; x < W; x++) {
+            float r = 0, g = 0, b = 0;
+            const float *wt = ax.w + (size_t)x * ax.k;
+            for (int32_t k = 0; k < ax.len[x]; k++) {
+                int32_t ix = cx0 + ax.start[x] + k;
+                if (inside_y && ix >= 0 && (uint32_t)ix < w) {
+                    const uint8_t *p = row + (size_t)ix * 3;
+                    r += wt[k] * p[0], g += wt[k] * p[1], b += wt[k] * p[2];
+                } else {
+                    r += wt[k] * pad, g += wt[k] * pad, b += wt[k] * pad;
+                }
+            }
+            o[3 * x] = r, o[3 * x + 1] = g, o[3 * x + 2] = b;
+        }
+    }
+    /* Vertical pass into the tensor. */
     uint8_t *u8 = eh_tensor_data(t);
     int8_t *i8 = eh_tensor_data(t);
     float *f32 = eh_tensor_data(t);
     for (uint32_t y = 0; y < H; y++) {
-        for (uint32_t x = 0; x < W; x++) {
-            for (int c = 0; c < 3; c++) {
-                float a = px(rgb, w, h, tx[x].i0, ty[y].i0, c, pad), b = px(rgb, w, h, tx[x].i1, ty[y].i0, c, pad);
-                float d = px(rgb, w, h, tx[x].i0, ty[y].i1, c, pad), e = px(rgb, w, h, tx[x].i1, ty[y].i1, c, pad);
-                float top = a + (b - a) * tx[x].w, bot = d + (e - d) * tx[x].w;
-                float v = top + (bot - top) * ty[y].w;
-                size_t k = ((size_t)y * W + x) * 3 + (size_t)c;
-                if (t->dtype == EH_FLOAT32) f32[k] = (v - mean) / std;
-                else if (t->dtype == EH_UINT8) u8[k] = (uint8_t)(v + 0.5f);
-                else i8[k] = (int8_t)((int)(v + 0.5f) - 128);
+        const float *wt = ay.w + (size_t)y * ay.k;
+        for (uint32_t x = 0; x < W * 3; x++) {
+            float v = 0;
+            for (int32_t k = 0; k < ay.len[y]; k++) v += wt[k] * tmp[((size_t)(ay.start[y] + k) * W) * 3 + x];
+            size_t i = (size_t)y * W * 3 + x;
+            if (t->dtype == EH_FLOAT32) f32[i] = (v - mean) / std;
+            else {
+                int q = (int)lroundf(v);
+                q = q < 0 ? 0 : q > 255 ? 255 : q;
+                if (t->dtype == EH_UINT8) u8[i] = (uint8_t)q;
+                else i8[i] = (int8_t)(q - 128);
             }
         }
     }
-    free(tx);
-    free(ty);
+    free(tmp);
+    axis_free(&ax);
+    axis_free(&ay);
     return EH_OK;
 }
 

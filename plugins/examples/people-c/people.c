@@ -17,7 +17,7 @@
  *
  * Params: "labels" (detector labels, with "label_offset"), "class_labels" (classifier),
  * "threshold" 0.5, "max_objects" 16, "pose_model" "pose", "classifier" "mobilenet",
- * "person_scale" 1.25, "decode_min" 512. The models must be in grants.models.
+ * "person_scale" 1.25, "decode_min" 0 (full size; e.g. 512 decodes a JPEG at the smallest DCT scale >= 512x512). The models must be in grants.models.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@
 
 static char **g_labels, **g_clabels;
 static size_t *g_label_len, *g_clabel_len, g_nlabels, g_nclabels;
-static long g_offset = 0, g_max = 16, g_decode_min = 512;
+static long g_offset = 0, g_max = 16, g_decode_min = 0; /* 0: full size (a JPEG DCT-scaled decode saves time, moves boxes a little) */
 static double g_threshold = 0.5, g_scale = 1.25;
 static char g_pose_name[64] = "pose", g_cls_name[64] = "mobilenet";
 static eh_model g_pose, g_cls;
@@ -141,11 +141,8 @@ int eh_plugin_pre(eh_call *call) {
     if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg);
     g_ow = g_img.w, g_oh = g_img.h;
     header_size(in, n, &g_ow, &g_oh);
-    static const float mean[3] = {0, 0, 0}, sd[3] = {1, 1, 1};
-    if (img_resize(&g_img, eh_tensor_data(t), IMG_OUT_U8, (uint32_t)t->dims[1], (uint32_t)t->dims[2], 3, mean, sd) !=
-        IMG_OK)
-        return eh_fail(EH_TOO_LARGE, "people-c: out of memory resizing");
-    return EH_OK;
+    /* The same filter as the crops (Pillow's antialiased bilinear) over the whole image. */
+    return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, 0, 0, (float)g_img.w, (float)g_img.h, t, 0, 1, 0);
 }
 
 static void label(eh_buf *b, char **ls, size_t *ll, size_t nl, long j) {
