@@ -52,8 +52,8 @@ type Probation struct {
 // request_timeout), and errors writing the result to the client.
 func Failed(ctx context.Context, err error, fromResult bool) bool {
 	switch {
-	case err == nil, fromResult, errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
-		return false
+	case err == nil, fromResult, errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed), errors.Is(err, plugin.ErrModelBusy):
+		return false // overload (no worker, or no interpreter for a model call), not the version
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return false
 	}

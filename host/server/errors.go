@@ -89,6 +89,7 @@ func classOf(err error) string {
 		noRoom  *plugin.InputTooLargeError
 		timeout *plugin.TimeoutError
 		alloc   *plugin.AllocError
+		mcall   *plugin.ModelCallError
 	)
 	switch {
 	case errors.Is(err, ErrUnauthorized):
@@ -101,8 +102,14 @@ func classOf(err error) string {
 		return ClassBadInput
 	case errors.Is(err, engine.ErrNotFound):
 		return ClassNotFound
-	case errors.Is(err, pipeline.ErrOverloaded):
+	case errors.Is(err, pipeline.ErrOverloaded), errors.Is(err, plugin.ErrModelBusy):
 		return ClassOverloaded
+	case errors.As(err, &mcall) && errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout // a model call after the request's deadline (or the plugin's budget)
+	case errors.As(err, &mcall) && errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.As(err, &mcall):
+		return ClassPluginError // not granted, past max_model_calls, bad buffers, inference failed
 	case errors.As(err, &timeout):
 		return ClassPluginTimeout
 	case errors.As(err, &alloc):
