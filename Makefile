@@ -49,7 +49,12 @@ C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/example
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
 
 # Every example embeds its manifest with the binary's `edgehost plugin manifest`: build first.
-plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins rust-plugins
+plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins rust-plugins sdk/go/testdata/modelcall/modelcall.wasm
+
+# The Go SDK's model-call test plugin (ABI 1.3), run by host/pipeline's TestSDKModelCalls.
+sdk/go/testdata/modelcall/modelcall.wasm: sdk/go/testdata/modelcall/main.go sdk/go/testdata/modelcall/manifest.json $(SDK_GO)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./sdk/go/testdata/modelcall
+	./bin/edgehost plugin manifest --set sdk/go/testdata/modelcall/manifest.json $@
 
 # Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
 # instrument and decode at every load), then the manifest embedded as a custom section.
@@ -69,7 +74,7 @@ RUST_OUT := bin/rust
 RUST_FLAGS := --edition 2021 --target wasm32-wasi -O -C strip=symbols
 RUST_SDK := $(wildcard sdk/rust/edgehost/src/*.rs)
 .PHONY: rust-plugins rust-toolchain
-rust-plugins: plugins/examples/segment-rust/segment-rust.wasm sdk/rust/testdata/panic.wasm
+rust-plugins: plugins/examples/segment-rust/segment-rust.wasm sdk/rust/testdata/panic.wasm sdk/rust/testdata/modelcall.wasm
 
 rust-toolchain:
 	@if [ "$(RUSTC)" = "$(ROOT)/.deps/rust/bin/rustc" ]; then bash scripts/rust.sh; \
@@ -82,6 +87,10 @@ $(RUST_OUT)/libedgehost.rlib: $(RUST_SDK) | rust-toolchain
 plugins/examples/segment-rust/segment-rust.wasm: $$(wildcard plugins/examples/segment-rust/src/*.rs) plugins/examples/segment-rust/manifest.json $(RUST_OUT)/libedgehost.rlib | build
 	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name segment_rust --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ plugins/examples/segment-rust/src/lib.rs
 	./bin/edgehost plugin manifest --set plugins/examples/segment-rust/manifest.json $@
+
+sdk/rust/testdata/modelcall.wasm: sdk/rust/testdata/modelcall.rs sdk/rust/testdata/modelcall.json $(RUST_OUT)/libedgehost.rlib | build
+	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name rust_modelcall --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ sdk/rust/testdata/modelcall.rs
+	./bin/edgehost plugin manifest --set sdk/rust/testdata/modelcall.json $@
 
 sdk/rust/testdata/panic.wasm: sdk/rust/testdata/panic.rs sdk/rust/testdata/manifest.json $(RUST_OUT)/libedgehost.rlib | build
 	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name rust_panic --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ sdk/rust/testdata/panic.rs

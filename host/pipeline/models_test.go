@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +212,50 @@ func TestModelCallBusy(t *testing.T) {
 		}
 	}
 	t.Fatal("200 calls against a busy pool of one never waited past their 1 ms")
+}
+
+// TestSDKModelCalls: plugins built with the Go and the Rust SDK (sdk/*/testdata/modelcall)
+// run the granted model through the ABI 1.3 imports on their own buffers, on one shared
+// instance: the nested run's output equals the pipeline's own run of the model on the same
+// input, with 0 bytes copied (TFLite 2.17).
+func TestSDKModelCalls(t *testing.T) {
+	ctx := context.Background()
+	m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 1, XNNPACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ms := pipeline.NewModels()
+	defer ms.Close()
+	if err := ms.Set("mobilenet", m, 1); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	rt.SetModelRunner(ms)
+	for _, path := range []string{root + "sdk/go/testdata/modelcall/modelcall.wasm", root + "sdk/rust/testdata/modelcall.wasm"} {
+		mod, err := rt.Load(ctx, plugin.Config{Path: path, WantKind: "both", Timeout: workBudget, MemoryLimit: 64 << 20,
+			Grants: plugin.Grants{Models: []string{"mobilenet"}}})
+		if err != nil {
+			t.Fatalf("%v (make plugins builds it)", err)
+		}
+		p, err := pipeline.New(ctx, pipeline.Spec{Name: "sdk", Model: m, Pre: mod, Post: mod, Workers: 1, SharedInstance: true, MaxModelCalls: 2}, nil)
+		mod.Release(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		st, err := p.Run(ctx, strings.NewReader("x"), 1, func(b []byte, _ string) error { out = string(b); return nil })
+		p.Close(ctx)
+		if err != nil || !strings.Contains(out, `"equal":true`) || st.ModelCalls != 1 {
+			t.Fatalf("%s: %v %s (%d model calls)", path, err, out, st.ModelCalls)
+		}
+		if tflite.Probe().CustomAllocation && st.CopiedBytes != 0 {
+			t.Errorf("%s: %d bytes copied", path, st.CopiedBytes)
+		}
+		t.Logf("%s: %s, %d bytes copied", path, out, st.CopiedBytes)
+	}
 }
