@@ -103,7 +103,7 @@ run: build plugins
 # deploy/, so that k8s.io/api stays out of edgehost's), then the race detector over the host's
 # concurrent parts (-short trims the load tests under -race; the 16 clients × 200 requests
 # test then runs in full under -race on its own).
-test: build plugins brokers deps-litert
+test: build plugins brokers deps-litert bench-venv
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...

@@ -6,7 +6,9 @@ ssd -> each "person" scoring >= threshold: a square crop (side = 1.25 x the box'
 centred, padded black) -> pose_landmark_full (float32 0..1) -> 33 keypoints in the image's
 pixels; every other object: the box cropped -> mobilenet -> top-1 label.
 
-usage: python people_chain.py --models DIR IMAGE   (prints the JSON answer)
+usage: python people_chain.py --models DIR IMAGE            (prints the JSON answer)
+       python people_chain.py --models DIR --worker IMAGE   (bench/ehcascade: one line "run" in,
+                                                             one JSON line of timings out, per request)
 """
 import argparse
 import io
@@ -75,8 +77,21 @@ class Chain:
 
 
 if __name__ == "__main__":
+    import sys
+    import time
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", required=True)
+    ap.add_argument("--worker", action="store_true")
     ap.add_argument("image")
     a = ap.parse_args()
-    print(json.dumps(Chain(a.models).run(open(a.image, "rb").read())))
+    chain, body = Chain(a.models), open(a.image, "rb").read()
+    if not a.worker:
+        print(json.dumps(chain.run(body)))
+        sys.exit(0)
+    for line in sys.stdin:
+        chain.invoke_s = 0.0
+        t0 = time.perf_counter()
+        out = chain.run(body)
+        wall = time.perf_counter() - t0
+        print(json.dumps({"wall_ms": wall * 1e3, "invoke_ms": chain.invoke_s * 1e3, "objects": len(out["objects"])}), flush=True)

@@ -3,10 +3,12 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,4 +378,93 @@ func TestCascadeHotSwap(t *testing.T) {
 		t.Fatalf("people serves %s, %d failures", p.PreName, p.Failures)
 	}
 	t.Logf("%d requests through 2 plugin and 2 pose model swaps, %d model calls", l.n.Load(), st.Pipelines["people"].ModelCalls)
+}
+
+// TestCropMatchesPillow: the C SDK's eh_crop_resize_rgb (a hand-written resampler) gives the
+// same bytes as Pillow's Image.crop + resize(BILINEAR), the Python chain's, on random images
+// and boxes inside, across and outside the image edges, down- and upscaled.
+func TestCropMatchesPillow(t *testing.T) {
+	py := filepath.Join(testplugins.Root, ".deps/bench-venv/bin/python")
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("Pillow comes from the pinned venv: run `make bench-venv` (%v)", err)
+	}
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "crop.raw")
+	sdk := filepath.Join(testplugins.Root, "sdk/c")
+	testplugins.BuildC(t, true, "-O2", "-I", sdk, "-o", raw, filepath.Join(testplugins.Root, "host/engine/testdata/crop_diff.c"),
+		filepath.Join(sdk, "edgehost.c"), filepath.Join(sdk, "heap.c"), filepath.Join(sdk, "model.c"))
+	b, err := os.ReadFile(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = abi.SetCustomSection(b, abi.ManifestSection, []byte(`{"name":"crop-diff","version":"1.0.0","abi":1,"kind":"both"}`)); err != nil {
+		t.Fatal(err)
+	}
+	plug := filepath.Join(dir, "crop.wasm")
+	writeFile(t, plug, b)
+	cfg := filepath.Join(dir, "c.toml")
+	writeFile(t, cfg, fmt.Appendf(nil, "[models.m]\npath = %q\n[pipelines.crop]\nmodel = \"m\"\nworkers = 1\nshared_instance = true\n[pipelines.crop.pre]\npath = %q\nmemory_limit_mb = 128\ntimeout_ms = 30000\n",
+		testplugins.Model("mobilenet_quant_v1_224.tflite"), plug))
+	e := newCascadeEngine(t, cfg)
+	type tc struct {
+		W, H           int
+		X0, Y0, X1, Y1 float64
+		OW, OH         int
+	}
+	cases := []tc{
+		{640, 480, 0, 0, 640, 480, 300, 300},            // the whole image, downscaled
+		{640, 480, 100.4, 50.6, 400.5, 420.5, 224, 224}, // inside; .5 rounds half to even
+		{640, 480, -80, -60, 300, 320, 256, 256},        // across the top-left edge: padded
+		{640, 480, 500, 300, 900, 700, 256, 256},        // across the bottom-right edge
+		{200, 150, 10, 10, 60, 40, 224, 224},            // upscaled
+		{333, 517, -1000, -1000, -900, -900, 32, 32},    // wholly outside: all pad
+	}
+	r := rand.New(rand.NewSource(1))
+	var got [][]byte
+	for i, c := range cases {
+		img := make([]byte, c.W*c.H*3)
+		r.Read(img)
+		writeFile(t, filepath.Join(dir, fmt.Sprintf("img%d.rgb", i)), img)
+		hdr := binary.LittleEndian.AppendUint32(nil, uint32(c.W))
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(c.H))
+		for _, v := range []float64{c.X0, c.Y0, c.X1, c.Y1} {
+			hdr = binary.LittleEndian.AppendUint64(hdr, math.Float64bits(v))
+		}
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(c.OW))
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(c.OH))
+		out, _, err := runPipe(context.Background(), e, "crop", append(hdr, img...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, out)
+	}
+	js, _ := json.Marshal(cases)
+	script := `
+import json, sys
+from PIL import Image
+cases = json.loads(sys.argv[1])
+for i, c in enumerate(cases):
+    im = Image.frombytes("RGB", (c["W"], c["H"]), open("%s/img%d.rgb" % (sys.argv[2], i), "rb").read())
+    box = (round(c["X0"]), round(c["Y0"]), round(c["X1"]), round(c["Y1"]))
+    open("%s/want%d.rgb" % (sys.argv[2], i), "wb").write(im.crop(box).resize((c["OW"], c["OH"]), Image.Resampling.BILINEAR).tobytes())
+`
+	if out, err := exec.Command(py, "-c", script, string(js), dir).CombinedOutput(); err != nil {
+		t.Fatalf("pillow: %v\n%s", err, out)
+	}
+	for i := range cases {
+		want, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("want%d.rgb", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[i], want) {
+			diff, maxd := 0, 0
+			for k := range min(len(got[i]), len(want)) {
+				if d := int(got[i][k]) - int(want[k]); d != 0 {
+					diff++
+					maxd = max(maxd, d, -d)
+				}
+			}
+			t.Errorf("case %+v: %d of %d bytes differ from Pillow's (at most by %d; lengths %d, %d)", cases[i], diff, len(want), maxd, len(got[i]), len(want))
+		}
+	}
 }

@@ -399,13 +399,14 @@ static inline eh_tensor *eh_model_output(eh_model *m, size_t i) {
 int eh_model_run(eh_model *m);
 void eh_model_close(eh_model *m);
 
-/* Crop the box [x0, x1) x [y0, y1) (pixels, rounded to whole pixels; it may reach outside the
- * image: filled with pad) of an 8-bit RGB image w x h and resize it into the NHWC tensor t
- * (1 x H x W x 3) with Pillow's BILINEAR filter (a triangle widened by the downscale factor:
- * antialiased), so results track a Python chain's Image.crop + resize: uint8 as pixel values,
- * int8 as pixel - 128, float32 as (pixel - mean) / std. EH_OK, EH_UNSUPPORTED (another
- * layout) or EH_BAD_INPUT (an empty or invalid box). */
-int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, float x0, float y0, float x1, float y1,
+/* Crop the box [x0, x1) x [y0, y1) (pixels, rounded half to even to whole pixels, as Python's
+ * round(); it may reach outside the image: filled with pad) of an 8-bit RGB image w x h and
+ * resize it into the NHWC tensor t (1 x H x W x 3) exactly as Pillow's Image.crop + resize
+ * (BILINEAR: a triangle widened by the downscale factor, antialiased; fixed point; an 8-bit
+ * intermediate), so a Python chain on the same pixels gets the same bytes: uint8 as pixel
+ * values, int8 as pixel - 128, float32 as (pixel - mean) / std. EH_OK, EH_UNSUPPORTED
+ * (another layout) or EH_BAD_INPUT (an empty or invalid box). */
+int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, double y0, double x1, double y1,
                        eh_tensor *t, float mean, float std, uint8_t pad);
 
 /* The index of the largest element of t (dequantised), or -1 when t is empty. */

@@ -46,13 +46,16 @@ void eh_model_close(eh_model *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* One axis of the resize, as Pillow's BILINEAR resample does it: a triangle filter whose
- * support widens with the downscale factor (antialiased), over the crop's own pixels
- * (n_src of them, starting at src0 in the image), weights normalised. Output i reads source
- * pixels start[i] .. start[i] + len[i] - 1 (crop coordinates). */
+/* The resize is Pillow's BILINEAR resample (Image.resize), emulated exactly: a triangle
+ * filter whose support widens with the downscale factor (antialiased), weights normalised
+ * then turned into 22-bit fixed point, a horizontal pass into an 8-bit image, then a
+ * vertical pass, each rounding as Pillow does. A Python chain's Image.crop + resize and this
+ * give the same bytes on the same decoded pixels. */
+#define EH_PREC 22
+
 typedef struct {
-    int32_t *start, *len;
-    float *w; /* len[i] weights of output i at w[i * k] */
+    int32_t *start, *len; /* source window of output i (crop coordinates) */
+    int32_t *w;           /* len[i] fixed-point weights of output i at w[i * k] */
     int32_t k;
 } axis;
 
@@ -67,8 +70,12 @@ static int axis_init(axis *a, uint32_t n_out, int32_t n_src) {
     a->k = (int32_t)ceil(support) * 2 + 1;
     a->start = malloc(sizeof(int32_t) * n_out);
     a->len = malloc(sizeof(int32_t) * n_out);
-    a->w = malloc(sizeof(float) * n_out * (size_t)a->k);
-    if (!a->start || !a->len || !a->w) return -1;
+    a->w = malloc(sizeof(int32_t) * n_out * (size_t)a->k);
+    double *tmp = malloc(sizeof(double) * (size_t)a->k);
+    if (!a->start || !a->len || !a->w || !tmp) {
+        free(tmp);
+        return -1;
+    }
     for (uint32_t i = 0; i < n_out; i++) {
         double c = ((double)i + 0.5) * scale;
         int32_t lo = (int32_t)(c - support + 0.5), hi = (int32_t)(c + support + 0.5);
@@ -76,87 +83,124 @@ static int axis_init(axis *a, uint32_t n_out, int32_t n_src) {
         if (hi > n_src) hi = n_src;
         if (hi - lo > a->k) hi = lo + a->k;
         double sum = 0;
-        float *w = a->w + (size_t)i * a->k;
         for (int32_t x = lo; x < hi; x++) {
             double t = ((double)x - c + 0.5) / fs;
-            double v = t < 0 ? 1 + t : 1 - t;
-            w[x - lo] = (float)(v > 0 ? v : 0);
-            sum += w[x - lo];
+            if (t < 0) t = -t;
+            tmp[x - lo] = t < 1 ? 1 - t : 0;
+            sum += tmp[x - lo];
         }
-        for (int32_t x = lo; x < hi; x++) w[x - lo] = sum > 0 ? (float)(w[x - lo] / sum) : 0;
+        int32_t *w = a->w + (size_t)i * a->k;
+        for (int32_t x = lo; x < hi; x++) {
+            double v = sum != 0 ? tmp[x - lo] / sum : 0;
+            w[x - lo] = v < 0 ? (int32_t)(-0.5 + v * (1 << EH_PREC)) : (int32_t)(0.5 + v * (1 << EH_PREC));
+        }
         a->start[i] = lo;
         a->len[i] = hi - lo;
     }
+    free(tmp);
     return 0;
 }
 
-int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, float x0, float y0, float x1, float y1,
+static inline uint8_t clip8(int32_t v) {
+    v >>= EH_PREC;
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, double y0, double x1, double y1,
                        eh_tensor *t, float mean, float std, uint8_t pad) {
     if (t->ndims != 4 || t->dims[0] != 1 || t->dims[3] != 3 || t->dims[1] <= 0 || t->dims[2] <= 0 ||
         eh_tensor_count(t) == 0)
         return eh_fail(EH_UNSUPPORTED, "crop: want an NHWC tensor 1 x H x W x 3");
     if (t->dtype != EH_UINT8 && t->dtype != EH_INT8 && t->dtype != EH_FLOAT32)
         return eh_fail(EH_UNSUPPORTED, "crop: tensor type %s", eh_dtype_name(t->dtype));
-    if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1) || fabsf(x0) > 1e6f || fabsf(y0) > 1e6f ||
-        fabsf(x1) > 1e6f || fabsf(y1) > 1e6f)
+    if (!isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1) || fabs(x0) > 1e6 || fabs(y0) > 1e6 ||
+        fabs(x1) > 1e6 || fabs(y1) > 1e6)
         return eh_fail(EH_BAD_INPUT, "crop: invalid box");
-    /* The crop is whole pixels, as Image.crop takes them: [cx0, cx0 + cw) x [cy0, cy0 + ch). */
-    int32_t cx0 = (int32_t)lroundf(x0), cy0 = (int32_t)lroundf(y0);
-    int32_t cw = (int32_t)lroundf(x1) - cx0, ch = (int32_t)lroundf(y1) - cy0;
+    /* Whole pixels, rounded half to even as Python's round(): [cx0, cx0 + cw) x [cy0, cy0 + ch). */
+    int32_t cx0 = (int32_t)nearbyint(x0), cy0 = (int32_t)nearbyint(y0);
+    int32_t cw = (int32_t)nearbyint(x1) - cx0, ch = (int32_t)nearbyint(y1) - cy0;
     if (cw < 1 || ch < 1) return eh_fail(EH_BAD_INPUT, "crop: empty box");
     uint32_t H = (uint32_t)t->dims[1], W = (uint32_t)t->dims[2];
     axis ax = {0}, ay = {0};
-    float *tmp = malloc(sizeof(float) * (size_t)ch * W * 3);
-    if (!tmp || axis_init(&ax, W, cw) != 0 || axis_init(&ay, H, ch) != 0) {
-        free(tmp);
-        axis_free(&ax);
-        axis_free(&ay);
-        return eh_fail(EH_TOO_LARGE, "crop: no memory");
+    uint8_t *tmp = NULL;
+    int32_t *padk = NULL;
+    if (axis_init(&ax, W, cw) != 0 || axis_init(&ay, H, ch) != 0) goto nomem;
+    /* The crop rows the vertical pass reads. */
+    int32_t r0 = ay.start[0], r1 = ay.start[H - 1] + ay.len[H - 1];
+    tmp = malloc((size_t)(r1 - r0) * W * 3);
+    padk = malloc(sizeof(int32_t) * W * 3); /* per output column: in-image window, and pad's share */
+    if (!tmp || !padk) goto nomem;
+    for (uint32_t x = 0; x < W; x++) {
+        int32_t lo = cx0 + ax.start[x], hi = lo + ax.len[x];
+        int32_t clo = lo < 0 ? 0 : lo, chi = hi > (int32_t)w ? (int32_t)w : hi;
+        if (chi < clo) chi = clo;
+        int32_t out = 0;
+        const int32_t *wt = ax.w + (size_t)x * ax.k;
+        for (int32_t k = 0; k < ax.len[x]; k++)
+            if (lo + k < clo || lo + k >= chi) out += wt[k];
+        padk[3 * x] = clo, padk[3 * x + 1] = chi, padk[3 * x + 2] = out * pad;
     }
-    /* Horizontal pass: every crop row (padded outside the image) -> W columns. */
-    for (int32_t y = 0; y < ch; y++) {
+    /* Horizontal pass into an 8-bit image, as Pillow does. */
+    for (int32_t y = r0; y < r1; y++) {
         int32_t iy = cy0 + y;
-        int inside_y = iy >= 0 && (uint32_t)iy < h;
-        const uint8_t *row = inside_y ? rgb + (size_t)iy * w * 3 : 0;
-        float *o = tmp + (size_t)y * W * 3;
+        uint8_t *o = tmp + (size_t)(y - r0) * W * 3;
+        int inside = iy >= 0 && (uint32_t)iy < h;
+        const uint8_t *row = inside ? rgb + (size_t)iy * w * 3 : NULL;
         for (uint32_t x = 0; x < W; x++) {
-            float r = 0, g = 0, b = 0;
-            const float *wt = ax.w + (size_t)x * ax.k;
-            for (int32_t k = 0; k < ax.len[x]; k++) {
-                int32_t ix = cx0 + ax.start[x] + k;
-                if (inside_y && ix >= 0 && (uint32_t)ix < w) {
-                    const uint8_t *p = row + (size_t)ix * 3;
-                    r += wt[k] * p[0], g += wt[k] * p[1], b += wt[k] * p[2];
-                } else {
-                    r += wt[k] * pad, g += wt[k] * pad, b += wt[k] * pad;
+            const int32_t *wt = ax.w + (size_t)x * ax.k;
+            int32_t lo = cx0 + ax.start[x], clo = padk[3 * x], chi = padk[3 * x + 1];
+            int32_t base = (1 << (EH_PREC - 1)) + padk[3 * x + 2];
+            int32_t r = base, g = base, b = base;
+            if (inside) {
+                const uint8_t *p = row + (size_t)clo * 3;
+                for (int32_t c = clo; c < chi; c++, p += 3) {
+                    int32_t q = wt[c - lo];
+                    r += q * p[0];
+                    g += q * p[1];
+                    b += q * p[2];
                 }
+            } else {
+                int32_t all = 0;
+                for (int32_t k = 0; k < ax.len[x]; k++) all += wt[k];
+                r = g = b = (1 << (EH_PREC - 1)) + all * pad;
             }
-            o[3 * x] = r, o[3 * x + 1] = g, o[3 * x + 2] = b;
+            o[3 * x] = clip8(r), o[3 * x + 1] = clip8(g), o[3 * x + 2] = clip8(b);
         }
     }
     /* Vertical pass into the tensor. */
     uint8_t *u8 = eh_tensor_data(t);
     int8_t *i8 = eh_tensor_data(t);
     float *f32 = eh_tensor_data(t);
+    float inv = 1.0f / std;
+    const uint32_t n3 = W * 3;
+    int32_t *acc = padk; /* W * 3 ints: reuse */
     for (uint32_t y = 0; y < H; y++) {
-        const float *wt = ay.w + (size_t)y * ay.k;
-        for (uint32_t x = 0; x < W * 3; x++) {
-            float v = 0;
-            for (int32_t k = 0; k < ay.len[y]; k++) v += wt[k] * tmp[((size_t)(ay.start[y] + k) * W) * 3 + x];
-            size_t i = (size_t)y * W * 3 + x;
-            if (t->dtype == EH_FLOAT32) f32[i] = (v - mean) / std;
-            else {
-                int q = (int)lroundf(v);
-                q = q < 0 ? 0 : q > 255 ? 255 : q;
-                if (t->dtype == EH_UINT8) u8[i] = (uint8_t)q;
-                else i8[i] = (int8_t)(q - 128);
-            }
+        const int32_t *wt = ay.w + (size_t)y * ay.k;
+        for (uint32_t x = 0; x < n3; x++) acc[x] = 1 << (EH_PREC - 1);
+        for (int32_t k = 0; k < ay.len[y]; k++) {
+            const uint8_t *src = tmp + (size_t)(ay.start[y] + k - r0) * n3;
+            int32_t c = wt[k];
+            for (uint32_t x = 0; x < n3; x++) acc[x] += c * (int32_t)src[x];
+        }
+        size_t o = (size_t)y * n3;
+        for (uint32_t x = 0; x < n3; x++) {
+            uint8_t v = clip8(acc[x]);
+            if (t->dtype == EH_FLOAT32) f32[o + x] = ((float)v - mean) * inv;
+            else if (t->dtype == EH_UINT8) u8[o + x] = v;
+            else i8[o + x] = (int8_t)((int)v - 128);
         }
     }
     free(tmp);
+    free(padk);
     axis_free(&ax);
     axis_free(&ay);
     return EH_OK;
+nomem:
+    free(tmp);
+    free(padk);
+    axis_free(&ax);
+    axis_free(&ay);
+    return eh_fail(EH_TOO_LARGE, "crop: no memory");
 }
 
 long eh_tensor_argmax(const eh_tensor *t) {

@@ -142,7 +142,7 @@ int eh_plugin_pre(eh_call *call) {
     g_ow = g_img.w, g_oh = g_img.h;
     header_size(in, n, &g_ow, &g_oh);
     /* The same filter as the crops (Pillow's antialiased bilinear) over the whole image. */
-    return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, 0, 0, (float)g_img.w, (float)g_img.h, t, 0, 1, 0);
+    return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, 0, 0, g_img.w, g_img.h, t, 0, 1, 0);
 }
 
 static void label(eh_buf *b, char **ls, size_t *ll, size_t nl, long j) {
@@ -153,8 +153,7 @@ static void label(eh_buf *b, char **ls, size_t *ll, size_t nl, long j) {
 /* Crop a box given in original pixels from the kept (maybe downscaled) image. */
 static int crop(double x0, double y0, double x1, double y1, eh_tensor *t, float mean, float sd) {
     double sx = (double)g_img.w / g_ow, sy = (double)g_img.h / g_oh;
-    return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, (float)(x0 * sx), (float)(y0 * sy), (float)(x1 * sx),
-                              (float)(y1 * sy), t, mean, sd, 0);
+    return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, x0 * sx, y0 * sy, x1 * sx, y1 * sy, t, mean, sd, 0);
 }
 
 static int person(double ymin, double xmin, double ymax, double xmax) {
