@@ -52,7 +52,7 @@ func hostileCascade(t *testing.T) string {
 	return out
 }
 
-// cascadeConfig is the people pipeline (on copies of the plugin and the pose model in dir, so
+// cascadeConfig is the people pipeline as shipped (on copies of the plugin and the pose model in dir, so
 // that tests may replace them), the hostile pipelines named in modes, and a neighbour.
 func cascadeConfig(t *testing.T, dir string, hostile string, modes ...string) (cfgPath, peoplePlugin, poseModel string) {
 	t.Helper()
@@ -83,7 +83,7 @@ queue_timeout = "30s"
 [pipelines.people.pre]
 path = %q
 timeout_ms = 30000
-params = { threshold = 0.5, label_offset = 1 }
+params = { threshold = 0.5, label_offset = 1, decode_min = 640 }
 params_files = { labels = %q, class_labels = %q }
 grants = { models = ["pose", "mobilenet"] }
 [pipelines.neighbour]
