@@ -9,7 +9,7 @@ export CGO_LDFLAGS := -L$(TFLITE_LIB) -Wl,-rpath,$(TFLITE_LIB)
 export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
-.PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
+.PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-cascade bench-go bench-venv bench-data fuzz clean
 
 all: build plugins
 
@@ -163,9 +163,15 @@ test-tflite29: deps plugins
 # Go), one interleaved run, printed as one markdown table of ratios and written to
 # .deps/bench/results.md. Rounds and durations: BENCH_ROUNDS, BENCH_HTTP_REQS, BENCH_TPUT_SECS,
 # BENCH_TPUT_ROUNDS (see bench/README.md). Only this target needs the venv; make test does not.
-bench: build plugins bench-venv bench-data
+bench: build plugins bench-venv bench-data bench-cascade
 	go build -o bin/ehbench ./bench/ehbench
 	./bin/ehbench -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/results.md
+
+# The people cascade in process against the same chain in Python (interleaved); its HTTP rows
+# are ehbench's (edgehost people / Python people; `./bin/ehbench -no-inproc -only people`).
+bench-cascade: build plugins bench-venv
+	go build -o bin/ehcascade ./bench/ehcascade
+	./bin/ehcascade -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/cascade.md
 
 # The Go micro-benchmarks of the host packages.
 bench-go: build plugins

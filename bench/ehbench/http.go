@@ -295,6 +295,19 @@ func benchHTTP(s settings) *httpResult {
 	}
 	add("Python classify", py, "/v1/pipelines/classify", peacock)
 	add("Python detect", py, "/v1/pipelines/detect", street)
+	if has["people"] { // the cascade (issue 25): ssd, then pose per person and mobilenet per other object
+		add("edgehost people", eh, "/v1/pipelines/people", street)
+		add("Python people", py, "/v1/pipelines/people", street)
+	}
+	if s.only != "" {
+		var keep []*target
+		for _, t := range r.targets {
+			if strings.Contains(t.name, s.only) {
+				keep = append(keep, t)
+			}
+		}
+		r.targets = keep
+	}
 
 	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * s.clients}}
 	for _, t := range r.targets { // warm up

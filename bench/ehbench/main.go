@@ -74,6 +74,7 @@ type settings struct {
 	tputRounds        int
 	clients           int
 	skipHTTP, skipIn  bool
+	only              string // HTTP targets whose name contains it (all when "")
 }
 
 func main() {
@@ -83,6 +84,7 @@ func main() {
 	flag.StringVar(&s.out, "out", ".deps/bench/results.md", "where to write the markdown table")
 	flag.BoolVar(&s.skipHTTP, "no-http", false, "skip the HTTP part")
 	flag.BoolVar(&s.skipIn, "no-inproc", false, "skip the in-process part")
+	flag.StringVar(&s.only, "only", "", "HTTP: only the targets whose name contains this (e.g. people)")
 	flag.Parse()
 	s.rounds = envInt("BENCH_ROUNDS", 5)
 	s.httpReqs = envInt("BENCH_HTTP_REQS", 40)
