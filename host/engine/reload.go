@@ -18,11 +18,40 @@ import (
 
 // Reloads go through one lock so that two changes never race; requests never take it.
 
-// spec builds a pipeline spec from config with the given modules and model.
+// spec builds a pipeline spec from config with the given modules and model. The spec holds
+// the current versions of the models its plugins may call (pipeline.Spec.Calls): the
+// pipeline version built from it owns them.
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
-	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
+	var calls *pipeline.CallSet
+	if g := grantedModels(pc); len(g) > 0 {
+		calls = e.calls.Acquire(g)
+	}
+	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, Calls: calls,
 		QueueTimeout: pc.QueueTimeout.Duration, MaxModelCalls: pc.MaxModelCalls, SharedInstance: pc.SharedInstance,
 		Probation: pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare}}
+}
+
+// grantedModels names the models a pipeline's plugins may call.
+func grantedModels(pc config.Pipeline) []string {
+	var out []string
+	for _, n := range append(append([]string(nil), pc.Pre.Grants.Models...), pc.Post.Grants.Models...) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// callsCurrent reports whether p's serving version calls the current version of every
+// model its plugins may call.
+func (e *Engine) callsCurrent(p *Pipeline) bool {
+	cs := p.Pipeline.Spec().Calls
+	for _, n := range grantedModels(p.Config) {
+		if cs.Model(n) != e.calls.Current(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // golden runs the pipeline's golden input, if any, on a prepared version.
@@ -188,16 +217,28 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 		e.failed(old.Config.Path, "model "+name, err)
 		return
 	}
+	// Plugins' calls of the model move with the pipelines that make them: the new version
+	// is current for the versions built from here on; each pipeline that calls it is
+	// prepared on it, checked (golden) and swapped in like any other reload.
+	e.setCalls(name, m)
 	var waits []<-chan struct{}
 	for _, p := range e.Pipelines() {
-		if p.ModelName != name {
+		if p.ModelName != name && !slices.Contains(grantedModels(p.Config), name) {
 			continue
 		}
-		closed, err := e.install(ctx, p, p.Config, m, p.Pre, p.Post)
+		pm := m
+		if p.ModelName != name {
+			if pm, ok = e.Model(p.ModelName); !ok {
+				continue
+			}
+		}
+		closed, err := e.install(ctx, p, p.Config, pm, p.Pre, p.Post)
 		if err != nil {
-			// Pipelines already moved keep the new model; this one keeps the old.
+			// Pipelines already moved keep the new model; this one keeps the old, and so do
+			// the pipelines built from here on.
 			e.failed(old.Config.Path, "pipeline "+p.Name+" on the new model", err)
 			e.errs.set("pipeline:"+p.Name, err)
+			e.setCalls(name, old)
 			m.Pool.Close()
 			m.Model.Close()
 			return
@@ -207,7 +248,6 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 	e.mu.Lock()
 	e.models[name] = m
 	e.mu.Unlock()
-	e.setCalls(name, m)
 	e.reloads.Add(1)
 	e.errs.set(old.Config.Path, nil)
 	e.log.Info("model swapped in", "model", name, "hash", m.Hash[:12])
@@ -279,7 +319,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		pc := next.Pipelines[name]
 		old, exists := e.Pipeline(name)
 		m, _ := e.Model(pc.Model)
-		if exists && reflect.DeepEqual(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model {
+		if exists && reflect.DeepEqual(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model && e.callsCurrent(old) {
 			continue
 		}
 		var err error

@@ -31,8 +31,12 @@ type Spec struct {
 	// rolls back to it by itself (see Failed for what counts).
 	Probation Probation
 	// MaxModelCalls bounds the model calls (ABI §5.9) one request's plugins may make; 0
-	// allows none. The models themselves are the plugin runtime's (plugin.Runtime.SetModelRunner).
+	// allows none.
 	MaxModelCalls int
+	// Calls are the model versions this version's plugins may call (Models.Acquire; nil:
+	// the runtime's, plugin.Runtime.SetModelRunner). The version owns the set: it releases
+	// it when it closes, or at once if it cannot be built.
+	Calls *CallSet
 	// SharedInstance runs pre and post on one instance of Pre (a kind "both" plugin), so
 	// that post reads what pre kept in its memory (the decoded image a cascade crops from)
 	// with no copy. Post must be the same module.
@@ -138,6 +142,7 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 	p.live[g] = true
 	p.mu.Unlock()
 	if spec.SharedInstance && spec.Post != spec.Pre {
+		spec.Calls.Release()
 		return nil, fmt.Errorf("pipeline %s: a shared instance needs the same plugin as pre and post", spec.Name)
 	}
 	spec.Pre.Retain()
@@ -164,18 +169,20 @@ func (g *generation) close(ctx context.Context) {
 	g.all = nil
 	g.spec.Pre.Release(ctx)
 	g.spec.Post.Release(ctx)
+	g.spec.Calls.Release() // after its workers: no call of this version runs any more
 	g.owner.mu.Lock()
 	delete(g.owner.live, g)
 	g.owner.mu.Unlock()
 	close(g.closed)
 }
 
-// UsesModel reports whether any version of the pipeline not yet closed runs on m.
+// UsesModel reports whether any version of the pipeline not yet closed runs on m, as its
+// model or as one its plugins call.
 func (p *Pipeline) UsesModel(m *tflite.Model) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for g := range p.live {
-		if g.spec.Model == m {
+		if g.spec.Model == m || g.spec.Calls.Uses(m) {
 			return true
 		}
 	}

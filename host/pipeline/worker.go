@@ -52,7 +52,7 @@ func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
 // replacePre makes a fresh pre instance, binds the model inputs in it and, in zero-copy
 // mode, points the interpreter at them before closing the old instance.
 func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := w.fresh(ctx, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	inst, err := w.fresh(ctx, spec, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
 	if err == nil {
 		if w.pre != nil {
 			w.pre.Close(ctx)
@@ -65,7 +65,7 @@ func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error
 // replaceShared makes the one instance of a shared-instance worker: the model's inputs and
 // outputs are both bound in its memory.
 func (w *worker) replaceShared(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := w.fresh(ctx, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	inst, err := w.fresh(ctx, spec, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (w *worker) bindShared(inst *plugin.Instance, zeroCopy bool) error {
 
 // replacePost is replacePre for the post instance and the model outputs.
 func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := w.fresh(ctx, spec.Post, spec.Model.Outputs, zeroCopy, w.it.BindOutput)
+	inst, err := w.fresh(ctx, spec, spec.Post, spec.Model.Outputs, zeroCopy, w.it.BindOutput)
 	if err == nil {
 		if w.post != nil {
 			w.post.Close(ctx)
@@ -124,9 +124,13 @@ func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) erro
 
 // fresh instantiates m, binds ts in its memory and, in zero-copy mode, binds the
 // interpreter's tensors to those buffers.
-func (w *worker) fresh(ctx context.Context, m *plugin.Module, ts []tflite.TensorInfo, zeroCopy bool,
+func (w *worker) fresh(ctx context.Context, spec Spec, m *plugin.Module, ts []tflite.TensorInfo, zeroCopy bool,
 	bind func(n int, p unsafe.Pointer, size int) error) (*plugin.Instance, error) {
-	inst, err := m.NewInstance(ctx)
+	ictx := ctx
+	if spec.Calls != nil { // init may describe the models this version calls
+		ictx = plugin.WithModelRunner(ctx, spec.Calls)
+	}
+	inst, err := m.NewInstance(ictx)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +198,9 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zer
 	}
 	// The request's model-call budget travels in the context of both plugin calls.
 	calls := &plugin.ModelCalls{Max: spec.MaxModelCalls, QueueTimeout: spec.QueueTimeout}
+	if spec.Calls != nil {
+		calls.Runner = spec.Calls
+	}
 	ctx = plugin.WithModelCalls(ctx, calls)
 	defer func() {
 		st.ModelCalls, st.ModelTime = calls.N, calls.Time

@@ -52,6 +52,9 @@ var ErrModelBusy = errors.New("no interpreter of the model came free in time")
 // the context of the request's plugin calls (WithModelCalls); a request runs on one
 // goroutine, so it needs no lock.
 type ModelCalls struct {
+	// Runner runs the calls: the model versions of the pipeline version serving the
+	// request (nil: the runtime's, SetModelRunner).
+	Runner       ModelRunner
 	Max          int           // calls allowed in the request (max_model_calls)
 	QueueTimeout time.Duration // most a call waits for a free interpreter (the pipeline's queue_timeout)
 	N            int           // calls made
@@ -71,11 +74,27 @@ func modelCallsFrom(ctx context.Context) *ModelCalls {
 	return mc
 }
 
-// SetModelRunner sets the runner behind the model-call imports; until it is set every
-// model call fails as not granted.
+// SetModelRunner sets the runtime-wide runner behind the model-call imports, used where
+// neither the request (ModelCalls.Runner) nor the instantiation (WithModelRunner) names one;
+// with none, every model call fails as not granted.
 func (r *Runtime) SetModelRunner(mr ModelRunner) { r.models.Store(&mr) }
 
-func (r *Runtime) modelRunner() ModelRunner {
+type modelRunnerKey struct{}
+
+// WithModelRunner returns ctx naming the runner for the model calls of calls made with it
+// outside a request (edgehost_init's model_tensors, when a pipeline version builds its
+// instances).
+func WithModelRunner(ctx context.Context, mr ModelRunner) context.Context {
+	return context.WithValue(ctx, modelRunnerKey{}, mr)
+}
+
+func (r *Runtime) modelRunner(ctx context.Context) ModelRunner {
+	if mc := modelCallsFrom(ctx); mc != nil && mc.Runner != nil {
+		return mc.Runner
+	}
+	if mr, ok := ctx.Value(modelRunnerKey{}).(ModelRunner); ok && mr != nil {
+		return mr
+	}
 	if p := r.models.Load(); p != nil {
 		return *p
 	}
@@ -122,11 +141,11 @@ func (i *Instance) modelFail(model string, status int32, err error, format strin
 }
 
 // granted checks the grant and returns the model's tensors.
-func (r *Runtime) granted(i *Instance, name string) (in, out []Tensor, status int32, msg string) {
+func (r *Runtime) granted(ctx context.Context, i *Instance, name string) (in, out []Tensor, status int32, msg string) {
 	if !slices.Contains(i.m.cfg.Grants.Models, name) {
 		return nil, nil, abi.ModelCallNotGranted, fmt.Sprintf("the model is not granted to this plugin (grants.models = %q): add it to the plugin's grants in config.toml", i.m.cfg.Grants.Models)
 	}
-	mr := r.modelRunner()
+	mr := r.modelRunner(ctx)
 	if mr == nil {
 		return nil, nil, abi.ModelCallNotGranted, "this host runs no models for plugins"
 	}
@@ -146,7 +165,7 @@ func (r *Runtime) hostModelTensors(ctx context.Context, mod api.Module, stack []
 		stack[0] = statusWord(abi.ModelCallFailed)
 		return
 	}
-	in, out, st, msg := r.granted(i, name)
+	in, out, st, msg := r.granted(ctx, i, name)
 	if st != abi.ModelCallOK {
 		stack[0] = i.modelFail(name, st, nil, "%s", msg)
 		return
@@ -184,7 +203,7 @@ func (r *Runtime) hostRunModel(ctx context.Context, mod api.Module, stack []uint
 		stack[0] = statusWord(abi.ModelCallFailed)
 		return
 	}
-	in, out, st, msg := r.granted(i, name)
+	in, out, st, msg := r.granted(ctx, i, name)
 	if st != abi.ModelCallOK {
 		stack[0] = i.modelFail(name, st, nil, "%s", msg)
 		return
@@ -247,7 +266,7 @@ func (r *Runtime) hostRunModel(ctx context.Context, mod api.Module, stack []uint
 	// The call's time is the request's, not the guest's: the plugin's own budget is moved
 	// on by it (the request deadline in ctx keeps counting).
 	t0, cpu0 := time.Now(), threadCPU()
-	run, err := r.modelRunner().RunModel(ctx, name, tb, waitUntil)
+	run, err := r.modelRunner(ctx).RunModel(ctx, name, tb, waitUntil)
 	el := time.Since(t0)
 	if !i.deadline.IsZero() {
 		i.deadline = i.deadline.Add(el)
