@@ -378,6 +378,24 @@ func TestCascadeHotSwap(t *testing.T) {
 		t.Fatalf("people serves %s, %d failures", p.PreName, p.Failures)
 	}
 	t.Logf("%d requests through 2 plugin and 2 pose model swaps, %d model calls", l.n.Load(), st.Pipelines["people"].ModelCalls)
+
+	// A pose "model" the plugin cannot use (mobilenet's bytes): the people version prepared
+	// on it fails its init (the plugin checks the model's tensors), so the reload is refused
+	// and the version on the previous pose model keeps serving.
+	mb, err := os.ReadFile(testplugins.Model("mobilenet_quant_v1_224.tflite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, pose, mb)
+	e.ReloadFile(context.Background(), pose)
+	st = e.Status()
+	if st.Failures != 1 || !strings.Contains(st.Pipelines["people"].LastError, "pose model") {
+		t.Fatalf("a broken pose model: %d reload failures, pipeline error %q", st.Failures, st.Pipelines["people"].LastError)
+	}
+	if out, _, err := runPipe(context.Background(), e, "people", img); err != nil || !strings.Contains(string(out), `"keypoints":[[`) {
+		t.Fatalf("after the refused reload: %v %.200s", err, out)
+	}
+	t.Logf("refused: %s", st.Pipelines["people"].LastError)
 }
 
 // TestCropMatchesPillow: the C SDK's eh_crop_resize_rgb (a hand-written resampler) gives the
