@@ -257,11 +257,26 @@ func TestCascadeHostile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The neighbour serves throughout.
+	// The neighbour's p50 alone, then while the hostile requests run (reported: on a shared
+	// 2-core machine the hostile fan-out's 32 real model runs take CPU from it, which is not a
+	// failure of the host).
+	p50 := func(ds []time.Duration) time.Duration {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		return s[len(s)/2]
+	}
+	var alone []time.Duration
+	for range 8 {
+		t0 := time.Now()
+		if _, _, err := runPipe(context.Background(), e, "neighbour", peacock); err != nil {
+			t.Fatal(err)
+		}
+		alone = append(alone, time.Since(t0))
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var nerr error
-	var nreq int
+	var during []time.Duration
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -271,8 +286,9 @@ func TestCascadeHostile(t *testing.T) {
 				return
 			default:
 			}
+			t0 := time.Now()
 			out, _, err := runPipe(context.Background(), e, "neighbour", peacock)
-			nreq++
+			during = append(during, time.Since(t0))
 			if err != nil || !strings.Contains(string(out), "peacock") {
 				nerr = fmt.Errorf("neighbour: %v %s", err, out)
 				return
@@ -322,9 +338,10 @@ func TestCascadeHostile(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	if nerr != nil || nreq == 0 {
-		t.Fatalf("%v after %d neighbour requests", nerr, nreq)
+	if nerr != nil || len(during) == 0 {
+		t.Fatalf("%v after %d neighbour requests", nerr, len(during))
 	}
+	t.Logf("neighbour p50: %v alone, %v during the hostile requests (%d requests, all answered)", p50(alone), p50(during), len(during))
 	if st := e.Status(); st.Models["mobilenet"].Calls == nil || st.Models["mobilenet"].Calls.Calls < 33 {
 		t.Errorf("status: mobilenet plugin calls %+v, want >= 33", st.Models["mobilenet"].Calls)
 	}

@@ -2,8 +2,8 @@ package pipeline
 
 import (
 	"context"
-		"fmt"
-		"sync"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
