@@ -129,7 +129,7 @@ func (ms *Models) acquire(name string) *callModel {
 // Acquire returns the current versions of the named models (names not loaded are left out:
 // a call to them fails as not loaded), held until CallSet.Release.
 func (ms *Models) Acquire(names []string) *CallSet {
-	cs := &CallSet{m: map[string]*callModel{}}
+	cs := &CallSet{m: map[string]*callModel{}, oneCopy: ms.OneCopy}
 	for _, n := range names {
 		if _, dup := cs.m[n]; dup {
 			continue
@@ -146,6 +146,7 @@ func (ms *Models) Acquire(names []string) *CallSet {
 // does when it closes).
 type CallSet struct {
 	m        map[string]*callModel
+	oneCopy  bool // Models.OneCopy when acquired
 	released atomic.Bool
 }
 
@@ -195,7 +196,7 @@ func (cs *CallSet) RunModel(ctx context.Context, name string, bufs []plugin.Tens
 	if cm == nil {
 		return plugin.ModelRun{}, fmt.Errorf("model %s is not loaded", name)
 	}
-	return run(ctx, cm, bufs, waitUntil, false)
+	return run(ctx, cm, bufs, waitUntil, cs.oneCopy)
 }
 
 // callPool holds up to size interpreters of one model version for model calls. Get prefers

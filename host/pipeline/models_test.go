@@ -1,9 +1,11 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -258,4 +260,93 @@ func TestSDKModelCalls(t *testing.T) {
 		}
 		t.Logf("%s: %s, %d bytes copied", path, out, st.CopiedBytes)
 	}
+}
+
+// TestSharedInstanceModes: the people-c cascade (one shared instance, a 4-output detector,
+// pose and mobilenet calls) answers the same bytes in zero-copy and in one-copy mode, and
+// one-copy mode copies exactly the detector's tensors once each plus every call's. (A shared
+// instance's outputs are its post tensors: reading them as its inputs indexed past the one
+// input and panicked in one-copy mode.)
+func TestSharedInstanceModes(t *testing.T) {
+	ctx := context.Background()
+	load := func(file string) *tflite.Model {
+		m, err := tflite.LoadModel(models+file, tflite.Options{Threads: 1, XNNPACK: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	ssd, pose, mob := load("ssd_detect.tflite"), load("pose_landmark_full.tflite"), load("mobilenet_quant_v1_224.tflite")
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	params := map[string]any{"threshold": 0.5, "label_offset": 1, "decode_min": 640,
+		"labels": labels(t, models+"ssd_labelmap.txt"), "class_labels": labels(t, models+"mobilenet_labels.txt")}
+	// Loading instantiates the plugin once (its init describes the models): a runner for it.
+	base := pipeline.NewModels()
+	defer base.Close()
+	_ = base.Set("pose", pose, 1)
+	_ = base.Set("mobilenet", mob, 1)
+	mod, err := rt.Load(plugin.WithModelRunner(ctx, base), plugin.Config{Path: wasm(t, "people-c"), WantKind: "both", Timeout: workBudget, MemoryLimit: 64 << 20,
+		Params: params, Grants: plugin.Grants{Models: []string{"pose", "mobilenet"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Release(ctx)
+	img, _ := os.ReadFile(models + "ssd_example.jpg")
+	var outs [2]string
+	var sts [2]pipeline.Stats
+	for k, oneCopy := range []bool{false, true} {
+		if !oneCopy && !tflite.Probe().CustomAllocation {
+			continue
+		}
+		ms := pipeline.NewModels()
+		ms.OneCopy = oneCopy
+		if err := ms.Set("pose", pose, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := ms.Set("mobilenet", mob, 1); err != nil {
+			t.Fatal(err)
+		}
+		p, err := pipeline.New(ctx, pipeline.Spec{Name: "people", Model: ssd, Pre: mod, Post: mod, Workers: 1, SharedInstance: true,
+			MaxModelCalls: 32, OneCopy: oneCopy, Calls: ms.Acquire([]string{"pose", "mobilenet"})}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sts[k], err = p.Run(ctx, bytes.NewReader(img), len(img), func(b []byte, _ string) error { outs[k] = string(b); return nil })
+		p.Close(ctx)
+		ms.Close()
+		if err != nil || !strings.Contains(outs[k], `"keypoints":[[`) {
+			t.Fatalf("one-copy %v: %v %.200s", oneCopy, err, outs[k])
+		}
+	}
+	if tflite.Probe().CustomAllocation {
+		if outs[0] != outs[1] {
+			t.Errorf("answers differ:\nzero-copy %.300s\none-copy  %.300s", outs[0], outs[1])
+		}
+		if sts[0].CopiedBytes != 0 {
+			t.Errorf("zero-copy mode copied %d bytes", sts[0].CopiedBytes)
+		}
+	}
+	want := 0
+	for _, ti := range append(append([]tflite.TensorInfo(nil), ssd.Inputs...), ssd.Outputs...) {
+		want += ti.Bytes
+	}
+	persons := strings.Count(outs[1], `"keypoints"`)
+	others := sts[1].ModelCalls - persons
+	for _, c := range []struct {
+		m *tflite.Model
+		n int
+	}{{pose, persons}, {mob, others}} {
+		for _, ti := range append(append([]tflite.TensorInfo(nil), c.m.Inputs...), c.m.Outputs...) {
+			want += c.n * ti.Bytes
+		}
+	}
+	if sts[1].CopiedBytes != want {
+		t.Errorf("one-copy mode copied %d bytes, want %d (each tensor once, calls included)", sts[1].CopiedBytes, want)
+	}
+	t.Logf("%d model calls; one-copy mode copied %d bytes, zero-copy %d", sts[1].ModelCalls, sts[1].CopiedBytes, sts[0].CopiedBytes)
 }

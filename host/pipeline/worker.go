@@ -223,10 +223,11 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zer
 	}
 	if !zeroCopy {
 		for n := range w.it.OutputCount() {
-			b, _ := w.post.TensorData(n)
-			if spec.SharedInstance {
-				b, _ = w.post.PostTensorData(n)
+			data := w.post.TensorData
+			if spec.SharedInstance { // its TensorData are the inputs
+				data = w.post.PostTensorData
 			}
+			b, _ := data(n)
 			st.CopiedBytes += copy(b, w.it.Output(n))
 		}
 	}
