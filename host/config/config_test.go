@@ -68,7 +68,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if want := filepath.Join(root, "config.toml"); c.File != want {
 		t.Errorf("File = %q, want %q", c.File, want)
 	}
-	if got, want := c.PipelineNames(), []string{"classify", "classify-go", "detect", "people", "segment"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.PipelineNames(), []string{"animals", "classify", "classify-go", "detect", "people", "segment"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("PipelineNames() = %q, want %q", got, want)
 	}
 	if got, want := c.ModelNames(), []string{"deeplab", "mobilenet", "pose", "ssd"}; !reflect.DeepEqual(got, want) {

@@ -503,3 +503,43 @@ for i, c in enumerate(cases):
 		}
 	}
 }
+
+// TestAnimalsRoutes: the shipped animals pipeline routes by class: a bird goes on to
+// mobilenet (peacock.png: "peacock"), and an image without animals (ssd_example.jpg: people
+// and laptops) is answered with no model call at all.
+func TestAnimalsRoutes(t *testing.T) {
+	c, err := config.Load(filepath.Join(testplugins.Root, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pipelines["animals"]
+	p.Pre.TimeoutMS, p.Post.TimeoutMS = 30000, 30000
+	c.Pipelines = map[string]config.Pipeline{"animals": p}
+	c.Models = map[string]config.Model{"ssd": c.Models["ssd"], "mobilenet": c.Models["mobilenet"]}
+	c.Runtime.CacheDir = ""
+	e, err := engine.New(context.Background(), c, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	for _, tc := range []struct {
+		image, want string
+		calls       int
+	}{{"peacock.png", `"label":"bird"`, -1}, {"ssd_example.jpg", `"label":"person"`, 0}} {
+		img, err := os.ReadFile(testplugins.Model(tc.image))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, st, err := runPipe(context.Background(), e, "animals", img)
+		if err != nil || !strings.Contains(string(out), tc.want) {
+			t.Fatalf("%s: %v %.300s", tc.image, err, out)
+		}
+		if tc.calls == 0 && (st.ModelCalls != 0 || strings.Contains(string(out), `"class"`)) {
+			t.Errorf("%s: %d model calls for no animal: %.300s", tc.image, st.ModelCalls, out)
+		}
+		if tc.calls < 0 && (st.ModelCalls == 0 || !strings.Contains(string(out), `"class":"peacock"`)) {
+			t.Errorf("%s: %d model calls, want the bird classified as a peacock: %.300s", tc.image, st.ModelCalls, out)
+		}
+		t.Logf("%s: %d model calls: %.200s", tc.image, st.ModelCalls, out)
+	}
+}

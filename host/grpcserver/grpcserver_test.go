@@ -115,7 +115,8 @@ path = %q
 	// SSD model would only make the start slower.
 	delete(cfg.Pipelines, "classify-go")
 	delete(cfg.Pipelines, "detect")
-	delete(cfg.Pipelines, "people") // the cascade runs on ssd (and pose)
+	delete(cfg.Pipelines, "people") // the cascades run on ssd (and pose)
+	delete(cfg.Pipelines, "animals")
 	delete(cfg.Models, "ssd")
 	delete(cfg.Models, "pose")
 	p := cfg.Pipelines["classify"]

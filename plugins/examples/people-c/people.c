@@ -15,6 +15,11 @@
  *            "box":[ymin,xmin,ymax,xmax],"keypoints":[[x,y],...33]},
  *            {"label":"laptop","score":0.8,"box":[...],"class":"notebook","class_score":0.7}]}
  *
+ * Routing: "pose_labels" (default ["person"]) names the detector labels cropped to the pose
+ * model; "classify_labels" those cropped to the classifier (default: every other label). An
+ * object on neither route is reported without a second model, and a model no route needs is
+ * never opened (nor needs a grant).
+ *
  * Params: "labels" (detector labels, with "label_offset"), "class_labels" (classifier),
  * "threshold" 0.5, "max_objects" 16, "pose_model" "pose", "classifier" "mobilenet",
  * "person_scale" 1.25, "decode_min" 0 (full size; e.g. 512 decodes a JPEG at the smallest DCT scale >= 512x512). The models must be in grants.models.
@@ -32,6 +37,12 @@ static long g_offset = 0, g_max = 16, g_decode_min = 0; /* 0: full size (a JPEG 
 static double g_threshold = 0.5, g_scale = 1.25;
 static char g_pose_name[64] = "pose", g_cls_name[64] = "mobilenet";
 static eh_model g_pose, g_cls;
+static char **g_pose_labels, **g_cls_labels; /* routes (see above) */
+static size_t *g_pose_len, *g_cls_len, g_npose = 1, g_ncls;
+static int g_cls_all = 1; /* no "classify_labels": every label not routed to pose */
+static char g_person[] = "person";
+static char *g_person_list[] = {g_person};
+static size_t g_person_len[] = {6};
 static img g_img;             /* the decoded image, kept from pre to post */
 static uint32_t g_ow, g_oh;   /* the original image's size */
 static eh_buf g_out;
@@ -84,17 +95,30 @@ int eh_plugin_init(const char *p, size_t n) {
     if (eh_json_get(p, n, "class_labels", &v) == 1 &&
         (rc = eh_json_string_array(&v, "class_labels", &g_clabels, &g_clabel_len, &g_nclabels)) != EH_OK)
         return rc;
+    g_pose_labels = g_person_list, g_pose_len = g_person_len;
+    if (eh_json_get(p, n, "pose_labels", &v) == 1 &&
+        (rc = eh_json_string_array(&v, "pose_labels", &g_pose_labels, &g_pose_len, &g_npose)) != EH_OK)
+        return rc;
+    if (eh_json_get(p, n, "classify_labels", &v) == 1) {
+        if ((rc = eh_json_string_array(&v, "classify_labels", &g_cls_labels, &g_cls_len, &g_ncls)) != EH_OK) return rc;
+        g_cls_all = 0;
+    }
     /* The models' tensors are described now (model_tensors works outside a request) and
-     * their buffers allocated once, in this instance's memory. */
-    if ((rc = eh_model_open(&g_pose, g_pose_name)) != EH_OK) return EH_BAD_PARAMS;
-    if ((rc = eh_model_open(&g_cls, g_cls_name)) != EH_OK) return EH_BAD_PARAMS;
-    eh_tensor *pi = eh_model_input(&g_pose, 0), *ci = eh_model_input(&g_cls, 0);
-    if (!pi || pi->dtype != EH_FLOAT32 || pi->ndims != 4 || pi->dims[3] != 3 || !eh_model_output(&g_pose, 0) ||
-        eh_tensor_count(eh_model_output(&g_pose, 0)) < 33 * 5)
-        return eh_fail(EH_BAD_PARAMS, "pose model %s: want a float32 [1,H,W,3] input and >= 165 landmark values",
-                       g_pose_name);
-    if (!ci || ci->ndims != 4 || ci->dims[3] != 3 || !eh_model_output(&g_cls, 0))
-        return eh_fail(EH_BAD_PARAMS, "classifier %s: want a [1,H,W,3] input", g_cls_name);
+     * their buffers allocated once, in this instance's memory; only the models a route needs. */
+    if (g_npose > 0) {
+        if ((rc = eh_model_open(&g_pose, g_pose_name)) != EH_OK) return EH_BAD_PARAMS;
+        eh_tensor *pi = eh_model_input(&g_pose, 0);
+        if (!pi || pi->dtype != EH_FLOAT32 || pi->ndims != 4 || pi->dims[3] != 3 || !eh_model_output(&g_pose, 0) ||
+            eh_tensor_count(eh_model_output(&g_pose, 0)) < 33 * 5)
+            return eh_fail(EH_BAD_PARAMS, "pose model %s: want a float32 [1,H,W,3] input and >= 165 landmark values",
+                           g_pose_name);
+    }
+    if (g_cls_all || g_ncls > 0) {
+        if ((rc = eh_model_open(&g_cls, g_cls_name)) != EH_OK) return EH_BAD_PARAMS;
+        eh_tensor *ci = eh_model_input(&g_cls, 0);
+        if (!ci || ci->ndims != 4 || ci->dims[3] != 3 || !eh_model_output(&g_cls, 0))
+            return eh_fail(EH_BAD_PARAMS, "classifier %s: want a [1,H,W,3] input", g_cls_name);
+    }
     return EH_OK;
 }
 
@@ -143,6 +167,12 @@ int eh_plugin_pre(eh_call *call) {
     header_size(in, n, &g_ow, &g_oh);
     /* The same filter as the crops (Pillow's antialiased bilinear) over the whole image. */
     return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, 0, 0, g_img.w, g_img.h, t, 0, 1, 0);
+}
+
+static int in_list(char **ls, size_t *ll, size_t n, const char *s, size_t len) {
+    for (size_t i = 0; i < n; i++)
+        if (ll[i] == len && memcmp(ls[i], s, len) == 0) return 1;
+    return 0;
 }
 
 static void label(eh_buf *b, char **ls, size_t *ll, size_t nl, long j) {
@@ -225,8 +255,10 @@ int eh_plugin_post(eh_call *call) {
         eh_buf_append(&g_out, ",\"score\":", 9);
         eh_buf_json_number(&g_out, s);
         eh_buf_printf(&g_out, ",\"box\":[%.1f,%.1f,%.1f,%.1f]", b[0], b[1], b[2], b[3]);
-        int is_person = j >= 0 && (size_t)j < g_nlabels && g_label_len[j] == 6 && memcmp(g_labels[j], "person", 6) == 0;
-        rc = is_person ? person(b[0], b[1], b[2], b[3]) : classify(b[0], b[1], b[2], b[3]);
+        const char *ln = j >= 0 && (size_t)j < g_nlabels ? g_labels[j] : "";
+        size_t ll = j >= 0 && (size_t)j < g_nlabels ? g_label_len[j] : 0;
+        if (in_list(g_pose_labels, g_pose_len, g_npose, ln, ll)) rc = person(b[0], b[1], b[2], b[3]);
+        else if (g_cls_all || in_list(g_cls_labels, g_cls_len, g_ncls, ln, ll)) rc = classify(b[0], b[1], b[2], b[3]);
         if (rc != EH_OK) goto done;
         eh_buf_append(&g_out, "}", 1);
         found++;
