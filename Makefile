@@ -10,14 +10,18 @@ export EDGEHOST_ROOT := $(ROOT)
 
 .SECONDEXPANSION:
 .PHONY: deps-ffmpeg deps-rtsp bench-stream bench-stream-venv stream-accept
-.PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data fuzz clean
+.PHONY: all deps brokers build plugins c-plugins run test test-busy test-tflite29 client-check proto bench bench-go bench-venv bench-data bench-cascade fuzz clean
 
 all: build plugins
 
-deps: .deps/.ok
+deps: .deps/.ok .deps/models/pose_landmark_full.tflite
 .deps/.ok: scripts/deps.sh
 	bash scripts/deps.sh
 	touch $@
+
+# MediaPipe's pose landmark model (npm @mediapipe/pose, pinned): the `people` cascade's second model.
+.deps/models/pose_landmark_full.tflite: scripts/deps-pose.sh
+	bash scripts/deps-pose.sh
 
 # The servers the MQTT and OCI tests run against: Debian's mosquitto 2.0.11 and
 # docker-registry 2.8.2, fetched without root (apt-get download + dpkg-deb -x) into .deps,
@@ -59,7 +63,12 @@ C_PLUGINS := $(patsubst plugins/examples/%/Makefile,%,$(wildcard plugins/example
 SDK_GO := $(wildcard abi/*.go sdk/go/edgehost/*.go sdk/go/imaging/*.go)
 
 # Every example embeds its manifest with the binary's `edgehost plugin manifest`: build first.
-plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins rust-plugins
+plugins: build $(foreach p,$(GO_PLUGINS),plugins/examples/$(p)/$(p).wasm) c-plugins rust-plugins sdk/go/testdata/modelcall/modelcall.wasm
+
+# The Go SDK's model-call test plugin (ABI 1.3), run by host/pipeline's TestSDKModelCalls.
+sdk/go/testdata/modelcall/modelcall.wasm: sdk/go/testdata/modelcall/main.go sdk/go/testdata/modelcall/manifest.json $(SDK_GO)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -buildmode=c-shared -o $@ ./sdk/go/testdata/modelcall
+	./bin/edgehost plugin manifest --set sdk/go/testdata/modelcall/manifest.json $@
 
 # Go plugins: a reactor module for wasip1 (-s -w: no DWARF or symbol table, so less to hash,
 # instrument and decode at every load), then the manifest embedded as a custom section.
@@ -79,7 +88,7 @@ RUST_OUT := bin/rust
 RUST_FLAGS := --edition 2021 --target wasm32-wasi -O -C strip=symbols
 RUST_SDK := $(wildcard sdk/rust/edgehost/src/*.rs)
 .PHONY: rust-plugins rust-toolchain
-rust-plugins: plugins/examples/segment-rust/segment-rust.wasm sdk/rust/testdata/panic.wasm
+rust-plugins: plugins/examples/segment-rust/segment-rust.wasm sdk/rust/testdata/panic.wasm sdk/rust/testdata/modelcall.wasm
 
 rust-toolchain:
 	@if [ "$(RUSTC)" = "$(ROOT)/.deps/rust/bin/rustc" ]; then bash scripts/rust.sh; \
@@ -92,6 +101,10 @@ $(RUST_OUT)/libedgehost.rlib: $(RUST_SDK) | rust-toolchain
 plugins/examples/segment-rust/segment-rust.wasm: $$(wildcard plugins/examples/segment-rust/src/*.rs) plugins/examples/segment-rust/manifest.json $(RUST_OUT)/libedgehost.rlib | build
 	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name segment_rust --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ plugins/examples/segment-rust/src/lib.rs
 	./bin/edgehost plugin manifest --set plugins/examples/segment-rust/manifest.json $@
+
+sdk/rust/testdata/modelcall.wasm: sdk/rust/testdata/modelcall.rs sdk/rust/testdata/modelcall.json $(RUST_OUT)/libedgehost.rlib | build
+	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name rust_modelcall --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ sdk/rust/testdata/modelcall.rs
+	./bin/edgehost plugin manifest --set sdk/rust/testdata/modelcall.json $@
 
 sdk/rust/testdata/panic.wasm: sdk/rust/testdata/panic.rs sdk/rust/testdata/manifest.json $(RUST_OUT)/libedgehost.rlib | build
 	$(RUSTC) $(RUST_FLAGS) --crate-type cdylib --crate-name rust_panic --extern edgehost=$(RUST_OUT)/libedgehost.rlib -o $@ sdk/rust/testdata/panic.rs
@@ -106,7 +119,7 @@ run: build plugins
 # test then runs in full under -race on its own). -timeout 25m: the race run of host/server
 # takes ~7 minutes on a quiet 2-core machine, over go test's default 10 minutes when the
 # machine is busy (seen once: a CI run beside other builds timed out mid-package).
-test: build plugins brokers deps-litert deps-ffmpeg deps-rtsp
+test: build plugins brokers deps-litert deps-ffmpeg deps-rtsp test-venv
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	go vet ./...
 	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 go vet ./sdk/go/... ./plugins/examples/...
@@ -166,10 +179,16 @@ test-tflite29: deps plugins
 # Go), one interleaved run, printed as one markdown table of ratios and written to
 # .deps/bench/results.md. Rounds and durations: BENCH_ROUNDS, BENCH_HTTP_REQS, BENCH_TPUT_SECS,
 # BENCH_TPUT_ROUNDS (see bench/README.md). Only this target needs the venv; make test does not.
-bench: build plugins bench-venv bench-data wakeword-ref
+bench: build plugins bench-venv bench-data wakeword-ref bench-cascade
 	go build -o bin/ehbench ./bench/ehbench
 	./bin/ehbench -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/results.md
 	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
+
+# The people cascade in process against the same chain in Python (interleaved); its HTTP rows
+# are ehbench's (edgehost people / Python people; `./bin/ehbench -no-inproc -only people`).
+bench-cascade: build plugins bench-venv
+	go build -o bin/ehcascade ./bench/ehcascade
+	./bin/ehcascade -root $(ROOT) -python $(BENCH_PY) -out .deps/bench/cascade.md
 
 # The Go micro-benchmarks of the host packages.
 bench-go: build plugins
@@ -197,6 +216,12 @@ $(STREAM_BENCH_VENV)/.ok: bench/stream-requirements.txt
 stream-accept: build plugins deps-ffmpeg
 	EDGEHOST_STREAM_RESTARTS=10 go test -count=1 -v -run '^TestStreamCameraRestart$$' ./host/engine
 	bash scripts/stream_rss.sh
+
+# The cascade's tests compare with the Python chain and Pillow (bench-venv); without PyPI
+# they skip, saying so, rather than stop make test.
+.PHONY: test-venv
+test-venv:
+	@$(MAKE) --no-print-directory bench-venv || echo "make bench-venv failed: the cascade's comparisons with Python (TestPeopleMatchesPython, TestCropMatchesPillow) will skip"
 
 # The competitor environment: a venv with exact versions from bench/requirements.txt.
 BENCH_VENV := .deps/bench-venv

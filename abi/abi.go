@@ -226,3 +226,32 @@ func (f PixelFormat) String() string {
 	}
 	return "unknown"
 }
+
+// ABI 1.3, cascades (issue 25; ABI.md §4 and §5.9 "Model calls"): two host imports in module
+// HostModule let a plugin run a model the config grants it (grants.models), on tensors in
+// its own memory. Neither changes the call block.
+const (
+	// ImportModelTensors (name_ptr, name_len, descs_ptr, cap i32) -> i32 writes the model's
+	// input then output tensor descriptors (TensorDescSize bytes each, data and name 0) at
+	// descs_ptr, at most cap of them, and returns n_inputs<<16 | n_outputs, or a negative
+	// ModelCall* status.
+	ImportModelTensors = "model_tensors"
+	// ImportRunModel (name_ptr, name_len, bufs_ptr, n i32) -> i32 runs the model once: bufs
+	// is n ModelBufSize-byte entries {data u32, bytes u32}, the inputs then the outputs in
+	// the model's order, each TensorAlign-aligned with exactly the tensor's byte size. It
+	// returns ModelCallOK or a negative ModelCall* status; on any error the request fails
+	// with the host's message, whatever status the plugin then returns.
+	ImportRunModel = "run_model"
+	// ModelBufSize is the size of one run_model buffer entry.
+	ModelBufSize = 8
+)
+
+// Statuses of the model-call imports (negative, so model_tensors' counts stay positive).
+const (
+	ModelCallOK         = 0
+	ModelCallNotGranted = -1 // the model is not in the plugin's grants.models (or not loaded)
+	ModelCallBadBuffers = -2 // wrong count, size, alignment, or a buffer outside memory
+	ModelCallLimit      = -3 // the request's max_model_calls is spent
+	ModelCallDeadline   = -4 // the request's deadline or the call's time budget is spent
+	ModelCallFailed     = -5 // no interpreter free in time, or inference failed
+)

@@ -4,7 +4,9 @@ scaling) + resize, ai-edge-litert Interpreter with num_threads=1. Decoding runs 
 interpreter behind a lock.
 
 usage: python litert_server.py --port N --models DIR
-POST /v1/pipelines/classify, /v1/pipelines/detect (image bytes as the body); GET /health.
+POST /v1/pipelines/classify, /v1/pipelines/detect, /v1/pipelines/people (the cascade of
+people_chain.py: ssd, then pose per person and mobilenet per other object) (image bytes as the
+body); GET /health.
 """
 import argparse
 import io
@@ -74,6 +76,23 @@ async def detect(request: Request):
     return {"detections": dets}
 
 
+people_lock = threading.Lock()
+
+
+@app.post("/v1/pipelines/people")
+async def people(request: Request):
+    body = await request.body()
+
+    def run():
+        with people_lock:  # the chain's interpreters are not safe for concurrent use
+            return models["people"].run(body)
+
+    try:
+        return await run_in_threadpool(run)
+    except OSError as e:
+        raise HTTPException(400, "cannot decode image: %s" % e)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -82,4 +101,11 @@ if __name__ == "__main__":
     j = lambda f: os.path.join(a.models, f)
     models["classify"] = Model(j("mobilenet_quant_v1_224.tflite"), j("mobilenet_labels.txt"))
     models["detect"] = Model(j("ssd_detect.tflite"), j("ssd_labelmap.txt"))
+    if os.path.exists(j("pose_landmark_full.tflite")):
+        import sys
+
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from people_chain import Chain
+
+        models["people"] = Chain(a.models)
     uvicorn.run(app, host="127.0.0.1", port=a.port, workers=1, log_level="warning", access_log=False)

@@ -295,6 +295,19 @@ func benchHTTP(s settings) *httpResult {
 	}
 	add("Python classify", py, "/v1/pipelines/classify", peacock)
 	add("Python detect", py, "/v1/pipelines/detect", street)
+	if has["people"] { // the cascade (issue 25): ssd, then pose per person and mobilenet per other object
+		add("edgehost people", eh, "/v1/pipelines/people", street)
+		add("Python people", py, "/v1/pipelines/people", street)
+	}
+	if s.only != "" {
+		var keep []*target
+		for _, t := range r.targets {
+			if strings.Contains(t.name, s.only) {
+				keep = append(keep, t)
+			}
+		}
+		r.targets = keep
+	}
 
 	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * s.clients}}
 	for _, t := range r.targets { // warm up
@@ -362,19 +375,23 @@ func (h *httpResult) write(w io.Writer, s settings) {
 	p("latency: %d requests per target, 1 client, interleaved request by request (p99 of %d is about the maximum); throughput: %d clients for %d s per target, targets alternating, %d rounds (mean, range):\n\n",
 		s.httpReqs, s.httpReqs, s.clients, s.tputSecs, s.tputRounds)
 	p("| target | p50 ms | p99 ms | failed | req/s saturated | vs Python: p50 | vs Python: req/s |\n|---|---|---|---|---|---|---|\n")
-	var pyC, pyD *target
+	var pyC, pyD, pyP *target
 	for _, t := range h.targets {
 		switch t.name {
 		case "Python classify":
 			pyC = t
 		case "Python detect":
 			pyD = t
+		case "Python people":
+			pyP = t
 		}
 	}
 	for _, t := range h.targets {
 		ref := pyC
 		if strings.Contains(t.name, "detect") {
 			ref = pyD
+		} else if strings.Contains(t.name, "people") {
+			ref = pyP
 		}
 		mean, lo, hi := stats(t.tput)
 		failed := fmt.Sprintf("%d/%d", t.fail, t.fail+len(t.lat))
@@ -382,7 +399,7 @@ func (h *httpResult) write(w io.Writer, s settings) {
 			failed += fmt.Sprintf(" (+%d under load)", t.tfail)
 		}
 		lr, tr := "", ""
-		if t.srv.name == "edgehost" {
+		if t.srv.name == "edgehost" && ref != nil {
 			rm, _, _ := stats(ref.tput)
 			lr = "**" + ratio(pct(t.lat, 50), pct(ref.lat, 50)) + "**"
 			if rm > 0 {

@@ -75,7 +75,8 @@ type settings struct {
 	tputRounds        int
 	clients           int
 	skipHTTP, skipIn  bool
-	only              *regexp.Regexp // in-process workloads whose name matches; nil: all
+	only              string         // HTTP targets whose name contains it (all when "")
+	workloads         *regexp.Regexp // in-process workloads whose name matches; nil: all
 }
 
 func main() {
@@ -85,6 +86,7 @@ func main() {
 	flag.StringVar(&s.out, "out", ".deps/bench/results.md", "where to write the markdown table")
 	flag.BoolVar(&s.skipHTTP, "no-http", false, "skip the HTTP part")
 	flag.BoolVar(&s.skipIn, "no-inproc", false, "skip the in-process part")
+	flag.StringVar(&s.only, "only", "", "HTTP: only the targets whose name contains this (e.g. people)")
 	only := flag.String("workloads", "", "run only the in-process workloads whose name matches this regular expression")
 	flag.Parse()
 	if *only != "" {
@@ -92,7 +94,7 @@ func main() {
 		if err != nil {
 			fatalf("-workloads: %v", err)
 		}
-		s.only = re
+		s.workloads = re
 	}
 	s.rounds = envInt("BENCH_ROUNDS", 5)
 	s.httpReqs = envInt("BENCH_HTTP_REQS", 40)

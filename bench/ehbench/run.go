@@ -45,10 +45,10 @@ const (
 
 func benchInProcess(ctx context.Context, s settings) []*caseResult {
 	ws := workloads(s.root)
-	if s.only != nil {
-		ws = slices.DeleteFunc(ws, func(w workload) bool { return !s.only.MatchString(w.name) })
+	if s.workloads != nil {
+		ws = slices.DeleteFunc(ws, func(w workload) bool { return !s.workloads.MatchString(w.name) })
 		if len(ws) == 0 {
-			fatalf("-workloads %q matches no workload", s.only)
+			fatalf("-workloads %q matches no workload", s.workloads)
 		}
 	}
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{})

@@ -130,14 +130,19 @@ func cmdServe(g *globals, args []string) error {
 	return nil
 }
 
-// only keeps the named pipeline and its model, so that run loads nothing else.
+// only keeps the named pipeline, its model and the models its plugins may call, so that
+// run loads nothing else.
 func only(cfg *config.Config, name string) error {
 	p, ok := cfg.Pipelines[name]
 	if !ok {
 		return fmt.Errorf("no pipeline %q in %s (have: %s)", name, cfg.File, strings.Join(cfg.PipelineNames(), ", "))
 	}
 	cfg.Pipelines = map[string]config.Pipeline{name: p}
-	cfg.Models = map[string]config.Model{p.Model: cfg.Models[p.Model]}
+	models := map[string]config.Model{p.Model: cfg.Models[p.Model]}
+	for _, m := range append(append([]string(nil), p.Pre.Grants.Models...), p.Post.Grants.Models...) {
+		models[m] = cfg.Models[m]
+	}
+	cfg.Models = models
 	return nil
 }
 

@@ -172,7 +172,7 @@ func TestValidate(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d, want 0", code)
 		}
-		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (4 models, 5 pipelines; tflite "
+		want := filepath.Join(repoRoot(t), "config.toml") + ": ok (5 models, 7 pipelines; tflite "
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q", want)
 		}

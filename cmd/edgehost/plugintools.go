@@ -8,7 +8,9 @@ import (
 	"strings"
 
 	"github.com/edgehost/edgehost/abi"
+	"github.com/edgehost/edgehost/host/pipeline"
 	"github.com/edgehost/edgehost/host/plugin"
+	"github.com/edgehost/edgehost/host/tflite"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -89,6 +91,8 @@ func pluginCheck(g *globals, args []string) error {
 	params := fs.String("params", "{}", "the params JSON object edgehost_init gets")
 	kind := fs.String("kind", "", "the role to check it for: pre or post (default: what its manifest says)")
 	memMB := fs.Int("memory-limit-mb", 0, "guest memory budget in MiB (default: the host's, 64)")
+	var models modelFlags
+	fs.Var(&models, "model", "NAME=PATH: a model the plugin may run (ABI 1.3 model calls), granted as NAME; repeat for more")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -102,7 +106,23 @@ func pluginCheck(g *globals, args []string) error {
 	if *kind != "" && *kind != "pre" && *kind != "post" {
 		return &usageError{msg: fmt.Sprintf("plugin check: --kind %q: want pre or post", *kind)}
 	}
-	m, err := checkPlugin(g, fs.Arg(0), p, abi.Kind(*kind), uint64(*memMB)<<20)
+	var runner plugin.ModelRunner
+	var granted []string
+	if len(models) > 0 {
+		ms := pipeline.NewModels()
+		defer ms.Close()
+		for _, nm := range models {
+			tm, err := tflite.LoadModel(nm[1], tflite.Options{Threads: 1, XNNPACK: true})
+			if err != nil {
+				return fmt.Errorf("plugin check: --model %s=%s: %w", nm[0], nm[1], err)
+			}
+			defer tm.Close()
+			_ = ms.Set(nm[0], tm, 1)
+			granted = append(granted, nm[0])
+		}
+		runner = ms
+	}
+	m, err := checkPluginWith(g, fs.Arg(0), p, abi.Kind(*kind), uint64(*memMB)<<20, runner, granted)
 	if err != nil {
 		return err
 	}
@@ -114,6 +134,11 @@ func pluginCheck(g *globals, args []string) error {
 // checkPlugin loads path in a fresh runtime, as serve would, and closes it again; plugin
 // log lines go to stderr at warn level.
 func checkPlugin(g *globals, path string, params map[string]any, kind abi.Kind, mem uint64) (*plugin.Module, error) {
+	return checkPluginWith(g, path, params, kind, mem, nil, nil)
+}
+
+// checkPluginWith is checkPlugin with models the plugin may call (its init may describe them).
+func checkPluginWith(g *globals, path string, params map[string]any, kind abi.Kind, mem uint64, runner plugin.ModelRunner, models []string) (*plugin.Module, error) {
 	ctx := context.Background()
 	log := hclog.New(&hclog.LoggerOptions{Name: "edgehost", Level: hclog.Warn, Output: g.stderr})
 	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{Logger: log})
@@ -121,10 +146,27 @@ func checkPlugin(g *globals, path string, params map[string]any, kind abi.Kind, 
 		return nil, err
 	}
 	defer rt.Close(ctx)
-	m, err := rt.Load(ctx, plugin.Config{Path: path, Params: params, WantKind: kind, MemoryLimit: mem})
+	if runner != nil {
+		rt.SetModelRunner(runner)
+	}
+	m, err := rt.Load(ctx, plugin.Config{Path: path, Params: params, WantKind: kind, MemoryLimit: mem, Grants: plugin.Grants{Models: models}})
 	if err != nil {
 		return nil, err
 	}
 	m.Close(ctx)
 	return m, nil
+}
+
+// modelFlags collects repeated --model NAME=PATH flags.
+type modelFlags [][2]string
+
+func (f *modelFlags) String() string { return fmt.Sprint(*f) }
+
+func (f *modelFlags) Set(v string) error {
+	name, path, ok := strings.Cut(v, "=")
+	if !ok || name == "" || path == "" {
+		return fmt.Errorf("want NAME=PATH, got %q", v)
+	}
+	*f = append(*f, [2]string{name, path})
+	return nil
 }

@@ -110,6 +110,9 @@ type Grants struct {
 	Clock  bool              `toml:"clock"`  // the real clock
 	Random bool              `toml:"random"` // real randomness
 	Stdout bool              `toml:"stdout"` // stdout/stderr to the log
+	// Models the plugin may run itself (ABI §5.9, cascades): names under [models]; none by
+	// default.
+	Models []string `toml:"models"`
 }
 
 // DefaultThreads is the interpreter (and XNNPACK) thread count of a model that does not set
@@ -169,6 +172,53 @@ type Pipeline struct {
 	// Sequences bounds the pipeline's stateful streams (sequences.go).
 	Sequences Sequences `toml:"sequences"`
 	Stream    *Stream   `toml:"stream"` // a camera feeding the pipeline (stream.go)
+	Cascade
+}
+
+// Cascade holds a pipeline's keys for plugins that run models themselves (ABI §5.9): the
+// models each plugin may run are its grants.models.
+type Cascade struct {
+	// MaxModelCalls bounds the model calls of one request (default 32 when a plugin of the
+	// pipeline is granted a model); past it a call fails and so does the request.
+	MaxModelCalls int `toml:"max_model_calls"`
+	// SharedInstance runs pre and post on one instance of the pre plugin (kind "both"), so
+	// post reads what pre kept in its memory (the decoded image a cascade crops). post may
+	// then be left out; if given it must name the same file.
+	SharedInstance bool `toml:"shared_instance"`
+}
+
+// DefaultMaxModelCalls is max_model_calls when unset.
+const DefaultMaxModelCalls = 32
+
+// complete applies the cascade defaults and checks the grants of p's plugins against models.
+func (c *Cascade) complete(p *Pipeline, models map[string]Model, bad func(string, ...string), name string) {
+	if c.SharedInstance {
+		switch {
+		case p.Post.Path == "" && p.Post.Source == "":
+			p.Post = p.Pre
+		case p.Post.Path != p.Pre.Path || p.Post.Source != p.Pre.Source:
+			bad("shared_instance runs one instance of the pre plugin: leave post out or name the same file", "pipelines", name, "post", "path")
+		}
+	}
+	granted := false
+	for _, role := range []string{"pre", "post"} {
+		pl := p.Pre
+		if role == "post" {
+			pl = p.Post
+		}
+		for _, m := range pl.Grants.Models {
+			granted = true
+			if _, ok := models[m]; !ok {
+				bad(fmt.Sprintf("model %q is not defined under [models]", m), "pipelines", name, role, "grants", "models")
+			}
+		}
+	}
+	switch {
+	case c.MaxModelCalls < 0 || c.MaxModelCalls > 100000:
+		bad(fmt.Sprintf("max_model_calls %d must be between 1 and 100000", c.MaxModelCalls), "pipelines", name, "max_model_calls")
+	case c.MaxModelCalls == 0 && granted:
+		c.MaxModelCalls = DefaultMaxModelCalls
+	}
 }
 
 // Plugin is one plugin of a pipeline.
@@ -553,6 +603,7 @@ func (c *Config) complete(data []byte) []error {
 		} else if *p.RollbackTrapShare < 0 || *p.RollbackTrapShare > 1 {
 			bad("must be between 0 and 1", "pipelines", name, "rollback_trap_share")
 		}
+		p.Cascade.complete(&p, c.Models, bad, name)
 		for _, role := range []string{"pre", "post"} {
 			pl := &p.Pre
 			if role == "post" {

@@ -68,10 +68,10 @@ func TestShippedConfigLoads(t *testing.T) {
 	if want := filepath.Join(root, "config.toml"); c.File != want {
 		t.Errorf("File = %q, want %q", c.File, want)
 	}
-	if got, want := c.PipelineNames(), []string{"classify", "classify-go", "detect", "segment", "wakeword"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.PipelineNames(), []string{"animals", "classify", "classify-go", "detect", "people", "segment", "wakeword"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("PipelineNames() = %q, want %q", got, want)
 	}
-	if got, want := c.ModelNames(), []string{"deeplab", "mobilenet", "okay_nabu", "ssd"}; !reflect.DeepEqual(got, want) {
+	if got, want := c.ModelNames(), []string{"deeplab", "mobilenet", "okay_nabu", "pose", "ssd"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ModelNames() = %q, want %q", got, want)
 	}
 	for _, tc := range []struct {
@@ -816,5 +816,38 @@ func TestLoadErrors(t *testing.T) {
 	_, err = config.Load(rel)
 	if want := f + ":2: log.level: "; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Load(%s) error = %v, want one containing %q", rel, err, want)
+	}
+}
+
+// TestCascadeKeys: grants.models must name defined models; shared_instance takes the pre
+// plugin for post (or the same file); max_model_calls defaults when a model is granted.
+func TestCascadeKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) (*config.Config, error) {
+		p := filepath.Join(dir, "c.toml")
+		if err := os.WriteFile(p, []byte("[models.m]\npath = \"m.tflite\"\n[models.pose]\npath = \"p.tflite\"\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return config.Load(p)
+	}
+	c, err := write("[pipelines.p]\nmodel = \"m\"\nshared_instance = true\n[pipelines.p.pre]\npath = \"x.wasm\"\ngrants = { models = [\"pose\"] }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pipelines["p"]
+	if p.Post.Path != p.Pre.Path || p.MaxModelCalls != config.DefaultMaxModelCalls || !p.SharedInstance {
+		t.Errorf("post %q (pre %q), max_model_calls %d", p.Post.Path, p.Pre.Path, p.MaxModelCalls)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"[pipelines.p]\nmodel = \"m\"\n[pipelines.p.pre]\npath = \"x.wasm\"\ngrants = { models = [\"nope\"] }\n[pipelines.p.post]\npath = \"y.wasm\"\n",
+			`pipelines.p.pre.grants.models: model "nope" is not defined under [models]`},
+		{"[pipelines.p]\nmodel = \"m\"\nshared_instance = true\n[pipelines.p.pre]\npath = \"x.wasm\"\n[pipelines.p.post]\npath = \"y.wasm\"\n",
+			"shared_instance runs one instance of the pre plugin"},
+		{"[pipelines.p]\nmodel = \"m\"\nmax_model_calls = -1\n[pipelines.p.pre]\npath = \"x.wasm\"\n[pipelines.p.post]\npath = \"y.wasm\"\n",
+			"max_model_calls -1 must be between 1 and 100000"},
+	} {
+		if _, err := write(tc.body); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an error containing %q", err, tc.want)
+		}
 	}
 }

@@ -40,6 +40,10 @@ type Engine struct {
 	incomplete     atomic.Bool // the last config applied had failures: retried when a file changes
 	configLoaded   time.Time
 
+	// calls are the models plugins run themselves (ABI §5.9), each with its own interpreter
+	// pool; the runtime's model-call imports use it.
+	calls *pipeline.Models
+
 	mu        sync.RWMutex
 	cfg       *config.Config
 	models    map[string]*Model
@@ -76,7 +80,9 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{log: log, rt: rt, cfg: cfg, models: map[string]*Model{}, pipelines: map[string]*Pipeline{}, configLoaded: time.Now()}
+	e := &Engine{log: log, rt: rt, cfg: cfg, models: map[string]*Model{}, pipelines: map[string]*Pipeline{}, configLoaded: time.Now(),
+		calls: pipeline.NewModels()}
+	rt.SetModelRunner(e.calls)
 	e.streams.hub = stream.NewHub()
 	if err := e.syncSources(ctx, cfg); err != nil {
 		_ = rt.Close(ctx)
@@ -94,6 +100,10 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 			return nil, err
 		}
 		e.models[name] = m
+		if err := e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
+			e.Close(ctx)
+			return nil, fmt.Errorf("model %s: %w", name, err)
+		}
 	}
 	// Pipelines are independent: build them in parallel (compiling and instantiating plugins
 	// is most of the start), at most one per core. The first error in config order wins and
@@ -200,7 +210,7 @@ func budgetClock(s string) plugin.BudgetClock {
 
 // PluginGrants converts config grants to plugin grants.
 func PluginGrants(g config.Grants) plugin.Grants {
-	return plugin.Grants{Dirs: g.Dirs, Env: g.Env, Clock: g.Clock, Random: g.Random, Stdout: g.Stdout}
+	return plugin.Grants{Dirs: g.Dirs, Env: g.Env, Clock: g.Clock, Random: g.Random, Stdout: g.Stdout, Models: g.Models}
 }
 
 // TrustedKeys reads the public keys of [trust].
@@ -230,6 +240,14 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 // loadPlugins loads both plugins of a pipeline; the caller releases them.
 func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post *plugin.Module, err error) {
 	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
+	if pc.SharedInstance {
+		// One instance serves both calls: one module, kind "both", referenced twice.
+		if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindBoth, requireSig); err != nil {
+			return nil, nil, fmt.Errorf("pre and post (shared_instance): %w", err)
+		}
+		pre.Retain()
+		return pre, pre, nil
+	}
 	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig); err != nil {
 		return nil, nil, fmt.Errorf("pre: %w", err)
 	}
@@ -294,6 +312,9 @@ func (e *Engine) Pipeline(name string) (*Pipeline, bool) {
 	return p, ok
 }
 
+// ModelCalls returns the call statistics of model name (nil if plugins cannot call it).
+func (e *Engine) ModelCalls(name string) *pipeline.ModelStats { return e.calls.Stats(name) }
+
 // Model returns the named model.
 func (e *Engine) Model(name string) (*Model, bool) {
 	e.mu.RLock()
@@ -352,6 +373,7 @@ func (e *Engine) Close(ctx context.Context) {
 	e.background.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.calls.Close()
 	for _, m := range e.models {
 		m.Pool.Close()
 		m.Model.Close()

@@ -18,12 +18,41 @@ import (
 
 // Reloads go through one lock so that two changes never race; requests never take it.
 
-// spec builds a pipeline spec from config with the given modules and model.
+// spec builds a pipeline spec from config with the given modules and model. The spec holds
+// the current versions of the models its plugins may call (pipeline.Spec.Calls): the
+// pipeline version built from it owns them.
 func (e *Engine) spec(name string, pc config.Pipeline, m *Model, pre, post *plugin.Module) pipeline.Spec {
-	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers,
-		QueueTimeout: pc.QueueTimeout.Duration,
-		Probation:    pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare},
-		Sequences:    pipeline.SequenceLimits{Max: pc.Sequences.Max, IdleTimeout: pc.Sequences.IdleTimeout.Duration}}
+	var calls *pipeline.CallSet
+	if g := grantedModels(pc); len(g) > 0 {
+		calls = e.calls.Acquire(g)
+	}
+	return pipeline.Spec{Name: name, Model: m.Model, Pre: pre, Post: post, Workers: pc.Workers, Calls: calls,
+		QueueTimeout: pc.QueueTimeout.Duration, MaxModelCalls: pc.MaxModelCalls, SharedInstance: pc.SharedInstance,
+		Probation: pipeline.Probation{Requests: *pc.RollbackWindow, MaxFailShare: *pc.RollbackTrapShare},
+		Sequences: pipeline.SequenceLimits{Max: pc.Sequences.Max, IdleTimeout: pc.Sequences.IdleTimeout.Duration}}
+}
+
+// grantedModels names the models a pipeline's plugins may call.
+func grantedModels(pc config.Pipeline) []string {
+	var out []string
+	for _, n := range append(append([]string(nil), pc.Pre.Grants.Models...), pc.Post.Grants.Models...) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// callsCurrent reports whether p's serving version calls the current version of every
+// model its plugins may call.
+func (e *Engine) callsCurrent(p *Pipeline) bool {
+	cs := p.Pipeline.Spec().Calls
+	for _, n := range grantedModels(p.Config) {
+		if cs.Model(n) != e.calls.Current(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // golden runs the pipeline's golden input, if any, on a prepared version.
@@ -132,12 +161,19 @@ func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path st
 		}
 		return m, true, nil
 	}
-	pre, newPre, err := load(p.Pre, pc.Pre, abi.KindPre)
+	preKind := abi.KindPre
+	if pc.SharedInstance {
+		preKind = abi.KindBoth
+	}
+	pre, newPre, err := load(p.Pre, pc.Pre, preKind)
 	if err != nil {
 		e.failed(pc.Pre.Path, "pipeline "+p.Name+" pre plugin", err)
 		return
 	}
-	post, newPost, err := load(p.Post, pc.Post, abi.KindPost)
+	post, newPost := pre, false // a shared instance: the one module serves both calls
+	if !pc.SharedInstance {
+		post, newPost, err = load(p.Post, pc.Post, abi.KindPost)
+	}
 	if err != nil {
 		if newPre {
 			pre.Release(ctx)
@@ -185,16 +221,28 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 		e.failed(old.Config.Path, "model "+name, err)
 		return
 	}
+	// Plugins' calls of the model move with the pipelines that make them: the new version
+	// is current for the versions built from here on; each pipeline that calls it is
+	// prepared on it, checked (golden) and swapped in like any other reload.
+	e.setCalls(name, m)
 	var waits []<-chan struct{}
 	for _, p := range e.Pipelines() {
-		if p.ModelName != name {
+		if p.ModelName != name && !slices.Contains(grantedModels(p.Config), name) {
 			continue
 		}
-		closed, err := e.install(ctx, p, p.Config, m, p.Pre, p.Post)
+		pm := m
+		if p.ModelName != name {
+			if pm, ok = e.Model(p.ModelName); !ok {
+				continue
+			}
+		}
+		closed, err := e.install(ctx, p, p.Config, pm, p.Pre, p.Post)
 		if err != nil {
-			// Pipelines already moved keep the new model; this one keeps the old.
+			// Pipelines already moved keep the new model; this one keeps the old, and so do
+			// the pipelines built from here on.
 			e.failed(old.Config.Path, "pipeline "+p.Name+" on the new model", err)
 			e.errs.set("pipeline:"+p.Name, err)
+			e.setCalls(name, old)
 			m.Pool.Close()
 			m.Model.Close()
 			return
@@ -249,6 +297,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		oldM := e.models[name]
 		e.models[name] = m
 		e.mu.Unlock()
+		e.setCalls(name, m)
 		if oldM != nil {
 			defer e.closeModelWhenUnused(oldM)
 		}
@@ -274,7 +323,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		pc := next.Pipelines[name]
 		old, exists := e.Pipeline(name)
 		m, _ := e.Model(pc.Model)
-		if exists && sameButStream(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model {
+		if exists && sameButStream(old.Config, pc) && m != nil && old.Pipeline.Spec().Model == m.Model && e.callsCurrent(old) {
 			// Only the camera stream changed (or nothing): the pipeline serves on; the stream
 			// is restarted by syncStreams below.
 			if !reflect.DeepEqual(old.Config.Stream, pc.Stream) {
@@ -363,6 +412,14 @@ func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) e
 	defer post.Release(ctx)
 	_, err = e.install(ctx, p, pc, m, pre, post)
 	return err
+}
+
+// setCalls moves plugins' model calls of name onto m: calls in flight finish on the old
+// version (its interpreters close as they come back), new calls take m.
+func (e *Engine) setCalls(name string, m *Model) {
+	if err := e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
+		e.log.Error("model calls stay on the previous version", "model", name, "error", err)
+	}
 }
 
 // closeModelWhenUnused closes a replaced model once no pipeline version uses it.

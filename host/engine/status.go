@@ -37,6 +37,17 @@ type ItemStatus struct {
 	FallbackReason string `json:"accelerator_fallback,omitempty"`
 	RunFallbacks   int64  `json:"accelerator_run_fallbacks,omitempty"`
 	TransferBytes  int64  `json:"accelerator_transfer_bytes,omitempty"` // host<->GPU tensor bytes (LiteRT's copies)
+	// Calls (models only) counts the runs plugins made of the model (ABI §5.9, cascades).
+	Calls *CallStatus `json:"plugin_calls,omitempty"`
+}
+
+// CallStatus is what plugins' model calls of one model did, since start.
+type CallStatus struct {
+	Calls       int64   `json:"calls"`
+	Errors      int64   `json:"errors"`
+	InvokeMS    float64 `json:"invoke_ms_total"`
+	WaitMS      float64 `json:"wait_ms_total"` // waiting for a free interpreter of the model
+	CopiedBytes int64   `json:"copied_bytes"`  // 0 when tensors are bound in guest memory
 }
 
 // PipeStatus is the state of one pipeline.
@@ -52,8 +63,10 @@ type PipeStatus struct {
 	Traps    int64      `json:"traps"`
 	// Retried: requests that failed on a version under probation and were answered by the
 	// previous version (no client saw the failure).
-	Retried   int64  `json:"probation_retried"`
-	LastError string `json:"last_error,omitempty"`
+	Retried int64 `json:"probation_retried"`
+	// ModelCalls: models run by the pipeline's plugins (cascades), all requests together.
+	ModelCalls int64  `json:"model_calls,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
 	// Sequences: live sequences and counts since start (absent while none ever started).
 	Sequences *SequenceStatus `json:"sequences,omitempty"`
 }
@@ -109,14 +122,18 @@ func (e *Engine) Status() Status {
 		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt,
 			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks, TransferBytes: b.TransferBytes}
 		it.LastError, it.ErrorAt = e.errs.get(m.Config.Path)
+		if cs := e.calls.Stats(m.Name); cs != nil && cs.Calls.Load()+cs.Errors.Load() > 0 {
+			it.Calls = &CallStatus{Calls: cs.Calls.Load(), Errors: cs.Errors.Load(), InvokeMS: float64(cs.Nanos.Load()) / 1e6,
+				WaitMS: float64(cs.WaitNano.Load()) / 1e6, CopiedBytes: cs.Copied.Load()}
+		}
 		st.Models[m.Name] = it
 	}
 	for _, p := range e.Pipelines() {
 		ps := PipeStatus{Model: p.ModelName, PreName: p.Pre.Name(), PostName: p.Post.Name(), ZeroCopy: p.Pipeline.ZeroCopy(),
 			Requests: p.Pipeline.Requests.Load(), Failures: p.Pipeline.Failures.Load(), Traps: p.Pipeline.Traps.Load(),
-			Retried: p.Pipeline.Retried.Load(),
-			Pre:     ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},
-			Post:    ItemStatus{Path: p.Post.Path, Hash: p.Post.Hash, LoadedAt: p.Post.LoadedAt}}
+			Retried: p.Pipeline.Retried.Load(), ModelCalls: p.Pipeline.ModelCalls.Load(),
+			Pre:  ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},
+			Post: ItemStatus{Path: p.Post.Path, Hash: p.Post.Hash, LoadedAt: p.Post.LoadedAt}}
 		ps.Pre.LastError, ps.Pre.ErrorAt = e.errs.get(p.Pre.Path)
 		ps.Post.LastError, ps.Post.ErrorAt = e.errs.get(p.Post.Path)
 		ps.LastError, _ = e.errs.get("pipeline:" + p.Name)

@@ -130,7 +130,10 @@ path = %q
 	// SSD model would only make the start slower.
 	delete(cfg.Pipelines, "classify-go")
 	delete(cfg.Pipelines, "detect")
+	delete(cfg.Pipelines, "people") // the cascades run on ssd (and pose)
+	delete(cfg.Pipelines, "animals")
 	delete(cfg.Models, "ssd")
+	delete(cfg.Models, "pose")
 	p := cfg.Pipelines["classify"]
 	p.QueueTimeout.Duration = 2 * time.Minute
 	p.Pre.TimeoutMS, p.Post.TimeoutMS = 60000, 60000 // results, not budgets, are checked here

@@ -32,6 +32,17 @@ type Spec struct {
 	Probation Probation
 	// Sequences bounds the live sequences and their idle time (see Sequence).
 	Sequences SequenceLimits
+	// MaxModelCalls bounds the model calls (ABI §5.9) one request's plugins may make; 0
+	// allows none.
+	MaxModelCalls int
+	// Calls are the model versions this version's plugins may call (Models.Acquire; nil:
+	// the runtime's, plugin.Runtime.SetModelRunner). The version owns the set: it releases
+	// it when it closes, or at once if it cannot be built.
+	Calls *CallSet
+	// SharedInstance runs pre and post on one instance of Pre (a kind "both" plugin), so
+	// that post reads what pre kept in its memory (the decoded image a cascade crops from)
+	// with no copy. Post must be the same module.
+	SharedInstance bool
 }
 
 // Probation configures automatic rollback after a swap.
@@ -47,8 +58,8 @@ type Probation struct {
 // request_timeout), and errors writing the result to the client.
 func Failed(ctx context.Context, err error, fromResult bool) bool {
 	switch {
-	case err == nil, fromResult, errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed):
-		return false
+	case err == nil, fromResult, errors.Is(err, ErrOverloaded), errors.Is(err, ErrClosed), errors.Is(err, plugin.ErrModelBusy):
+		return false // overload (no worker, or no interpreter for a model call), not the version
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return false
 	}
@@ -58,7 +69,11 @@ func Failed(ctx context.Context, err error, fromResult bool) bool {
 // Stats describes one request.
 type Stats struct {
 	Pre, Infer, Post time.Duration
-	CopiedBytes      int // bytes copied between guest memory and TFLite tensors
+	CopiedBytes      int // bytes copied between guest memory and TFLite tensors, model calls included
+	// ModelCalls is how many models the plugins ran (ABI §5.9), taking ModelTime (inside Pre
+	// and Post).
+	ModelCalls int
+	ModelTime  time.Duration
 }
 
 // Pipeline runs pre → inference → post for requests. It is safe for concurrent use; Swap
@@ -77,6 +92,7 @@ type Pipeline struct {
 
 	Requests, Failures, Traps atomic.Int64
 	Copied                    atomic.Int64
+	ModelCalls                atomic.Int64 // model calls made by this pipeline's plugins (ABI §5.9)
 	// Retried counts requests that failed on a version under probation and were answered
 	// by the previous version instead (see Run).
 	Retried atomic.Int64
@@ -130,6 +146,10 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 	p.mu.Lock()
 	p.live[g] = true
 	p.mu.Unlock()
+	if spec.SharedInstance && spec.Post != spec.Pre {
+		spec.Calls.Release()
+		return nil, fmt.Errorf("pipeline %s: a shared instance needs the same plugin as pre and post", spec.Name)
+	}
 	spec.Pre.Retain()
 	spec.Post.Retain()
 	for n := 0; n < spec.Workers; n++ {
@@ -154,18 +174,20 @@ func (g *generation) close(ctx context.Context) {
 	g.all = nil
 	g.spec.Pre.Release(ctx)
 	g.spec.Post.Release(ctx)
+	g.spec.Calls.Release() // after its workers: no call of this version runs any more
 	g.owner.mu.Lock()
 	delete(g.owner.live, g)
 	g.owner.mu.Unlock()
 	close(g.closed)
 }
 
-// UsesModel reports whether any version of the pipeline not yet closed runs on m.
+// UsesModel reports whether any version of the pipeline not yet closed runs on m, as its
+// model or as one its plugins call.
 func (p *Pipeline) UsesModel(m *tflite.Model) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	for g := range p.live {
-		if g.spec.Model == m {
+		if g.spec.Model == m || g.spec.Calls.Uses(m) {
 			return true
 		}
 	}
@@ -467,6 +489,7 @@ func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error
 		p.Failures.Add(1)
 	}
 	p.Copied.Add(int64(st.CopiedBytes))
+	p.ModelCalls.Add(int64(st.ModelCalls))
 	return st, err
 }
 
@@ -512,5 +535,5 @@ func (g *generation) run(ctx context.Context, req Request, fn Result) (Stats, er
 	if err := w.repair(ctx, g.spec, g.zeroCopy); err != nil {
 		return Stats{}, err
 	}
-	return w.run(ctx, req, fn, g.zeroCopy)
+	return w.run(ctx, req, fn, g.spec, g.zeroCopy)
 }

@@ -279,7 +279,7 @@ func (p *Pipeline) doSequence(ctx context.Context, req Request, fn Result) (Stat
 	st, err := s.w.run(ctx, req, func(b []byte, ct string) error {
 		resultErr = fn(b, ct)
 		return resultErr
-	}, g.zeroCopy)
+	}, g.spec, g.zeroCopy)
 	p.countTrap(err)
 	s.last.Store(time.Now().UnixNano())
 	broken := s.w.pre.Broken() != nil || s.w.post.Broken() != nil

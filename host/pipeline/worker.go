@@ -34,6 +34,13 @@ func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
 	if w.it, err = spec.Model.NewInterpreter(); err != nil {
 		return nil, err
 	}
+	if spec.SharedInstance {
+		if err = w.replaceShared(ctx, spec, zeroCopy); err != nil {
+			w.close(ctx)
+			return nil, err
+		}
+		return w, nil
+	}
 	if err = w.replacePre(ctx, spec, zeroCopy); err == nil {
 		err = w.replacePost(ctx, spec, zeroCopy)
 	}
@@ -47,7 +54,7 @@ func newWorker(ctx context.Context, spec Spec, zeroCopy bool) (*worker, error) {
 // replacePre makes a fresh pre instance, binds the model inputs in it and, in zero-copy
 // mode, points the interpreter at them before closing the old instance.
 func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := w.fresh(ctx, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	inst, err := w.fresh(ctx, spec, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
 	if err == nil {
 		if w.pre != nil {
 			w.pre.Close(ctx)
@@ -57,9 +64,57 @@ func (w *worker) replacePre(ctx context.Context, spec Spec, zeroCopy bool) error
 	return err
 }
 
+// replaceShared makes the one instance of a shared-instance worker: the model's inputs and
+// outputs are both bound in its memory.
+func (w *worker) replaceShared(ctx context.Context, spec Spec, zeroCopy bool) error {
+	inst, err := w.fresh(ctx, spec, spec.Pre, spec.Model.Inputs, zeroCopy, w.it.BindInput)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		// The interpreter may point into inst already: rebind it to the old instance
+		// before closing inst (or, with none, it is never invoked before the next repair).
+		if w.pre != nil {
+			_ = w.bindShared(w.pre, zeroCopy)
+		}
+		inst.Close(ctx)
+		return err
+	}
+	if err := inst.BindPost(ctx, tensors(spec.Model.Outputs)); err != nil {
+		return fail(err)
+	}
+	if err := w.bindShared(inst, zeroCopy); err != nil {
+		return fail(err)
+	}
+	if w.pre != nil {
+		w.pre.Close(ctx)
+	}
+	w.pre, w.post = inst, inst
+	return nil
+}
+
+func (w *worker) bindShared(inst *plugin.Instance, zeroCopy bool) error {
+	if !zeroCopy {
+		return nil
+	}
+	for n := range w.it.InputCount() {
+		b, p := inst.TensorData(n)
+		if err := w.it.BindInput(n, p, len(b)); err != nil {
+			return err
+		}
+	}
+	for n := range w.it.OutputCount() {
+		b, p := inst.PostTensorData(n)
+		if err := w.it.BindOutput(n, p, len(b)); err != nil {
+			return err
+		}
+	}
+	return w.it.AllocateTensors()
+}
+
 // replacePost is replacePre for the post instance and the model outputs.
 func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) error {
-	inst, err := w.fresh(ctx, spec.Post, spec.Model.Outputs, zeroCopy, w.it.BindOutput)
+	inst, err := w.fresh(ctx, spec, spec.Post, spec.Model.Outputs, zeroCopy, w.it.BindOutput)
 	if err == nil {
 		if w.post != nil {
 			w.post.Close(ctx)
@@ -71,9 +126,13 @@ func (w *worker) replacePost(ctx context.Context, spec Spec, zeroCopy bool) erro
 
 // fresh instantiates m, binds ts in its memory and, in zero-copy mode, binds the
 // interpreter's tensors to those buffers.
-func (w *worker) fresh(ctx context.Context, m *plugin.Module, ts []tflite.TensorInfo, zeroCopy bool,
+func (w *worker) fresh(ctx context.Context, spec Spec, m *plugin.Module, ts []tflite.TensorInfo, zeroCopy bool,
 	bind func(n int, p unsafe.Pointer, size int) error) (*plugin.Instance, error) {
-	inst, err := m.NewInstance(ctx)
+	ictx := ctx
+	if spec.Calls != nil { // init may describe the models this version calls
+		ictx = plugin.WithModelRunner(ctx, spec.Calls)
+	}
+	inst, err := m.NewInstance(ictx)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +158,14 @@ func (w *worker) fresh(ctx context.Context, m *plugin.Module, ts []tflite.Tensor
 
 // repair replaces an instance that trapped on an earlier request.
 func (w *worker) repair(ctx context.Context, spec Spec, zeroCopy bool) error {
+	if spec.SharedInstance {
+		if w.pre == nil || w.pre.Broken() != nil {
+			if err := w.replaceShared(ctx, spec, zeroCopy); err != nil {
+				return fmt.Errorf("replacing trapped instance: %w", err)
+			}
+		}
+		return nil
+	}
 	if w.pre == nil || w.pre.Broken() != nil {
 		if err := w.replacePre(ctx, spec, zeroCopy); err != nil {
 			return fmt.Errorf("replacing trapped pre instance: %w", err)
@@ -117,8 +184,7 @@ type BadRequestError struct{ Msg string }
 
 func (e *BadRequestError) Error() string { return e.Msg }
 
-func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool) (Stats, error) {
-	var st Stats
+func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zeroCopy bool) (st Stats, _ error) {
 	body, size := req.Body, req.Size
 	if size < 0 || size > 1<<30 {
 		return st, &BadRequestError{Msg: fmt.Sprintf("request size %d is invalid", size)}
@@ -132,6 +198,16 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return st, &BadRequestError{Msg: fmt.Sprintf("reading request body: %v", err)}
 	}
+	// The request's model-call budget travels in the context of both plugin calls.
+	calls := &plugin.ModelCalls{Max: spec.MaxModelCalls, QueueTimeout: spec.QueueTimeout}
+	if spec.Calls != nil {
+		calls.Runner = spec.Calls
+	}
+	ctx = plugin.WithModelCalls(ctx, calls)
+	defer func() {
+		st.ModelCalls, st.ModelTime = calls.N, calls.Time
+		st.CopiedBytes += calls.Copied
+	}()
 	t0 := time.Now()
 	w.pre.SetSequenceFlags(w.seqFlags)
 	if err := w.pre.PreFrame(ctx, uint32(size), req.Frame); err != nil {
@@ -156,7 +232,11 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, zeroCopy bool)
 		}
 		if !zeroCopy {
 			for n := range w.it.OutputCount() {
-				b, _ := w.post.TensorData(n)
+				data := w.post.TensorData
+				if spec.SharedInstance { // its TensorData are the inputs
+					data = w.post.PostTensorData
+				}
+				b, _ := data(n)
 				st.CopiedBytes += copy(b, w.it.Output(n))
 			}
 		}
@@ -178,12 +258,12 @@ func (w *worker) close(ctx context.Context) {
 		w.it.Close()
 		w.it = nil
 	}
+	if w.post != nil && w.post != w.pre { // a shared instance is closed once, as pre
+		w.post.Close(ctx)
+	}
+	w.post = nil
 	if w.pre != nil {
 		w.pre.Close(ctx)
 		w.pre = nil
-	}
-	if w.post != nil {
-		w.post.Close(ctx)
-		w.post = nil
 	}
 }

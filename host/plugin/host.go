@@ -34,6 +34,10 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 		WithParameterNames("dst", "value", "n").Export(wasm.MemoryFillImport).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostMemoryCopy), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("dst", "src", "n").Export(wasm.MemoryCopyImport).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostModelTensors), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("name", "name_len", "descs", "cap").Export(abi.ImportModelTensors).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostRunModel), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("name", "name_len", "bufs", "n").Export(abi.ImportRunModel).
 		Instantiate(ctx)
 	return err
 }

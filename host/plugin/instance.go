@@ -52,6 +52,8 @@ type Instance struct {
 	out        *stdio // the guest's stdout/stderr
 	table      uint32 // tensor descriptor table
 	tensors    []bound
+	outTable   uint32 // a shared instance's post tensors (BindPost)
+	outs       []bound
 	input      uint32 // request buffer (pre)
 	inputCap   uint32
 	errMsg     string
@@ -67,6 +69,7 @@ type Instance struct {
 	cpuStart   time.Duration   // thread CPU time at the start of the call (BudgetCPU)
 	seqFlags   uint32          // abi.FlagSequence… for the next calls (SetSequenceFlags)
 	skipModel  bool            // the last Pre set abi.FlagSkipModel
+	modelErr   *ModelCallError // the running call's first failed model call (models.go)
 }
 
 // threadCPU is the CPU time consumed by the calling OS thread.
@@ -97,6 +100,7 @@ func (i *Instance) invoke(ctx context.Context, name string, f api.Function, stac
 	i.callCtx = ctx
 	defer func() { i.callCtx = nil }()
 	i.errMsg = ""
+	i.modelErr = nil
 	i.out.startCall()
 	if i.m.cfg.BudgetClock == BudgetCPU {
 		// The guest runs on this goroutine: pinned to its OS thread, that thread's CPU
@@ -336,6 +340,12 @@ func (i *Instance) callStatus(ctx context.Context, name string, f api.Function, 
 	if i.logDropped > 0 {
 		i.m.log.Warn("plugin log lines dropped over budget", "dropped", i.logDropped, "call", name)
 	}
+	var trap *TrapError
+	if me := i.modelErr; me != nil && !errors.As(err, &trap) {
+		// A failed model call fails the plugin call, whatever the plugin made of it: a
+		// plugin cannot answer as if a model it was refused had run.
+		return me
+	}
 	if err != nil {
 		return err
 	}
@@ -415,25 +425,43 @@ func (i *Instance) Bind(ctx context.Context, tensors []Tensor) error {
 		return errors.New("plugin: instance already bound")
 	}
 	var err error
-	if i.table, err = i.Alloc(ctx, uint32(len(tensors)*abi.TensorDescSize), 8); err != nil {
-		return err
+	i.table, i.tensors, err = i.bindList(ctx, tensors)
+	return err
+}
+
+// BindPost is Bind for the post call's tensors of an instance that serves both calls of a
+// request (a pipeline's shared_instance): Pre then sees the tensors of Bind, Post these.
+func (i *Instance) BindPost(ctx context.Context, tensors []Tensor) error {
+	if len(i.outs) != 0 {
+		return errors.New("plugin: instance already bound for post")
 	}
+	var err error
+	i.outTable, i.outs, err = i.bindList(ctx, tensors)
+	return err
+}
+
+func (i *Instance) bindList(ctx context.Context, tensors []Tensor) (uint32, []bound, error) {
+	table, err := i.Alloc(ctx, uint32(len(tensors)*abi.TensorDescSize), 8)
+	if err != nil {
+		return 0, nil, err
+	}
+	var list []bound
 	for _, t := range tensors {
 		if len(t.Shape) > abi.MaxDims {
-			return fmt.Errorf("plugin: tensor %s has rank %d > %d", t.Name, len(t.Shape), abi.MaxDims)
+			return 0, nil, fmt.Errorf("plugin: tensor %s has rank %d > %d", t.Name, len(t.Shape), abi.MaxDims)
 		}
 		b := bound{Tensor: t}
 		if b.data, err = i.Alloc(ctx, uint32(t.Bytes), abi.TensorAlign); err != nil {
-			return err
+			return 0, nil, err
 		}
 		if b.name, err = i.Alloc(ctx, uint32(len(t.Name))+1, 1); err != nil {
-			return err
+			return 0, nil, err
 		}
 		nb, _ := i.Bytes(b.name, uint32(len(t.Name)))
 		copy(nb, t.Name)
-		i.tensors = append(i.tensors, b)
+		list = append(list, b)
 	}
-	return nil
+	return table, list, nil
 }
 
 // TensorData returns bound tensor n's buffer in guest memory and its host address.
@@ -449,12 +477,24 @@ type Frame struct {
 	Format                abi.PixelFormat
 }
 
-// writeCall rewrites the call block and the descriptor table before a call; fr, when not
-// nil, sets FlagFrame and the frame fields.
-func (i *Instance) writeCall(input, inputLen, ctxLen uint32, fr *Frame) {
+// PostTensorData is TensorData for the tensors of BindPost.
+func (i *Instance) PostTensorData(n int) ([]byte, unsafe.Pointer) {
+	t := i.outs[n]
+	b, _ := i.Bytes(t.data, uint32(t.Bytes))
+	return b, i.Pointer(t.data)
+}
+
+// writeCall rewrites the call block and the descriptor table before a call: post selects
+// the tensors of BindPost (a shared instance); fr, when not nil, sets FlagFrame and the
+// frame fields.
+func (i *Instance) writeCall(input, inputLen, ctxLen uint32, post bool, fr *Frame) {
 	le := binary.LittleEndian
-	tb, _ := i.Bytes(i.table, uint32(len(i.tensors)*abi.TensorDescSize))
-	for n, t := range i.tensors {
+	list, table := i.tensors, i.table
+	if post && i.outs != nil {
+		list, table = i.outs, i.outTable
+	}
+	tb, _ := i.Bytes(table, uint32(len(list)*abi.TensorDescSize))
+	for n, t := range list {
 		d := tb[n*abi.TensorDescSize : (n+1)*abi.TensorDescSize]
 		clear(d)
 		le.PutUint32(d[abi.TensorOffDType:], uint32(t.DType))
@@ -474,8 +514,8 @@ func (i *Instance) writeCall(input, inputLen, ctxLen uint32, fr *Frame) {
 	le.PutUint32(c[abi.CallOffABI:], abi.Version)
 	le.PutUint32(c[abi.CallOffInput:], input)
 	le.PutUint32(c[abi.CallOffInputLen:], inputLen)
-	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(i.tensors)))
-	le.PutUint32(c[abi.CallOffTensors:], i.table)
+	le.PutUint32(c[abi.CallOffNTensors:], uint32(len(list)))
+	le.PutUint32(c[abi.CallOffTensors:], table)
 	flags := uint32(abi.FlagContext) | i.seqFlags
 	if fr != nil {
 		flags |= abi.FlagFrame
@@ -567,7 +607,7 @@ func (i *Instance) PreFrame(ctx context.Context, n uint32, fr *Frame) error {
 			return err
 		}
 	}
-	i.writeCall(i.input, n, 0, fr)
+	i.writeCall(i.input, n, 0, false, fr)
 	i.reqCtxLen, i.skipModel = 0, false
 	if err := i.callStatus(ctx, abi.ExportPre, i.pre, uint64(i.call)); err != nil {
 		return err
@@ -604,8 +644,8 @@ func (i *Instance) Post(ctx context.Context, reqCtx []byte) ([]byte, error) {
 		return nil, fmt.Errorf("plugin %s: request context of %d bytes exceeds %d", i.m.Name(), len(reqCtx), abi.MaxContext)
 	}
 	cb, _ := i.Bytes(i.reqCtx, abi.MaxContext)
-	copy(cb, reqCtx)
-	i.writeCall(0, 0, uint32(len(reqCtx)), nil)
+	copy(cb, reqCtx) // a shared instance's own context: the same bytes, a no-op move
+	i.writeCall(0, 0, uint32(len(reqCtx)), true, nil)
 	if err := i.callStatus(ctx, abi.ExportPost, i.post, uint64(i.call)); err != nil {
 		return nil, err
 	}

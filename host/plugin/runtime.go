@@ -47,6 +47,8 @@ type Runtime struct {
 	// compiling serialises CompileModule per module key (see compileOnce).
 	compileMu sync.Mutex
 	compiling map[string]*keyLock
+
+	models atomic.Pointer[ModelRunner] // behind the model-call imports (SetModelRunner)
 }
 
 // keyLock is one module key's compile lock, shared by the loads of that key in progress.
@@ -243,6 +245,9 @@ type Grants struct {
 	Clock  bool              // the real wall and monotonic clocks (default: a fixed fake clock)
 	Random bool              // the host's cryptographic randomness (default: deterministic)
 	Stdout bool              // the guest's stdout/stderr reach the host log at info/warn (default: at debug; bounded either way)
+	// Models names the models the plugin may run through the model-call imports (ABI
+	// §5.9); none by default.
+	Models []string
 }
 
 // String describes the grants for humans ("none" when nothing is granted).
@@ -262,6 +267,9 @@ func (g Grants) String() string {
 	}
 	if g.Stdout {
 		parts = append(parts, "stdout")
+	}
+	for _, m := range g.Models {
+		parts = append(parts, "model "+m)
 	}
 	if len(parts) == 0 {
 		return "none"

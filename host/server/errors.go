@@ -98,6 +98,7 @@ func classOf(err error) string {
 		timeout *plugin.TimeoutError
 		alloc   *plugin.AllocError
 		seq     *pipeline.SequenceError
+		mcall   *plugin.ModelCallError
 	)
 	switch {
 	case errors.Is(err, ErrUnauthorized):
@@ -110,12 +111,18 @@ func classOf(err error) string {
 		return ClassBadInput
 	case errors.Is(err, engine.ErrNotFound):
 		return ClassNotFound
-	case errors.Is(err, pipeline.ErrOverloaded):
+	case errors.Is(err, pipeline.ErrOverloaded), errors.Is(err, plugin.ErrModelBusy):
 		return ClassOverloaded
 	case errors.As(err, &seq):
 		return ClassUnknownSequence
 	case errors.Is(err, pipeline.ErrTooManySequences):
 		return ClassTooManySequences
+	case errors.As(err, &mcall) && errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout // a model call after the request's deadline (or the plugin's budget)
+	case errors.As(err, &mcall) && errors.Is(err, context.Canceled):
+		return ClassCanceled
+	case errors.As(err, &mcall):
+		return ClassPluginError // not granted, past max_model_calls, bad buffers, inference failed
 	case errors.As(err, &timeout):
 		return ClassPluginTimeout
 	case errors.As(err, &alloc):

@@ -50,6 +50,8 @@ var (
 	rollback = prometheus.NewDesc("edgehost_rollbacks_total", "Automatic rollbacks after a new version trapped too often.", nil, nil)
 	backend  = prometheus.NewDesc("edgehost_model_backend", "1 for the backend each model runs on (tflite/cpu, litert/cpu, litert/gpu, litert/npu), with the accelerator asked for (\"\" for none).", []string{"model", "backend", "requested"}, nil)
 	transfer = prometheus.NewDesc("edgehost_model_accelerator_transfer_bytes_total", "Tensor bytes LiteRT moved between host memory and the GPU for a model on litert/gpu (edgehost itself copies none).", []string{"model"}, nil)
+	mcalls   = prometheus.NewDesc("edgehost_model_calls_total", "Runs of a model made by plugins (cascades, ABI §5.9), by result (ok, error).", []string{"model", "result"}, nil)
+	mcallSec = prometheus.NewDesc("edgehost_model_call_seconds_total", "Time plugins' runs of a model took: invoke, and waiting for a free interpreter (wait).", []string{"model", "phase"}, nil)
 	fallback = prometheus.NewDesc("edgehost_model_accelerator_fallbacks_total", "Interpreters of a LiteRT model moved to the classic CPU backend after load (a failed compile or run; no request lost).", []string{"model"}, nil)
 )
 
@@ -63,6 +65,8 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- backend
 	ch <- fallback
 	ch <- transfer
+	ch <- mcalls
+	ch <- mcallSec
 }
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -88,5 +92,11 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(backend, prometheus.GaugeValue, 1, m.Name, b.Active, b.Requested)
 		ch <- prometheus.MustNewConstMetric(fallback, prometheus.CounterValue, float64(b.RunFallbacks), m.Name)
 		ch <- prometheus.MustNewConstMetric(transfer, prometheus.CounterValue, float64(b.TransferBytes), m.Name)
+		if cs := c.e.ModelCalls(m.Name); cs != nil {
+			ch <- prometheus.MustNewConstMetric(mcalls, prometheus.CounterValue, float64(cs.Calls.Load()-cs.Errors.Load()), m.Name, "ok")
+			ch <- prometheus.MustNewConstMetric(mcalls, prometheus.CounterValue, float64(cs.Errors.Load()), m.Name, "error")
+			ch <- prometheus.MustNewConstMetric(mcallSec, prometheus.CounterValue, float64(cs.Nanos.Load())/1e9, m.Name, "invoke")
+			ch <- prometheus.MustNewConstMetric(mcallSec, prometheus.CounterValue, float64(cs.WaitNano.Load())/1e9, m.Name, "wait")
+		}
 	}
 }

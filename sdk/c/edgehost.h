@@ -185,6 +185,23 @@ _Static_assert(offsetof(eh_tensor, name_len) == EH_TENSOR_OFF_NAME_LEN, "eh_tens
 EH_IMPORT("log") void eh_host_log(int32_t level, const char *ptr, uint32_t len);
 EH_IMPORT("set_error") void eh_host_set_error(const char *ptr, uint32_t len);
 
+/* ABI 1.3 (§5.9 "Model calls"): run a model the config grants the plugin (grants.models).
+ * Prefer eh_model_open / eh_model_run below. model_tensors writes the model's input then
+ * output descriptors (data and name 0) and returns n_inputs << 16 | n_outputs, or a negative
+ * EH_MODEL_* status; run_model takes n {data, bytes} pairs (inputs then outputs, 64-byte
+ * aligned, exact sizes) and returns 0 or a negative EH_MODEL_* status. After any failure the
+ * host fails the request with its own message, whatever the plugin returns. */
+EH_IMPORT("model_tensors") int32_t eh_host_model_tensors(const char *name, uint32_t name_len, eh_tensor *descs,
+                                                         uint32_t cap);
+EH_IMPORT("run_model") int32_t eh_host_run_model(const char *name, uint32_t name_len, const uint32_t *bufs,
+                                                 uint32_t n);
+#define EH_MODEL_OK 0
+#define EH_MODEL_NOT_GRANTED (-1) /* not in grants.models, or not loaded */
+#define EH_MODEL_BAD_BUFFERS (-2) /* wrong count, size, alignment, or outside memory */
+#define EH_MODEL_LIMIT (-3)       /* the request's max_model_calls are spent */
+#define EH_MODEL_DEADLINE (-4)    /* the request's deadline or the call's time budget is spent */
+#define EH_MODEL_FAILED (-5)      /* no interpreter free in time, or inference failed */
+
 /* ---- Plugin callbacks (defined by the plugin) ------------------------------------------ */
 
 /* Called once per instance with the params JSON object (not NUL-terminated; "{}" when none).
@@ -394,6 +411,44 @@ long eh_json_array_len(const eh_json *arr);
  * an array of strings, EH_INTERNAL on out of memory); nothing is freed on failure, as a
  * failed init discards the instance. */
 int eh_json_string_array(const eh_json *arr, const char *name, char ***strs, size_t **lens, size_t *n);
+
+/* ---- Model calls (ABI 1.3, §5.9; sdk/c/model.c) ---------------------------------------- */
+
+#define EH_MODEL_MAX_TENSORS 16
+
+/* A model the plugin may run, with a 64-byte-aligned buffer per tensor in the plugin's own
+ * memory: the host binds the model's tensors to these buffers for each run (zero copy). */
+typedef struct eh_model {
+    char name[64];
+    size_t n_in, n_out;
+    eh_tensor t[EH_MODEL_MAX_TENSORS];       /* inputs then outputs; data points at the buffers */
+    uint32_t bufs[2 * EH_MODEL_MAX_TENSORS]; /* {data, bytes} per tensor, for run_model */
+} eh_model;
+
+/* Describe model name and allocate its tensor buffers (call from eh_plugin_init or the
+ * first request). EH_OK, or a status with the error set. */
+int eh_model_open(eh_model *m, const char *name);
+static inline eh_tensor *eh_model_input(eh_model *m, size_t i) { return i < m->n_in ? &m->t[i] : 0; }
+static inline eh_tensor *eh_model_output(eh_model *m, size_t i) {
+    return i < m->n_out ? &m->t[m->n_in + i] : 0;
+}
+/* Run the model once on its input buffers; the outputs are then in its output buffers.
+ * EH_OK, or EH_INTERNAL with the error set (the host fails the request in any case). */
+int eh_model_run(eh_model *m);
+void eh_model_close(eh_model *m);
+
+/* Crop the box [x0, x1) x [y0, y1) (pixels, rounded half to even to whole pixels, as Python's
+ * round(); it may reach outside the image: filled with pad) of an 8-bit RGB image w x h and
+ * resize it into the NHWC tensor t (1 x H x W x 3) exactly as Pillow's Image.crop + resize
+ * (BILINEAR: a triangle widened by the downscale factor, antialiased; fixed point; an 8-bit
+ * intermediate), so a Python chain on the same pixels gets the same bytes: uint8 as pixel
+ * values, int8 as pixel - 128, float32 as (pixel - mean) / std. EH_OK, EH_UNSUPPORTED
+ * (another layout) or EH_BAD_INPUT (an empty or invalid box). */
+int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, double y0, double x1, double y1,
+                       eh_tensor *t, float mean, float std, uint8_t pad);
+
+/* The index of the largest element of t (dequantised), or -1 when t is empty. */
+long eh_tensor_argmax(const eh_tensor *t);
 
 #ifdef __cplusplus
 }

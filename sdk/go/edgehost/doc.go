@@ -26,4 +26,9 @@
 //	}
 //
 //	func main() {}
+//
+// Model calls (ABI 1.3, abi/ABI.md §5.9): a plugin granted a model in config.toml
+// (grants = { models = ["mobilenet"] }) runs it on buffers in its own memory: OpenModel (in
+// Init), fill Model.Inputs[i].Data, Model.Run, read Model.Outputs. See
+// sdk/go/testdata/modelcall.
 package edgehost

@@ -120,6 +120,85 @@ mod host {
     extern "C" {
         pub fn log(level: i32, ptr: *const u8, len: u32);
         pub fn set_error(ptr: *const u8, len: u32);
+        // ABI 1.3 (§5.9): model calls.
+        pub fn model_tensors(name: *const u8, name_len: u32, descs: *mut u32, cap: u32) -> i32;
+        pub fn run_model(name: *const u8, name_len: u32, bufs: *const u32, n: u32) -> i32;
+    }
+}
+
+/// One tensor of a [`Model`]: its description and its buffer in the plugin's memory.
+pub struct ModelTensor {
+    pub dtype: DType,
+    pub shape: Vec<i32>,
+    pub scale: f32,
+    pub zero_point: i32,
+    buf: Vec<u8>, // bytes + 64, so that a 64-byte-aligned window fits
+    off: usize,
+    len: usize,
+}
+
+impl ModelTensor {
+    /// The tensor's bytes (64-byte aligned), to fill before [`Model::run`] (inputs) or to
+    /// read after it (outputs).
+    pub fn data(&mut self) -> &mut [u8] { &mut self.buf[self.off..self.off + self.len] }
+    fn addr(&self) -> u32 { self.buf[self.off..].as_ptr() as usize as u32 }
+}
+
+/// A model the plugin's config grants it (grants.models; ABI §5.9), with a buffer per
+/// tensor in the plugin's own memory that the host binds the model's tensors to for each
+/// run (zero copy).
+pub struct Model {
+    pub name: String,
+    pub inputs: Vec<ModelTensor>,
+    pub outputs: Vec<ModelTensor>,
+    table: Vec<u32>,
+}
+
+const MAX_MODEL_TENSORS: usize = 16;
+
+impl Model {
+    /// Describes model `name` (from the host's metadata) and allocates its buffers; works in
+    /// init as well as in a request.
+    pub fn open(name: &str) -> Result<Model> {
+        let mut descs = vec![0u32; MAX_MODEL_TENSORS * 16];
+        let r = unsafe { host::model_tensors(name.as_ptr(), name.len() as u32, descs.as_mut_ptr(), MAX_MODEL_TENSORS as u32) };
+        if r < 0 {
+            return Err(internal(format!("model {}: model_tensors returned {}", name, r)));
+        }
+        let (nin, nout) = ((r >> 16) as usize, (r & 0xffff) as usize);
+        if nin + nout > MAX_MODEL_TENSORS {
+            return Err(internal(format!("model {} has {} tensors, more than {}", name, nin + nout, MAX_MODEL_TENSORS)));
+        }
+        let mut all = Vec::new();
+        for i in 0..nin + nout {
+            let d = &descs[i * 16..i * 16 + 16];
+            let len = d[13] as usize;
+            let buf = vec![0u8; len + 64];
+            let off = (64 - (buf.as_ptr() as usize % 64)) % 64;
+            let nd = (d[1] as usize).min(8);
+            all.push(ModelTensor {
+                dtype: DType::from_u32(d[0]),
+                shape: d[2..2 + nd].iter().map(|&v| v as i32).collect(),
+                scale: f32::from_bits(d[10]),
+                zero_point: d[11] as i32,
+                buf,
+                off,
+                len,
+            });
+        }
+        let table = all.iter().flat_map(|t| [t.addr(), t.len as u32]).collect();
+        let outputs = all.split_off(nin);
+        Ok(Model { name: name.to_string(), inputs: all, outputs, table })
+    }
+
+    /// Runs the model once on its input buffers; the outputs are then in its output
+    /// buffers. On a failure the host fails the request with its own message in any case.
+    pub fn run(&mut self) -> Result<()> {
+        let r = unsafe { host::run_model(self.name.as_ptr(), self.name.len() as u32, self.table.as_ptr(), (self.table.len() / 2) as u32) };
+        if r != 0 {
+            return Err(internal(format!("model {}: run_model returned {}", self.name, r)));
+        }
+        Ok(())
     }
 }
 
