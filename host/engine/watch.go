@@ -187,6 +187,17 @@ func (w *Watcher) refresh() {
 	}
 	w.interesting = interesting
 	for d := range want {
+		if alias, ok := sameDirectory(d, want); ok {
+			// One name per directory: fsnotify 1.10 gives two names of one directory (a
+			// symlink and its target) one watch, and after one of them was removed the other
+			// still named a watch it had dropped: a nil dereference inside fsnotify at the
+			// next Remove (seen once in host/engine's tests). Events come under the name
+			// kept, which interesting holds too.
+			w.e.log.Debug("directory watched under another name", "dir", d, "as", alias)
+			delete(want, d)
+		}
+	}
+	for d := range want {
 		// Add again even when known: a recreated directory is a new inode.
 		if err := w.fw.Add(d); err != nil {
 			if w.dirs[d] {
@@ -205,6 +216,39 @@ func (w *Watcher) refresh() {
 			delete(w.dirs, d)
 		}
 	}
+}
+
+// sameDirectory reports whether d is a second name (through symlinks) of a directory in
+// want that is kept instead: the name the directory has once symlinks are resolved, or the
+// first in order. Names that cannot be resolved are kept.
+func sameDirectory(d string, want map[string]bool) (string, bool) {
+	fi, err := os.Stat(d)
+	if err != nil {
+		return "", false
+	}
+	real, err := filepath.EvalSymlinks(d)
+	if err != nil {
+		return "", false
+	}
+	if real != d && want[real] {
+		if ri, err := os.Stat(real); err == nil && os.SameFile(fi, ri) {
+			return real, true
+		}
+	}
+	if real == d {
+		return "", false // a resolved name is always kept
+	}
+	for o := range want {
+		if o == d || o >= d {
+			continue // of two unresolved names, the first in order is kept
+		}
+		if oreal, err := filepath.EvalSymlinks(o); err == nil && oreal != o && !want[oreal] {
+			if oi, err := os.Stat(o); err == nil && os.SameFile(fi, oi) {
+				return o, true
+			}
+		}
+	}
+	return "", false
 }
 
 // observe stats what path resolves to and hashes its content when the stat changed from

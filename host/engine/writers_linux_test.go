@@ -74,3 +74,38 @@ func TestWritersSymlinkedDirectory(t *testing.T) {
 		t.Logf("round %d ok", round)
 	}
 }
+
+// TestSameDirectory: the watcher adds each directory to fsnotify under one name only. A
+// symlinked directory and its target are one inotify watch; fsnotify 1.10 keeps both names
+// pointing at it, and once one name was removed the other named a dropped watch: its next
+// Remove dereferenced nil inside fsnotify (host/engine's tests panicked once so).
+func TestSameDirectory(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "plugins")
+	other := filepath.Join(dir, "other")
+	for _, d := range []string{target, other} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(dir, "current")
+	link2 := filepath.Join(dir, "also")
+	os.Symlink("plugins", link)
+	os.Symlink("other", link2)
+	want := map[string]bool{dir: true, target: true, link: true, link2: true}
+	for _, tc := range []struct {
+		d     string
+		alias string
+	}{
+		{link, target}, // its target is watched: skip the link's name
+		{target, ""},   // a resolved name is kept
+		{dir, ""},      // no other name
+		{link2, ""},    // its target is not watched: the link's name is the only one
+		{"/nonexistent/x", ""},
+	} {
+		got, ok := sameDirectory(tc.d, want)
+		if ok != (tc.alias != "") || got != tc.alias {
+			t.Errorf("sameDirectory(%s) = %q, %v; want %q", tc.d, got, ok, tc.alias)
+		}
+	}
+}
