@@ -46,11 +46,29 @@ else
 	$(MAKE) --no-print-directory bin/linux-$(ARCH)/edgehost
 endif
 
-.PHONY: FORCE
+.PHONY: FORCE release test-arm deps-emu
 bin/linux-%/edgehost: FORCE .deps/tflite/2.17-%/.ok
 	GOOS=linux GOARCH=$(GOARCH_$*) CC=$(ROOT)/.deps/bin/cc-$* \
 	CGO_LDFLAGS='-L$(ROOT)/.deps/tflite/2.17-$*/lib -Wl,-rpath,$$ORIGIN/../lib' \
 	go build -trimpath -o $@ ./cmd/edgehost
+
+# dist/edgehost-VERSION-linux-{amd64,arm64,armhf}.tar.gz and dist/SHA256SUMS (scripts/release.sh):
+# the binary (all three built with zig cc for glibc 2.36), its TFLite library through
+# $ORIGIN/../lib, the example plugins, the bundled models, config.toml, the systemd unit, the
+# README's board section and THIRD_PARTY.txt. Reproducible: a second run is byte-identical.
+VERSION ?= 0.1.0-$(shell git rev-parse --short=12 HEAD)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+RELEASE_ARCHS := amd64 arm64 armhf
+release: plugins $(foreach a,$(RELEASE_ARCHS),bin/linux-$(a)/edgehost)
+	bash scripts/release.sh $(VERSION) $(RELEASE_ARCHS)
+
+# The release archives of arm64 and armhf under Debian's qemu-user-static (fetched without
+# root by scripts/deps-emu.sh), every shipped pipeline compared with amd64's archive
+# (scripts/test-arm.sh says how exactly).
+deps-emu: .deps/emu/.ok
+.deps/emu/.ok: scripts/deps-emu.sh
+	bash scripts/deps-emu.sh
+test-arm: release deps-emu
+	bash scripts/test-arm.sh $(VERSION)
 
 # LiteRT 2.3.0 (PyPI ai-edge-litert, 22 MB once) for models with `accelerator = ...`;
 # deps-openvino adds OpenVINO 2026.3.1 (57 MB once, 158 MB unpacked), the Intel NPU
@@ -223,7 +241,7 @@ fuzz: build plugins
 	bash scripts/fuzz.sh $(FUZZTIME) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf bin .deps
+	rm -rf bin .deps dist
 
 # ---- From a trained model to the edge (tools/model/README.md) -------------------------------
 # model-venv: Python 3.11 venv with the pinned training/conversion tooling in .deps/model-venv

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# test-arm.sh VERSION: `make test-arm`. Unpacks dist/edgehost-VERSION-linux-{amd64,arm64,armhf}.tar.gz
+# as a user would, serves each under the emulation profile (below) and sends every shipped
+# pipeline its bundled input over HTTP: amd64 natively, arm64 and armhf under Debian's
+# qemu-user-static (.deps/emu, scripts/deps-emu.sh). Then compares with amd64:
+#   classify, classify-go, segment   byte-identical JSON
+#   detect                           the same detections (labels, order), each score within
+#                                    3/256 (three uint8 quantisation steps) and each box edge
+#                                    within 24 px of amd64's (XNNPACK on and off differ that
+#                                    much on amd64 itself: RATIONALE.md, "ARM builds")
+# armhf's TFLite has no XNNPACK C API, so it runs TFLite's own kernels: its reference is amd64's
+# archive served with xnnpack = false (XNNPACK's quantised kernels round differently: with it,
+# amd64 says peacock 0.980469, without it and on armhf 0.984375).
+# No root: an unprivileged user + mount namespace mounts its own binfmt_misc (kernel >= 6.7)
+# and registers qemu there, so edgehost's model-probe child (a re-exec of itself) runs too.
+# Where the kernel refuses, it says so and falls back to running edgehost under qemu
+# directly, with EDGEHOST_PROBE_EMULATOR telling edgehost to start its probe through qemu
+# (TEST_ARM_NO_BINFMT=1 takes that path on purpose).
+set -euo pipefail
+VERSION=${1:?usage: test-arm.sh VERSION}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+EMU="$ROOT/.deps/emu"
+T="$(mktemp -d "${TMPDIR:-/tmp}/edgehost-test-arm.XXXXXX")"
+# The logs, /status answers and outputs stay in dist/test-arm/ (replaced at every run).
+trap 'rm -rf "$ROOT/dist/test-arm"; [ -d "$T/out" ] && cp -r "$T/out" "$ROOT/dist/test-arm"; rm -rf "$T"' EXIT
+say() { printf 'test-arm: %s\n' "$*" >&2; }
+die() { printf 'test-arm: FAIL: %s\n' "$*" >&2; exit 1; }
+ARCHS=(amd64 arm64 armhf)
+declare -A QEMU=([arm64]=qemu-aarch64-static [armhf]=qemu-arm-static)
+# The ELF headers binfmt_misc matches (Debian's qemu-user-binfmt entries): EM_AARCH64, EM_ARM.
+declare -A MAGIC=(
+	[arm64]='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+	[armhf]='\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00')
+declare -A MASK=(
+	[arm64]='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+	[armhf]='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff')
+
+for a in "${ARCHS[@]}"; do
+	mkdir -p "$T/$a"
+	tar -xzf "$ROOT/dist/edgehost-$VERSION-linux-$a.tar.gz" -C "$T/$a"
+	d="$T/$a/edgehost-$VERSION-linux-$a"
+	# The emulation profile: the shipped config with budgets for a machine ~100x slower
+	# (a plugin's 1 s default is spent by a Go guest's start-up alone under qemu).
+	awk '/^\[pipelines\.[^]]*\.(pre|post)\]/ { print; print "timeout_ms = 300000"; next }
+		/^timeout_ms[[:space:]]*=/ { next }
+		/^queue_timeout[[:space:]]*=/ { print "queue_timeout = \"600s\""; next }
+		/^request_timeout[[:space:]]*=/ { print "request_timeout = \"600s\""; next }
+		/^address[[:space:]]*=/ { print "address = \"127.0.0.1:PORT\""; next }
+		{ print }' "$d/config.toml" >"$d/emulation.toml"
+	if [ "$a" != amd64 ]; then
+		printf '#!/bin/sh\nexec %s -L %s "$@"\n' "$EMU/qemu/usr/bin/${QEMU[$a]}" "$EMU/sysroot-$a" >"$T/qemu-$a"
+		chmod +x "$T/qemu-$a"
+	fi
+done
+
+# armhf's library has no XNNPACK: its reference is amd64 without XNNPACK (TFLite's own kernels).
+d="$T/amd64/edgehost-$VERSION-linux-amd64"
+sed 's/^xnnpack = true/xnnpack = false/' "$d/emulation.toml" >"$d/emulation-noxnnpack.toml"
+
+# serve NAME ARCH [CONFIG]: start that archive's edgehost, wait for /v2/health/ready, send each
+# pipeline its input, write $T/out/NAME.PIPELINE, stop it. Runs inside the namespace for the
+# ARM builds.
+cat >"$T/serve.sh" <<'SERVE'
+set -euo pipefail
+n=$1 a=$2; d="$T/$a/edgehost-$VERSION-linux-$a"; cfg="$d/${3:-emulation.toml}"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -i "s/127.0.0.1:PORT/127.0.0.1:$port/" "$cfg"
+mkdir -p "$T/out"
+start=$SECONDS
+$PREFIX "$d/bin/edgehost" --config "$cfg" serve >"$T/out/$n.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+until curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null; do
+	kill -0 $pid 2>/dev/null || { cat "$T/out/$n.log" >&2; echo "edgehost ($n) exited before ready" >&2; exit 1; }
+	[ $((SECONDS - start)) -lt 600 ] || { echo "edgehost ($n) not ready after 600 s" >&2; exit 1; }
+	sleep 1
+done
+ready=$((SECONDS - start)) times=""
+curl -sf "http://127.0.0.1:$port/status" >"$T/out/$n.status"
+for p in classify:peacock.png classify-go:peacock.png detect:ssd_example.jpg segment:ssd_example.jpg; do
+	t0=$SECONDS
+	curl -sSf --data-binary "@$d/models/${p#*:}" "http://127.0.0.1:$port/v1/pipelines/${p%%:*}" >"$T/out/$n.${p%%:*}" ||
+		{ cat "$T/out/$n.log" >&2; echo "$n ${p%%:*}: request failed" >&2; exit 1; }
+	times="$times, ${p%%:*} $((SECONDS - t0)) s"
+done
+echo "$n: ready in $ready s$times; wasm engine $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["wasm_engine"])' "$T/out/$n.status")" >>"$T/out/times"
+SERVE
+
+# inner ARCH: inside the user+mount namespace; mount binfmt_misc, register qemu, serve.
+cat >"$T/inner.sh" <<'INNER'
+set -euo pipefail
+a=$1
+mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+printf ':edgehost-%s:M::%s:%s:%s:F' "$a" "$MAGIC_A" "$MASK_A" "$T/qemu-$a" >/proc/sys/fs/binfmt_misc/register
+PREFIX= bash "$T/serve.sh" "$a" "$a"
+INNER
+
+export T VERSION
+PREFIX= bash "$T/serve.sh" amd64 amd64
+PREFIX= bash "$T/serve.sh" amd64-noxnnpack amd64 emulation-noxnnpack.toml
+binfmt=yes
+if [ -n "${TEST_ARM_NO_BINFMT:-}" ]; then
+	binfmt=no
+	say "TEST_ARM_NO_BINFMT set: running the ARM builds under qemu directly, the model probe through EDGEHOST_PROBE_EMULATOR"
+elif ! unshare --user --map-root-user --mount sh -c 'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc' 2>"$T/unshare.err"; then
+	binfmt=no
+	say "the kernel refused a binfmt_misc of our own ($(tail -1 "$T/unshare.err")): running the ARM builds under qemu directly, the model probe through EDGEHOST_PROBE_EMULATOR"
+fi
+for a in arm64 armhf; do
+	if [ $binfmt = yes ]; then
+		MAGIC_A=${MAGIC[$a]} MASK_A=${MASK[$a]} unshare --user --map-root-user --mount bash "$T/inner.sh" "$a"
+	else
+		EDGEHOST_PROBE_EMULATOR="$T/qemu-$a" PREFIX="$T/qemu-$a" bash "$T/serve.sh" "$a" "$a"
+	fi
+done
+
+# Compare with amd64.
+python3 - "$T/out" <<'CMP'
+import json, sys
+out = sys.argv[1]
+def load(a, p):
+    return open(f"{out}/{a}.{p}", "rb").read()
+fails = []
+for a, r in (("arm64", "amd64"), ("armhf", "amd64-noxnnpack")):
+    for p in ("classify", "classify-go", "segment"):
+        if load(a, p) != load(r, p):
+            fails.append(f"{a} {p}: differs from {r}:\n  {r} {load(r, p)[:300]!r}\n  {a} {load(a, p)[:300]!r}")
+        else:
+            print(f"test-arm: {a} {p}: identical to {r} ({len(load(a, p))} bytes)")
+    ref = json.loads(load(r, "detect"))["detections"]
+    got = json.loads(load(a, "detect"))["detections"]
+    worst_s = worst_b = 0.0
+    if [d["label"] for d in ref] != [d["label"] for d in got]:
+        fails.append(f"{a} detect: labels {[d['label'] for d in got]}, {r} {[d['label'] for d in ref]}")
+    else:
+        for want, g in zip(ref, got):
+            worst_s = max(worst_s, abs(want["score"] - g["score"]))
+            worst_b = max(worst_b, max(abs(x - y) for x, y in zip(want["box"], g["box"])))
+        if worst_s > 3 / 256 + 1e-6 or worst_b > 24:
+            fails.append(f"{a} detect: scores up to {worst_s:.4f} apart (max 3/256), box edges up to {worst_b:.1f} px (max 24)")
+        else:
+            print(f"test-arm: {a} detect: {len(got)} detections as {r}, scores within {worst_s:.4f} (≤ 3/256), box edges within {worst_b:.1f} px (≤ 24)")
+if fails:
+    print("\n".join("test-arm: FAIL: " + f for f in fails), file=sys.stderr)
+    sys.exit(1)
+CMP
+sed 's/^/test-arm: /' "$T/out/times"
+say "ok (binfmt_misc in a user namespace: $binfmt)"
