@@ -56,12 +56,19 @@ bin/linux-%/edgehost: FORCE .deps/tflite/2.17-%/.ok
 # the binary (all three built with zig cc for glibc 2.36), its TFLite library through
 # $ORIGIN/../lib, the example plugins, the bundled models, config.toml, the systemd unit, the
 # README's board section and THIRD_PARTY.txt. Reproducible: a second run is byte-identical.
-VERSION ?= 0.1.0-$(shell git rev-parse --short=12 HEAD)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+# Then the OCI image index (linux/amd64, linux/arm64) as an image layout and its tar
+# (scripts/image.py: no daemon; Debian's glibc of each architecture + the release archive).
+ifndef VERSION
+VERSION := 0.1.0-$(shell git rev-parse --short=12 HEAD)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+endif
 RELEASE_ARCHS := amd64 arm64 armhf
-release: plugins $(foreach a,$(RELEASE_ARCHS),bin/linux-$(a)/edgehost)
+.PRECIOUS: .deps/tflite/2.17-%/.ok
+release: plugins $(foreach a,$(RELEASE_ARCHS),bin/linux-$(a)/edgehost) deps-emu
 	bash scripts/release.sh $(VERSION) $(RELEASE_ARCHS)
+	python3 scripts/image.py $(VERSION) dist .deps/emu
 
-# The release archives of arm64 and armhf under Debian's qemu-user-static (fetched without
+# The release archives of arm64 and armhf, and the OCI image's arm64 root filesystem, under
+# Debian's qemu-user-static (fetched without
 # root by scripts/deps-emu.sh), every shipped pipeline compared with amd64's archive
 # (scripts/test-arm.sh says how exactly).
 deps-emu: .deps/emu/.ok

@@ -6,7 +6,9 @@
 #   .deps/emu/sysroot-arm64/                           libc6, libstdc++6, libgcc-s1 of arm64:
 #   .deps/emu/sysroot-armhf/                           the loader and libraries the binary and
 #                                                      libtensorflowlite_c.so need (QEMU_LD_PREFIX)
-# Idempotent, offline once done. About 68 MB of .debs, and the archive's lists for three
+#   .deps/emu/sysroot-amd64/                           the same of amd64: with arm64's, the OCI
+#                                                      image's glibc layer (scripts/image.py)
+# Idempotent, offline once done. About 71 MB of .debs, and the archive's lists for three
 # architectures once (the longest part: ~2 min here).
 set -euo pipefail
 
@@ -42,7 +44,7 @@ fetch() {
 	mkdir -p "$dest" && dpkg-deb -x "$DL/$file" "$dest"
 }
 
-if ! [ -f "$OUT/.ok" ]; then
+if ! [ -f "$OUT/.ok" ] || ! [ -d "$OUT/sysroot-amd64" ]; then
 	rm -rf "$OUT.tmp"
 	fetch qemu-user-static:amd64 1:7.2+dfsg-7+deb12u18+b3 c3e3ba2bd87f8c5b9a5da5ef21b5a3b82d7c63b89dd448d9ddaa4eabc5b6e402 "$OUT.tmp/qemu"
 	fetch libc6:arm64 2.36-9+deb12u14 01f4330719fd4f65580e16ea5a0527f372fca750e8f588d26deaf09f2d3b1cf4 "$OUT.tmp/sysroot-arm64"
@@ -51,6 +53,9 @@ if ! [ -f "$OUT/.ok" ]; then
 	fetch libc6:armhf 2.36-9+deb12u14 758c68b92654747025b48476a45c315bf16df1321224abdd9be672bfd120be45 "$OUT.tmp/sysroot-armhf"
 	fetch libstdc++6:armhf 12.2.0-14+deb12u1 66d53ddeb10a37f22e455611c2c515f9d444e523b55d873ff48bde47267963db "$OUT.tmp/sysroot-armhf"
 	fetch libgcc-s1:armhf 12.2.0-14+deb12u1 f58562bf01efd6112b914182147ee149e0d4c90869046e31844da8803669eeb3 "$OUT.tmp/sysroot-armhf"
+	fetch libc6:amd64 2.36-9+deb12u14 ba4f88f73dbc3ae9055f3c20f4523bfdbaf1ad13ff95e258924f77d20b4fbedf "$OUT.tmp/sysroot-amd64"
+	fetch libstdc++6:amd64 12.2.0-14+deb12u1 5cd3171216d4ab0fc911cfe9c35509bf2dd8f47761c43b7f6a4296701551a24d "$OUT.tmp/sysroot-amd64"
+	fetch libgcc-s1:amd64 12.2.0-14+deb12u1 3016e62cb4b7cd8038822870601f5ed131befe942774d0f745622cc77d8a88f7 "$OUT.tmp/sysroot-amd64"
 	# Only the two emulators are needed of qemu's 30.
 	find "$OUT.tmp/qemu/usr/bin" -type f ! -name qemu-aarch64-static ! -name qemu-arm-static -delete
 	rm -rf "$OUT.tmp/qemu/usr/share"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-arm.sh VERSION: `make test-arm`. Unpacks dist/edgehost-VERSION-linux-{amd64,arm64,armhf}.tar.gz
-# as a user would, serves each under the emulation profile (below) and sends every shipped
+# as a user would (and the OCI image's arm64 root filesystem: same answers as the arm64
+# archive, on the image's own glibc), serves each under the emulation profile (below) and sends every shipped
 # pipeline its bundled input over HTTP: amd64 natively, arm64 and armhf under Debian's
 # qemu-user-static (.deps/emu, scripts/deps-emu.sh). Then compares with amd64:
 #   classify, classify-go, segment   byte-identical JSON
@@ -57,12 +58,12 @@ done
 d="$T/amd64/edgehost-$VERSION-linux-amd64"
 sed 's/^xnnpack = true/xnnpack = false/' "$d/emulation.toml" >"$d/emulation-noxnnpack.toml"
 
-# serve NAME ARCH [CONFIG]: start that archive's edgehost, wait for /v2/health/ready, send each
+# serve NAME DIR [CONFIG]: start DIR/bin/edgehost, wait for /v2/health/ready, send each
 # pipeline its input, write $T/out/NAME.PIPELINE, stop it. Runs inside the namespace for the
 # ARM builds.
 cat >"$T/serve.sh" <<'SERVE'
 set -euo pipefail
-n=$1 a=$2; d="$T/$a/edgehost-$VERSION-linux-$a"; cfg="$d/${3:-emulation.toml}"
+n=$1 d=$2 cfg=$2/${3:-emulation.toml}
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed -i "s/127.0.0.1:PORT/127.0.0.1:$port/" "$cfg"
 mkdir -p "$T/out"
@@ -86,18 +87,38 @@ done
 echo "$n: ready in $ready s$times; wasm engine $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["wasm_engine"])' "$T/out/$n.status")" >>"$T/out/times"
 SERVE
 
-# inner ARCH: inside the user+mount namespace; mount binfmt_misc, register qemu, serve.
+# inner NAME DIR WRAPPER: inside the user+mount namespace; mount binfmt_misc, register the
+# qemu WRAPPER for MAGIC_A/MASK_A, serve.
 cat >"$T/inner.sh" <<'INNER'
 set -euo pipefail
-a=$1
 mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-printf ':edgehost-%s:M::%s:%s:%s:F' "$a" "$MAGIC_A" "$MASK_A" "$T/qemu-$a" >/proc/sys/fs/binfmt_misc/register
-PREFIX= bash "$T/serve.sh" "$a" "$a"
+printf ':edgehost-%s:M::%s:%s:%s:F' "$1" "$MAGIC_A" "$MASK_A" "$3" >/proc/sys/fs/binfmt_misc/register
+PREFIX= bash "$T/serve.sh" "$1" "$2"
 INNER
 
+# The OCI image's arm64 root filesystem (make release: dist/edgehost-VERSION-oci), its layers
+# unpacked in order; served with the image's own glibc (qemu -L the root) on its own config.
+R="$T/image-arm64"
+python3 - "$ROOT/dist/edgehost-$VERSION-oci" "$R" <<'UNPACK'
+import json, os, sys, tarfile
+lay, root = sys.argv[1], sys.argv[2]
+blob = lambda d: os.path.join(lay, "blobs", "sha256", d.split(":")[1])
+top = json.load(open(os.path.join(lay, "index.json")))["manifests"][0]
+idx = json.load(open(blob(top["digest"])))
+man = next(m for m in idx["manifests"] if m["platform"]["architecture"] == "arm64")
+for l in json.load(open(blob(man["digest"])))["layers"]:
+    with tarfile.open(blob(l["digest"])) as t:
+        t.extractall(root, filter="tar") if hasattr(tarfile, "data_filter") else t.extractall(root)
+UNPACK
+sed -e 's|^address = .*|address = "127.0.0.1:PORT"|' -e "s|/tmp/edgehost-cache|$T/image-cache|" \
+	-e 's|^timeout_ms[[:space:]]*=.*||' -e 's|^\(\[pipelines\.[^]]*\.\(pre\|post\)\]\)$|\1\ntimeout_ms = 300000|' \
+	-e 's|^queue_timeout[[:space:]]*=.*|queue_timeout = "600s"|' "$R/opt/edgehost/config.toml" >"$R/opt/edgehost/emulation.toml"
+printf '#!/bin/sh\nexec %s -L %s "$@"\n' "$EMU/qemu/usr/bin/qemu-aarch64-static" "$R" >"$T/qemu-image"
+chmod +x "$T/qemu-image"
+
 export T VERSION
-PREFIX= bash "$T/serve.sh" amd64 amd64
-PREFIX= bash "$T/serve.sh" amd64-noxnnpack amd64 emulation-noxnnpack.toml
+PREFIX= bash "$T/serve.sh" amd64 "$T/amd64/edgehost-$VERSION-linux-amd64"
+PREFIX= bash "$T/serve.sh" amd64-noxnnpack "$T/amd64/edgehost-$VERSION-linux-amd64" emulation-noxnnpack.toml
 binfmt=yes
 if [ -n "${TEST_ARM_NO_BINFMT:-}" ]; then
 	binfmt=no
@@ -106,11 +127,14 @@ elif ! unshare --user --map-root-user --mount sh -c 'mount -t binfmt_misc binfmt
 	binfmt=no
 	say "the kernel refused a binfmt_misc of our own ($(tail -1 "$T/unshare.err")): running the ARM builds under qemu directly, the model probe through EDGEHOST_PROBE_EMULATOR"
 fi
-for a in arm64 armhf; do
+for run in arm64:arm64:"$T/arm64/edgehost-$VERSION-linux-arm64":"$T/qemu-arm64" \
+	armhf:armhf:"$T/armhf/edgehost-$VERSION-linux-armhf":"$T/qemu-armhf" \
+	image-arm64:arm64:"$R/opt/edgehost":"$T/qemu-image"; do
+	IFS=: read -r n a d w <<<"$run"
 	if [ $binfmt = yes ]; then
-		MAGIC_A=${MAGIC[$a]} MASK_A=${MASK[$a]} unshare --user --map-root-user --mount bash "$T/inner.sh" "$a"
+		MAGIC_A=${MAGIC[$a]} MASK_A=${MASK[$a]} unshare --user --map-root-user --mount bash "$T/inner.sh" "$n" "$d" "$w"
 	else
-		EDGEHOST_PROBE_EMULATOR="$T/qemu-$a" PREFIX="$T/qemu-$a" bash "$T/serve.sh" "$a" "$a"
+		EDGEHOST_PROBE_EMULATOR="$w" PREFIX="$w" bash "$T/serve.sh" "$n" "$d"
 	fi
 done
 
@@ -140,6 +164,11 @@ for a, r in (("arm64", "amd64"), ("armhf", "amd64-noxnnpack")):
             fails.append(f"{a} detect: scores up to {worst_s:.4f} apart (max 3/256), box edges up to {worst_b:.1f} px (max 24)")
         else:
             print(f"test-arm: {a} detect: {len(got)} detections as {r}, scores within {worst_s:.4f} (≤ 3/256), box edges within {worst_b:.1f} px (≤ 24)")
+for p in ("classify", "classify-go", "detect", "segment"):
+    if load("image-arm64", p) != load("arm64", p):
+        fails.append(f"image-arm64 {p}: differs from the arm64 archive's answer")
+    else:
+        print(f"test-arm: image-arm64 {p}: identical to the arm64 archive's answer")
 if fails:
     print("\n".join("test-arm: FAIL: " + f for f in fails), file=sys.stderr)
     sys.exit(1)
