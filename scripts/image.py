@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """image.py VERSION DIST EMU: the multi-platform OCI image of edgehost (linux/amd64, linux/arm64),
 built without a container daemon, as an OCI image layout: DIST/edgehost-VERSION-oci/ and the
-same as one tar, DIST/edgehost-VERSION-oci.tar (`make release` calls it).
+same as one tar, DIST/edgehost-VERSION-oci.tar, with DIST/edgehost-VERSION-oci.files.txt listing
+every file of every layer with its sha256 (`make release` calls it).
 
 Each platform's image is two layers on nothing (scratch):
   1. glibc: Debian 12's libc6, libstdc++6 and libgcc-s1 of that architecture, as dpkg-deb -x
@@ -77,9 +78,22 @@ def tree(root, prefix):
 import shutil
 shutil.rmtree(OUT, ignore_errors=True)
 manifests = []
+listing = [f"Files of the OCI image edgehost:{VERSION}, per platform and layer, with sha256 (symlinks: ->).",
+           "Layer 1 is Debian 12's libc6 2.36-9+deb12u14, libstdc++6 12.2.0-14+deb12u1 and libgcc-s1",
+           "12.2.0-14+deb12u1 of the architecture (scripts/deps-emu.sh pins each .deb by sha256; their",
+           "copyright files are in usr/share/doc); layer 2 is the release archive (its THIRD_PARTY.txt).", ""]
+def note(arch, n, files):
+    for name in sorted(files):
+        v = files[name]
+        if v[0] == "link":
+            listing.append(f"{arch} layer{n} {name} -> {v[1]}")
+        elif v[1] is not None:
+            listing.append(f"{arch} layer{n} {hashlib.sha256(v[1]).hexdigest()} {name}")
 for arch, goarch, variant in PLATFORMS:
     sysroot = os.path.join(EMU, f"sysroot-{arch}")
-    glibc, glibc_id = layer(tree(sysroot, ""))
+    gfiles = tree(sysroot, "")
+    note(arch, 1, gfiles)
+    glibc, glibc_id = layer(gfiles)
     archive = os.path.join(DIST, f"edgehost-{VERSION}-linux-{arch}.tar.gz")
     app = {"opt": (0o755, None), "opt/edgehost": (0o755, None), "tmp": (0o1777, None)}
     top = f"edgehost-{VERSION}-linux-{arch}/"
@@ -97,6 +111,7 @@ for arch, goarch, variant in PLATFORMS:
                     data = data.decode().replace('address = "127.0.0.1:8080"', 'address = "0.0.0.0:8080"', 1) \
                         .replace('cache_dir = ".cache/wazero"', 'cache_dir = "/tmp/edgehost-cache"', 1).encode()
                 app[name] = (m.mode, data)
+    note(arch, 2, app)
     appl, app_id = layer(app)
     layers = [blob(glibc, MT["layer"]), blob(appl, MT["layer"])]
     created = __import__("datetime").datetime.fromtimestamp(EPOCH, __import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -129,6 +144,8 @@ with tarfile.open(OUT + ".tar.tmp", "w", format=tarfile.PAX_FORMAT) as tar:
         else:
             tar.addfile(entry(name, 0o644, size=len(v[1])), io.BytesIO(v[1]))
 os.replace(OUT + ".tar.tmp", OUT + ".tar")
+with open(OUT + ".files.txt", "w") as f:
+    f.write("\n".join(listing) + "\n")
 print(f"image: {OUT}.tar: index {index['digest']}", file=sys.stderr)
 for m in manifests:
     print(f"image:   linux/{m['platform']['architecture']}: manifest {m['digest']}", file=sys.stderr)

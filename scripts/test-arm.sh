@@ -110,7 +110,9 @@ for l in json.load(open(blob(man["digest"])))["layers"]:
     with tarfile.open(blob(l["digest"])) as t:
         t.extractall(root, filter="tar") if hasattr(tarfile, "data_filter") else t.extractall(root)
 UNPACK
-sed -e 's|^address = .*|address = "127.0.0.1:PORT"|' -e "s|/tmp/edgehost-cache|$T/image-cache|" \
+# cache_dir: the arm64 archive's (same binary, same plugins), so the image's run skips the
+# model probes and the plugin compilation the arm64 run did under qemu (half its start-up).
+sed -e 's|^address = .*|address = "127.0.0.1:PORT"|' -e "s|/tmp/edgehost-cache|$T/arm64/edgehost-$VERSION-linux-arm64/.cache/wazero|" \
 	-e 's|^timeout_ms[[:space:]]*=.*||' -e 's|^\(\[pipelines\.[^]]*\.\(pre\|post\)\]\)$|\1\ntimeout_ms = 300000|' \
 	-e 's|^queue_timeout[[:space:]]*=.*|queue_timeout = "600s"|' "$R/opt/edgehost/config.toml" >"$R/opt/edgehost/emulation.toml"
 printf '#!/bin/sh\nexec %s -L %s "$@"\n' "$EMU/qemu/usr/bin/qemu-aarch64-static" "$R" >"$T/qemu-image"
