@@ -74,7 +74,7 @@ type Runtime struct {
 	AcceleratorCacheDir string `toml:"accelerator_cache_dir"`
 	// WasmEngine is wazero's engine for the plugins: "auto" (default: the compiler where
 	// wazero has one, amd64 and arm64; the interpreter elsewhere, such as 32-bit ARM),
-	// "compiler" or "interpreter" (every architecture, several times slower).
+	// "compiler" or "interpreter" (every architecture, 30-70x slower on the example plugins).
 	WasmEngine string `toml:"wasm_engine"`
 }
 

@@ -172,7 +172,7 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 	}
 	if r.engine == EngineInterpreter {
 		if o.Engine == EngineAuto {
-			r.log.Warn("wazero has no compiler for this architecture: plugins run in its interpreter, several times slower (RATIONALE.md, \"Interpreter fallback\")", "arch", runtime.GOARCH)
+			r.log.Warn("wazero has no compiler for this architecture: plugins run in its interpreter, 30-70x slower than compiled (RATIONALE.md, \"ARM builds and the interpreter fallback\")", "arch", runtime.GOARCH)
 		}
 		o.CacheDir = "" // the interpreter compiles nothing worth keeping across restarts
 	}
