@@ -108,6 +108,13 @@ func probeOnce(model []byte, opts tflite.Options) error {
 			args = append(args, "-delegate-option", k+"="+v)
 		}
 	}
+	// EDGEHOST_PROBE_EMULATOR runs the probe under an emulator (its words separated by
+	// spaces, say "qemu-aarch64-static -L /sysroot"): an ARM build emulated where no
+	// binfmt_misc entry can start the child itself (make test-arm's fallback).
+	if em := strings.Fields(os.Getenv("EDGEHOST_PROBE_EMULATOR")); len(em) > 0 {
+		args = append(append(em[1:len(em):len(em)], exe), args...)
+		exe = em[0]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)

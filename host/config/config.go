@@ -72,6 +72,10 @@ type Runtime struct {
 	// AcceleratorCacheDir keeps compiled GPU programs and NPU blobs across restarts, so
 	// only the first start compiles; "" compiles at every start.
 	AcceleratorCacheDir string `toml:"accelerator_cache_dir"`
+	// WasmEngine is wazero's engine for the plugins: "auto" (default: the compiler where
+	// wazero has one, amd64 and arm64; the interpreter elsewhere, such as 32-bit ARM),
+	// "compiler" or "interpreter" (every architecture, 30-70x slower on the example plugins).
+	WasmEngine string `toml:"wasm_engine"`
 }
 
 // Trust lists the keys plugin signatures are checked against.
@@ -495,6 +499,13 @@ func (c *Config) complete(data []byte) []error {
 	c.Runtime.LiteRTDir, c.Runtime.AcceleratorCacheDir = abs(c.Runtime.LiteRTDir), abs(c.Runtime.AcceleratorCacheDir)
 	for i, f := range c.Trust.KeyFiles {
 		c.Trust.KeyFiles[i] = abs(f)
+	}
+	switch c.Runtime.WasmEngine {
+	case "", "auto":
+		c.Runtime.WasmEngine = "auto"
+	case "compiler", "interpreter":
+	default:
+		bad(fmt.Sprintf("wasm_engine %q must be auto, compiler or interpreter", c.Runtime.WasmEngine), "runtime", "wasm_engine")
 	}
 	if c.Runtime.Watch == nil {
 		t := true

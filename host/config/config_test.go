@@ -86,6 +86,7 @@ func TestShippedConfigLoads(t *testing.T) {
 		{"log.format", c.Log.Format, "text"},
 		{"runtime.cache_dir", c.Runtime.CacheDir, filepath.Join(root, ".cache/wazero")},
 		{"runtime.watch", *c.Runtime.Watch, true},
+		{"runtime.wasm_engine", c.Runtime.WasmEngine, "auto"},
 		{"models.mobilenet.path", c.Models["mobilenet"].Path, filepath.Join(root, ".deps/models/mobilenet_quant_v1_224.tflite")},
 		{"models.mobilenet.threads", c.Models["mobilenet"].Threads, 1},
 		{"models.mobilenet.workers", c.Models["mobilenet"].Workers, 1},
@@ -527,6 +528,11 @@ func TestErrors(t *testing.T) {
 			name: "log level loud",
 			toml: "[log]\nlevel = \"loud\"\n" + minimal,
 			want: []wantErr{{2, "log.level", `level "loud" must be one of trace, debug, info, warn, error`}},
+		},
+		{
+			name: "wasm engine jit",
+			toml: "[runtime]\nwasm_engine = \"jit\"\n" + minimal,
+			want: []wantErr{{2, "runtime.wasm_engine", `wasm_engine "jit" must be auto, compiler or interpreter`}},
 		},
 		{
 			name: "log format xml",

@@ -76,7 +76,11 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cfg.Runtime.CacheDir, CacheKeyFile: cfg.Runtime.CacheKeyFile, Logger: log})
+	engine := cfg.Runtime.WasmEngine
+	if engine == "auto" {
+		engine = plugin.EngineAuto
+	}
+	rt, err := plugin.NewRuntime(ctx, plugin.RuntimeOptions{CacheDir: cfg.Runtime.CacheDir, CacheKeyFile: cfg.Runtime.CacheKeyFile, Logger: log, Engine: engine})
 	if err != nil {
 		return nil, err
 	}

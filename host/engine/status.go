@@ -10,12 +10,15 @@ import (
 // Status is what GET /status reports: for every model, plugin and pipeline, the version in
 // force, when it was loaded, and the last load or reload error.
 type Status struct {
-	Config    ItemStatus            `json:"config"`
-	Models    map[string]ItemStatus `json:"models"`
-	Pipelines map[string]PipeStatus `json:"pipelines"`
-	Reloads   int64                 `json:"reloads"`
-	Failures  int64                 `json:"reload_failures"`
-	Rollbacks int64                 `json:"rollbacks"`
+	// WasmEngine is wazero's engine that runs the plugins: "compiler", or "interpreter"
+	// where wazero has no compiler (32-bit ARM) or [runtime] wasm_engine asks for it.
+	WasmEngine string                `json:"wasm_engine"`
+	Config     ItemStatus            `json:"config"`
+	Models     map[string]ItemStatus `json:"models"`
+	Pipelines  map[string]PipeStatus `json:"pipelines"`
+	Reloads    int64                 `json:"reloads"`
+	Failures   int64                 `json:"reload_failures"`
+	Rollbacks  int64                 `json:"rollbacks"`
 	// Sources are the plugins and models pulled from a registry, by reference.
 	Sources map[string]SourceStatus `json:"sources,omitempty"`
 	// Streams are the running camera streams, by pipeline.
@@ -108,7 +111,7 @@ func (l *errorLog) get(key string) (string, time.Time) {
 
 // Status reports the engine's state.
 func (e *Engine) Status() Status {
-	st := Status{Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
+	st := Status{WasmEngine: e.rt.Engine(), Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
 		Reloads: e.reloads.Load(), Failures: e.reloadFailures.Load(), Rollbacks: e.rollbacks.Load()}
 	if src := e.src.snapshot(); len(src) > 0 {
 		st.Sources = src

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 // edgehost host modules. It is safe for concurrent use.
 type Runtime struct {
 	rt        wazero.Runtime
+	engine    string // EngineCompiler or EngineInterpreter
 	cache     wazero.CompilationCache
 	log       hclog.Logger
 	instances sync.Map // api.Module -> *Instance, for host functions
@@ -154,6 +156,9 @@ type RuntimeOptions struct {
 	// Limits bound every module's structure before it compiles; zero fields mean
 	// wasm.DefaultLimits.
 	Limits wasm.Limits
+	// Engine is EngineAuto (the compiler where wazero has one, else the interpreter, with
+	// a warning), EngineCompiler or EngineInterpreter.
+	Engine string
 }
 
 // NewRuntime creates a runtime. A CacheDir that cannot be used (read-only, full, unsafe)
@@ -163,9 +168,18 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 	if r.log == nil {
 		r.log = hclog.NewNullLogger()
 	}
+	var err error
+	if r.engine, err = chooseEngine(o.Engine); err != nil {
+		return nil, err
+	}
+	if r.engine == EngineInterpreter {
+		if o.Engine == EngineAuto {
+			r.log.Warn("wazero has no compiler for this architecture: plugins run in its interpreter, 30-70x slower than compiled (RATIONALE.md, \"ARM builds and the interpreter fallback\")", "arch", runtime.GOARCH)
+		}
+		o.CacheDir = "" // the interpreter compiles nothing worth keeping across restarts
+	}
 	r.cache = wazero.NewCompilationCache()
 	if o.CacheDir != "" {
-		var err error
 		if r.private, err = os.MkdirTemp("", "edgehost-compile-"); err == nil {
 			r.cache, err = wazero.NewCompilationCacheWithDir(r.private)
 		}
@@ -179,7 +193,11 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 			r.disk = openDiskCache(o.CacheDir, o.CacheKeyFile, r.private, r.log)
 		}
 	}
-	cfg := wazero.NewRuntimeConfigCompiler().WithCompilationCache(r.cache)
+	cfg := wazero.NewRuntimeConfigCompiler()
+	if r.engine == EngineInterpreter {
+		cfg = wazero.NewRuntimeConfigInterpreter()
+	}
+	cfg = cfg.WithCompilationCache(r.cache)
 	r.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
 		r.Close(ctx)
@@ -210,6 +228,9 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.cacheMu.Unlock()
 	return err
 }
+
+// Engine is the wazero engine that runs the plugins: EngineCompiler or EngineInterpreter.
+func (r *Runtime) Engine() string { return r.engine }
 
 // LiveMemories is the number of guest memories currently mapped (for leak checks).
 func (r *Runtime) LiveMemories() int64 { return r.live.Load() }
