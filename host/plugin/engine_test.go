@@ -91,7 +91,10 @@ func TestInterpreterBudgets(t *testing.T) {
 	}
 	t.Logf("pre loop stopped after %v", took)
 
-	// A Go guest's runaway loop (the runtime, the scheduler and the GC in Wasm).
+	// A Go guest's runaway loop (the runtime, the scheduler and the GC in Wasm). Its budget
+	// is 2 s: the Go runtime's own start-up, 40-70× slower in the interpreter, must fit the
+	// same budget on a busy machine.
+	budget = 2 * time.Second
 	m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Hostile(t, "LOOP_PRE", abi.KindBoth), Timeout: budget, MemoryLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
