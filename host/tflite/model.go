@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/internal/safefile"
 	gotflite "github.com/mattn/go-tflite"
+	"golang.org/x/sys/unix"
 )
 
 // ErrBadModel is wrapped by every error about a model file that cannot be used.
@@ -118,17 +120,17 @@ func LoadModel(path string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	if err := checkBytes(path, buf); err != nil {
-		_ = syscall.Munmap(buf)
+		unmapPrivate(buf)
 		return nil, err
 	}
 	sum := sha256.Sum256(buf)
 	if err := probe(buf, sum, opts); err != nil {
-		_ = syscall.Munmap(buf)
+		unmapPrivate(buf)
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, path, err)
 	}
 	cm := C.TfLiteModelCreate(unsafe.Pointer(&buf[0]), C.size_t(len(buf)))
 	if cm == nil {
-		_ = syscall.Munmap(buf)
+		unmapPrivate(buf)
 		return nil, fmt.Errorf("%w: %s: TFLite could not parse the model (corrupt or unsupported flatbuffer)", ErrBadModel, path)
 	}
 	// go-tflite v1.0.1's Model is a struct of exactly one *TfLiteModel (checked by
@@ -176,7 +178,7 @@ func readPrivate(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: file is %d bytes, over the %d-byte limit", ErrBadModel, path, st.Size(), int64(maxModelBytes))
 	}
 	n := int(st.Size())
-	buf, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	buf, err := mapPrivate(n)
 	if err != nil {
 		return nil, fmt.Errorf("%s: reserving %d bytes for the model: %w", path, n, err)
 	}
@@ -186,14 +188,56 @@ func readPrivate(path string) ([]byte, error) {
 	st2, err2 := f.Stat()
 	switch {
 	case err != nil || more != 0 || err2 != nil || st2.Size() != st.Size():
-		_ = syscall.Munmap(buf)
+		unmapPrivate(buf)
 		return nil, fmt.Errorf("%w: %s: file changed while it was read (%d of %d bytes read): it is being written", ErrBadModel, path, got, n)
 	}
-	if err := syscall.Mprotect(buf, syscall.PROT_READ); err != nil {
-		_ = syscall.Munmap(buf)
+	if err := syscall.Mprotect(privateRegion(buf, false), syscall.PROT_READ); err != nil {
+		unmapPrivate(buf)
 		return nil, err
 	}
 	return buf, nil
+}
+
+// mapPrivate returns n bytes of fresh anonymous memory whose end lies within 63 bytes of a
+// PROT_NONE guard page (the start 64-byte aligned, the alignment TFLite asks of tensor
+// data). A model whose tensor shapes make TFLite or XNNPACK read past the end of the model
+// (a fuzzed shape) faults at once, every time: in the probe child first, which rejects the
+// model, and never only by chance in this process (TestCrashingModel failed once in CI so:
+// the read landed in mapped memory, the probe passed, and inspect crashed).
+func mapPrivate(n int) ([]byte, error) {
+	page := os.Getpagesize()
+	span := (n + page - 1) / page * page
+	p, err := unix.MmapPtr(-1, 0, nil, uintptr(span+page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, err
+	}
+	all := unsafe.Slice((*byte)(p), span+page)
+	if err := unix.Mprotect(all[span:], unix.PROT_NONE); err != nil {
+		_ = unix.MunmapPtr(p, uintptr(span+page))
+		return nil, err
+	}
+	off := (span - n) &^ 63
+	return all[off : off+n : off+n], nil
+}
+
+// privateRegion is the whole mapping of a buffer from mapPrivate: with the guard page, or
+// only the pages that hold data.
+func privateRegion(buf []byte, guard bool) []byte {
+	page := uintptr(os.Getpagesize())
+	first := unsafe.Pointer(unsafe.SliceData(buf))
+	off := uintptr(first) & (page - 1)
+	start := unsafe.Add(first, -int(off))
+	span := (off + uintptr(len(buf)) + page - 1) &^ (page - 1)
+	if guard {
+		span += page
+	}
+	return unsafe.Slice((*byte)(start), span)
+}
+
+// unmapPrivate releases a buffer from mapPrivate, guard page included.
+func unmapPrivate(buf []byte) {
+	r := privateRegion(buf, true)
+	_ = unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(r)), uintptr(len(r)))
 }
 
 // maxModelBytes bounds a model's private copy (flatbuffers address at most 2 GiB).
@@ -227,7 +271,7 @@ func (m *Model) release() {
 		m.lrt.close() // reads the private copy: before it goes
 	}
 	if m.refs == 0 && m.buf != nil {
-		_ = syscall.Munmap(m.buf)
+		unmapPrivate(m.buf)
 		m.buf = nil
 	}
 }
