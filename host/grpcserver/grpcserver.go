@@ -110,7 +110,6 @@ func (g *Server) Serve(ctx context.Context, l net.Listener) error {
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 2 * time.Minute}),
 		grpc.InTapHandle(g.uploadDeadline),
-		grpc.StatsHandler(statsHandler{guard}),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := g.authorize(ctx, info.FullMethod); err != nil {
 				return nil, err

@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -27,7 +27,7 @@ import (
 //     QueuedLimit (4 × max_body_bytes), a finished call's response is dropped and the call
 //     fails with RESOURCE_EXHAUSTED saying why, instead of being queued too.
 //
-// Queued bytes are counted from grpc's OutPayload events (a message handed to the
+// Queued bytes are counted when a response is admitted (just before it is handed to the
 // transport), written bytes at the socket; the difference is an estimate (frame headers
 // count as written), kept from drifting by discarding any surplus of written bytes.
 
@@ -39,7 +39,6 @@ type guard struct {
 
 	mu    sync.Mutex
 	conns map[string]*capConn // by remote address
-	total atomic.Int64        // sum of the connections' outstanding bytes at the last scan, plus what was queued since
 	cut   atomic.Int64        // connections closed for not reading
 }
 
@@ -72,6 +71,7 @@ func (g *guard) run(ctx context.Context, tick time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
+			g.log.Trace("guard stopped", "why", context.Cause(ctx))
 			return
 		case now := <-t.C:
 			g.scan(now)
@@ -86,7 +86,6 @@ func (g *guard) scan(now time.Time) {
 		conns = append(conns, c)
 	}
 	g.mu.Unlock()
-	var total int64
 	for _, c := range conns {
 		out := c.queued.Load() - c.written.Load()
 		if out <= 0 {
@@ -94,9 +93,10 @@ func (g *guard) scan(now time.Time) {
 			c.stuckSince.Store(0)
 			continue
 		}
-		total += out
 		last := c.lastWrite.Load()
 		since := c.stuckSince.Load()
+		g.log.Trace("connection with responses queued", "remote", c.RemoteAddr().String(), "queued_bytes", out,
+			"last_write", time.Unix(0, last).Format(time.StampMilli), "stuck_since", time.Unix(0, since).Format(time.StampMilli))
 		if since == 0 || last > since {
 			c.stuckSince.Store(max(last, now.UnixNano()-int64(time.Millisecond)))
 			continue
@@ -107,53 +107,43 @@ func (g *guard) scan(now time.Time) {
 				"remote", c.RemoteAddr().String(), "queued_bytes", out, "stalled_for", now.Sub(time.Unix(0, since)).Round(time.Millisecond))
 			c.Close()
 			g.remove(c)
-			total -= out
 		}
 	}
-	g.total.Store(total)
 }
 
-// admit is called with a response about to be queued: it fails when the responses not yet
-// written over all connections are past the limit.
+// outstanding is what the followed connections have queued and not yet written.
+func (g *guard) outstanding() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var total int64
+	for _, c := range g.conns {
+		total += max(0, c.queued.Load()-c.written.Load())
+	}
+	return total
+}
+
+// admit is called with a response about to be sent: it fails when the responses not yet
+// written over all connections are past the limit; otherwise it counts the response
+// (with its 5-byte gRPC message prefix) as queued on the call's connection, found by the
+// peer address grpc puts in the call's context.
 func (g *guard) admit(ctx context.Context, size int) error {
-	if g.total.Load()+int64(size) > g.limit {
+	if out := g.outstanding(); out+int64(size) > g.limit {
 		return status.Error(codes.ResourceExhausted, fmt.Sprintf(
-			"response of %d bytes not sent: %d bytes of responses are queued for clients that do not read them (limit %d, 4 × server.max_body_bytes); retry", size, g.total.Load(), g.limit))
+			"response of %d bytes not sent: %d bytes of responses are queued for clients that do not read them (limit %d, 4 × server.max_body_bytes); retry", size, out, g.limit))
 	}
-	return nil
-}
-
-// queued records a message handed to the transport.
-func (g *guard) queued(ctx context.Context, n int) {
-	g.total.Add(int64(n))
-	if c, _ := ctx.Value(connKey{}).(*capConn); c != nil {
-		c.queued.Add(int64(n))
+	n := int64(size) + 5
+	var c *capConn
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		g.mu.Lock()
+		c = g.conns[p.Addr.String()]
+		g.mu.Unlock()
 	}
-}
-
-type connKey struct{}
-
-// statsHandler ties a call to its connection and counts what it queues.
-type statsHandler struct{ g *guard }
-
-func (h statsHandler) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
-	h.g.mu.Lock()
-	c := h.g.conns[info.RemoteAddr.String()]
-	h.g.mu.Unlock()
 	if c == nil {
-		return ctx
+		g.log.Debug("a response on a connection the guard does not follow", "bytes", n)
+		return nil
 	}
-	return context.WithValue(ctx, connKey{}, c)
-}
-
-func (statsHandler) HandleConn(context.Context, stats.ConnStats) {}
-
-func (statsHandler) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
-
-func (h statsHandler) HandleRPC(ctx context.Context, s stats.RPCStats) {
-	if p, ok := s.(*stats.OutPayload); ok && !p.IsClient() {
-		h.g.queued(ctx, p.WireLength)
-	}
+	c.queued.Add(n)
+	return nil
 }
 
 // msgSize is the encoded size of a response message.

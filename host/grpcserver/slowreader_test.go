@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +34,18 @@ import (
 type rawCall struct {
 	conn  net.Conn
 	done  chan struct{}
-	ended chan string // the server ended stream 1: "RST_STREAM CODE" or "trailers"
+	ended chan string  // the server ended stream 1: "RST_STREAM CODE" or "trailers"
+	data  atomic.Int64 // DATA bytes received on stream 1 (none while the window is 0)
+
+	mu     sync.Mutex
+	frames map[string]int // frames received, by type and stream, for failure messages
+	sent   int            // upload bytes sent
+}
+
+func (r *rawCall) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return fmt.Sprintf("uploaded %d bytes; frames received %v; %d response bytes", r.sent, r.frames, r.data.Load())
 }
 
 func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawCall {
@@ -52,7 +64,7 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
 		t.Fatal(err)
 	}
-	r := &rawCall{conn: c, done: make(chan struct{}), ended: make(chan string, 2)}
+	r := &rawCall{conn: c, done: make(chan struct{}), ended: make(chan string, 2), frames: map[string]int{}}
 	window := make(chan int32, 64) // the server's window updates for the upload
 	go func() {
 		defer close(r.done)
@@ -61,6 +73,9 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 			if err != nil {
 				return
 			}
+			r.mu.Lock()
+			r.frames[fmt.Sprintf("%s/%d", f.Header().Type, f.Header().StreamID)]++
+			r.mu.Unlock()
 			switch f := f.(type) {
 			case *http2.SettingsFrame:
 				if !f.IsAck() {
@@ -77,6 +92,10 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 			case *http2.HeadersFrame:
 				if f.StreamID == 1 && f.StreamEnded() {
 					r.ended <- "trailers"
+				}
+			case *http2.DataFrame:
+				if f.StreamID == 1 {
+					r.data.Add(int64(len(f.Data())))
 				}
 			case *http2.WindowUpdateFrame:
 				if f.StreamID == 1 {
@@ -123,6 +142,9 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 			}
 			off += n
 			avail -= int32(n)
+			r.mu.Lock()
+			r.sent = off
+			r.mu.Unlock()
 		}
 	}()
 	return r
@@ -144,14 +166,17 @@ func TestSlowReaderCut(t *testing.T) {
 	cfg.MaxBodyBytes = 2 << 20 // the queued bound is 8 MiB: one deadlab response fits, two do not
 	cfg.RequestTimeout = config.Duration{Duration: 60 * time.Second}
 	srv := server.New(env.e, cfg, hclog.NewNullLogger())
+	logBuf := &syncWriter{} // the guard's view of each connection, shown if the cut fails
+	glog := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logBuf})
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gs := grpcserver.New(srv, cfg, hclog.NewNullLogger())
-	go gs.Serve(c, gl)
+	gs := grpcserver.New(srv, cfg, glog)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(c, gl) }()
 	req := &pb.ModelInferRequest{ModelName: "deeplab",
 		Inputs:           []*pb.ModelInferRequest_InferInputTensor{{Name: "sub_7", Datatype: "FP32", Shape: []int64{1, 257, 257, 3}}},
 		RawInputContents: [][]byte{make([]byte, 257*257*3*4)}}
@@ -190,27 +215,24 @@ func TestSlowReaderCut(t *testing.T) {
 		}
 		select {
 		case <-slow.done:
-			t.Fatalf("the slow reader was cut after %v before a second response was refused (last: %v)", time.Since(start), err)
+			t.Fatalf("the slow reader was cut after %v before a second response was refused (last: %v; slow reader: %v)", time.Since(start), err, slow)
 		default:
 		}
 	}
 	if refused == nil {
-		t.Fatal("no call was refused while a slow reader held its response")
+		t.Fatalf("no call was refused while a slow reader held its response (slow reader: %v)", slow)
 	}
-	t.Logf("while held: %v", status.Convert(refused).Message())
-	if os.Getenv("EDGEHOST_TEST_SLOWREADER_CUT") == "" {
-		// Open (closing note, 2026-12-07): with the fixed flow-control windows the
-		// ModelStreamInfer work added, grpc-go was seen writing this whole answer into the
-		// socket despite the client's zero window, so nothing stalls and there is nothing to
-		// cut; it passed before that change and passes now and then. The refusal above holds.
-		t.Log("the cut is not checked: set EDGEHOST_TEST_SLOWREADER_CUT=1 (see the closing note of 2026-12-07)")
-		return
-	}
+	t.Logf("while held: %v (slow reader: %v)", status.Convert(refused).Message(), slow)
 	select {
 	case <-slow.done:
-		t.Logf("slow reader's connection closed %v after its call", time.Since(start).Round(time.Millisecond))
+		t.Logf("slow reader's connection closed %v after its call; guard log %d bytes", time.Since(start).Round(time.Millisecond), logBuf.Len())
 	case <-time.After(60 * time.Second):
-		t.Fatal("the slow reader's connection is still open after 60 s")
+		select {
+		case err := <-served:
+			t.Logf("Serve returned early: %v", err)
+		default:
+		}
+		t.Fatalf("the slow reader's connection is still open after 60 s (%v); the guard's log:\n%s", slow, logBuf.tail())
 	}
 	if gs.SlowReadersCut() < 1 {
 		t.Errorf("SlowReadersCut = %d", gs.SlowReadersCut())
@@ -247,4 +269,30 @@ func TestSlowReaderCut(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a stalled upload is still held after 60 s")
 	}
+}
+
+// syncWriter is a log buffer written by the server's goroutines and read by the test.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(b)
+}
+
+func (s *syncWriter) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
+// tail is the last 8 KiB written.
+func (s *syncWriter) tail() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.b.String()
+	return t[max(0, len(t)-8192):]
 }
