@@ -137,6 +137,10 @@ typedef struct {
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
     const uint16_t *skip[4];      /* into skip_cache */
     float unused[65];             /* where decode_block_dc's coefficients go (never read) */
+    /* decode_block's coefficients (slot 64: those outside N x N, never read), zero between
+     * blocks: idct8 and idct4 clear what they read, so no block pays for a memset (in Wasm a
+     * memory.fill, which wazero runs as a chain of copies). */
+    float blk[65] __attribute__((aligned(16)));
     img_err *e;
     const struct jtensor *t;      /* jpeg_decode_tensor's tensor, or NULL: return the RGB image */
 } jdec;
@@ -368,13 +372,13 @@ static inline __attribute__((always_inline)) void store8(uint8_t *out, f4 lo, f4
  * transforms along u with the 4 lanes holding v (rows 4..7 skipped when all zero, the common
  * case), one 8 x 8 transpose, pass 2 along v with the lanes holding x, so that the output
  * comes out in rows: no second transpose. */
-static void idct8(const float *coef, unsigned rows, uint8_t *out, size_t stride) {
+static void idct8(float *coef, unsigned rows, uint8_t *out, size_t stride) {
     f4 in[8], xl[8], xh[8], p[8], o[8], ol[8];
     const f4 zero = {0, 0, 0, 0};
-    for (int u = 0; u < 8; u++) memcpy(&in[u], coef + u * 8, sizeof(f4));
+    for (int u = 0; u < 8; u++) in[u] = *(f4 *)(coef + u * 8), *(f4 *)(coef + u * 8) = zero; /* left zero */
     idct8_1d(in, xl); /* xl[x]: lanes v = 0..3 */
-    if (rows & 0xf0) {
-        for (int u = 0; u < 8; u++) memcpy(&in[u], coef + u * 8 + 4, sizeof(f4));
+    if (rows & 0xf0) { /* else rows 4..7 were never written: still zero */
+        for (int u = 0; u < 8; u++) in[u] = *(f4 *)(coef + u * 8 + 4), *(f4 *)(coef + u * 8 + 4) = zero;
         idct8_1d(in, xh); /* lanes v = 4..7 */
     } else {
         for (int x = 0; x < 8; x++) xh[x] = zero;
@@ -401,9 +405,10 @@ static inline __attribute__((always_inline)) void idct4_1d(const f4 *in, f4 *out
 
 /* The half-size (N = 4) IDCT, laid out as idct8 (coef[u * 8 + v], not prescaled): pass 1
  * along u, a 4 x 4 transpose, pass 2 along v, the four 4-sample rows narrowed to bytes at once. */
-static void idct4(const float *coef, uint8_t *out, size_t stride) {
+static void idct4(float *coef, uint8_t *out, size_t stride) {
     f4 in[4], x[4], p[4], o[4];
-    for (int u = 0; u < 4; u++) memcpy(&in[u], coef + u * 8, sizeof(f4));
+    const f4 zero = {0, 0, 0, 0};
+    for (int u = 0; u < 4; u++) in[u] = *(f4 *)(coef + u * 8), *(f4 *)(coef + u * 8) = zero; /* left zero */
     idct4_1d(in, x);
     TRANSPOSE4(x[0], x[1], x[2], x[3], p[0], p[1], p[2], p[3]);
     const f4 bias = {363.452881f, 363.452881f, 363.452881f, 363.452881f}; /* 128.5 / C(0)/2: in[0] is scaled by 1/(2 sqrt 2) */
@@ -446,6 +451,18 @@ do {                                                                            
     }                                                                                     \
 } while (0)
 
+/* Fill the N x N block at out with px: constant-size stores (a memset of N bytes would be a
+ * memory.fill in Wasm, a chain of copies in wazero). */
+static inline void fill_block(uint8_t *out, size_t stride, int N, uint8_t px) {
+    uint64_t v = px * 0x0101010101010101ull;
+    for (int y = 0; y < N; y++, out += stride) switch (N) {
+        case 8: memcpy(out, &v, 8); break;
+        case 4: memcpy(out, &v, 4); break;
+        case 2: memcpy(out, &v, 2); break;
+        default: *out = px;
+        }
+}
+
 /* Decode one 8x8 block of component c and write its N x N samples at block (bx, by); N = 8 or 4
  * (1/4 and 1/8 scale have their own functions, decode_block_2 and decode_block_dc).
  *
@@ -455,10 +472,7 @@ do {                                                                            
  * several whole symbols per look-up. Every symbol is still decoded and checked. */
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
-    float coef[65]; /* only N x N is read */
-    if (N == 8) memset(coef, 0, sizeof(float) * 64);
-    else
-        for (int v = 0; v < 4; v++) memset(coef + v * 8, 0, sizeof(float) * 4);
+    float *coef = j->blk; /* zero (see jdec.blk); only N x N is read */
     const float *q = j->qf[c->tq];
     int s = decode_huff(j, &j->dc[c->td]);
     if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
@@ -514,7 +528,7 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     if (only_dc) { /* flat block: DC/8 + 128 everywhere, rounded half up */
         int dc = (pred * j->q[c->tq][0] + 1028) >> 3;
         uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)dc;
-        for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
+        fill_block(out, stride, N, px);
         return IMG_OK;
     }
     coef[0] = (float)pred * q[0];
@@ -919,7 +933,7 @@ static void prog_output(jdec *j) {
                 if (flat) {
                     long long v = ((long long)kc[0] * q[0] + 1028) >> 3; /* DC/8 + 128, rounded half up */
                     uint8_t px = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
-                    for (int y = 0; y < N; y++) memset(out + y * stride, px, (size_t)N);
+                    fill_block(out, stride, N, px);
                     continue;
                 }
                 if (N == 2) { /* slots 0, 1, 2, 3: natural (0,0), (0,1), (1,0), (1,1) */
@@ -932,7 +946,7 @@ static void prog_output(jdec *j) {
                         out[(m >> 1) * stride + (m & 1)] = px[m] <= 0 ? 0 : px[m] >= 255 ? 255 : (uint8_t)px[m];
                     continue;
                 }
-                float coef[65];
+                float coef[65] __attribute__((aligned(16)));
                 unsigned rows = 0;
                 const float *qf = j->qf[c->tq];
                 for (int v = 0; v < N; v++)
