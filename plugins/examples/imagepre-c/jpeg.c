@@ -30,7 +30,9 @@
  * decoded, so corrupt data is detected the same way at every scale; past the last one that
  * reaches the output, a skip table consumes several whole symbols per look-up. 1/8 and 1/4
  * scale have their own block functions (decode_block_dc, decode_block_2) with no coefficient
- * array; the 8- and 4-point IDCTs use 4-wide vectors (Wasm SIMD128 with -msimd128).
+ * array; the 8- and 4-point IDCTs are separable butterflies on 4-wide float vectors (idct8,
+ * idct4; Wasm SIMD128 with -msimd128), and with -msimd128 the stores to bytes and the YCbCr
+ * to RGB conversion use SIMD128 intrinsics (scalar loops otherwise, giving the same bytes).
  * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
  */
 #include <math.h>
@@ -55,7 +57,6 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 
 /* 4-wide vectors (GCC/clang vector extensions): Wasm SIMD128 with -msimd128, SSE natively. */
 typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
 #define SKIP 13
 #define MAX_SCANS 500 /* progressive scans refused beyond this many */
 
