@@ -63,6 +63,7 @@ func main() {
 	out := flag.String("out", ".deps/bench/cascade.md", "where to write the markdown table")
 	n := flag.Int("n", 30, "requests per side")
 	fast := flag.Int("decode-min", 0, "also run people with params.decode_min = N (0: the JPEG decoded at full size; N: at the smallest DCT scale >= N x N); -1: not")
+	alt := flag.String("plugin-alt", "", "also run people with this build of people-c (say, one from an older commit): a baseline in the same run")
 	flag.Parse()
 	r, err := filepath.Abs(*root)
 	if err != nil {
@@ -89,6 +90,12 @@ func main() {
 		f.Pre.Params["decode_min"] = *fast
 		f.Post = f.Pre
 		cfg.Pipelines["people-fast"] = f
+	}
+	if *alt != "" {
+		a := p
+		a.Pre.Path = *alt
+		a.Post = a.Pre
+		cfg.Pipelines["people-alt"] = a
 	}
 	models := map[string]config.Model{}
 	for _, m := range append([]string{p.Model}, p.Pre.Grants.Models...) {
@@ -147,6 +154,7 @@ func main() {
 	}
 	var copied, calls int
 	var callTime, callInvoke time.Duration
+	var preTime, inferTime, postTime time.Duration // people, as shipped: where the request's time went
 	runEH := func(name string) (wall, invoke time.Duration, objects int) {
 		pipe := pipes[name]
 		c0 := callNanos()
@@ -166,6 +174,7 @@ func main() {
 			calls += st.ModelCalls
 			callTime += st.ModelTime
 			callInvoke += ci
+			preTime, inferTime, postTime = preTime+st.Pre, inferTime+st.Infer, postTime+st.Post
 		}
 		return wall, st.Infer + ci, strings.Count(string(res), `"label":`)
 	}
@@ -176,8 +185,9 @@ func main() {
 		runPy()
 	}
 	calls, callTime, callInvoke, copied = 0, 0, 0, 0 // not the warm-up's
-	var eh, ehFast, py side
-	var ehObj, fastObj, pyObj int
+	preTime, inferTime, postTime = 0, 0, 0
+	var eh, ehFast, ehAlt, py side
+	var ehObj, fastObj, altObj, pyObj int
 	for i := range *n {
 		order := []func(){
 			func() {
@@ -190,6 +200,12 @@ func main() {
 			order = append(order, func() {
 				w, v, o := runEH("people-fast")
 				ehFast.wall, ehFast.invoke, fastObj = append(ehFast.wall, w), append(ehFast.invoke, v), o
+			})
+		}
+		if pipes["people-alt"] != nil {
+			order = append(order, func() {
+				w, v, o := runEH("people-alt")
+				ehAlt.wall, ehAlt.invoke, altObj = append(ehAlt.wall, w), append(ehAlt.invoke, v), o
 			})
 		}
 		for k := range order {
@@ -208,12 +224,21 @@ func main() {
 	if len(ehFast.wall) > 0 {
 		fmt.Fprintf(&b, "| edgehost people, decode_min = %d instead of the shipped %v | %d | %s | %s | %s | %s | — |\n", *fast, p.Pre.Params["decode_min"], fastObj, ms(pct(ehFast.wall, 0.5)), ms(pct(ehFast.wall, 0.99)), ms(sum(ehFast.invoke)/time.Duration(len(ehFast.invoke))), share(ehFast))
 	}
+	if len(ehAlt.wall) > 0 {
+		fmt.Fprintf(&b, "| edgehost people, plugin %s | %d | %s | %s | %s | %s | — |\n", filepath.Base(*alt), altObj, ms(pct(ehAlt.wall, 0.5)), ms(pct(ehAlt.wall, 0.99)), ms(sum(ehAlt.invoke)/time.Duration(len(ehAlt.invoke))), share(ehAlt))
+	}
 	fmt.Fprintf(&b, "| Python chain (Pillow + ai-edge-litert) | %d | %s | %s | %s | %s | — |\n", pyObj, ms(pct(py.wall, 0.5)), ms(pct(py.wall, 0.99)), ms(sum(py.invoke)/time.Duration(len(py.invoke))), share(py))
 	if calls > 0 {
 		fmt.Fprintf(&b, "\nModel calls (as shipped): %d, %.1f per request; a call's time outside binding + invoke (grant and buffer checks, the wait for an interpreter): %.0f µs on average.\n",
 			calls, float64(calls)/float64(len(eh.wall)), float64(callTime-callInvoke)/float64(calls)/1e3)
+		n := time.Duration(len(eh.wall))
+		fmt.Fprintf(&b, "\nStages (as shipped, wall-clock means): pre (decode + the detector's resize) %s ms, SSD invoke %s ms, post %s ms, of which model calls %s ms (their invokes %s ms): the plugin's own work in post (crops, JSON) %s ms.\n",
+			ms(preTime/n), ms(inferTime/n), ms(postTime/n), ms(callTime/n), ms(callInvoke/n), ms((postTime-callTime)/n))
 	}
 	fmt.Fprintf(&b, "\np50 ratio edgehost / Python: %.2f", float64(pct(eh.wall, 0.5))/float64(pct(py.wall, 0.5)))
+	if len(ehAlt.wall) > 0 {
+		fmt.Fprintf(&b, "; with %s: %.2f", filepath.Base(*alt), float64(pct(ehAlt.wall, 0.5))/float64(pct(py.wall, 0.5)))
+	}
 	if len(ehFast.wall) > 0 {
 		fmt.Fprintf(&b, "; with decode_min = %d: %.2f", *fast, float64(pct(ehFast.wall, 0.5))/float64(pct(py.wall, 0.5)))
 	}

@@ -41,7 +41,8 @@ var (
 	rss     = flag.Duration("rss", 0, "instead of the comparison: run a 30 fps stream into edgehost's detect this long and report its RSS every 30 s (flat: within ±10% of the first sample after 60 s)")
 	rates   = flag.String("fps", "30,5,200", "camera frame rates")
 	threads = flag.Int("threads", 1, "TFLite threads, both sides (the shipped config's ssd: 1)")
-	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c), edgehost-2 (the same with inflight = 2, 2 workers), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), python")
+	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c), edgehost-2 (the same with inflight = 2, 2 workers), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), edgehost-alt (edgehost with the pre plugin -pre-alt: another build, as a baseline in the same run), python")
+	preAlt  = flag.String("pre-alt", "", "the pre plugin edgehost-alt runs (say, imagepre-c.wasm built from an older commit)")
 )
 
 type result struct {
@@ -105,7 +106,7 @@ func main() {
 	}
 	b.WriteString("\n| camera | ratio | processed fps | latency p50 | p99 | CPU per frame |\n|---|---|---|---|---|---|\n")
 	for _, f := range strings.Split(*rates, ",") {
-		for _, w := range []string{"edgehost", "edgehost-2", "edgehost-ffmpeg"} {
+		for _, w := range []string{"edgehost", "edgehost-alt", "edgehost-2", "edgehost-ffmpeg"} {
 			if len(all[w+"@"+f]) == 0 || len(all["python@"+f]) == 0 {
 				continue
 			}
@@ -221,6 +222,14 @@ func startEdgehost(camURL, broker, who string) (*edgehost, error) {
 	dir, _ := os.MkdirTemp("", "streambench-eh")
 	port := freePort()
 	m := func(p string) string { return filepath.Join(*root, p) }
+	pre := m("plugins/examples/imagepre-c/imagepre-c.wasm")
+	if who == "edgehost-alt" {
+		if *preAlt == "" {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("edgehost-alt needs -pre-alt")
+		}
+		pre = *preAlt
+	}
 	cfg := fmt.Sprintf(`[server]
 address = "127.0.0.1:%d"
 [runtime]
@@ -244,7 +253,7 @@ params = { threshold = 0.5, label_offset = 1 }
 url = %q
 mqtt_broker = "mqtt://%s"
 mqtt_topic = "bench/edgehost"
-%s%s`, port, filepath.Join(dir, "cache"), m(".deps/models/ssd_detect.tflite"), *threads, workers, m("plugins/examples/imagepre-c/imagepre-c.wasm"),
+%s%s`, port, filepath.Join(dir, "cache"), m(".deps/models/ssd_detect.tflite"), *threads, workers, pre,
 		m("plugins/examples/ssd-c/ssd-c.wasm"), camURL, broker, ffmpegLines(ffmpeg), inflight)
 	cf := filepath.Join(dir, "config.toml")
 	os.WriteFile(cf, []byte(cfg), 0o644)

@@ -417,17 +417,28 @@ func TestCascadeHotSwap(t *testing.T) {
 
 // TestCropMatchesPillow: the C SDK's eh_crop_resize_rgb (a hand-written resampler) gives the
 // same bytes as Pillow's Image.crop + resize(BILINEAR), the Python chain's, on random images
-// and boxes inside, across and outside the image edges, down- and upscaled.
+// and boxes inside, across and outside the image edges, down- and upscaled; built with and
+// without -msimd128 (its horizontal pass has a Wasm SIMD128 version).
 func TestCropMatchesPillow(t *testing.T) {
 	py := filepath.Join(testplugins.Root, ".deps/bench-venv/bin/python")
 	if _, err := os.Stat(py); err != nil {
 		t.Skipf("Pillow comes from the pinned venv: run `make bench-venv` (%v)", err)
 	}
+	for _, simd := range []bool{false, true} { // the scalar loops, and the Wasm SIMD128 ones people-c runs
+		t.Run(fmt.Sprintf("simd=%v", simd), func(t *testing.T) { cropMatchesPillow(t, py, simd) })
+	}
+}
+
+func cropMatchesPillow(t *testing.T, py string, simd bool) {
 	dir := t.TempDir()
 	raw := filepath.Join(dir, "crop.raw")
 	sdk := filepath.Join(testplugins.Root, "sdk/c")
-	testplugins.BuildC(t, true, "-O2", "-I", sdk, "-o", raw, filepath.Join(testplugins.Root, "host/engine/testdata/crop_diff.c"),
-		filepath.Join(sdk, "edgehost.c"), filepath.Join(sdk, "heap.c"), filepath.Join(sdk, "model.c"))
+	flags := []string{"-O2"}
+	if simd {
+		flags = append(flags, "-msimd128")
+	}
+	testplugins.BuildC(t, true, append(flags, "-I", sdk, "-o", raw, filepath.Join(testplugins.Root, "host/engine/testdata/crop_diff.c"),
+		filepath.Join(sdk, "edgehost.c"), filepath.Join(sdk, "heap.c"), filepath.Join(sdk, "model.c"))...)
 	b, err := os.ReadFile(raw)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,10 @@
 
 #include "edgehost.h"
 
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+
 int eh_model_open(eh_model *m, const char *name) {
     memset(m, 0, sizeof *m);
     size_t nl = strlen(name);
@@ -106,6 +110,86 @@ static inline uint8_t clip8(int32_t v) {
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+#ifdef __wasm_simd128__
+/* The horizontal pass in Wasm SIMD128, 4 source pixels (12 bytes) per step: one 16-byte load
+ * widened to three 32-bit vectors (bytes R G B R, G B R G, B R G B), multiplied by the same
+ * layout of the output's weights, prepared once per output column (hw_init), and summed per
+ * channel at the end. Integer sums: the same bytes as the scalar loop. */
+typedef struct {
+    v128_t *w;     /* per output column, ng[x] groups of 3 weight vectors (zero past the window) */
+    int32_t *off;  /* first group of column x */
+    int32_t *ng;   /* groups of column x */
+} hweights;
+
+static void hw_free(hweights *hw) {
+    free(hw->w);
+    free(hw->off);
+    free(hw->ng);
+}
+
+static int hw_init(hweights *hw, const axis *ax, const int32_t *padk, int32_t cx0, uint32_t W) {
+    hw->off = malloc(sizeof(int32_t) * W);
+    hw->ng = malloc(sizeof(int32_t) * W);
+    hw->w = NULL;
+    if (!hw->off || !hw->ng) return -1;
+    int32_t total = 0;
+    for (uint32_t x = 0; x < W; x++) {
+        hw->off[x] = total;
+        hw->ng[x] = (padk[3 * x + 1] - padk[3 * x] + 3) / 4;
+        total += hw->ng[x];
+    }
+    hw->w = calloc((size_t)total * 3 + 1, sizeof(v128_t));
+    if (!hw->w) return -1;
+    for (uint32_t x = 0; x < W; x++) {
+        int32_t *wv = (int32_t *)(hw->w + (size_t)hw->off[x] * 3);
+        const int32_t *wt = ax->w + (size_t)x * ax->k;
+        int32_t lo = cx0 + ax->start[x], clo = padk[3 * x], chi = padk[3 * x + 1];
+        for (int32_t c = clo; c < chi; c++) /* pixel j of group g: bytes 12 g + 3 j + 0..2 */
+            for (int ch = 0; ch < 3; ch++) wv[12 * ((c - clo) / 4) + 3 * ((c - clo) % 4) + ch] = wt[c - lo];
+    }
+    return 0;
+}
+
+/* One row of the horizontal pass; end: one past the image's last byte (no load reaches past
+ * it: a column whose last load would is left to the scalar loop). */
+static void hpass_row(const hweights *hw, const int32_t *padk, const uint8_t *row, const uint8_t *end, uint32_t W,
+                      const axis *ax, int32_t cx0, uint8_t *o) {
+    for (uint32_t x = 0; x < W; x++) {
+        int32_t clo = padk[3 * x], ng = hw->ng[x];
+        const uint8_t *p = row + (size_t)clo * 3;
+        int32_t base = (1 << (EH_PREC - 1)) + padk[3 * x + 2];
+        if (p + 12 * ng + 4 > end) { /* the scalar loop */
+            const int32_t *wt = ax->w + (size_t)x * ax->k;
+            int32_t lo = cx0 + ax->start[x], chi = padk[3 * x + 1], r = base, g = base, b = base;
+            for (int32_t c = clo; c < chi; c++, p += 3) {
+                int32_t q = wt[c - lo];
+                r += q * p[0];
+                g += q * p[1];
+                b += q * p[2];
+            }
+            o[3 * x] = clip8(r), o[3 * x + 1] = clip8(g), o[3 * x + 2] = clip8(b);
+            continue;
+        }
+        const v128_t *wv = hw->w + (size_t)hw->off[x] * 3;
+        v128_t a0 = wasm_i32x4_splat(0), a1 = a0, a2 = a0;
+        for (int32_t k = 0; k < ng; k++, p += 12, wv += 3) {
+            v128_t v = wasm_v128_load(p);
+            v128_t lo16 = wasm_u16x8_extend_low_u8x16(v), hi16 = wasm_u16x8_extend_high_u8x16(v);
+            a0 = wasm_i32x4_add(a0, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(lo16), wv[0]));
+            a1 = wasm_i32x4_add(a1, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(lo16), wv[1]));
+            a2 = wasm_i32x4_add(a2, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(hi16), wv[2]));
+        }
+        /* a0 = R G B R, a1 = G B R G, a2 = B R G B: lanes 0..2 of the sum are R, G, B */
+        v128_t s = wasm_i32x4_add(wasm_i32x4_add(a0, wasm_i32x4_shuffle(a0, a1, 3, 4, 5, 0)),
+                                  wasm_i32x4_add(wasm_i32x4_shuffle(a1, a2, 2, 3, 4, 0), wasm_i32x4_shuffle(a2, a2, 1, 2, 3, 0)));
+        s = wasm_i32x4_shr(wasm_i32x4_add(s, wasm_i32x4_splat(base)), EH_PREC);
+        v128_t px = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(s, s), wasm_i16x8_splat(0)); /* clip8 */
+        o[3 * x] = (uint8_t)wasm_u8x16_extract_lane(px, 0), o[3 * x + 1] = (uint8_t)wasm_u8x16_extract_lane(px, 1);
+        o[3 * x + 2] = (uint8_t)wasm_u8x16_extract_lane(px, 2);
+    }
+}
+#endif
+
 int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, double y0, double x1, double y1,
                        eh_tensor *t, float mean, float std, uint8_t pad) {
     if (t->ndims != 4 || t->dims[0] != 1 || t->dims[3] != 3 || t->dims[1] <= 0 || t->dims[2] <= 0 ||
@@ -141,11 +225,24 @@ int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, do
         padk[3 * x] = clo, padk[3 * x + 1] = chi, padk[3 * x + 2] = out * pad;
     }
     /* Horizontal pass into an 8-bit image, as Pillow does. */
+#ifdef __wasm_simd128__
+    hweights hw = {0};
+    if (hw_init(&hw, &ax, padk, cx0, W) != 0) {
+        hw_free(&hw);
+        goto nomem;
+    }
+#endif
     for (int32_t y = r0; y < r1; y++) {
         int32_t iy = cy0 + y;
         uint8_t *o = tmp + (size_t)(y - r0) * W * 3;
         int inside = iy >= 0 && (uint32_t)iy < h;
         const uint8_t *row = inside ? rgb + (size_t)iy * w * 3 : NULL;
+#ifdef __wasm_simd128__
+        if (inside) {
+            hpass_row(&hw, padk, row, rgb + (size_t)w * h * 3, W, &ax, cx0, o);
+            continue;
+        }
+#endif
         for (uint32_t x = 0; x < W; x++) {
             const int32_t *wt = ax.w + (size_t)x * ax.k;
             int32_t lo = cx0 + ax.start[x], clo = padk[3 * x], chi = padk[3 * x + 1];
@@ -167,6 +264,9 @@ int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, do
             o[3 * x] = clip8(r), o[3 * x + 1] = clip8(g), o[3 * x + 2] = clip8(b);
         }
     }
+#ifdef __wasm_simd128__
+    hw_free(&hw);
+#endif
     /* Vertical pass into the tensor. */
     uint8_t *u8 = eh_tensor_data(t);
     int8_t *i8 = eh_tensor_data(t);
@@ -176,14 +276,46 @@ int eh_crop_resize_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, double x0, do
     int32_t *acc = padk; /* W * 3 ints: reuse */
     for (uint32_t y = 0; y < H; y++) {
         const int32_t *wt = ay.w + (size_t)y * ay.k;
-        for (uint32_t x = 0; x < n3; x++) acc[x] = 1 << (EH_PREC - 1);
+        uint32_t x0 = 0; /* the columns done by the SIMD loop */
+#ifdef __wasm_simd128__
+        /* 16 bytes of the row at a time, the sums in four 32-bit vectors, clip8 by saturating
+         * narrowings; the float conversion is the scalar one's ((v - mean) * inv, no FMA). */
+        const uint8_t *src0 = tmp + (size_t)(ay.start[y] - r0) * n3;
+        for (; x0 + 16 <= n3; x0 += 16) {
+            v128_t s0 = wasm_i32x4_splat(1 << (EH_PREC - 1)), s1 = s0, s2 = s0, s3 = s0;
+            const uint8_t *src = src0 + x0;
+            for (int32_t k = 0; k < ay.len[y]; k++, src += n3) {
+                v128_t v = wasm_v128_load(src), c = wasm_i32x4_splat(wt[k]);
+                v128_t lo = wasm_u16x8_extend_low_u8x16(v), hi = wasm_u16x8_extend_high_u8x16(v);
+                s0 = wasm_i32x4_add(s0, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(lo), c));
+                s1 = wasm_i32x4_add(s1, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(lo), c));
+                s2 = wasm_i32x4_add(s2, wasm_i32x4_mul(wasm_u32x4_extend_low_u16x8(hi), c));
+                s3 = wasm_i32x4_add(s3, wasm_i32x4_mul(wasm_u32x4_extend_high_u16x8(hi), c));
+            }
+            v128_t px = wasm_u8x16_narrow_i16x8(
+                wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(s0, EH_PREC), wasm_i32x4_shr(s1, EH_PREC)),
+                wasm_i16x8_narrow_i32x4(wasm_i32x4_shr(s2, EH_PREC), wasm_i32x4_shr(s3, EH_PREC)));
+            size_t o = (size_t)y * n3 + x0;
+            if (t->dtype == EH_UINT8) wasm_v128_store(u8 + o, px);
+            else if (t->dtype == EH_INT8) wasm_v128_store(i8 + o, wasm_v128_xor(px, wasm_i8x16_splat((int8_t)0x80)));
+            else {
+                v128_t m = wasm_f32x4_splat(mean), q = wasm_f32x4_splat(inv);
+                v128_t lo = wasm_u16x8_extend_low_u8x16(px), hi = wasm_u16x8_extend_high_u8x16(px);
+                v128_t f[4] = {wasm_u32x4_extend_low_u16x8(lo), wasm_u32x4_extend_high_u16x8(lo),
+                               wasm_u32x4_extend_low_u16x8(hi), wasm_u32x4_extend_high_u16x8(hi)};
+                for (int i = 0; i < 4; i++)
+                    wasm_v128_store(f32 + o + 4 * i, wasm_f32x4_mul(wasm_f32x4_sub(wasm_f32x4_convert_i32x4(f[i]), m), q));
+            }
+        }
+#endif
+        for (uint32_t x = x0; x < n3; x++) acc[x] = 1 << (EH_PREC - 1);
         for (int32_t k = 0; k < ay.len[y]; k++) {
             const uint8_t *src = tmp + (size_t)(ay.start[y] + k - r0) * n3;
             int32_t c = wt[k];
-            for (uint32_t x = 0; x < n3; x++) acc[x] += c * (int32_t)src[x];
+            for (uint32_t x = x0; x < n3; x++) acc[x] += c * (int32_t)src[x];
         }
         size_t o = (size_t)y * n3;
-        for (uint32_t x = 0; x < n3; x++) {
+        for (uint32_t x = x0; x < n3; x++) {
             uint8_t v = clip8(acc[x]);
             if (t->dtype == EH_FLOAT32) f32[o + x] = ((float)v - mean) * inv;
             else if (t->dtype == EH_UINT8) u8[o + x] = v;

@@ -61,6 +61,11 @@ int jpeg_exif_orientation(const uint8_t *data, size_t len);
  * for orientations 5-8), into dst, H x W as it is shown under EXIF orientation o. */
 void img_orient(const uint8_t *src, uint8_t *dst, uint32_t H, uint32_t W, size_t elem, int o);
 
+/* The original image's size from its header (PNG IHDR, JPEG SOFn), before any DCT-domain
+ * scaling: what a post plugin needs to report positions in the caller's pixels. 1 when found,
+ * else 0 (w, h untouched). */
+int img_header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h);
+
 /* Signature checks. */
 int png_sniff(const uint8_t *data, size_t len);
 int jpeg_sniff(const uint8_t *data, size_t len);

@@ -85,31 +85,6 @@ static const char *other_format(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-/* The original image's size from its header (PNG IHDR, JPEG SOFn), before any DCT-domain
- * scaling: what a post plugin needs to report positions in the caller's pixels. 0 if absent. */
-static int header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h) {
-    if (png_sniff(in, n) && n >= 24) {
-        *w = (uint32_t)in[16] << 24 | (uint32_t)in[17] << 16 | (uint32_t)in[18] << 8 | in[19];
-        *h = (uint32_t)in[20] << 24 | (uint32_t)in[21] << 16 | (uint32_t)in[22] << 8 | in[23];
-        return 1;
-    }
-    if (!jpeg_sniff(in, n)) return 0;
-    for (size_t p = 2; p + 9 <= n;) {
-        if (in[p] != 0xff) return 0;
-        uint8_t m = in[p + 1];
-        if (m == 0xff) { p++; continue; }
-        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { p += 2; continue; }
-        size_t len = (size_t)in[p + 2] << 8 | in[p + 3];
-        if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-            *h = (uint32_t)in[p + 5] << 8 | in[p + 6];
-            *w = (uint32_t)in[p + 7] << 8 | in[p + 8];
-            return 1;
-        }
-        p += 2 + len;
-    }
-    return 0;
-}
-
 /* A raw frame (ABI 1.3, §5.7; a stream source decoded it with ffmpeg): no decoding, only the
  * resize and the quantisation. The host checked stride * height == n; checked again here. */
 static int pre_frame(eh_call *call, eh_tensor *t, const eh_frame *fr, const uint8_t *in, size_t n, uint32_t H,
@@ -200,7 +175,7 @@ int eh_plugin_pre(eh_call *call) {
     /* The request context (ABI.md §5.6): the original size, so that a post plugin reports
      * positions in the caller's pixels (the tensor is the whole image, stretched to W×H). */
     uint32_t ow = im.w, oh = im.h;
-    header_size(in, n, &ow, &oh);
+    img_header_size(in, n, &ow, &oh);
     if (orient >= 5) { /* the caller sees the image turned: its width is the stored height */
         uint32_t tw = ow;
         ow = oh, oh = tw;

@@ -30,7 +30,9 @@
  * decoded, so corrupt data is detected the same way at every scale; past the last one that
  * reaches the output, a skip table consumes several whole symbols per look-up. 1/8 and 1/4
  * scale have their own block functions (decode_block_dc, decode_block_2) with no coefficient
- * array; the 8- and 4-point IDCTs use 4-wide vectors (Wasm SIMD128 with -msimd128).
+ * array; the 8- and 4-point IDCTs are separable butterflies on 4-wide float vectors (idct8,
+ * idct4; Wasm SIMD128 with -msimd128), and with -msimd128 the stores to bytes and the YCbCr
+ * to RGB conversion use SIMD128 intrinsics (scalar loops otherwise, giving the same bytes).
  * Every read is bounds-checked; corrupt or truncated data returns IMG_BAD.
  */
 #include <math.h>
@@ -38,6 +40,10 @@
 #include <string.h>
 
 #include "image.h"
+
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
 
 int jpeg_sniff(const uint8_t *d, size_t n) { return n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff; }
 
@@ -51,7 +57,6 @@ static const uint8_t zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 2
 
 /* 4-wide vectors (GCC/clang vector extensions): Wasm SIMD128 with -msimd128, SSE natively. */
 typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
 #define SKIP 13
 #define MAX_SCANS 500 /* progressive scans refused beyond this many */
 
@@ -112,15 +117,15 @@ typedef struct {
 
     jhuff dc[4], ac[4];
     uint16_t q[4][64]; /* zig-zag order */
+    float qf[4][64];   /* q as float; at full size (N = 8) times the AAN scale factors (scale_q) */
     int qset[4];
     int frame, ncomp, w, h, hmax, vmax, mcux, mcuy, restart;
     int adobe, adobe_transform;
     jcomp comp[4];
     int N;            /* samples per block side at the chosen scale: 8, 4, 2 or 1 */
-    float idct[8][8]; /* idct[x][u] = C(u)/2 * cos((2x+1) u pi / 2N), x, u < N */
-    f4 idctv[8][2];   /* idctv[u][h][i] = idct[4h+i][u] */
     int klast;        /* last zig-zag index inside N x N */
-    uint8_t zpos[64]; /* zig-zag index -> position in N x N (row stride 8), 64 if outside */
+    uint8_t zpos[64]; /* zig-zag index -> position in N x N (row stride 8; at N = 8 transposed:
+                       * u * 8 + v, as idct8 reads it), 64 if outside */
     uint8_t zrow[64]; /* zig-zag index -> 1 << row inside N x N, 0 if outside */
     int progressive;  /* SOF2 */
     int K;            /* coefficients kept per block of a progressive JPEG: N x N */
@@ -133,6 +138,10 @@ typedef struct {
      * holds: coefficients advanced << 5 | ends with EOB << 4 | bits; 0 when none fits. */
     const uint16_t *skip[4];      /* into skip_cache */
     float unused[65];             /* where decode_block_dc's coefficients go (never read) */
+    /* decode_block's coefficients (slot 64: those outside N x N, never read), zero between
+     * blocks: idct8 and idct4 clear what they read, so no block pays for a memset (in Wasm a
+     * memory.fill, which wazero runs as a chain of copies). */
+    float blk[65] __attribute__((aligned(16)));
     img_err *e;
     const struct jtensor *t;      /* jpeg_decode_tensor's tensor, or NULL: return the RGB image */
 } jdec;
@@ -278,7 +287,7 @@ static void build_skip(const jhuff *t, uint16_t *skip, uint16_t *lvl) {
 
 /* One AC symbol decoded the long way (codes or magnitudes past the fast tables): returns the
  * new k, 64 after EOB, or -1 on bad data; stores the coefficient when it is inside N x N. */
-static int ac_symbol(jdec *j, const jhuff *ac, int k, float *coef, const uint16_t *q, unsigned *rows) {
+static int ac_symbol(jdec *j, const jhuff *ac, int k, float *coef, const float *q, unsigned *rows) {
     int rs = decode_huff(j, ac);
     if (rs < 0) return bad(j, "invalid AC Huffman code"), -1;
     int r = rs >> 4, sz = rs & 15;
@@ -305,35 +314,122 @@ static int ac_symbol_value(jdec *j, const jhuff *ac, int k) {
     return (int)((unsigned)v << 7) | (k + 1);
 }
 
-/* Round and clamp 4 samples to 0..255 and store them (no float-to-int overflow: clamped first). */
-static inline void store4(uint8_t *out, f4 s) {
-    const f4 zero = {0, 0, 0, 0}, top = {255, 255, 255, 255}, half = {0.5f, 0.5f, 0.5f, 0.5f};
-    i4 lo = s < zero, hi = s > top;
-    s = (f4)(((i4)s & ~lo & ~hi) | ((i4)top & hi));
-    i4 v = __builtin_convertvector(s + half, i4);
-    out[0] = (uint8_t)v[0], out[1] = (uint8_t)v[1], out[2] = (uint8_t)v[2], out[3] = (uint8_t)v[3];
+/* AAN scale factors (Arai, Agui, Nakajima): aan[0] = 1, aan[k] = sqrt(2) cos(k pi / 16). */
+static const float aan[8] = {1.0f,         1.387039845f, 1.306562965f, 1.175875602f,
+                             1.0f,         0.785694958f, 0.541196100f, 0.275899379f};
+
+/* j->qf for the scan about to be decoded: the quantisation tables as floats, and at full size
+ * each entry (v, u) times aan[v] aan[u] / 8, the prescaling idct8's butterflies expect. */
+static void scale_q(jdec *j) {
+    for (int t = 0; t < 4; t++)
+        for (int k = 0; k < 64; k++) {
+            int z = zigzag[k];
+            j->qf[t][k] = (float)j->q[t][k] * (j->N == 8 ? aan[z >> 3] * aan[z & 7] * 0.125f : 1.0f);
+        }
 }
 
-/* Separable IDCT (T.81 A.3.3) of the N x N coefficients (N = 4 or 8) in 4-wide float vectors
- * (Wasm SIMD128 f32x4 with -msimd128, SSE natively), skipping rows without coefficients. */
-static void idct_vec(const jdec *j, const float *coef, unsigned rows, uint8_t *out, size_t stride) {
-    const int N = j->N, nv = N / 4;
-    f4 tmp[8][2];
-    for (int v = 0; v < N; v++) {
-        if (!(rows >> v & 1)) continue;
-        for (int h = 0; h < nv; h++) {
-            f4 s = {0, 0, 0, 0};
-            for (int u = 0; u < N; u++) s += coef[v * 8 + u] * j->idctv[u][h];
-            tmp[v][h] = s;
-        }
+/* One 8-point IDCT on 4 lanes at once: the AAN butterflies (libjpeg's jidctflt.c): 5
+ * multiplies and 29 adds per 8 samples, against 64 multiply-adds for the matrix product. The
+ * inputs are prescaled (scale_q). */
+static inline __attribute__((always_inline)) void idct8_1d(const f4 *in, f4 *out) {
+    f4 t10 = in[0] + in[4], t11 = in[0] - in[4];
+    f4 t13 = in[2] + in[6], t12 = (in[2] - in[6]) * 1.414213562f - t13;
+    f4 e0 = t10 + t13, e3 = t10 - t13, e1 = t11 + t12, e2 = t11 - t12;
+    f4 z13 = in[5] + in[3], z10 = in[5] - in[3], z11 = in[1] + in[7], z12 = in[1] - in[7];
+    f4 o7 = z11 + z13, o11 = (z11 - z13) * 1.414213562f;
+    f4 z5 = (z10 + z12) * 1.847759065f;
+    f4 o10 = z5 - z12 * 1.082392200f, o12 = z5 - z10 * 2.613125930f;
+    f4 o6 = o12 - o7, o5 = o11 - o6, o4 = o10 - o5;
+    out[0] = e0 + o7, out[7] = e0 - o7, out[1] = e1 + o6, out[6] = e1 - o6;
+    out[2] = e2 + o5, out[5] = e2 - o5, out[3] = e3 + o4, out[4] = e3 - o4;
+}
+
+/* Transpose the 4 x 4 matrix whose rows are a, b, c, d into d0..d3. */
+#define TRANSPOSE4(a, b, c, d, d0, d1, d2, d3)                                                         \
+    do {                                                                                               \
+        f4 t0_ = __builtin_shufflevector(a, b, 0, 4, 1, 5), t1_ = __builtin_shufflevector(a, b, 2, 6, 3, 7); \
+        f4 t2_ = __builtin_shufflevector(c, d, 0, 4, 1, 5), t3_ = __builtin_shufflevector(c, d, 2, 6, 3, 7); \
+        d0 = __builtin_shufflevector(t0_, t2_, 0, 1, 4, 5), d1 = __builtin_shufflevector(t0_, t2_, 2, 3, 6, 7); \
+        d2 = __builtin_shufflevector(t1_, t3_, 0, 1, 4, 5), d3 = __builtin_shufflevector(t1_, t3_, 2, 3, 6, 7); \
+    } while (0)
+
+/* Store 8 samples (lo: x = 0..3, hi: x = 4..7; 128.5 already added) truncated and clamped to
+ * 0..255: in Wasm two saturating narrowings (i32 -> i16 -> u8) and one 8-byte store. */
+static inline __attribute__((always_inline)) void store8(uint8_t *out, f4 lo, f4 hi) {
+#ifdef __wasm_simd128__
+    v128_t a = wasm_i32x4_trunc_sat_f32x4((v128_t)lo), b = wasm_i32x4_trunc_sat_f32x4((v128_t)hi);
+    v128_t h = wasm_i16x8_narrow_i32x4(a, b);
+    wasm_v128_store64_lane(out, wasm_u8x16_narrow_i16x8(h, h), 0);
+#else
+    for (int i = 0; i < 8; i++) {
+        float f = i < 4 ? lo[i] : hi[i - 4];
+        out[i] = f <= 0 ? 0 : f >= 255 ? 255 : (uint8_t)f;
     }
-    for (int y = 0; y < N; y++, out += stride)
-        for (int h = 0; h < nv; h++) {
-            f4 s = {128.0f, 128.0f, 128.0f, 128.0f};
-            for (int v = 0; v < N; v++)
-                if (rows >> v & 1) s += j->idct[y][v] * tmp[v][h];
-            store4(out + 4 * h, s);
+#endif
+}
+
+/* The full-size (N = 8) IDCT of coefficients prescaled by scale_q and stored transposed
+ * (coef[u * 8 + v], j->zpos), rows: bit v set when row v has a non-zero coefficient. Pass 1
+ * transforms along u with the 4 lanes holding v (rows 4..7 skipped when all zero, the common
+ * case), one 8 x 8 transpose, pass 2 along v with the lanes holding x, so that the output
+ * comes out in rows: no second transpose. */
+static void idct8(float *coef, unsigned rows, uint8_t *out, size_t stride) {
+    f4 in[8], xl[8], xh[8], p[8], o[8], ol[8];
+    const f4 zero = {0, 0, 0, 0};
+    for (int u = 0; u < 8; u++) in[u] = *(f4 *)(coef + u * 8), *(f4 *)(coef + u * 8) = zero; /* left zero */
+    idct8_1d(in, xl); /* xl[x]: lanes v = 0..3 */
+    if (rows & 0xf0) { /* else rows 4..7 were never written: still zero */
+        for (int u = 0; u < 8; u++) in[u] = *(f4 *)(coef + u * 8 + 4), *(f4 *)(coef + u * 8 + 4) = zero;
+        idct8_1d(in, xh); /* lanes v = 4..7 */
+    } else {
+        for (int x = 0; x < 8; x++) xh[x] = zero;
+    }
+    const f4 bias = {128.5f, 128.5f, 128.5f, 128.5f}; /* + 128, and + 0.5 to round by truncation */
+    /* x = 0..3: p[v] holds lanes x = 0..3 */
+    TRANSPOSE4(xl[0], xl[1], xl[2], xl[3], p[0], p[1], p[2], p[3]);
+    TRANSPOSE4(xh[0], xh[1], xh[2], xh[3], p[4], p[5], p[6], p[7]);
+    p[0] += bias; /* a DC offset reaches every output once */
+    idct8_1d(p, ol);
+    TRANSPOSE4(xl[4], xl[5], xl[6], xl[7], p[0], p[1], p[2], p[3]);
+    TRANSPOSE4(xh[4], xh[5], xh[6], xh[7], p[4], p[5], p[6], p[7]);
+    p[0] += bias;
+    idct8_1d(p, o);
+    for (int y = 0; y < 8; y++, out += stride) store8(out, ol[y], o[y]);
+}
+
+/* One 4-point IDCT (the half-size transform: C(u)/2 cos((2x+1) u pi / 8)) on 4 lanes at once. */
+static inline __attribute__((always_inline)) void idct4_1d(const f4 *in, f4 *out) {
+    f4 e0 = (in[0] + in[2]) * 0.353553391f, e1 = (in[0] - in[2]) * 0.353553391f;
+    f4 o0 = in[1] * 0.461939766f + in[3] * 0.191341716f, o1 = in[1] * 0.191341716f - in[3] * 0.461939766f;
+    out[0] = e0 + o0, out[3] = e0 - o0, out[1] = e1 + o1, out[2] = e1 - o1;
+}
+
+/* The half-size (N = 4) IDCT, laid out as idct8 (coef[u * 8 + v], not prescaled): pass 1
+ * along u, a 4 x 4 transpose, pass 2 along v, the four 4-sample rows narrowed to bytes at once. */
+static void idct4(float *coef, uint8_t *out, size_t stride) {
+    f4 in[4], x[4], p[4], o[4];
+    const f4 zero = {0, 0, 0, 0};
+    for (int u = 0; u < 4; u++) in[u] = *(f4 *)(coef + u * 8), *(f4 *)(coef + u * 8) = zero; /* left zero */
+    idct4_1d(in, x);
+    TRANSPOSE4(x[0], x[1], x[2], x[3], p[0], p[1], p[2], p[3]);
+    const f4 bias = {363.452881f, 363.452881f, 363.452881f, 363.452881f}; /* 128.5 / C(0)/2: in[0] is scaled by 1/(2 sqrt 2) */
+    p[0] += bias;
+    idct4_1d(p, o);
+#ifdef __wasm_simd128__
+    v128_t a = wasm_i16x8_narrow_i32x4(wasm_i32x4_trunc_sat_f32x4((v128_t)o[0]), wasm_i32x4_trunc_sat_f32x4((v128_t)o[1]));
+    v128_t b = wasm_i16x8_narrow_i32x4(wasm_i32x4_trunc_sat_f32x4((v128_t)o[2]), wasm_i32x4_trunc_sat_f32x4((v128_t)o[3]));
+    v128_t px = wasm_u8x16_narrow_i16x8(a, b);
+    wasm_v128_store32_lane(out, px, 0);
+    wasm_v128_store32_lane(out + stride, px, 1);
+    wasm_v128_store32_lane(out + 2 * stride, px, 2);
+    wasm_v128_store32_lane(out + 3 * stride, px, 3);
+#else
+    for (int y = 0; y < 4; y++, out += stride)
+        for (int i = 0; i < 4; i++) {
+            float f = o[y][i];
+            out[i] = f <= 0 ? 0 : f >= 255 ? 255 : (uint8_t)f;
         }
+#endif
 }
 
 /* The decoding loops keep the bit buffer in locals acc and n (registers; in Wasm, locals
@@ -356,7 +452,20 @@ do {                                                                            
     }                                                                                     \
 } while (0)
 
-/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by).
+/* Fill the N x N block at out with px: constant-size stores (a memset of N bytes would be a
+ * memory.fill in Wasm, a chain of copies in wazero). */
+static inline void fill_block(uint8_t *out, size_t stride, int N, uint8_t px) {
+    uint64_t v = px * 0x0101010101010101ull;
+    for (int y = 0; y < N; y++, out += stride) switch (N) {
+        case 8: memcpy(out, &v, 8); break;
+        case 4: memcpy(out, &v, 4); break;
+        case 2: memcpy(out, &v, 2); break;
+        default: *out = px;
+        }
+}
+
+/* Decode one 8x8 block of component c and write its N x N samples at block (bx, by); N = 8 or 4
+ * (1/4 and 1/8 scale have their own functions, decode_block_2 and decode_block_dc).
  *
  * Coefficients are decoded in two phases: up to j->klast (the last zig-zag index inside
  * N x N) each one is reconstructed and stored (j->zpos sends those outside N x N to a dummy
@@ -364,12 +473,8 @@ do {                                                                            
  * several whole symbols per look-up. Every symbol is still decoded and checked. */
 static int decode_block(jdec *j, jcomp *c, int bx, int by) {
     const int N = j->N;
-    float coef[65];
-    if (N == 1) coef[0] = 0; /* only N x N is read */
-    else if (N == 2) coef[0] = coef[1] = coef[8] = coef[9] = 0;
-    else
-        for (int v = 0; v < N; v++) memset(coef + v * 8, 0, sizeof(float) * (size_t)N);
-    const uint16_t *q = j->q[c->tq];
+    float *coef = j->blk; /* zero (see jdec.blk); only N x N is read */
+    const float *q = j->qf[c->tq];
     int s = decode_huff(j, &j->dc[c->td]);
     if (s < 0 || s > 11) return bad(j, "invalid DC Huffman code");
     int pred = c->dcpred + extend(getbits(j, s), s);
@@ -419,27 +524,20 @@ static int decode_block(jdec *j, jcomp *c, int bx, int by) {
 
     size_t stride = (size_t)c->bw * N;
     uint8_t *out = c->plane + (size_t)by * N * stride + (size_t)bx * N;
-    int only_dc = rows == 1;
-    for (int u = 1; only_dc && u < N; u++) only_dc = coef[u] == 0;
+    int only_dc = rows == 1; /* and row 0's coefficients (at u * 8: transposed) are zero */
+    for (int u = 1; only_dc && u < N; u++) only_dc = coef[u * 8] == 0;
     if (only_dc) { /* flat block: DC/8 + 128 everywhere, rounded half up */
-        int dc = (pred * q[0] + 1028) >> 3;
+        int dc = (pred * j->q[c->tq][0] + 1028) >> 3;
         uint8_t px = dc <= 0 ? 0 : dc >= 255 ? 255 : (uint8_t)dc;
-        if (N == 1) *out = px;
-        else
-            for (int y = 0; y < N; y++, out += stride) memset(out, px, (size_t)N);
+        fill_block(out, stride, N, px);
         return IMG_OK;
     }
     coef[0] = (float)pred * q[0];
-    if (N >= 4) {
-        idct_vec(j, coef, rows, out, stride);
+    if (N == 8) {
+        idct8(coef, rows, out, stride);
         return IMG_OK;
     }
-    /* N = 2: every entry of the 2-point table is +-1/(2 sqrt 2), so each sample is
-     * 128 + (c00 +- c01 +- c10 +- c11) / 8. */
-    float s0 = coef[0] + coef[1], d0 = coef[0] - coef[1], s1 = coef[8] + coef[9], d1 = coef[8] - coef[9];
-    float px[4] = {(s0 + s1) * 0.125f + 128.5f, (d0 + d1) * 0.125f + 128.5f, (s0 - s1) * 0.125f + 128.5f,
-                   (d0 - d1) * 0.125f + 128.5f};
-    for (int i = 0; i < 4; i++) out[(i >> 1) * stride + (i & 1)] = px[i] <= 0 ? 0 : px[i] >= 255 ? 255 : (uint8_t)px[i];
+    idct4(coef, out, stride);
     return IMG_OK;
 }
 
@@ -579,7 +677,7 @@ static int decode_block_dc(jdec *j, jcomp *c, uint8_t *out) {
             continue;
         }
         BITS_OUT();
-        if ((k = ac_symbol(j, ac, k, j->unused, j->q[c->tq], &rows)) < 0) return IMG_BAD;
+        if ((k = ac_symbol(j, ac, k, j->unused, j->qf[c->tq], &rows)) < 0) return IMG_BAD;
         BITS_IN();
     }
     BITS_OUT();
@@ -603,6 +701,7 @@ static int restart(jdec *j, int n) {
 /* Decode one scan starting at p; on return j->p is at or before the next marker. */
 static int decode_scan(jdec *j, jcomp **sc, int ns) {
     j->acc = 0, j->n = 0, j->pad = 0, j->marker = 0;
+    scale_q(j);
     for (int i = 0; i < ns; i++) sc[i]->dcpred = 0;
     int rc, mcu = 0, rst = 0;
     uint64_t acc = 0; /* the bit buffer for decode_block_2 (N = 2) */
@@ -821,6 +920,7 @@ static int decode_scan_prog(jdec *j, jcomp **sc, int ns, int ss, int se, int ah,
  * is done. */
 static void prog_output(jdec *j) {
     const int N = j->N, K = j->K;
+    scale_q(j);
     for (int i = 0; i < j->ncomp; i++) {
         jcomp *c = &j->comp[i];
         const uint16_t *q = j->q[c->tq];
@@ -834,7 +934,7 @@ static void prog_output(jdec *j) {
                 if (flat) {
                     long long v = ((long long)kc[0] * q[0] + 1028) >> 3; /* DC/8 + 128, rounded half up */
                     uint8_t px = v <= 0 ? 0 : v >= 255 ? 255 : (uint8_t)v;
-                    for (int y = 0; y < N; y++) memset(out + y * stride, px, (size_t)N);
+                    fill_block(out, stride, N, px);
                     continue;
                 }
                 if (N == 2) { /* slots 0, 1, 2, 3: natural (0,0), (0,1), (1,0), (1,1) */
@@ -847,15 +947,17 @@ static void prog_output(jdec *j) {
                         out[(m >> 1) * stride + (m & 1)] = px[m] <= 0 ? 0 : px[m] >= 255 ? 255 : (uint8_t)px[m];
                     continue;
                 }
-                float coef[65];
+                float coef[65] __attribute__((aligned(16)));
                 unsigned rows = 0;
+                const float *qf = j->qf[c->tq];
                 for (int v = 0; v < N; v++)
                     for (int u = 0; u < N; u++) {
                         int s = v * N + u;
-                        coef[v * 8 + u] = (float)kc[s] * q[j->kzig[s]];
+                        coef[u * 8 + v] = (float)kc[s] * qf[j->kzig[s]];
                         if (kc[s]) rows |= 1u << v;
                     }
-                idct_vec(j, coef, rows | 1, out, stride);
+                if (N == 8) idct8(coef, rows | 1, out, stride);
+                else idct4(coef, out, stride);
             }
         free(c->coef), c->coef = NULL;
         free(c->nz), c->nz = NULL;
@@ -909,18 +1011,12 @@ static void choose_scale(jdec *j, uint32_t min_w, uint32_t min_h) {
     while (j->N > 1 && (uint32_t)((j->w * (j->N / 2) + 7) / 8) >= min_w &&
            (uint32_t)((j->h * (j->N / 2) + 7) / 8) >= min_h && min_w > 0 && min_h > 0)
         j->N /= 2;
-    for (int x = 0; x < j->N; x++)
-        for (int u = 0; u < j->N; u++) {
-            j->idct[x][u] = (u == 0 ? 0.35355339f : 0.5f) *
-                            cosf((float)((2 * x + 1) * u) * 3.14159265f / (float)(2 * j->N));
-            j->idctv[u][x / 4][x % 4] = j->idct[x][u];
-        }
     j->klast = 0;
     j->K = j->N * j->N;
     j->kmask = 0;
     for (int k = 0; k < 64; k++) {
         int z = zigzag[k], in = (z & 7) < j->N && (z >> 3) < j->N;
-        j->zpos[k] = in ? (uint8_t)z : 64;
+        j->zpos[k] = in ? (uint8_t)(j->N >= 4 ? (z & 7) * 8 + (z >> 3) : z) : 64;
         j->zrow[k] = in ? (uint8_t)(1u << (z >> 3)) : 0;
         j->kslot[k] = in ? (uint8_t)((z >> 3) * j->N + (z & 7)) : 255;
         if (in) j->kzig[j->kslot[k]] = (uint8_t)k, j->kmask |= 1ull << k;
@@ -1019,8 +1115,71 @@ static int parse_sos(jdec *j, const uint8_t *d, int len, jcomp **sc, int *ns, in
 
 /* Go's color.YCbCrToRGB (16.16 fixed point, JFIF coefficients) on one output row whose chroma
  * samples repeat 1 << shb and 1 << shr times. */
+#ifdef __wasm_simd128__
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+
+/* 16 chroma samples for the pixels x..x+15 of a row subsampled by 2^sh (0 or 1): each sample
+ * of a 2:1 row twice. */
+static inline v128_t chroma16(const uint8_t *c, int x, int sh) {
+    if (sh == 0) return wasm_v128_load(c + x);
+    return wasm_i8x16_shuffle(wasm_v128_load64_zero(c + (x >> 1)), wasm_i8x16_splat(0), 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5,
+                              5, 6, 6, 7, 7);
+}
+
+/* ycc_row's arithmetic on 4 pixels (32-bit lanes), the results >> 16: clamping to 0..255 is
+ * left to the saturating narrowings. */
+static inline void ycc4(v128_t y, v128_t b, v128_t r, v128_t *v0, v128_t *v1, v128_t *v2) {
+    v128_t yy = wasm_i32x4_mul(y, wasm_i32x4_splat(0x10101));
+    *v0 = wasm_i32x4_shr(wasm_i32x4_add(yy, wasm_i32x4_mul(r, wasm_i32x4_splat(91881))), 16);
+    *v1 = wasm_i32x4_shr(wasm_i32x4_sub(wasm_i32x4_sub(yy, wasm_i32x4_mul(b, wasm_i32x4_splat(22554))),
+                                        wasm_i32x4_mul(r, wasm_i32x4_splat(46802))),
+                         16);
+    *v2 = wasm_i32x4_shr(wasm_i32x4_add(yy, wasm_i32x4_mul(b, wasm_i32x4_splat(116130))), 16);
+}
+
+/* ycc_row for 16 pixels at once (Wasm SIMD128): the same integer arithmetic in 32-bit lanes,
+ * clamped by two saturating narrowings (i32 -> i16 -> u8, as the scalar test-and-clamp), the
+ * R, G, B vectors interleaved by shuffles. Returns the pixels done (a multiple of 16). */
+static int ycc_row16(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int shb, int shr, int W, uint8_t *o) {
+    const v128_t c128 = wasm_i16x8_splat(128);
+    int x = 0;
+    for (; x + 16 <= W; x += 16, o += 48) {
+        v128_t Y = wasm_v128_load(y + x), B = chroma16(cb, x, shb), R = chroma16(cr, x, shr);
+        v128_t yh[2] = {wasm_u16x8_extend_low_u8x16(Y), wasm_u16x8_extend_high_u8x16(Y)};
+        v128_t bh[2] = {wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(B), c128), wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(B), c128)};
+        v128_t rh[2] = {wasm_i16x8_sub(wasm_u16x8_extend_low_u8x16(R), c128), wasm_i16x8_sub(wasm_u16x8_extend_high_u8x16(R), c128)};
+        v128_t ch[3][2]; /* per channel, pixels 0..7 and 8..15 as i16 */
+        for (int h = 0; h < 2; h++) {
+            v128_t a0, a1, a2, b0, b1, b2;
+            ycc4(wasm_u32x4_extend_low_u16x8(yh[h]), wasm_i32x4_extend_low_i16x8(bh[h]), wasm_i32x4_extend_low_i16x8(rh[h]), &a0, &a1, &a2);
+            ycc4(wasm_u32x4_extend_high_u16x8(yh[h]), wasm_i32x4_extend_high_i16x8(bh[h]), wasm_i32x4_extend_high_i16x8(rh[h]), &b0, &b1, &b2);
+            ch[0][h] = wasm_i16x8_narrow_i32x4(a0, b0);
+            ch[1][h] = wasm_i16x8_narrow_i32x4(a1, b1);
+            ch[2][h] = wasm_i16x8_narrow_i32x4(a2, b2);
+        }
+        u8x16 r = (u8x16)wasm_u8x16_narrow_i16x8(ch[0][0], ch[0][1]);
+        u8x16 g = (u8x16)wasm_u8x16_narrow_i16x8(ch[1][0], ch[1][1]);
+        u8x16 b = (u8x16)wasm_u8x16_narrow_i16x8(ch[2][0], ch[2][1]);
+        u8x16 t0 = __builtin_shufflevector(r, g, 0, 16, 0, 1, 17, 0, 2, 18, 0, 3, 19, 0, 4, 20, 0, 5);
+        u8x16 t1 = __builtin_shufflevector(r, g, 21, 0, 6, 22, 0, 7, 23, 0, 8, 24, 0, 9, 25, 0, 10, 26);
+        u8x16 t2 = __builtin_shufflevector(r, g, 0, 11, 27, 0, 12, 28, 0, 13, 29, 0, 14, 30, 0, 15, 31, 0);
+        wasm_v128_store(o, (v128_t)__builtin_shufflevector(t0, b, 0, 1, 16, 3, 4, 17, 6, 7, 18, 9, 10, 19, 12, 13, 20, 15));
+        wasm_v128_store(o + 16, (v128_t)__builtin_shufflevector(t1, b, 0, 21, 2, 3, 22, 5, 6, 23, 8, 9, 24, 11, 12, 25, 14, 15));
+        wasm_v128_store(o + 32, (v128_t)__builtin_shufflevector(t2, b, 26, 1, 2, 27, 4, 5, 28, 7, 8, 29, 10, 11, 30, 13, 14, 31));
+    }
+    return x;
+}
+#endif
+
 static void ycc_row(const uint8_t *y, const uint8_t *cb, const uint8_t *cr, int shb, int shr, int W, uint8_t *o) {
-    for (int x = 0; x < W; x++, o += 3) {
+    int x = 0;
+#ifdef __wasm_simd128__
+    if (shb <= 1 && shr <= 1) {
+        x = ycc_row16(y, cb, cr, shb, shr, W, o);
+        o += 3 * x;
+    }
+#endif
+    for (; x < W; x++, o += 3) {
         int32_t yy = y[x] * 0x10101, b = cb[x >> shb] - 128, r = cr[x >> shr] - 128;
         int32_t v0 = yy + 91881 * r, v1 = yy - 22554 * b - 46802 * r, v2 = yy + 116130 * b;
         o[0] = ((uint32_t)v0 & 0xff000000u) == 0 ? (uint8_t)(v0 >> 16) : v0 < 0 ? 0 : 255;

@@ -9,6 +9,10 @@
 
 #include "image.h"
 
+#ifdef __wasm_simd128__
+#include <wasm_simd128.h>
+#endif
+
 typedef uint16_t u16x4 __attribute__((vector_size(8)));
 typedef int32_t i32x4 __attribute__((vector_size(16)));
 typedef uint8_t u8x4 __attribute__((vector_size(4)));
@@ -198,6 +202,79 @@ void img_sampler_free(img_sampler *sp) {
  * values keep 8 fractional bits into the conversion (Go's color.YCbCrToRGB coefficients, in
  * units of 2^-22, truncated at the end as that function truncates; float32 takes off the 1/2 that
  * truncation loses on average). */
+#ifdef __wasm_simd128__
+/* Interleave 4 R, 4 G, 4 B (32-bit lanes) as R0 G0 B0 R1 | G1 B1 R2 G2 | B2 R3 G3 B3. */
+static inline void interleave3(v128_t r, v128_t g, v128_t b, v128_t o[3]) {
+    v128_t rg = wasm_i32x4_shuffle(r, g, 0, 4, 1, 5); /* R0 G0 R1 G1 */
+    o[0] = wasm_i32x4_shuffle(rg, b, 0, 1, 4, 2);    /* R0 G0 B0 R1 */
+    v128_t gr = wasm_i32x4_shuffle(g, r, 1, 6, 2, 7); /* G1 R2 G2 R3 */
+    o[1] = wasm_i32x4_shuffle(gr, b, 0, 5, 1, 2);    /* G1 B1 R2 G2 */
+    v128_t bg = wasm_i32x4_shuffle(b, g, 2, 7, 3, 3); /* B2 G3 B3 . */
+    o[2] = wasm_i32x4_shuffle(bg, r, 0, 7, 1, 2);    /* B2 R3 G3 B3 */
+}
+
+/* 4 lanes of ry (or rb, rr) at the given indices. */
+static inline v128_t gather16(const uint16_t *p, const uint32_t *i) {
+    v128_t v = wasm_i32x4_splat(0);
+    v = wasm_v128_load16_lane(p + i[0], v, 0);
+    v = wasm_v128_load16_lane(p + i[1], v, 2);
+    v = wasm_v128_load16_lane(p + i[2], v, 4);
+    v = wasm_v128_load16_lane(p + i[3], v, 6);
+    return v; /* u16 in the low half of each 32-bit lane */
+}
+
+/* The blend of two taps of 4 outputs, as the scalar loop: 256 a + (b - a) w, + 128, >> 8. */
+static inline v128_t blend4(const uint16_t *row, const uint32_t *i0, const uint32_t *i1, v128_t wx) {
+    v128_t a = gather16(row, i0), b = gather16(row, i1);
+    v128_t v = wasm_i32x4_add(wasm_i32x4_shl(a, 8), wasm_i32x4_mul(wasm_i32x4_sub(b, a), wx));
+    return wasm_u32x4_shr(wasm_i32x4_add(v, wasm_i32x4_splat(128)), 8);
+}
+
+/* img_resize_ycc's output columns x0.. of one row, 4 at a time (Wasm SIMD128); cols holds, per
+ * output column, i0 and i1 of luma, i0 and i1 of chroma and the weight, each in its own array
+ * of W. The same integer arithmetic as the scalar loop, lane by lane; returns the columns done. */
+static uint32_t ycc_cols4(const uint16_t *ry, const uint16_t *rb, const uint16_t *rr, const uint32_t *cols,
+                          uint32_t W, int kind, const float scale[3], const float offset[3], void *dst, size_t k) {
+    const uint32_t *yi0 = cols, *yi1 = cols + W, *ci0 = cols + 2 * W, *ci1 = cols + 3 * W, *wxs = cols + 4 * W;
+    const v128_t zero = wasm_i32x4_splat(0), top = wasm_i32x4_splat(255 << 22);
+    uint32_t x = 0;
+    for (; x + 4 <= W; x += 4, k += 12) {
+        v128_t wx = wasm_v128_load(wxs + x);
+        v128_t yy = wasm_i32x4_mul(blend4(ry, yi0 + x, yi1 + x, wx), wasm_i32x4_splat(16448));
+        v128_t cb = wasm_i32x4_sub(blend4(rb, ci0 + x, ci1 + x, wx), wasm_i32x4_splat(32768));
+        v128_t cr = wasm_i32x4_sub(blend4(rr, ci0 + x, ci1 + x, wx), wasm_i32x4_splat(32768));
+        v128_t c[3] = {wasm_i32x4_add(yy, wasm_i32x4_mul(cr, wasm_i32x4_splat(22970))),
+                       wasm_i32x4_sub(wasm_i32x4_sub(yy, wasm_i32x4_mul(cb, wasm_i32x4_splat(5639))),
+                                      wasm_i32x4_mul(cr, wasm_i32x4_splat(11700))),
+                       wasm_i32x4_add(yy, wasm_i32x4_mul(cb, wasm_i32x4_splat(29033)))};
+        /* the scalar loop's clamp: all three channels, in the pixels where one is outside 0..255.x */
+        v128_t out = wasm_i32x4_ne(wasm_v128_and(wasm_v128_or(wasm_v128_or(c[0], c[1]), c[2]), wasm_i32x4_splat(~((256 << 22) - 1))), zero);
+        for (int i = 0; i < 3; i++) c[i] = wasm_v128_bitselect(wasm_i32x4_min(wasm_i32x4_max(c[i], zero), top), c[i], out);
+        v128_t o[3];
+        if (kind == IMG_OUT_F32) {
+            v128_t f[3];
+            for (int i = 0; i < 3; i++) {
+                v128_t t = wasm_i32x4_min(wasm_i32x4_max(wasm_i32x4_sub(c[i], wasm_i32x4_splat(1 << 21)), zero), top);
+                f[i] = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(t), wasm_f32x4_splat(scale[i])),
+                                      wasm_f32x4_splat(offset[i]));
+            }
+            interleave3(f[0], f[1], f[2], o);
+            float *f32 = (float *)dst + k;
+            wasm_v128_store(f32, o[0]), wasm_v128_store(f32 + 4, o[1]), wasm_v128_store(f32 + 8, o[2]);
+            continue;
+        }
+        for (int i = 0; i < 3; i++) c[i] = wasm_i32x4_shr(c[i], 22);
+        interleave3(c[0], c[1], c[2], o);
+        v128_t px = wasm_u8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(o[0], o[1]), wasm_i16x8_narrow_i32x4(o[2], zero));
+        if (kind == IMG_OUT_I8) px = wasm_v128_xor(px, wasm_i8x16_splat((int8_t)0x80)); /* v - 128 */
+        uint8_t *u8 = (uint8_t *)dst + k;
+        wasm_v128_store64_lane(u8, px, 0);
+        wasm_v128_store32_lane(u8 + 8, px, 2);
+    }
+    return x;
+}
+#endif
+
 int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int kind, uint32_t H, uint32_t W,
                    const float mean[3], const float std[3]) {
     const uint32_t shx = pl[1].shx, shy = pl[1].shy; /* both chroma planes alike (checked by the caller) */
@@ -214,6 +291,18 @@ int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int
     make_taps(tx, W, w);
     make_taps(ty, H, h);
     for (uint32_t x = 0; x < W; x++) tc[x] = (tap){tx[x].i0 >> shx, tx[x].i1 >> shx, tx[x].w};
+#ifdef __wasm_simd128__
+    uint32_t *cols = malloc(sizeof(uint32_t) * 5 * (size_t)W); /* the taps as arrays (ycc_cols4) */
+    if (!cols) {
+        free(tx);
+        free(ty);
+        free(ry);
+        return IMG_NOMEM;
+    }
+    for (uint32_t x = 0; x < W; x++)
+        cols[x] = tx[x].i0, cols[W + x] = tx[x].i1, cols[2 * W + x] = tc[x].i0, cols[3 * W + x] = tc[x].i1,
+        cols[4 * W + x] = tx[x].w;
+#endif
     uint16_t *rb = ry + w, *rr = rb + wc;
     uint8_t *u8 = dst;
     int8_t *i8 = dst;
@@ -234,7 +323,12 @@ int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int
             rb[i] = (uint16_t)(b0[i] * vy + b1[i] * wy);
             rr[i] = (uint16_t)(r0[i] * vy + r1[i] * wy);
         }
-        for (uint32_t x = 0; x < W; x++) {
+        uint32_t x = 0;
+#ifdef __wasm_simd128__
+        x = ycc_cols4(ry, rb, rr, cols, W, kind, scale, offset, dst, k);
+        k += 3 * (size_t)x;
+#endif
+        for (; x < W; x++) {
             int32_t wx = (int32_t)tx[x].w; /* a * (256 - wx) + b * wx = 256 a + (b - a) wx */
             int32_t ya = ry[tx[x].i0], ba = rb[tc[x].i0], ra = rr[tc[x].i0];
             uint32_t yv = (uint32_t)((ya << 8) + (ry[tx[x].i1] - ya) * wx);
@@ -267,6 +361,9 @@ int img_resize_ycc(const img_plane pl[3], uint32_t w, uint32_t h, void *dst, int
             k += 3;
         }
     }
+#ifdef __wasm_simd128__
+    free(cols);
+#endif
     free(tx);
     free(ty);
     free(ry);

@@ -122,29 +122,6 @@ int eh_plugin_init(const char *p, size_t n) {
     return EH_OK;
 }
 
-static int header_size(const uint8_t *in, size_t n, uint32_t *w, uint32_t *h) {
-    if (png_sniff(in, n) && n >= 24) {
-        *w = (uint32_t)in[16] << 24 | (uint32_t)in[17] << 16 | (uint32_t)in[18] << 8 | in[19];
-        *h = (uint32_t)in[20] << 24 | (uint32_t)in[21] << 16 | (uint32_t)in[22] << 8 | in[23];
-        return 1;
-    }
-    if (!jpeg_sniff(in, n)) return 0;
-    for (size_t p = 2; p + 9 <= n;) {
-        if (in[p] != 0xff) return 0;
-        uint8_t m = in[p + 1];
-        if (m == 0xff) { p++; continue; }
-        if (m == 0xd8 || (m >= 0xd0 && m <= 0xd7) || m == 0x01) { p += 2; continue; }
-        size_t len = (size_t)in[p + 2] << 8 | in[p + 3];
-        if (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-            *h = (uint32_t)in[p + 5] << 8 | in[p + 6];
-            *w = (uint32_t)in[p + 7] << 8 | in[p + 8];
-            return 1;
-        }
-        p += 2 + len;
-    }
-    return 0;
-}
-
 int eh_plugin_pre(eh_call *call) {
     img_free(&g_img);
     memset(&g_img, 0, sizeof g_img);
@@ -164,7 +141,7 @@ int eh_plugin_pre(eh_call *call) {
         return eh_fail(EH_BAD_INPUT, "people-c: request body is not a PNG or JPEG image");
     if (rc != IMG_OK) return eh_fail(rc, "%s", err.msg);
     g_ow = g_img.w, g_oh = g_img.h;
-    header_size(in, n, &g_ow, &g_oh);
+    img_header_size(in, n, &g_ow, &g_oh);
     /* The same filter as the crops (Pillow's antialiased bilinear) over the whole image. */
     return eh_crop_resize_rgb(g_img.pix, g_img.w, g_img.h, 0, 0, g_img.w, g_img.h, t, 0, 1, 0);
 }
