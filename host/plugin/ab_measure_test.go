@@ -57,25 +57,10 @@ func TestMeasureAB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(ctx)
+	t.Cleanup(func() { rt.Close(ctx) }) // after the modules and instances (cleanups run last first)
 	var insts [2]*plugin.Instance
 	for k, path := range []string{a, b} {
-		m, err := rt.Load(ctx, plugin.Config{Path: path, Params: params, MemoryLimit: 256 << 20, Timeout: time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close(ctx)
-		inst, err := m.NewInstance(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer inst.Close(ctx)
-		if err := inst.Bind(ctx, tensor); err != nil {
-			t.Fatal(err)
-		}
-		buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
-		copy(buf, img)
-		insts[k] = inst
+		insts[k] = boundInstance(t, ctx, rt, plugin.Config{Path: path, Params: params, MemoryLimit: 256 << 20, Timeout: time.Minute}, tensor, img)
 	}
 	var times [2][]time.Duration
 	runtime.LockOSThread()

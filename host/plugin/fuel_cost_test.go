@@ -37,7 +37,7 @@ func TestMeasureFuelCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rt.Close(ctx)
+	t.Cleanup(func() { rt.Close(ctx) }) // after the modules and instances (cleanups run last first)
 	for _, w := range []struct {
 		file   string
 		tensor plugin.Tensor
@@ -57,22 +57,7 @@ func TestMeasureFuelCost(t *testing.T) {
 		for _, name := range []string{"imagepre-c", "imagepre-go"} {
 			var insts [2]*plugin.Instance
 			for k, unmetered := range []bool{true, false} {
-				m, err := rt.Load(ctx, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered, MemoryLimit: 512 << 20, Timeout: time.Minute})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer m.Close(ctx)
-				inst, err := m.NewInstance(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer inst.Close(ctx)
-				if err := inst.Bind(ctx, tensor); err != nil {
-					t.Fatal(err)
-				}
-				buf, _ := inst.InputBuffer(ctx, uint32(len(img)))
-				copy(buf, img)
-				insts[k] = inst
+				insts[k] = boundInstance(t, ctx, rt, plugin.Config{Path: testplugins.Example(t, name), Unmetered: unmetered, MemoryLimit: 512 << 20, Timeout: time.Minute}, tensor, img)
 			}
 			best := [2]time.Duration{1 << 62, 1 << 62}
 			runtime.LockOSThread()
@@ -90,4 +75,29 @@ func TestMeasureFuelCost(t *testing.T) {
 				best[0], best[1], float64(best[1])/float64(best[0]), rounds)
 		}
 	}
+}
+
+// boundInstance loads cfg into rt, makes an instance bound to tensor with img in its input
+// buffer; the module and instance are closed when the test ends.
+func boundInstance(t *testing.T, ctx context.Context, rt *plugin.Runtime, cfg plugin.Config, tensor []plugin.Tensor, img []byte) *plugin.Instance {
+	t.Helper()
+	m, err := rt.Load(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(ctx) })
+	inst, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inst.Close(ctx) })
+	if err := inst.Bind(ctx, tensor); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := inst.InputBuffer(ctx, uint32(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, img)
+	return inst
 }
