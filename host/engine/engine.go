@@ -50,6 +50,14 @@ type Engine struct {
 	pipelines map[string]*Pipeline
 
 	streams streams // camera streams (streams.go)
+
+	// Pipelines that started on the interpreter get compiled plugins in the background
+	// (coldstart.go); Close stops that first.
+	upgradeStop context.CancelFunc
+	upgrades    sync.WaitGroup
+	upgrading   atomic.Int32  // pipelines still waiting for their compiled plugins
+	upgraded    chan struct{} // closed when none is left
+	swapGate    <-chan struct{}
 }
 
 // Model is a loaded model with a pool of interpreters for bare-model requests.
@@ -73,6 +81,23 @@ type Pipeline struct {
 
 // New loads every model and pipeline of cfg. Any failure is an error; nothing is left open.
 func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, error) {
+	return NewWith(ctx, cfg, log, Options{})
+}
+
+// Options change how New starts.
+type Options struct {
+	// InterpreterFirst (serve, with wasm_engine = "auto" where wazero has a compiler):
+	// plugins missing from the compilation cache start on wazero's interpreter, so that
+	// the pipelines serve seconds sooner, and are compiled and swapped in in the background
+	// (coldstart.go; WaitCompiled). Without it, New returns with every plugin compiled.
+	InterpreterFirst bool
+
+	// swapGate, when set (tests), holds every swap onto compiled plugins until it closes.
+	swapGate <-chan struct{}
+}
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Options) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -112,6 +137,10 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	// Pipelines are independent: build them in parallel (compiling and instantiating plugins
 	// is most of the start), at most one per core. The first error in config order wins and
 	// every pipeline that was built is closed.
+	// A plugin whose compiled code is not in cache_dir may start on the interpreter and be
+	// compiled in the background (coldstart.go): the first requests are answered seconds
+	// sooner. Only with wasm_engine = "auto": "compiler" asks for compiled code from the start.
+	quick := o.InterpreterFirst && cfg.Runtime.WasmEngine == "auto" && rt.Engine() == plugin.EngineCompiler
 	names := cfg.PipelineNames()
 	built := make([]*Pipeline, len(names))
 	errs := make([]error, len(names))
@@ -123,7 +152,7 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			built[i], errs[i] = e.buildPipeline(ctx, name, cfg.Pipelines[name])
+			built[i], errs[i] = e.buildPipeline(ctx, name, cfg.Pipelines[name], quick)
 		}()
 	}
 	wg.Wait()
@@ -141,6 +170,8 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if n := rt.PruneCache(); n > 0 {
 		log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
 	}
+	e.swapGate = o.swapGate
+	e.startUpgrades(names)
 	return e, nil
 }
 
@@ -185,7 +216,9 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 }
 
 // loadPlugin compiles and validates one plugin of a pipeline.
-func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind, requireSig bool) (*plugin.Module, error) {
+// With quick, a plugin whose compiled code is not cached is compiled for the interpreter
+// (plugin.Config.InterpretUncached).
+func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind, requireSig, quick bool) (*plugin.Module, error) {
 	params, err := pc.ResolveParams()
 	if err != nil {
 		return nil, &plugin.LoadError{Path: pc.Path, Err: err}
@@ -200,8 +233,8 @@ func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind
 	}
 	return e.rt.LoadBytes(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
 		MemoryLimit: uint64(pc.MemoryLimitMB) << 20, Timeout: time.Duration(pc.TimeoutMS) * time.Millisecond,
-		BudgetClock: budgetClock(pc.BudgetClock),
-		Grants:      PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig}, b)
+		BudgetClock: budgetClock(pc.BudgetClock), InterpretUncached: quick,
+		Grants: PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig}, b)
 }
 
 // budgetClock maps the config's budget_clock ("wall", "cpu") to the plugin's.
@@ -242,20 +275,20 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 }
 
 // loadPlugins loads both plugins of a pipeline; the caller releases them.
-func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post *plugin.Module, err error) {
+func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline, quick bool) (pre, post *plugin.Module, err error) {
 	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
 	if pc.SharedInstance {
 		// One instance serves both calls: one module, kind "both", referenced twice.
-		if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindBoth, requireSig); err != nil {
+		if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindBoth, requireSig, quick); err != nil {
 			return nil, nil, fmt.Errorf("pre and post (shared_instance): %w", err)
 		}
 		pre.Retain()
 		return pre, pre, nil
 	}
-	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig); err != nil {
+	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig, quick); err != nil {
 		return nil, nil, fmt.Errorf("pre: %w", err)
 	}
-	if post, err = e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig); err != nil {
+	if post, err = e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig, quick); err != nil {
 		pre.Release(ctx)
 		return nil, nil, fmt.Errorf("post: %w", err)
 	}
@@ -263,12 +296,12 @@ func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post
 }
 
 // buildPipeline loads a pipeline's plugins and builds it.
-func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline) (*Pipeline, error) {
+func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, quick bool) (*Pipeline, error) {
 	m, ok := e.Model(pc.Model)
 	if !ok {
 		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
-	pre, post, err := e.loadPlugins(ctx, pc)
+	pre, post, err := e.loadPlugins(ctx, pc, quick)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
@@ -304,7 +337,8 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 		e.mu.Unlock()
 	}
 	e.log.Info("pipeline ready", "pipeline", name, "model", pc.Model, "pre", pre.Name(), "post", post.Name(),
-		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy(), "delegates", fmt.Sprint(np.Pipeline.Delegates()))
+		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy(), "delegates", fmt.Sprint(np.Pipeline.Delegates()),
+		"wasm_engine", np.wasmEngine(e.rt))
 	return np, nil
 }
 
@@ -363,6 +397,7 @@ var ErrNotFound = errors.New("not found")
 
 // Close drains and releases everything.
 func (e *Engine) Close(ctx context.Context) {
+	e.stopUpgrades()  // before the reload lock, which an upgrade takes to swap
 	e.reloadMu.Lock() // no reload runs meanwhile
 	defer e.reloadMu.Unlock()
 	e.rt.KeepCache() // a clean stop keeps the compiled plugins for the next start
