@@ -122,21 +122,11 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 	if !caps.CustomAllocation {
 		log.Warn("this TFLite library cannot bind tensors in guest memory: pipelines copy each tensor once")
 	}
-	for _, name := range cfg.ModelNames() {
-		m, err := e.loadModel(name, cfg.Models[name])
-		if err != nil {
-			e.Close(ctx)
-			return nil, err
-		}
-		e.models[name] = m
-		if err := e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
-			e.Close(ctx)
-			return nil, fmt.Errorf("model %s: %w", name, err)
-		}
-	}
 	// Pipelines are independent: build them in parallel (compiling and instantiating plugins
-	// is most of the start), at most one per core. The first error in config order wins and
-	// every pipeline that was built is closed.
+	// is most of the start), at most one per core. Their plugins load while the models do
+	// (a plugin needs no model, except one that may call models: its init may ask for them);
+	// each pipeline is then built once every model is loaded.
+	// The first error in config order wins and every pipeline that was built is closed.
 	// A plugin whose compiled code is not in cache_dir may start on the interpreter and be
 	// compiled in the background (coldstart.go): the first requests are answered seconds
 	// sooner. Only with wasm_engine = "auto": "compiler" asks for compiled code from the start.
@@ -144,18 +134,60 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 	names := cfg.PipelineNames()
 	built := make([]*Pipeline, len(names))
 	errs := make([]error, len(names))
+	modelsReady := make(chan struct{})
+	var modelsErr error // written before modelsReady closes
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pc := cfg.Pipelines[name]
+			if len(grantedModels(pc)) > 0 {
+				<-modelsReady // the plugin's init may ask for the models it may call
+				if modelsErr != nil {
+					return
+				}
+			}
+			sem <- struct{}{}
+			pre, post, err := e.loadPlugins(ctx, pc, quick)
+			<-sem
+			if err != nil {
+				errs[i] = fmt.Errorf("pipeline %s: %w", name, err)
+				return
+			}
+			<-modelsReady
+			if modelsErr != nil {
+				pre.Release(ctx)
+				post.Release(ctx)
+				return
+			}
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			built[i], errs[i] = e.buildPipeline(ctx, name, cfg.Pipelines[name], quick)
+			built[i], errs[i] = e.assemblePipeline(ctx, name, pc, pre, post)
 		}()
 	}
+	for _, name := range cfg.ModelNames() {
+		m, err := e.loadModel(name, cfg.Models[name])
+		if err == nil {
+			e.mu.Lock()
+			e.models[name] = m
+			e.mu.Unlock()
+			if err = e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
+				err = fmt.Errorf("model %s: %w", name, err)
+			}
+		}
+		if err != nil {
+			modelsErr = err
+			break
+		}
+	}
+	close(modelsReady)
 	wg.Wait()
+	if modelsErr != nil {
+		e.Close(ctx)
+		return nil, modelsErr
+	}
 	for i, name := range names {
 		if built[i] != nil {
 			e.pipelines[name] = built[i]
@@ -297,13 +329,25 @@ func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline, quick bool
 
 // buildPipeline loads a pipeline's plugins and builds it.
 func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, quick bool) (*Pipeline, error) {
-	m, ok := e.Model(pc.Model)
+	_, ok := e.Model(pc.Model)
 	if !ok {
 		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
 	pre, post, err := e.loadPlugins(ctx, pc, quick)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
+	}
+	return e.assemblePipeline(ctx, name, pc, pre, post)
+}
+
+// assemblePipeline builds a pipeline from its loaded plugins; it takes over the caller's
+// references to pre and post (released on error too).
+func (e *Engine) assemblePipeline(ctx context.Context, name string, pc config.Pipeline, pre, post *plugin.Module) (*Pipeline, error) {
+	m, ok := e.Model(pc.Model)
+	if !ok {
+		pre.Release(ctx)
+		post.Release(ctx)
+		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
 	if err := checkFrames(pc, pre); err != nil {
 		pre.Release(ctx)
