@@ -11,8 +11,7 @@ import (
 	"github.com/edgehost/edgehost/host/plugin"
 )
 
-// Cold start on the interpreter (RATIONALE.md, "Cold start: interpreter first, compiled
-// code swapped in"): New builds a pipeline whose plugins are not in the compilation cache
+// Cold start on the interpreter (RATIONALE.md, "Cold start: interpreter first"): New builds a pipeline whose plugins are not in the compilation cache
 // on wazero's interpreter, which is ready in milliseconds, and startUpgrades compiles them
 // in the background and swaps each pipeline onto its compiled plugins as a hot reload does
 // (Prepare, golden input, Commit): requests in flight finish on the interpreter version,
