@@ -355,7 +355,15 @@ func (e *Engine) assemblePipeline(ctx context.Context, name string, pc config.Pi
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
-	p, err := pipeline.New(ctx, e.spec(name, pc, m, pre, post), e.log)
+	spec := e.spec(name, pc, m, pre, post)
+	if pre.Interpreted() || post.Interpreted() {
+		// One worker until the compiled plugins are swapped in (with the configured
+		// workers): each worker initialises its instances in the interpreter (0.3-0.5 s
+		// for a Go plugin) and builds a TFLite interpreter, and a second worker adds little
+		// while every request runs 30-70x slower; requests wait their turn (queue_timeout).
+		spec.Workers = 1
+	}
+	p, err := pipeline.New(ctx, spec, e.log)
 	pre.Release(ctx) // the pipeline holds its own references now
 	post.Release(ctx)
 	if err != nil {
