@@ -324,6 +324,14 @@ seq-accept: build plugins
 bench-wakeword: build plugins wakeword-ref
 	. scripts/env.sh && go run ./tools/wakewordbench -out .deps/bench/wakeword.md
 
+# Start and idle memory (issue 29): ready and first answer from an empty cache_dir and on a
+# restart, time to compiled code, idle RSS and its breakdown, against bench/litert_server.py;
+# COLDSTART_FLAGS="-base /path/to/old/edgehost" interleaves an older binary.
+COLDSTART_FLAGS ?=
+.PHONY: bench-coldstart
+bench-coldstart: build plugins bench-venv
+	. scripts/env.sh && go run ./tools/coldstart -python $(BENCH_PY) -out .deps/bench/coldstart.md $(COLDSTART_FLAGS)
+
 test-wakeword: wakeword-ref plugins
 	. scripts/env.sh && go test -count=1 -p 1 -v -run 'TestWakewordReference|TestSequence' ./host/pipeline
 

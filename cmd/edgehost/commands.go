@@ -66,7 +66,9 @@ func cmdServe(g *globals, args []string) error {
 	log := newLogger(cfg.Log, g.stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e, err := engine.New(ctx, cfg, log)
+	// Plugins not in the compilation cache start on wazero's interpreter and are compiled
+	// in the background (wasm_engine = "auto"; RATIONALE.md, "Cold start: interpreter first").
+	e, err := engine.NewWith(ctx, cfg, log, engine.Options{InterpreterFirst: true})
 	if err != nil {
 		return err
 	}
@@ -74,6 +76,15 @@ func cmdServe(g *globals, args []string) error {
 	// Compiling the plugins leaves the heap at its peak (~100 MiB of garbage for the shipped
 	// config) while little of it stays live: hand it back before serving (RATIONALE.md, RSS).
 	debug.FreeOSMemory()
+	tflite.TrimCHeap() // the same for glibc's arenas (interpreters built and freed)
+	go func() {
+		// The same once the plugins that started on the interpreter are compiled and swapped
+		// in: the compiles and the interpreter versions leave as much garbage again.
+		if e.WaitCompiled(ctx) == nil {
+			debug.FreeOSMemory()
+			tflite.TrimCHeap()
+		}
+	}()
 	srv := server.New(e, cfg.Server, log)
 	if *cfg.Runtime.Watch {
 		w, err := e.Watch(ctx)

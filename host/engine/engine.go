@@ -50,6 +50,14 @@ type Engine struct {
 	pipelines map[string]*Pipeline
 
 	streams streams // camera streams (streams.go)
+
+	// Pipelines that started on the interpreter get compiled plugins in the background
+	// (coldstart.go); Close stops that first.
+	upgradeStop context.CancelFunc
+	upgrades    sync.WaitGroup
+	upgrading   atomic.Int32  // pipelines still waiting for their compiled plugins
+	upgraded    chan struct{} // closed when none is left
+	swapGate    <-chan struct{}
 }
 
 // Model is a loaded model with a pool of interpreters for bare-model requests.
@@ -73,6 +81,23 @@ type Pipeline struct {
 
 // New loads every model and pipeline of cfg. Any failure is an error; nothing is left open.
 func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, error) {
+	return NewWith(ctx, cfg, log, Options{})
+}
+
+// Options change how New starts.
+type Options struct {
+	// InterpreterFirst (serve, with wasm_engine = "auto" where wazero has a compiler):
+	// plugins missing from the compilation cache start on wazero's interpreter, so that
+	// the pipelines serve seconds sooner, and are compiled and swapped in in the background
+	// (coldstart.go; WaitCompiled). Without it, New returns with every plugin compiled.
+	InterpreterFirst bool
+
+	// swapGate, when set (tests), holds every swap onto compiled plugins until it closes.
+	swapGate <-chan struct{}
+}
+
+// NewWith is New with options.
+func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Options) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -97,36 +122,72 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if !caps.CustomAllocation {
 		log.Warn("this TFLite library cannot bind tensors in guest memory: pipelines copy each tensor once")
 	}
-	for _, name := range cfg.ModelNames() {
-		m, err := e.loadModel(name, cfg.Models[name])
-		if err != nil {
-			e.Close(ctx)
-			return nil, err
-		}
-		e.models[name] = m
-		if err := e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
-			e.Close(ctx)
-			return nil, fmt.Errorf("model %s: %w", name, err)
-		}
-	}
 	// Pipelines are independent: build them in parallel (compiling and instantiating plugins
-	// is most of the start), at most one per core. The first error in config order wins and
-	// every pipeline that was built is closed.
+	// is most of the start), at most one per core. Their plugins load while the models do
+	// (a plugin needs no model, except one that may call models: its init may ask for them);
+	// each pipeline is then built once every model is loaded.
+	// The first error in config order wins and every pipeline that was built is closed.
+	// A plugin whose compiled code is not in cache_dir may start on the interpreter and be
+	// compiled in the background (coldstart.go): the first requests are answered seconds
+	// sooner. Only with wasm_engine = "auto": "compiler" asks for compiled code from the start.
+	quick := o.InterpreterFirst && cfg.Runtime.WasmEngine == "auto" && rt.Engine() == plugin.EngineCompiler
 	names := cfg.PipelineNames()
 	built := make([]*Pipeline, len(names))
 	errs := make([]error, len(names))
+	modelsReady := make(chan struct{})
+	var modelsErr error // written before modelsReady closes
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			pc := cfg.Pipelines[name]
+			if len(grantedModels(pc)) > 0 {
+				<-modelsReady // the plugin's init may ask for the models it may call
+				if modelsErr != nil {
+					return
+				}
+			}
+			sem <- struct{}{}
+			pre, post, err := e.loadPlugins(ctx, pc, quick)
+			<-sem
+			if err != nil {
+				errs[i] = fmt.Errorf("pipeline %s: %w", name, err)
+				return
+			}
+			<-modelsReady
+			if modelsErr != nil {
+				pre.Release(ctx)
+				post.Release(ctx)
+				return
+			}
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			built[i], errs[i] = e.buildPipeline(ctx, name, cfg.Pipelines[name])
+			built[i], errs[i] = e.assemblePipeline(ctx, name, pc, pre, post)
 		}()
 	}
+	for _, name := range cfg.ModelNames() {
+		m, err := e.loadModel(name, cfg.Models[name])
+		if err == nil {
+			e.mu.Lock()
+			e.models[name] = m
+			e.mu.Unlock()
+			if err = e.calls.Set(name, m.Model, m.Config.Workers); err != nil {
+				err = fmt.Errorf("model %s: %w", name, err)
+			}
+		}
+		if err != nil {
+			modelsErr = err
+			break
+		}
+	}
+	close(modelsReady)
 	wg.Wait()
+	if modelsErr != nil {
+		e.Close(ctx)
+		return nil, modelsErr
+	}
 	for i, name := range names {
 		if built[i] != nil {
 			e.pipelines[name] = built[i]
@@ -141,6 +202,8 @@ func New(ctx context.Context, cfg *config.Config, log hclog.Logger) (*Engine, er
 	if n := rt.PruneCache(); n > 0 {
 		log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
 	}
+	e.swapGate = o.swapGate
+	e.startUpgrades(names)
 	return e, nil
 }
 
@@ -185,7 +248,9 @@ func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
 }
 
 // loadPlugin compiles and validates one plugin of a pipeline.
-func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind, requireSig bool) (*plugin.Module, error) {
+// With quick, a plugin whose compiled code is not cached is compiled for the interpreter
+// (plugin.Config.InterpretUncached).
+func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind, requireSig, quick bool) (*plugin.Module, error) {
 	params, err := pc.ResolveParams()
 	if err != nil {
 		return nil, &plugin.LoadError{Path: pc.Path, Err: err}
@@ -200,8 +265,8 @@ func (e *Engine) loadPlugin(ctx context.Context, pc config.Plugin, kind abi.Kind
 	}
 	return e.rt.LoadBytes(ctx, plugin.Config{Path: pc.Path, Params: params, WantKind: kind,
 		MemoryLimit: uint64(pc.MemoryLimitMB) << 20, Timeout: time.Duration(pc.TimeoutMS) * time.Millisecond,
-		BudgetClock: budgetClock(pc.BudgetClock),
-		Grants:      PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig}, b)
+		BudgetClock: budgetClock(pc.BudgetClock), InterpretUncached: quick,
+		Grants: PluginGrants(pc.Grants), TrustedKeys: keys, RequireSignature: requireSig}, b)
 }
 
 // budgetClock maps the config's budget_clock ("wall", "cpu") to the plugin's.
@@ -242,20 +307,20 @@ func TrustedKeys(t config.Trust) ([]ed25519.PublicKey, error) {
 }
 
 // loadPlugins loads both plugins of a pipeline; the caller releases them.
-func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post *plugin.Module, err error) {
+func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline, quick bool) (pre, post *plugin.Module, err error) {
 	requireSig := pc.RequireSignatures || e.Config().Trust.RequireSignatures
 	if pc.SharedInstance {
 		// One instance serves both calls: one module, kind "both", referenced twice.
-		if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindBoth, requireSig); err != nil {
+		if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindBoth, requireSig, quick); err != nil {
 			return nil, nil, fmt.Errorf("pre and post (shared_instance): %w", err)
 		}
 		pre.Retain()
 		return pre, pre, nil
 	}
-	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig); err != nil {
+	if pre, err = e.loadPlugin(ctx, pc.Pre, abi.KindPre, requireSig, quick); err != nil {
 		return nil, nil, fmt.Errorf("pre: %w", err)
 	}
-	if post, err = e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig); err != nil {
+	if post, err = e.loadPlugin(ctx, pc.Post, abi.KindPost, requireSig, quick); err != nil {
 		pre.Release(ctx)
 		return nil, nil, fmt.Errorf("post: %w", err)
 	}
@@ -263,14 +328,26 @@ func (e *Engine) loadPlugins(ctx context.Context, pc config.Pipeline) (pre, post
 }
 
 // buildPipeline loads a pipeline's plugins and builds it.
-func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline) (*Pipeline, error) {
-	m, ok := e.Model(pc.Model)
+func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipeline, quick bool) (*Pipeline, error) {
+	_, ok := e.Model(pc.Model)
 	if !ok {
 		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
-	pre, post, err := e.loadPlugins(ctx, pc)
+	pre, post, err := e.loadPlugins(ctx, pc, quick)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
+	}
+	return e.assemblePipeline(ctx, name, pc, pre, post)
+}
+
+// assemblePipeline builds a pipeline from its loaded plugins; it takes over the caller's
+// references to pre and post (released on error too).
+func (e *Engine) assemblePipeline(ctx context.Context, name string, pc config.Pipeline, pre, post *plugin.Module) (*Pipeline, error) {
+	m, ok := e.Model(pc.Model)
+	if !ok {
+		pre.Release(ctx)
+		post.Release(ctx)
+		return nil, fmt.Errorf("pipeline %s: model %q is not loaded", name, pc.Model)
 	}
 	if err := checkFrames(pc, pre); err != nil {
 		pre.Release(ctx)
@@ -278,7 +355,15 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 		return nil, fmt.Errorf("pipeline %s: %w", name, err)
 	}
 	np := &Pipeline{Name: name, Config: pc, Pre: pre, Post: post, ModelName: pc.Model}
-	p, err := pipeline.New(ctx, e.spec(name, pc, m, pre, post), e.log)
+	spec := e.spec(name, pc, m, pre, post)
+	if pre.Interpreted() || post.Interpreted() {
+		// One worker until the compiled plugins are swapped in (with the configured
+		// workers): each worker initialises its instances in the interpreter (0.3-0.5 s
+		// for a Go plugin) and builds a TFLite interpreter, and a second worker adds little
+		// while every request runs 30-70x slower; requests wait their turn (queue_timeout).
+		spec.Workers = 1
+	}
+	p, err := pipeline.New(ctx, spec, e.log)
 	pre.Release(ctx) // the pipeline holds its own references now
 	post.Release(ctx)
 	if err != nil {
@@ -304,7 +389,8 @@ func (e *Engine) buildPipeline(ctx context.Context, name string, pc config.Pipel
 		e.mu.Unlock()
 	}
 	e.log.Info("pipeline ready", "pipeline", name, "model", pc.Model, "pre", pre.Name(), "post", post.Name(),
-		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy(), "delegates", fmt.Sprint(np.Pipeline.Delegates()))
+		"workers", pc.Workers, "zero_copy", np.Pipeline.ZeroCopy(), "delegates", fmt.Sprint(np.Pipeline.Delegates()),
+		"wasm_engine", np.wasmEngine(e.rt))
 	return np, nil
 }
 
@@ -363,6 +449,7 @@ var ErrNotFound = errors.New("not found")
 
 // Close drains and releases everything.
 func (e *Engine) Close(ctx context.Context) {
+	e.stopUpgrades()  // before the reload lock, which an upgrade takes to swap
 	e.reloadMu.Lock() // no reload runs meanwhile
 	defer e.reloadMu.Unlock()
 	e.rt.KeepCache() // a clean stop keeps the compiled plugins for the next start

@@ -92,7 +92,12 @@ func (e *Engine) install(ctx context.Context, p *Pipeline, pc config.Pipeline, m
 	if err := checkFrames(pc, pre); err != nil {
 		return nil, err
 	}
-	v, err := p.Pipeline.Prepare(ctx, e.spec(p.Name, pc, m, pre, post))
+	return e.installSpec(ctx, p, pc, pre, post, e.spec(p.Name, pc, m, pre, post))
+}
+
+// installSpec is install with the spec built (and the frames checked) by the caller.
+func (e *Engine) installSpec(ctx context.Context, p *Pipeline, pc config.Pipeline, pre, post *plugin.Module, spec pipeline.Spec) (<-chan struct{}, error) {
+	v, err := p.Pipeline.Prepare(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +160,7 @@ func (e *Engine) reloadPipelinePlugins(ctx context.Context, p *Pipeline, path st
 		if !slices.Contains(c.Files(), path) || path == c.Path && fileHash(path) == cur.Hash {
 			return cur, false, nil // not this plugin's file, or touched with the same bytes
 		}
-		m, err := e.loadPlugin(ctx, c, kind, requireSig)
+		m, err := e.loadPlugin(ctx, c, kind, requireSig, false)
 		if err != nil {
 			return nil, false, err
 		}
@@ -345,7 +350,7 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 			err = e.rebuild(ctx, old, pc)
 		} else {
 			var np *Pipeline
-			if np, err = e.buildPipeline(ctx, name, pc); err == nil {
+			if np, err = e.buildPipeline(ctx, name, pc, false); err == nil {
 				e.mu.Lock()
 				e.pipelines[name] = np
 				e.mu.Unlock()
@@ -404,7 +409,7 @@ func (e *Engine) rebuild(ctx context.Context, p *Pipeline, pc config.Pipeline) e
 	if !ok {
 		return fmt.Errorf("model %q is not loaded", pc.Model)
 	}
-	pre, post, err := e.loadPlugins(ctx, pc)
+	pre, post, err := e.loadPlugins(ctx, pc, false)
 	if err != nil {
 		return err
 	}

@@ -12,15 +12,20 @@ import (
 type Status struct {
 	// WasmEngine is wazero's engine that runs the plugins: "compiler", or "interpreter"
 	// where wazero has no compiler (32-bit ARM) or [runtime] wasm_engine asks for it.
-	WasmEngine string                `json:"wasm_engine"`
-	Config     ItemStatus            `json:"config"`
-	Models     map[string]ItemStatus `json:"models"`
-	Pipelines  map[string]PipeStatus `json:"pipelines"`
-	Reloads    int64                 `json:"reloads"`
-	Failures   int64                 `json:"reload_failures"`
-	Rollbacks  int64                 `json:"rollbacks"`
+	WasmEngine string `json:"wasm_engine"`
+	// Compiling is the number of pipelines that serve on wazero's interpreter while their
+	// plugins compile (a start with plugins missing from the compilation cache).
+	Compiling int                   `json:"compiling,omitempty"`
+	Config    ItemStatus            `json:"config"`
+	Models    map[string]ItemStatus `json:"models"`
+	Pipelines map[string]PipeStatus `json:"pipelines"`
+	Reloads   int64                 `json:"reloads"`
+	Failures  int64                 `json:"reload_failures"`
+	Rollbacks int64                 `json:"rollbacks"`
 	// Sources are the plugins and models pulled from a registry, by reference.
 	Sources map[string]SourceStatus `json:"sources,omitempty"`
+	// Memory is where the process's resident memory is (Linux).
+	Memory MemoryStatus `json:"memory"`
 	// Streams are the running camera streams, by pipeline.
 	Streams map[string]stream.Status `json:"streams,omitempty"`
 }
@@ -55,15 +60,17 @@ type CallStatus struct {
 
 // PipeStatus is the state of one pipeline.
 type PipeStatus struct {
-	Model    string     `json:"model"`
-	Pre      ItemStatus `json:"pre"`
-	PreName  string     `json:"pre_plugin"`
-	Post     ItemStatus `json:"post"`
-	PostName string     `json:"post_plugin"`
-	ZeroCopy bool       `json:"zero_copy"`
-	Requests int64      `json:"requests"`
-	Failures int64      `json:"failures"`
-	Traps    int64      `json:"traps"`
+	Model string `json:"model"`
+	// WasmEngine is "interpreter" while the pipeline waits for its compiled plugins.
+	WasmEngine string     `json:"wasm_engine"`
+	Pre        ItemStatus `json:"pre"`
+	PreName    string     `json:"pre_plugin"`
+	Post       ItemStatus `json:"post"`
+	PostName   string     `json:"post_plugin"`
+	ZeroCopy   bool       `json:"zero_copy"`
+	Requests   int64      `json:"requests"`
+	Failures   int64      `json:"failures"`
+	Traps      int64      `json:"traps"`
 	// Retried: requests that failed on a version under probation and were answered by the
 	// previous version (no client saw the failure).
 	Retried int64 `json:"probation_retried"`
@@ -111,12 +118,13 @@ func (l *errorLog) get(key string) (string, time.Time) {
 
 // Status reports the engine's state.
 func (e *Engine) Status() Status {
-	st := Status{WasmEngine: e.rt.Engine(), Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
+	st := Status{WasmEngine: e.rt.Engine(), Compiling: e.Interpreted(), Models: map[string]ItemStatus{}, Pipelines: map[string]PipeStatus{},
 		Reloads: e.reloads.Load(), Failures: e.reloadFailures.Load(), Rollbacks: e.rollbacks.Load()}
 	if src := e.src.snapshot(); len(src) > 0 {
 		st.Sources = src
 	}
 	st.Streams = e.streamStatus()
+	st.Memory = e.Memory()
 	cfg := e.Config()
 	st.Config = ItemStatus{Path: cfg.File, LoadedAt: e.configLoaded}
 	st.Config.LastError, st.Config.ErrorAt = e.errs.get(cfg.File)
@@ -132,7 +140,7 @@ func (e *Engine) Status() Status {
 		st.Models[m.Name] = it
 	}
 	for _, p := range e.Pipelines() {
-		ps := PipeStatus{Model: p.ModelName, PreName: p.Pre.Name(), PostName: p.Post.Name(), ZeroCopy: p.Pipeline.ZeroCopy(),
+		ps := PipeStatus{Model: p.ModelName, WasmEngine: p.wasmEngine(e.rt), PreName: p.Pre.Name(), PostName: p.Post.Name(), ZeroCopy: p.Pipeline.ZeroCopy(),
 			Requests: p.Pipeline.Requests.Load(), Failures: p.Pipeline.Failures.Load(), Traps: p.Pipeline.Traps.Load(),
 			Retried: p.Pipeline.Retried.Load(), ModelCalls: p.Pipeline.ModelCalls.Load(),
 			Pre:  ItemStatus{Path: p.Pre.Path, Hash: p.Pre.Hash, LoadedAt: p.Pre.LoadedAt},

@@ -49,7 +49,7 @@ func TestCompileOnceRace(t *testing.T) {
 			wg.Add(1)
 			go func(g int) {
 				defer wg.Done()
-				cm, created, _, err := r.compileOnce(ctx, key, ib)
+				cm, created, _, err := r.compileOnce(ctx, key, ib, nil)
 				if err != nil {
 					t.Error(err)
 					return

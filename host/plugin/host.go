@@ -11,6 +11,7 @@ import (
 	"github.com/edgehost/edgehost/abi"
 	"github.com/edgehost/edgehost/host/wasm"
 	"github.com/hashicorp/go-hclog"
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -21,9 +22,9 @@ const MaxMessage = 4096
 // and counted.
 const LogBudget = 64
 
-func (r *Runtime) instantiateHost(ctx context.Context) error {
+func (r *Runtime) instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	i32 := api.ValueTypeI32
-	_, err := r.rt.NewHostModuleBuilder(abi.HostModule).
+	_, err := rt.NewHostModuleBuilder(abi.HostModule).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").Export(abi.ImportLog).
 		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(r.hostSetError), []api.ValueType{i32, i32}, nil).

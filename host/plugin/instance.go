@@ -239,13 +239,13 @@ func (m *Module) instantiate(ctx context.Context, alloc *recordingAllocator, cfg
 			mod, err = nil, alloc.mem.err
 		}
 	}()
-	return m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+	return m.wrt.InstantiateModule(ctx, m.compiled, cfg)
 }
 
 // NewInstance instantiates the module, runs _initialize, checks the ABI version and calls
 // edgehost_init with the plugin's params.
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
-	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live}}
+	alloc := &recordingAllocator{mmapAllocator: mmapAllocator{budget: m.cfg.MemoryLimit, live: &m.rt.live, reg: &m.rt.mems}}
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
 	sb := &startBudget{plugin: m.Name(), budget: m.cfg.Timeout, deadline: time.Now().Add(m.cfg.Timeout)}
 	sl := &sleeper{sb: sb}

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -16,6 +17,49 @@ import (
 type mmapAllocator struct {
 	budget uint64
 	live   *atomic.Int64 // reservations not yet freed, for leak checks
+	reg    *memories     // the same reservations, for GuestResident
+}
+
+// memories is the set of a runtime's mapped guest memories.
+type memories struct {
+	mu  sync.Mutex
+	set map[*mmapMemory]struct{}
+}
+
+func (r *memories) add(m *mmapMemory) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	if r.set == nil {
+		r.set = map[*mmapMemory]struct{}{}
+	}
+	r.set[m] = struct{}{}
+	r.mu.Unlock()
+}
+
+// resident is the bytes of the guest memories in RAM now (mincore over each reservation:
+// committed pages a guest never touched are not counted).
+func (r *memories) resident() (n uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ps := uint64(unix.Getpagesize())
+	var vec []byte
+	for m := range r.set {
+		pages := (uint64(len(m.buf)) + ps - 1) / ps
+		if uint64(cap(vec)) < pages {
+			vec = make([]byte, pages)
+		}
+		vec = vec[:pages]
+		// x/sys/unix has no Mincore wrapper for Linux.
+		if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(m.base()), uintptr(len(m.buf)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+			continue
+		}
+		for _, v := range vec {
+			n += uint64(v & 1)
+		}
+	}
+	return n * ps
 }
 
 func (a mmapAllocator) Allocate(cap, max uint64) experimental.LinearMemory {
@@ -34,7 +78,9 @@ func (a mmapAllocator) Allocate(cap, max uint64) experimental.LinearMemory {
 		return &mmapMemory{err: fmt.Errorf("cannot reserve %d bytes of address space for guest memory: %w", reserve, err)}
 	}
 	a.live.Add(1)
-	return &mmapMemory{buf: buf, live: a.live}
+	m := &mmapMemory{buf: buf, live: a.live, reg: a.reg}
+	a.reg.add(m)
+	return m
 }
 
 const pageSize = 65536
@@ -43,6 +89,7 @@ type mmapMemory struct {
 	buf       []byte // the whole reservation
 	committed uint64 // bytes made readable and writable
 	live      *atomic.Int64
+	reg       *memories
 	err       error // why the reservation failed
 }
 
@@ -65,6 +112,11 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 
 func (m *mmapMemory) Free() {
 	if m.buf != nil {
+		if m.reg != nil {
+			m.reg.mu.Lock()
+			delete(m.reg.set, m)
+			m.reg.mu.Unlock()
+		}
 		_ = unix.Munmap(m.buf)
 		m.buf = nil
 		m.live.Add(-1)

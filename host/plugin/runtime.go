@@ -34,6 +34,7 @@ type Runtime struct {
 	log       hclog.Logger
 	instances sync.Map // api.Module -> *Instance, for host functions
 	live      atomic.Int64
+	mems      memories // the mapped guest memories (GuestResident)
 	limits    wasm.Limits
 
 	// private is wazero's own compilation cache directory (mode 0700, removed at Close);
@@ -51,6 +52,31 @@ type Runtime struct {
 	compiling map[string]*keyLock
 
 	models atomic.Pointer[ModelRunner] // behind the model-call imports (SetModelRunner)
+
+	// interp is a second wazero runtime, on its interpreter, for Config.InterpretUncached:
+	// created on first use (nil until then), closed with the runtime.
+	interpMu sync.Mutex
+	interp   wazero.Runtime
+}
+
+// interpreter returns the runtime's provisional interpreter, creating it on first use.
+func (r *Runtime) interpreter(ctx context.Context) (wazero.Runtime, error) {
+	r.interpMu.Lock()
+	defer r.interpMu.Unlock()
+	if r.interp != nil {
+		return r.interp, nil
+	}
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	if err := r.instantiateHost(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	r.interp = rt
+	return rt, nil
 }
 
 // keyLock is one module key's compile lock, shared by the loads of that key in progress.
@@ -70,7 +96,10 @@ type keyLock struct {
 //
 // It returns the entries wazero wrote for the module in the private directory (created) and
 // those copied in from cache_dir for it (fetched).
-func (r *Runtime) compileOnce(ctx context.Context, key string, ib []byte) (compiled wazero.CompiledModule, created, fetched []string, err error) {
+func (r *Runtime) compileOnce(ctx context.Context, key string, ib []byte, interp wazero.Runtime) (compiled wazero.CompiledModule, created, fetched []string, err error) {
+	if interp != nil {
+		key = "interpreter:" + key // the same bytes compiled for the other engine: no conflict
+	}
 	r.compileMu.Lock()
 	if r.compiling == nil {
 		r.compiling = map[string]*keyLock{}
@@ -91,6 +120,10 @@ func (r *Runtime) compileOnce(ctx context.Context, key string, ib []byte) (compi
 		}
 		r.compileMu.Unlock()
 	}()
+	if interp != nil {
+		compiled, err = interp.CompileModule(ctx, ib)
+		return compiled, nil, nil, err
+	}
 	var before map[string]bool
 	if r.private != "" {
 		r.cacheMu.Lock()
@@ -112,6 +145,22 @@ func (r *Runtime) compileOnce(ctx context.Context, key string, ib []byte) (compi
 		}
 	}
 	return compiled, created, fetched, nil
+}
+
+// cached reports whether cache_dir holds compiled code recorded for key (its MAC is checked
+// only when it is used: a tampered entry makes that compile a slow one, never a wrong one).
+func (r *Runtime) cached(key string) bool {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if r.disk == nil {
+		return false
+	}
+	for _, keys := range r.disk.records {
+		if keys[key] {
+			return true
+		}
+	}
+	return false
 }
 
 // KeepCache makes every later release keep its compilation cache entries: call it before a
@@ -203,7 +252,7 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 		r.Close(ctx)
 		return nil, err
 	}
-	if err := r.instantiateHost(ctx); err != nil {
+	if err := r.instantiateHost(ctx, r.rt); err != nil {
 		r.Close(ctx)
 		return nil, err
 	}
@@ -213,6 +262,14 @@ func NewRuntime(ctx context.Context, o RuntimeOptions) (*Runtime, error) {
 // Close closes every module of the runtime. No call may be running.
 func (r *Runtime) Close(ctx context.Context) error {
 	err := r.rt.Close(ctx)
+	r.interpMu.Lock()
+	if r.interp != nil {
+		if ierr := r.interp.Close(ctx); err == nil {
+			err = ierr
+		}
+		r.interp = nil
+	}
+	r.interpMu.Unlock()
 	if cerr := r.cache.Close(ctx); err == nil {
 		err = cerr
 	}
@@ -235,6 +292,10 @@ func (r *Runtime) Engine() string { return r.engine }
 // LiveMemories is the number of guest memories currently mapped (for leak checks).
 func (r *Runtime) LiveMemories() int64 { return r.live.Load() }
 
+// GuestResident is the bytes of all guest memories resident in RAM now (pages a guest
+// never touched are not counted, committed or not).
+func (r *Runtime) GuestResident() uint64 { return r.mems.resident() }
+
 // Config says how to load one plugin.
 type Config struct {
 	Path        string         // the .wasm file
@@ -251,6 +312,16 @@ type Config struct {
 	// TrustedKeys verify the module's signature; RequireSignature rejects unsigned modules.
 	TrustedKeys      []ed25519.PublicKey
 	RequireSignature bool
+
+	// InterpretUncached compiles the module for wazero's interpreter instead when the
+	// runtime runs the compiler and cache_dir holds no compiled code for it: the module is
+	// ready in milliseconds instead of seconds and runs 30-70x slower (Module.Interpreted).
+	// The caller compiles it (Runtime.Recompile) off the request path and swaps the
+	// compiled version in (RATIONALE.md, "Cold start: interpreter first"). Time budgets
+	// hold on both engines (the fuel checks are in the module's code); the interpreted
+	// module's is InterpreterBudgetFactor times Timeout, so that work that fits the budget
+	// compiled is not cut while the compiler runs.
+	InterpretUncached bool
 
 	// Unmetered skips the time-budget instrumentation. It exists only to measure what the
 	// instrumentation costs (see BenchmarkFuel); config.toml cannot set it.
@@ -340,11 +411,38 @@ type Module struct {
 	params   []byte
 	rt       *Runtime
 	compiled wazero.CompiledModule
+	wrt      wazero.Runtime // the wazero runtime compiled was compiled by (r.rt or r.interp)
 	log      hclog.Logger
 	refs     atomic.Int32
+	// src and srcCfg are what an interpreted module was loaded from, for Recompile.
+	src    []byte
+	srcCfg Config
 	// cacheKey names this version's compiled code in the runtime's cache index; its cache
 	// files are deleted when the last module using them is released.
 	cacheKey string
+}
+
+// Interpreted reports whether the module runs on the provisional interpreter of a runtime
+// whose engine is the compiler (Config.InterpretUncached): a compiled load of the same
+// plugin would run 30-70x faster.
+func (m *Module) Interpreted() bool { return m.wrt != m.rt.rt }
+
+// InterpreterBudgetFactor multiplies the time budget of a module running on the
+// provisional interpreter (Config.InterpretUncached): wazero's interpreter is 30-70x slower
+// than its compiler on plugin code (RATIONALE.md, "ARM builds and the interpreter
+// fallback"); a runaway is still stopped, ten budgets later.
+const InterpreterBudgetFactor = 10
+
+// Recompile loads m again, from the same bytes and config, compiled: for a module that
+// runs on the provisional interpreter (Interpreted). The file is not read again, so the
+// result is the same plugin version with the same params.
+func (r *Runtime) Recompile(ctx context.Context, m *Module) (*Module, error) {
+	if !m.Interpreted() {
+		return nil, fmt.Errorf("plugin %s is not on the provisional interpreter", m.Name())
+	}
+	cfg := m.srcCfg
+	cfg.InterpretUncached = false
+	return r.LoadBytes(ctx, cfg, m.src)
 }
 
 // Retain adds a reference to the module. Load returns a module with one reference.
@@ -357,6 +455,9 @@ func (m *Module) Retain() { m.refs.Add(1) }
 func (m *Module) Release(ctx context.Context) {
 	if m.refs.Add(-1) == 0 {
 		m.compiled.Close(ctx)
+		if m.Interpreted() {
+			return // no compilation cache entries
+		}
 		r := m.rt
 		r.cacheMu.Lock()
 		defer r.cacheMu.Unlock()
@@ -461,16 +562,32 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	}
 	ikey := sha256.Sum256(ib)
 	cacheKey := hex.EncodeToString(ikey[:])
-	compiled, created, fetched, err := r.compileOnce(ctx, cacheKey, ib)
+	wrt := r.rt
+	if cfg.InterpretUncached && r.engine == EngineCompiler && !r.cached(cacheKey) {
+		if wrt, err = r.interpreter(ctx); err != nil {
+			return fail("interpreter: %v", err)
+		}
+	}
+	var interp wazero.Runtime
+	if wrt != r.rt {
+		interp = wrt
+	}
+	srcCfg := cfg
+	if interp != nil {
+		cfg.Timeout *= InterpreterBudgetFactor
+	}
+	compiled, created, fetched, err := r.compileOnce(ctx, cacheKey, ib, interp)
 	if err != nil {
 		return fail("compile: %v", err)
 	}
 	r.cacheMu.Lock()
-	if r.disk != nil {
+	if interp != nil {
+		// nothing to record: the interpreter writes no cache entries
+	} else if r.disk != nil {
 		r.disk.store(cacheKey, created)
 		r.disk.live[cacheKey]++
 	}
-	if r.private != "" {
+	if r.private != "" && interp == nil {
 		if r.privFiles == nil {
 			r.privFiles, r.privLive = map[string][]string{}, map[string]int{}
 		}
@@ -479,8 +596,11 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	}
 	r.cacheMu.Unlock()
 	m := &Module{Manifest: man, Hash: hex.EncodeToString(sum[:]), Path: cfg.Path, LoadedAt: time.Now(),
-		cfg: cfg, params: params, rt: r, compiled: compiled, cacheKey: cacheKey,
+		cfg: cfg, params: params, rt: r, compiled: compiled, wrt: wrt, cacheKey: cacheKey,
 		log: r.log.Named("plugin").With("plugin", man.Name, "version", man.Version)}
+	if interp != nil {
+		m.src, m.srcCfg = b, srcCfg
+	}
 	if err := m.checkExports(); err != nil {
 		m.refs.Store(1)
 		m.Release(ctx) // closes the compiled module and drops its cache entry
