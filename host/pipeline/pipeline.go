@@ -70,6 +70,10 @@ func Failed(ctx context.Context, err error, fromResult bool) bool {
 type Stats struct {
 	Pre, Infer, Post time.Duration
 	CopiedBytes      int // bytes copied between guest memory and TFLite tensors, model calls included
+	// Threads is the thread count of the interpreter that ran the model: the model's
+	// threads, or its idle threads when the request ran alone (tflite.Model.IdleInterpreter).
+	// 0 when the model did not run (FLAG_SKIP_MODEL).
+	Threads int
 	// ModelCalls is how many models the plugins ran (ABI §5.9), taking ModelTime (inside Pre
 	// and Post).
 	ModelCalls int
@@ -411,6 +415,10 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 // version's failure still counts towards its rollback, unless the previous version fails
 // on the same input too (then the input is at fault, not the version).
 func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error) {
+	// Counted for the whole request, pre and post included: a request running alone may
+	// take the idle cores for its model (worker.infer).
+	tflite.Begin()
+	defer tflite.End()
 	if req.Sequence.ID != "" {
 		return p.doSequence(ctx, req, fn)
 	}
