@@ -43,7 +43,8 @@ func (m *Model) IdleThreads() int {
 
 // IdleInterpreter returns the model's idle interpreter, with IdleThreads threads, when the
 // caller's is the only request in flight in the process (InFlight ≤ 1: the caller counted
-// itself with Begin) and no one else holds it; the caller then owns it until PutIdle, which
+// itself with Begin), other processes leave that many cores free (load.go) and no one else
+// holds it; the caller then owns it until PutIdle, which
 // it must call. It returns nil otherwise, and while the interpreter is being built: the
 // first call that finds it missing starts building it in the background (the request that
 // started it runs on its own interpreter), so a model never asked to run alone holds none.
@@ -52,7 +53,7 @@ func (m *Model) IdleThreads() int {
 // inputs in and the outputs out. A sequence must never run on it: its state lives in its
 // own interpreter.
 func (m *Model) IdleInterpreter() *Interpreter {
-	if inflight.Load() > 1 || m.IdleThreads() == 0 {
+	if inflight.Load() > 1 || m.IdleThreads() == 0 || !machineAllows(m.IdleThreads()) {
 		return nil
 	}
 	s := &m.idle

@@ -58,6 +58,7 @@ func closeEnough(t tflite.TensorInfo, a, b []byte) (bool, float64) {
 // (threads = IdleThreads); with another request in flight, or while the idle one is held,
 // it gets none; closing the model closes the idle interpreter and none is built again.
 func TestIdleInterpreterRouting(t *testing.T) {
+	defer tflite.SetLoadCheck(tflite.SetLoadCheck(false)) // other processes' load is tested apart
 	m, err := tflite.LoadModel(models+"mobilenet_quant_v1_224.tflite", tflite.Options{Threads: 1, IdleThreads: 2, XNNPACK: true})
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +134,7 @@ func TestIdleInterpreterRouting(t *testing.T) {
 // TestIdleInterpreterBuiltOnDemand: the first lone request starts building the idle
 // interpreter in the background and runs on its own; a later one gets it.
 func TestIdleInterpreterBuiltOnDemand(t *testing.T) {
+	defer tflite.SetLoadCheck(tflite.SetLoadCheck(false))
 	m, err := tflite.LoadModel(models+"ssd_detect.tflite", tflite.Options{Threads: 1, IdleThreads: 2, XNNPACK: true})
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +159,7 @@ func TestIdleInterpreterBuiltOnDemand(t *testing.T) {
 // TestIdleInterpreterSameOutputs: for every bundled model, the idle interpreter (2 threads)
 // gives the outputs of a 1-thread interpreter on the same inputs.
 func TestIdleInterpreterSameOutputs(t *testing.T) {
+	defer tflite.SetLoadCheck(tflite.SetLoadCheck(false))
 	paths, _ := filepath.Glob(models + "*.tflite")
 	if len(paths) == 0 {
 		t.Skip("no models in " + models + " (make deps)")
