@@ -28,6 +28,7 @@ type idleSlot struct {
 	it     *Interpreter
 	tried  bool // a build was started (it stays nil if it failed: not tried again)
 	closed bool
+	built  atomic.Bool // it != nil, readable without mu (which a request holds for an invoke)
 	runs   atomic.Int64
 }
 
@@ -96,12 +97,9 @@ func (m *Model) PrepareIdle() error {
 // IdleRuns is how many times IdleInterpreter handed out the idle interpreter.
 func (m *Model) IdleRuns() int64 { return m.idle.runs.Load() }
 
-// HasIdle reports whether the idle interpreter is built and not closed.
-func (m *Model) HasIdle() bool {
-	m.idle.mu.Lock()
-	defer m.idle.mu.Unlock()
-	return m.idle.it != nil
-}
+// HasIdle reports whether the idle interpreter is built and not closed. It does not wait
+// for a request using it.
+func (m *Model) HasIdle() bool { return m.idle.built.Load() }
 
 func (m *Model) buildIdle() error {
 	s := &m.idle
@@ -120,6 +118,7 @@ func (m *Model) buildIdle() error {
 		return err
 	}
 	s.it = it
+	s.built.Store(true)
 	return nil
 }
 
@@ -131,6 +130,7 @@ func (m *Model) closeIdle() {
 	defer s.mu.Unlock()
 	s.closed = true
 	if s.it != nil {
+		s.built.Store(false)
 		s.it.Close()
 		s.it = nil
 	}
