@@ -189,6 +189,11 @@ func budgetsOf(t *testing.T, cfg *config.Config, modelFile func(string) string) 
 			t.Fatalf("model %s: %v (run `make deps` first)", name, err)
 		}
 		interpreters[name] += m.Workers
+		if m.IdleThreads != 1 && (m.IdleThreads == 0 || m.IdleThreads > m.Threads) {
+			// The idle interpreter (idle_threads; by default the cores, more than one in
+			// any pod with a CPU limit above 1): one more, built on the first lone request.
+			interpreters[name]++
+		}
 		models += float64(st.Size()) * float64(1+interpreters[name]) / (1 << 20)
 		cores += int64(m.Workers * m.Threads)
 	}

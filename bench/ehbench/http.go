@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,12 +22,15 @@ import (
 // server is one HTTP server under test, started and stopped by the bench.
 type server struct {
 	name    string
+	label   string   // how the tables name it
 	args    []string // command line; the port is appended by start
 	addr    string
 	ready   string // path answering 200 once ready
 	logPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
+
+	idle, loaded float64 // RSS MiB 2 s after ready, and after the load
 }
 
 func freePort() string {
@@ -98,19 +103,36 @@ func (s *server) stop() {
 	s.cmd = nil
 }
 
-// rss is VmRSS of the server process in MiB.
+// rss is VmRSS of the server process and every process it started (uvicorn's workers), in MiB.
 func (s *server) rss() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return treeRSS(s.cmd.Process.Pid)
+}
+
+func treeRSS(pid int) float64 {
+	total := 0.0
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
 			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
+			total += kb / 1024
 		}
 	}
-	return 0
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		c, _ := os.ReadFile(t)
+		for _, f := range strings.Fields(string(c)) {
+			if child, err := strconv.Atoi(f); err == nil {
+				total += treeRSS(child)
+			}
+		}
+	}
+	return total
 }
 
 func tail(path string) string {
@@ -129,9 +151,50 @@ type target struct {
 	body  []byte
 	lat   []time.Duration
 	fail  int
-	err   string    // the first failure
-	tput  []float64 // requests/s per saturated round
+	err   string            // the first failure
+	tput  map[int][]float64 // clients → requests/s per saturated round
 	tfail int
+	// srvMean is the mean time the server spent on a 1-client request once its body was
+	// read, to the result: edgehost's edgehost_stage_seconds{stage="total"} over the latency
+	// phase, the Python server's Server-Timing header (srvTimes, per request). 0: unknown.
+	srvMean    time.Duration
+	srvTimes   []time.Duration
+	lastTiming string // the last response's Server-Timing (1-client phase only)
+}
+
+// metricTotal reads edgehost's stage histogram: sum and count of stage "total" for pipeline.
+func metricTotal(addr, pipeline string) (sum float64, count float64) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	key := `{stage="total",target="` + pipeline + `"}`
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "edgehost_stage_seconds_sum" + key:
+			sum, _ = strconv.ParseFloat(f[1], 64)
+		case "edgehost_stage_seconds_count" + key:
+			count, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	return sum, count
+}
+
+func mean(xs []time.Duration) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	var s time.Duration
+	for _, x := range xs {
+		s += x
+	}
+	return s / time.Duration(len(xs))
 }
 
 func (t *target) do(c *http.Client) (time.Duration, error) {
@@ -149,6 +212,7 @@ func (t *target) do(c *http.Client) (time.Duration, error) {
 	if resp.StatusCode != 200 {
 		return 0, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
 	}
+	t.lastTiming = resp.Header.Get("Server-Timing")
 	return d, nil
 }
 
@@ -160,16 +224,20 @@ func (t *target) failed(err error) {
 }
 
 type httpResult struct {
-	targets                            []*target
-	ehCold, ehWarm, pyCold, pyWarm     time.Duration
-	ehIdle, ehLoaded, pyIdle, pyLoaded float64
-	config                             string
+	targets                        []*target
+	ehCold, ehWarm, pyCold, pyWarm time.Duration
+	servers                        []*server // every server, in table order
+	config                         string
+	workers, cores                 int
 }
 
 // shippedConfig copies config.toml with its relative paths made absolute and cache_dir in
 // the bench's temporary directory (the address comes from --addr), and writes beside it
-// config-w1.toml: the same plus oneWorkerCopies of classify and detect.
-func shippedConfig(root, dir string) (string, []string) {
+// config-w1.toml: the same plus oneWorkerCopies of classify and detect, and
+// config-threads1.toml and config-threadsN.toml: the shipped config with every model's
+// threads fixed (1, and the cores) and no idle interpreter. It returns the copy's path, its
+// pipelines and the workers of its classify pipeline.
+func shippedConfig(root, dir string) (string, []string, int) {
 	b, err := os.ReadFile(filepath.Join(root, "config.toml"))
 	if err != nil {
 		fatalf("%v", err)
@@ -189,15 +257,29 @@ func shippedConfig(root, dir string) (string, []string) {
 	for _, m := range regexp.MustCompile(`(?m)^\[pipelines\.([A-Za-z0-9_-]+)\]`).FindAllStringSubmatch(s, -1) {
 		names = append(names, m[1])
 	}
+	workers := 2 // config.Pipeline's default
+	if m := regexp.MustCompile(`(?s)\[pipelines\.classify\]\n(?:[^\[]*?\n)?workers\s*=\s*(\d+)`).FindStringSubmatch(s); m != nil {
+		workers, _ = strconv.Atoi(m[1])
+	}
 
 	out := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(out, []byte(s), 0o644); err != nil {
-		fatalf("%v", err)
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			fatalf("%v", err)
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "config-w1.toml"), []byte(oneWorkerCopies(s, "classify", "detect")), 0o644); err != nil {
-		fatalf("%v", err)
-	}
-	return out, names
+	write("config.toml", s)
+	write("config-w1.toml", oneWorkerCopies(s, "classify", "detect"))
+	write("config-threads1.toml", fixedThreads(s, 1))
+	write(fmt.Sprintf("config-threads%d.toml", runtime.NumCPU()), fixedThreads(s, runtime.NumCPU()))
+	return out, names, workers
+}
+
+// fixedThreads sets every model's threads to n and idle_threads to 1 (no idle interpreter):
+// the fixed settings the adaptive default is measured against.
+func fixedThreads(s string, n int) string {
+	s = regexp.MustCompile(`(?m)^idle_threads\s*=.*\n`).ReplaceAllString(s, "")
+	return regexp.MustCompile(`(?m)^threads\s*=\s*\d+`).ReplaceAllString(s, fmt.Sprintf("threads = %d\nidle_threads = 1", n))
 }
 
 // oneWorkerCopies appends to the config text s, for each named pipeline it has, a copy named
@@ -240,18 +322,45 @@ func benchHTTP(s settings) *httpResult {
 		fatalf("%v", err)
 	}
 	defer os.RemoveAll(dir)
-	cfg, pipes := shippedConfig(s.root, dir)
+	cfg, pipes, workers := shippedConfig(s.root, dir)
 	has := map[string]bool{}
 	for _, p := range pipes {
 		has[p] = true
 	}
-	eh := &server{name: "edgehost", args: []string{filepath.Join(s.root, "bin/edgehost"), "--config", cfg, "serve", "--addr", "{addr}"},
+	cores := runtime.NumCPU()
+	ehArgs := func(cfg string) []string {
+		return []string{filepath.Join(s.root, "bin/edgehost"), "--config", cfg, "serve", "--addr", "{addr}"}
+	}
+	eh := &server{name: "edgehost", label: "edgehost (adaptive: idle_threads default)", args: ehArgs(cfg),
 		ready: "/v2/health/ready", logPath: filepath.Join(dir, "edgehost.log")}
-	py := &server{name: "python", args: []string{s.python, filepath.Join(s.root, "bench/litert_server.py"), "--port", "{port}", "--models", filepath.Join(s.root, ".deps/models")},
-		ready: "/health", logPath: filepath.Join(dir, "python.log")}
-	defer eh.stop()
-	defer py.stop()
-	r := &httpResult{config: "config.toml"}
+	pyServer := func(name, label string, extra ...string) *server {
+		return &server{name: name, label: label, ready: "/health", logPath: filepath.Join(dir, name+".log"),
+			args: append([]string{s.python, filepath.Join(s.root, "bench/litert_server.py"), "--port", "{port}", "--models", filepath.Join(s.root, ".deps/models")}, extra...)}
+	}
+	// The Python server as shipped (one 1-thread interpreter per model behind a lock), and as
+	// a user tuning it would run it: for latency num_threads = cores; for throughput as many
+	// 1-thread interpreters as edgehost has workers, in one process (a pool) or in as many
+	// uvicorn worker processes.
+	py := pyServer("python", "Python: 1 interpreter, 1 thread, lock")
+	pyLat := pyServer("python-threads", fmt.Sprintf("Python: num_threads=%d", cores), "--threads", strconv.Itoa(cores))
+	pyPool := pyServer("python-pool", fmt.Sprintf("Python: pool of %d interpreters, 1 thread", workers), "--pool", strconv.Itoa(workers))
+	pyProcs := pyServer("python-procs", fmt.Sprintf("Python: %d uvicorn processes, 1 thread", workers), "--procs", strconv.Itoa(workers))
+	all := []*server{eh, py, pyLat, pyPool, pyProcs}
+	var ehFixed []*server
+	if s.fixed {
+		ehFixed = []*server{
+			{name: "edgehost-threads1", label: "edgehost threads=1 (fixed)", args: ehArgs(filepath.Join(dir, "config-threads1.toml")),
+				ready: "/v2/health/ready", logPath: filepath.Join(dir, "edgehost-threads1.log")},
+			{name: fmt.Sprintf("edgehost-threads%d", cores), label: fmt.Sprintf("edgehost threads=%d (fixed)", cores),
+				args:  ehArgs(filepath.Join(dir, fmt.Sprintf("config-threads%d.toml", cores))),
+				ready: "/v2/health/ready", logPath: filepath.Join(dir, fmt.Sprintf("edgehost-threads%d.log", cores))},
+		}
+		all = append(all, ehFixed...)
+	}
+	for _, sv := range all {
+		defer sv.stop()
+	}
+	r := &httpResult{config: "config.toml", servers: all, workers: workers, cores: cores}
 
 	logf("HTTP: time to ready (edgehost with an empty cache_dir, then restarted with it kept; Python twice)")
 	r.ehCold = eh.start()
@@ -261,12 +370,20 @@ func benchHTTP(s settings) *httpResult {
 	r.ehWarm = eh.start()
 	r.pyWarm = py.start()
 	time.Sleep(2 * time.Second)
-	r.ehIdle, r.pyIdle = eh.rss(), py.rss()
+	eh.idle, py.idle = eh.rss(), py.rss()
 	// The load runs on config-w1.toml (the shipped pipelines plus workers = 1 copies of
 	// classify and detect, compiled from the kept cache), for the overlap figure.
 	eh.stop()
 	eh.args[2] = filepath.Join(dir, "config-w1.toml")
 	eh.start()
+	rest := append([]*server{pyLat, pyPool, pyProcs}, ehFixed...)
+	for _, sv := range rest {
+		sv.start()
+	}
+	time.Sleep(2 * time.Second)
+	for _, sv := range rest {
+		sv.idle = sv.rss()
+	}
 
 	read := func(f string) []byte {
 		b, err := os.ReadFile(filepath.Join(s.root, ".deps/models", f))
@@ -277,7 +394,7 @@ func benchHTTP(s settings) *httpResult {
 	}
 	peacock, street := read("peacock.png"), read("ssd_example.jpg")
 	add := func(name string, srv *server, path string, body []byte) {
-		r.targets = append(r.targets, &target{name: name, srv: srv, path: path, body: body})
+		r.targets = append(r.targets, &target{name: name, srv: srv, path: path, body: body, tput: map[int][]float64{}})
 	}
 	for _, p := range []string{"classify", "classify-go"} {
 		if has[p] {
@@ -287,6 +404,15 @@ func benchHTTP(s settings) *httpResult {
 	if has["detect"] {
 		add("edgehost detect", eh, "/v1/pipelines/detect", street)
 	}
+	for _, sv := range ehFixed {
+		tag := strings.TrimPrefix(sv.name, "edgehost-")
+		if has["classify"] {
+			add("edgehost "+tag+" classify", sv, "/v1/pipelines/classify", peacock)
+		}
+		if has["detect"] {
+			add("edgehost "+tag+" detect", sv, "/v1/pipelines/detect", street)
+		}
+	}
 	if has["classify"] {
 		add("edgehost classify-w1", eh, "/v1/pipelines/classify-w1", peacock)
 	}
@@ -295,6 +421,11 @@ func benchHTTP(s settings) *httpResult {
 	}
 	add("Python classify", py, "/v1/pipelines/classify", peacock)
 	add("Python detect", py, "/v1/pipelines/detect", street)
+	for _, sv := range []*server{pyLat, pyPool, pyProcs} {
+		tag := strings.TrimPrefix(sv.name, "python-")
+		add("Python "+tag+" classify", sv, "/v1/pipelines/classify", peacock)
+		add("Python "+tag+" detect", sv, "/v1/pipelines/detect", street)
+	}
 	if has["people"] { // the cascade (issue 25): ssd, then pose per person and mobilenet per other object
 		add("edgehost people", eh, "/v1/pipelines/people", street)
 		add("Python people", py, "/v1/pipelines/people", street)
@@ -309,8 +440,8 @@ func benchHTTP(s settings) *httpResult {
 		r.targets = keep
 	}
 
-	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * s.clients}}
-	for _, t := range r.targets { // warm up
+	c := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * slices.Max(s.clients)}}
+	for _, t := range r.targets { // warm up (edgehost builds an idle interpreter on the first lone request)
 		for range 3 {
 			if _, err := t.do(c); err != nil {
 				logf("warm-up %s: %v", t.name, err)
@@ -318,6 +449,14 @@ func benchHTTP(s settings) *httpResult {
 		}
 	}
 	logf("HTTP: %d requests per target, 1 client, interleaved request by request", s.httpReqs)
+	type snap struct{ sum, count float64 }
+	before := map[*target]snap{}
+	for _, t := range r.targets {
+		if strings.HasPrefix(t.name, "edgehost") {
+			sum, n := metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
+			before[t] = snap{sum, n}
+		}
+	}
 	for i := range s.httpReqs {
 		for k := range r.targets {
 			t := r.targets[(k+i)%len(r.targets)]
@@ -325,17 +464,35 @@ func benchHTTP(s settings) *httpResult {
 				t.failed(err)
 			} else {
 				t.lat = append(t.lat, d)
+				var ms float64
+				if _, err := fmt.Sscanf(t.lastTiming, "total;dur=%g", &ms); err == nil {
+					t.srvTimes = append(t.srvTimes, time.Duration(ms*1e6))
+				}
 			}
 		}
 	}
-	logf("HTTP: saturated throughput, %d clients × %d s per target, %d rounds", s.clients, s.tputSecs, s.tputRounds)
-	for round := range s.tputRounds {
-		for k := range r.targets {
-			t := r.targets[(k+round)%len(r.targets)]
-			t.tput = append(t.tput, saturate(c, t, s.clients, time.Duration(s.tputSecs)*time.Second))
+	for _, t := range r.targets {
+		if b, ok := before[t]; ok {
+			sum, n := metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
+			if n > b.count {
+				t.srvMean = time.Duration((sum - b.sum) / (n - b.count) * 1e9)
+			}
+		} else if len(t.srvTimes) == len(t.lat) {
+			t.srvMean = mean(t.srvTimes)
 		}
 	}
-	r.ehLoaded, r.pyLoaded = eh.rss(), py.rss()
+	for _, n := range s.clients {
+		logf("HTTP: saturated throughput, %d clients × %d s per target, %d rounds", n, s.tputSecs, s.tputRounds)
+		for round := range s.tputRounds {
+			for k := range r.targets {
+				t := r.targets[(k+round)%len(r.targets)]
+				t.tput[n] = append(t.tput[n], saturate(c, t, n, time.Duration(s.tputSecs)*time.Second))
+			}
+		}
+	}
+	for _, sv := range all {
+		sv.loaded = sv.rss()
+	}
 	return r
 }
 
@@ -371,66 +528,112 @@ func saturate(c *http.Client, t *target, n int, d time.Duration) float64 {
 
 func (h *httpResult) write(w io.Writer, s settings) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
-	p("\n**HTTP, shipped %s** (edgehost `serve`) against bench/litert_server.py (FastAPI + uvicorn, 1 worker, Pillow draft + resize, ai-edge-litert num_threads=1), on 127.0.0.1; ", h.config)
-	p("latency: %d requests per target, 1 client, interleaved request by request (p99 of %d is about the maximum); throughput: %d clients for %d s per target, targets alternating, %d rounds (mean, range):\n\n",
+	p("\n**HTTP, shipped %s** (edgehost `serve`; its idle interpreters on, the default) against bench/litert_server.py (FastAPI + uvicorn, Pillow draft + resize, ai-edge-litert) run four ways: as shipped (one 1-thread interpreter per model behind a lock), num_threads=%d (latency), a pool of %d 1-thread interpreters per model, and %d uvicorn processes (throughput); on 127.0.0.1. ", h.config, h.cores, h.workers, h.workers)
+	p("Latency: %d requests per target, 1 client, interleaved request by request (p99 of %d is about the maximum); *HTTP adds*: the client's mean latency minus the server's mean time from the body read to the result over the same requests (edgehost's `edgehost_stage_seconds{stage=\"total\"}`, the Python server's `Server-Timing`); throughput: %v clients for %d s per target, targets alternating, %d rounds (mean, range):\n\n",
 		s.httpReqs, s.httpReqs, s.clients, s.tputSecs, s.tputRounds)
-	p("| target | p50 ms | p99 ms | failed | req/s saturated | vs Python: p50 | vs Python: req/s |\n|---|---|---|---|---|---|---|\n")
-	var pyC, pyD, pyP *target
-	for _, t := range h.targets {
-		switch t.name {
-		case "Python classify":
-			pyC = t
-		case "Python detect":
-			pyD = t
-		case "Python people":
-			pyP = t
-		}
+	p("| target | p50 ms | p99 ms | failed | HTTP adds, ms |")
+	for _, n := range s.clients {
+		p(" req/s, %d clients |", n)
 	}
+	p("\n|---|---|---|---|---|%s\n", strings.Repeat("---|", len(s.clients)))
 	for _, t := range h.targets {
-		ref := pyC
-		if strings.Contains(t.name, "detect") {
-			ref = pyD
-		} else if strings.Contains(t.name, "people") {
-			ref = pyP
-		}
-		mean, lo, hi := stats(t.tput)
 		failed := fmt.Sprintf("%d/%d", t.fail, t.fail+len(t.lat))
 		if t.tfail > 0 {
 			failed += fmt.Sprintf(" (+%d under load)", t.tfail)
 		}
-		lr, tr := "", ""
-		if t.srv.name == "edgehost" && ref != nil {
-			rm, _, _ := stats(ref.tput)
-			lr = "**" + ratio(pct(t.lat, 50), pct(ref.lat, 50)) + "**"
-			if rm > 0 {
-				tr = fmt.Sprintf("**%.2f×**", mean/rm)
-			}
+		adds := "—"
+		if t.srvMean > 0 && len(t.lat) > 0 {
+			adds = fmt.Sprintf("%.2f", float64(mean(t.lat)-t.srvMean)/1e6)
 		}
-		p("| %s | %s | %s | %s | %.1f (%.1f–%.1f) | %s | %s |\n", t.name, msOr(t.lat, 50), msOr(t.lat, 99), failed, mean, lo, hi, lr, tr)
+		p("| %s | %s | %s | %s | %s |", t.name, msOr(t.lat, 50), msOr(t.lat, 99), failed, adds)
+		for _, n := range s.clients {
+			mean, lo, hi := stats(t.tput[n])
+			p(" %.1f (%.1f–%.1f) |", mean, lo, hi)
+		}
+		p("\n")
 	}
+
 	byName := map[string]*target{}
 	for _, t := range h.targets {
 		byName[t.name] = t
 	}
+	// Ratios of each edgehost target against the Python servers doing the same job: the
+	// shipped one, num_threads = cores for latency, and for throughput the faster of the
+	// pool and the processes at each client count.
+	p("\nedgehost ÷ Python, same run (p50: lower is better for edgehost; req/s: higher is better). *tuned*: p50 against num_threads=%d, req/s against the faster of the pool and the processes at that client count (named):\n\n", h.cores)
+	p("| target | p50 ÷ Python as shipped | p50 ÷ Python num_threads=%d |", h.cores)
+	for _, n := range s.clients {
+		p(" req/s ÷ Python as shipped, %d clients | req/s ÷ tuned, %d clients |", n, n)
+	}
+	p("\n|---|---|---|%s\n", strings.Repeat("---|---|", len(s.clients)))
+	for _, t := range h.targets {
+		if !strings.HasPrefix(t.name, "edgehost") {
+			continue
+		}
+		job := "classify"
+		switch {
+		case strings.Contains(t.name, "detect"):
+			job = "detect"
+		case strings.Contains(t.name, "people"):
+			job = "people"
+		}
+		ref, lat := byName["Python "+job], byName["Python threads "+job]
+		if ref == nil {
+			continue
+		}
+		latR := "—"
+		if lat != nil {
+			latR = "**" + ratio(pct(t.lat, 50), pct(lat.lat, 50)) + "**"
+		}
+		p("| %s | %s | %s |", t.name, ratio(pct(t.lat, 50), pct(ref.lat, 50)), latR)
+		for _, n := range s.clients {
+			m, _, _ := stats(t.tput[n])
+			rm, _, _ := stats(ref.tput[n])
+			best, bestName := 0.0, ""
+			for _, v := range []string{"pool", "procs"} {
+				if o := byName["Python "+v+" "+job]; o != nil {
+					if om, _, _ := stats(o.tput[n]); om > best {
+						best, bestName = om, v
+					}
+				}
+			}
+			tuned := "—"
+			if best > 0 {
+				tuned = fmt.Sprintf("**%.2f×** (%s)", m/best, bestName)
+			}
+			shipped := "—"
+			if rm > 0 {
+				shipped = fmt.Sprintf("%.2f×", m/rm)
+			}
+			p(" %s | %s |", shipped, tuned)
+		}
+		p("\n")
+	}
+
 	var overlap []string
+	n0 := s.clients[0]
 	for _, n := range []string{"classify", "detect"} {
 		two, one := byName["edgehost "+n], byName["edgehost "+n+"-w1"]
 		if two == nil || one == nil {
 			continue
 		}
-		m2, _, _ := stats(two.tput)
-		m1, _, _ := stats(one.tput)
+		m2, _, _ := stats(two.tput[n0])
+		m1, _, _ := stats(one.tput[n0])
 		if m1 > 0 {
 			overlap = append(overlap, fmt.Sprintf("%s **%.2f×**", n, m2/m1))
 		}
 	}
 	if len(overlap) > 0 {
-		p("\nOverlap across requests (`NAME-w1`: the same pipeline with workers = 1, added to the bench's copy of config.toml; 1 thread per interpreter): saturated throughput with %d clients, workers = 2 / workers = 1: %s.\n", s.clients, strings.Join(overlap, ", "))
+		p("\nOverlap across requests (`NAME-w1`: the same pipeline with workers = 1, added to the bench's copy of config.toml): saturated throughput with %d clients, workers = 2 / workers = 1: %s.\n", n0, strings.Join(overlap, ", "))
 	}
-	p("\n| server | ready, empty cache | ready, restart (cache kept) | RSS idle MiB | RSS after the load MiB (edgehost: with the -w1 copies) |\n|---|---|---|---|---|\n")
-	p("| edgehost, shipped config | %.2f s | %.2f s | %.0f | %.0f |\n", h.ehCold.Seconds(), h.ehWarm.Seconds(), h.ehIdle, h.ehLoaded)
-	p("| Python (no cache; started twice) | %.2f s | %.2f s | %.0f | %.0f |\n", h.pyCold.Seconds(), h.pyWarm.Seconds(), h.pyIdle, h.pyLoaded)
-	p("| edgehost / Python | **%s** | **%s** | **%.2f×** | **%.2f×** |\n", ratio(h.ehCold, h.pyCold), ratio(h.ehWarm, h.pyWarm), h.ehIdle/h.pyIdle, h.ehLoaded/h.pyLoaded)
+	p("\n| server | ready, empty cache | ready, restart (cache kept) |\n|---|---|---|\n")
+	p("| edgehost, shipped config | %.2f s | %.2f s |\n", h.ehCold.Seconds(), h.ehWarm.Seconds())
+	p("| Python as shipped (no cache; started twice) | %.2f s | %.2f s |\n", h.pyCold.Seconds(), h.pyWarm.Seconds())
+	p("| edgehost / Python | **%s** | **%s** |\n", ratio(h.ehCold, h.pyCold), ratio(h.ehWarm, h.pyWarm))
+	p("\nRSS (VmRSS summed over the server's processes), MiB: 2 s after ready, and after the load (edgehost: on config-w1.toml, with the -w1 copies and the idle interpreters the load built):\n\n| server | RSS idle | RSS after the load |\n|---|---|---|\n")
+	for _, sv := range h.servers {
+		p("| %s | %.0f | %.0f |\n", sv.label, sv.idle, sv.loaded)
+	}
 	for _, t := range h.targets {
 		if t.err != "" {
 			p("\n%s: first failure: `%s`", t.name, strings.ReplaceAll(t.err, "`", "'"))

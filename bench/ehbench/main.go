@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -73,7 +74,8 @@ type settings struct {
 	httpReqs          int // 1-client requests per HTTP target
 	tputSecs          int // seconds per server per saturated-throughput round
 	tputRounds        int
-	clients           int
+	clients           []int // concurrent clients of each saturated-load measurement
+	fixed             bool  // HTTP: also edgehost with fixed threads (1, and cores) beside the adaptive default
 	skipHTTP, skipIn  bool
 	only              string         // HTTP targets whose name contains it (all when "")
 	workloads         *regexp.Regexp // in-process workloads whose name matches; nil: all
@@ -87,6 +89,7 @@ func main() {
 	flag.BoolVar(&s.skipHTTP, "no-http", false, "skip the HTTP part")
 	flag.BoolVar(&s.skipIn, "no-inproc", false, "skip the in-process part")
 	flag.StringVar(&s.only, "only", "", "HTTP: only the targets whose name contains this (e.g. people)")
+	flag.BoolVar(&s.fixed, "fixed", false, "HTTP: also run edgehost with fixed threads (threads = 1 and threads = cores, no idle interpreter) as targets")
 	only := flag.String("workloads", "", "run only the in-process workloads whose name matches this regular expression")
 	flag.Parse()
 	if *only != "" {
@@ -100,7 +103,7 @@ func main() {
 	s.httpReqs = envInt("BENCH_HTTP_REQS", 40)
 	s.tputSecs = envInt("BENCH_TPUT_SECS", 5)
 	s.tputRounds = envInt("BENCH_TPUT_ROUNDS", 2)
-	s.clients = envInt("BENCH_CLIENTS", 4)
+	s.clients = envInts("BENCH_CLIENTS", []int{4, 8})
 	var err error
 	if s.root, err = filepath.Abs(s.root); err != nil {
 		fatalf("%v", err)
@@ -143,6 +146,23 @@ func main() {
 		fatalf("%v", err)
 	}
 	logf("wrote %s", s.out)
+}
+
+// envInts reads a comma-separated list of positive integers.
+func envInts(name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fatalf("%s=%q: want positive integers separated by commas", name, v)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func loadavg() string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,11 +131,16 @@ type Model struct {
 	Path string `toml:"path"`
 	// Source pulls the model from a registry: "oci://host:port/repo:tag" or "…@sha256:…".
 	// Path is then the cached copy (set by Load, not written in the file).
-	Source   string    `toml:"source"`
-	Threads  int       `toml:"threads"` // default 1 (DefaultThreads)
-	XNNPACK  *bool     `toml:"xnnpack"` // default true
-	Delegate *Delegate `toml:"delegate"`
-	Workers  int       `toml:"workers"` // interpreters for bare-model inference; default 1
+	Source  string `toml:"source"`
+	Threads int    `toml:"threads"` // default 1 (DefaultThreads)
+	// IdleThreads is the thread count of one more interpreter of the model, which a request
+	// running alone in the process uses instead of its own (RATIONALE.md, "Adaptive
+	// parallelism"). 0 (the default): the cores the process may use (GOMAXPROCS); 1, or at
+	// most threads: no such interpreter. See IdleThreadCount.
+	IdleThreads int       `toml:"idle_threads"`
+	XNNPACK     *bool     `toml:"xnnpack"` // default true
+	Delegate    *Delegate `toml:"delegate"`
+	Workers     int       `toml:"workers"` // interpreters for bare-model inference; default 1
 	// Accelerator runs the model on LiteRT's CompiledModel API: "cpu", "gpu" or "npu"
 	// (runtime.litert_dir must be set). "" (the default) keeps the classic TFLite C API.
 	// A model whose accelerator cannot load, compile or run it is served on the CPU.
@@ -144,6 +150,16 @@ type Model struct {
 	// AcceleratorOptions are LiteRT's per-accelerator options: identifier ("xnnpack",
 	// "gpu_options", "intel_openvino") -> TOML text, passed through unchanged.
 	AcceleratorOptions map[string]string `toml:"accelerator_options"`
+}
+
+// IdleThreadCount is the thread count of the model's idle interpreter: idle_threads, or
+// when 0 the cores the process may use (GOMAXPROCS, which follows the CPU affinity and a
+// cgroup's CPU limit). A result not above threads means none.
+func (m Model) IdleThreadCount() int {
+	if m.IdleThreads > 0 {
+		return m.IdleThreads
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // Delegate is an external (vendor) delegate library.
@@ -534,6 +550,9 @@ func (c *Config) complete(data []byte) []error {
 			m.Threads = DefaultThreads
 		} else if m.Threads < 0 || m.Threads > 64 {
 			bad(fmt.Sprintf("threads %d must be between 1 and 64", m.Threads), "models", name, "threads")
+		}
+		if m.IdleThreads < 0 || m.IdleThreads > 64 {
+			bad(fmt.Sprintf("idle_threads %d must be between 0 (the cores) and 64", m.IdleThreads), "models", name, "idle_threads")
 		}
 		if m.XNNPACK == nil {
 			t := true

@@ -208,7 +208,7 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 }
 
 func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
-	opts := tflite.Options{Threads: mc.Threads, XNNPACK: *mc.XNNPACK,
+	opts := tflite.Options{Threads: mc.Threads, IdleThreads: mc.IdleThreadCount(), XNNPACK: *mc.XNNPACK,
 		Warn: func(msg string, kv ...any) { e.log.Warn(msg, append([]any{"model", name}, kv...)...) }}
 	if mc.Delegate != nil {
 		opts.Delegate = &tflite.ExternalOptions{Path: mc.Delegate.Path, Options: mc.Delegate.Options}

@@ -226,6 +226,7 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 		e.failed(old.Config.Path, "model "+name, err)
 		return
 	}
+	e.likeOld(m, old)
 	// Plugins' calls of the model move with the pipelines that make them: the new version
 	// is current for the versions built from here on; each pipeline that calls it is
 	// prepared on it, checked (golden) and swapped in like any other reload.
@@ -271,6 +272,18 @@ func (e *Engine) reloadModel(ctx context.Context, name string) {
 	}()
 }
 
+// likeOld builds the idle interpreter of a new model version before it serves when the
+// version it replaces had built one (it was serving requests alone): otherwise the first
+// lone request after the swap would start building it, and that build (tens of ms of CPU)
+// would compete with the requests that follow, a stream's frames say.
+func (e *Engine) likeOld(m, old *Model) {
+	if old.Model.HasIdle() {
+		if err := m.Model.PrepareIdle(); err != nil {
+			e.log.Warn("the new model version's idle interpreter could not be built", "model", m.Name, "error", err)
+		}
+	}
+}
+
 // applyConfigFile reads the config again and applies it pipeline by pipeline. A config
 // that does not parse or validate changes nothing.
 func (e *Engine) applyConfigFile(ctx context.Context) {
@@ -297,6 +310,9 @@ func (e *Engine) applyConfigFile(ctx context.Context) {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if old, ok := e.Model(name); ok {
+			e.likeOld(m, old)
 		}
 		e.mu.Lock()
 		oldM := e.models[name]

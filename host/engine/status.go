@@ -45,6 +45,12 @@ type ItemStatus struct {
 	FallbackReason string `json:"accelerator_fallback,omitempty"`
 	RunFallbacks   int64  `json:"accelerator_run_fallbacks,omitempty"`
 	TransferBytes  int64  `json:"accelerator_transfer_bytes,omitempty"` // host<->GPU tensor bytes (LiteRT's copies)
+	// IdleThreads (models only) is the thread count of the model's idle interpreter (0:
+	// none), IdleBuilt whether it is built, IdleRuns how many requests ran alone on it
+	// (tflite.Model.IdleInterpreter).
+	IdleThreads int   `json:"idle_threads,omitempty"`
+	IdleBuilt   bool  `json:"idle_interpreter_built,omitempty"`
+	IdleRuns    int64 `json:"idle_runs,omitempty"`
 	// Calls (models only) counts the runs plugins made of the model (ABI §5.9, cascades).
 	Calls *CallStatus `json:"plugin_calls,omitempty"`
 }
@@ -131,7 +137,8 @@ func (e *Engine) Status() Status {
 	for _, m := range e.Models() {
 		b := m.Model.Backend()
 		it := ItemStatus{Path: m.Config.Path, Hash: m.Hash, LoadedAt: m.LoadedAt,
-			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks, TransferBytes: b.TransferBytes}
+			Backend: b.Active, Requested: b.Requested, FallbackReason: b.Reason, RunFallbacks: b.RunFallbacks, TransferBytes: b.TransferBytes,
+			IdleThreads: m.Model.IdleThreads(), IdleBuilt: m.Model.HasIdle(), IdleRuns: m.Model.IdleRuns()}
 		it.LastError, it.ErrorAt = e.errs.get(m.Config.Path)
 		if cs := e.calls.Stats(m.Name); cs != nil && cs.Calls.Load()+cs.Errors.Load() > 0 {
 			it.Calls = &CallStatus{Calls: cs.Calls.Load(), Errors: cs.Errors.Load(), InvokeMS: float64(cs.Nanos.Load()) / 1e6,

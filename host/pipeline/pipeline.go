@@ -70,6 +70,10 @@ func Failed(ctx context.Context, err error, fromResult bool) bool {
 type Stats struct {
 	Pre, Infer, Post time.Duration
 	CopiedBytes      int // bytes copied between guest memory and TFLite tensors, model calls included
+	// Threads is the thread count of the interpreter that ran the model: the model's
+	// threads, or its idle threads when the request ran alone (tflite.Model.IdleInterpreter).
+	// 0 when the model did not run (FLAG_SKIP_MODEL).
+	Threads int
 	// ModelCalls is how many models the plugins ran (ABI §5.9), taking ModelTime (inside Pre
 	// and Post).
 	ModelCalls int
@@ -105,7 +109,7 @@ type Pipeline struct {
 type generation struct {
 	spec     Spec
 	zeroCopy bool
-	workers  chan *worker
+	workers  workerStack
 	all      []*worker
 	inflight sync.WaitGroup
 	closed   chan struct{}
@@ -141,7 +145,7 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 	if spec.QueueTimeout == 0 {
 		spec.QueueTimeout = 5 * time.Second
 	}
-	g := &generation{spec: spec, workers: make(chan *worker, spec.Workers),
+	g := &generation{spec: spec, workers: workerStack{tokens: make(chan struct{}, spec.Workers)},
 		zeroCopy: !spec.OneCopy && tflite.Probe().CustomAllocation, closed: make(chan struct{}), owner: p}
 	p.mu.Lock()
 	p.live[g] = true
@@ -162,7 +166,7 @@ func (p *Pipeline) newGeneration(ctx context.Context, spec Spec) (*generation, e
 			g.delegates = w.it.Delegates()
 		}
 		g.all = append(g.all, w)
-		g.workers <- w
+		g.workers.put(w)
 	}
 	return g, nil
 }
@@ -246,7 +250,7 @@ func (p *Pipeline) Usage() (busy, total int) {
 	if p.gen == nil {
 		return 0, 0
 	}
-	return len(p.gen.all) - len(p.gen.workers), len(p.gen.all)
+	return len(p.gen.all) - len(p.gen.workers.tokens), len(p.gen.all)
 }
 
 // Prepare builds a new version from spec, with all its workers, without serving it. Check
@@ -411,6 +415,10 @@ func (p *Pipeline) Run(ctx context.Context, body io.Reader, size int, fn Result)
 // version's failure still counts towards its rollback, unless the previous version fails
 // on the same input too (then the input is at fault, not the version).
 func (p *Pipeline) Do(ctx context.Context, req Request, fn Result) (Stats, error) {
+	// Counted for the whole request, pre and post included: a request running alone may
+	// take the idle cores for its model (worker.infer).
+	tflite.Begin()
+	defer tflite.End()
 	if req.Sequence.ID != "" {
 		return p.doSequence(ctx, req, fn)
 	}
@@ -519,19 +527,47 @@ func (p *Pipeline) countTrap(err error) {
 	}
 }
 
+// workerStack holds a generation's free workers, the one put back last on top: a request
+// takes the worker that ran most recently, whose guest memory and interpreter (arena,
+// packed weights) are the likeliest to be in the CPU's caches still. With a FIFO queue a
+// lone client's requests alternated between the workers, each finding the other's data in
+// the caches (RATIONALE.md, "Adaptive parallelism").
+type workerStack struct {
+	tokens chan struct{} // one per free worker: receive one, then take
+	mu     sync.Mutex
+	free   []*worker
+}
+
+func (s *workerStack) put(w *worker) {
+	s.mu.Lock()
+	s.free = append(s.free, w)
+	s.mu.Unlock()
+	s.tokens <- struct{}{} // never blocks: at most cap(tokens) workers exist
+}
+
+// take pops the most recently put worker; the caller holds a token, so there is one.
+func (s *workerStack) take() *worker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	return w
+}
+
 func (g *generation) run(ctx context.Context, req Request, fn Result) (Stats, error) {
 	var w *worker
 	t := time.NewTimer(g.spec.QueueTimeout)
 	select {
-	case w = <-g.workers:
+	case <-g.workers.tokens:
 		t.Stop()
+		w = g.workers.take()
 	case <-t.C:
 		return Stats{}, ErrOverloaded
 	case <-ctx.Done():
 		t.Stop()
 		return Stats{}, ctx.Err()
 	}
-	defer func() { g.workers <- w }()
+	defer g.workers.put(w)
 	if err := w.repair(ctx, g.spec, g.zeroCopy); err != nil {
 		return Stats{}, err
 	}

@@ -220,26 +220,8 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zer
 		// The pre plugin gave the model no new input (ABI.md §5.8): no inference; the post
 		// plugin is told, and its output tensors keep the last run's values.
 		postFlags |= abi.FlagSkipModel
-	} else {
-		if !zeroCopy {
-			for n := range w.it.InputCount() {
-				b, _ := w.pre.TensorData(n)
-				st.CopiedBytes += copy(w.it.Input(n), b)
-			}
-		}
-		if err := w.it.Invoke(); err != nil {
-			return st, err
-		}
-		if !zeroCopy {
-			for n := range w.it.OutputCount() {
-				data := w.post.TensorData
-				if spec.SharedInstance { // its TensorData are the inputs
-					data = w.post.PostTensorData
-				}
-				b, _ := data(n)
-				st.CopiedBytes += copy(b, w.it.Output(n))
-			}
-		}
+	} else if err := w.infer(spec, zeroCopy, &st); err != nil {
+		return st, err
 	}
 	w.post.SetSequenceFlags(postFlags)
 	t2 := time.Now()
@@ -250,6 +232,42 @@ func (w *worker) run(ctx context.Context, req Request, fn Result, spec Spec, zer
 		return st, err
 	}
 	return st, fn(res, w.post.Module().Manifest.ResultType())
+}
+
+// infer runs the model on the pre instance's tensors into the post instance's. A request
+// that runs alone in the process (and is not part of a sequence, whose state lives in this
+// worker's interpreter) runs on the model's idle interpreter instead, whose threads take the
+// cores no other request is using (RATIONALE.md, "Adaptive parallelism"); that interpreter
+// is shared, so its tensors are copied in and out.
+func (w *worker) infer(spec Spec, zeroCopy bool, st *Stats) error {
+	it, copyIO := w.it, !zeroCopy
+	st.Threads = max(1, spec.Model.Options().Threads)
+	if w.seqFlags == 0 {
+		if idle := spec.Model.IdleInterpreter(); idle != nil {
+			defer spec.Model.PutIdle(idle)
+			it, copyIO, st.Threads = idle, true, spec.Model.IdleThreads()
+		}
+	}
+	if copyIO {
+		for n := range it.InputCount() {
+			b, _ := w.pre.TensorData(n)
+			st.CopiedBytes += copy(it.Input(n), b)
+		}
+	}
+	if err := it.Invoke(); err != nil {
+		return err
+	}
+	if copyIO {
+		for n := range it.OutputCount() {
+			data := w.post.TensorData
+			if spec.SharedInstance { // its TensorData are the inputs
+				data = w.post.PostTensorData
+			}
+			b, _ := data(n)
+			st.CopiedBytes += copy(b, it.Output(n))
+		}
+	}
+	return nil
 }
 
 func (w *worker) close(ctx context.Context) {

@@ -696,11 +696,20 @@ func (s *Server) runBareOnce(ctx context.Context, m *engine.Model, ins []Tensor)
 		}
 		ordered[idx] = in
 	}
-	it, err := m.Pool.Get(ctx)
-	if err != nil {
-		return nil, err
+	// Counted like a pipeline request; run alone, it takes the model's idle interpreter
+	// (tflite.Model.IdleInterpreter), whose threads use the cores no one else does.
+	tflite.Begin()
+	defer tflite.End()
+	it := m.Model.IdleInterpreter()
+	if it != nil {
+		defer m.Model.PutIdle(it)
+	} else {
+		var err error
+		if it, err = m.Pool.Get(ctx); err != nil {
+			return nil, err
+		}
+		defer m.Pool.Put(it)
 	}
-	defer m.Pool.Put(it)
 	for i, in := range ordered {
 		copy(it.Input(i), in.Data)
 	}

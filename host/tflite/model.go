@@ -75,9 +75,12 @@ func (t TensorInfo) String() string {
 // Options configure how a model's interpreters are built. The zero value runs on the CPU
 // with TFLite's default kernels and one thread.
 type Options struct {
-	Threads  int              // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1, config.DefaultThreads
-	XNNPACK  bool             // apply the XNNPACK delegate with Threads threads
-	Delegate *ExternalOptions // an external (vendor) delegate; nil for none
+	Threads int // interpreter threads (TfLiteInterpreterOptionsSetNumThreads); 0 means 1, config.DefaultThreads
+	// IdleThreads, when above Threads, gives the model one more interpreter with that many
+	// threads, for a request that runs alone in the process (Model.IdleInterpreter). 0: none.
+	IdleThreads int
+	XNNPACK     bool             // apply the XNNPACK delegate with Threads threads
+	Delegate    *ExternalOptions // an external (vendor) delegate; nil for none
 	// LiteRT runs the model on LiteRT's CompiledModel API instead (CPU, GPU or NPU). If
 	// LiteRT cannot load, compile or run the model there, the classic backend serves it and
 	// Backend says why. Nil for the classic TFLite C API.
@@ -109,6 +112,8 @@ type Model struct {
 	lrtReason    string       // why a requested LiteRT backend is not used
 	runFallbacks int64        // interpreters moved to the classic backend after load (atomic)
 	transferred  int64        // tensor bytes LiteRT moved to and from the GPU (atomic)
+
+	idle idleSlot // the interpreter for requests that run alone (idle.go)
 }
 
 // LoadModel reads the model at path into a private copy, then parses and checks it. A
@@ -298,9 +303,11 @@ func (m *Model) NewInterpreter() (*Interpreter, error) {
 	return m.newInterpreter(m.opts)
 }
 
-// Close releases the model. Every interpreter of the model must be closed first.
+// Close releases the model and closes its idle interpreter (waiting for a request that
+// holds it). Every other interpreter of the model must be closed first.
 // The private copy of the file stays until the last interpreter is closed as well.
 func (m *Model) Close() {
+	m.closeIdle()
 	m.mu.Lock()
 	gm := m.m
 	m.m = nil
