@@ -53,7 +53,7 @@ func TestProbationHangingVersion(t *testing.T) {
 	}
 }
 
-// TestProbationHangPastDeadline: clients whose deadline (here 600 ms) is shorter than the
+// TestProbationHangPastDeadline: clients whose deadline (here 900 ms) is shorter than the
 // plugin's time budget (1 s). A new version that spins is stopped by the request's deadline,
 // not its budget; a request whose context ended was not held against the version but
 // counted as one it passed, so after rollback_window such requests the spinning version was
@@ -72,7 +72,9 @@ func TestProbationHangPastDeadline(t *testing.T) {
 	p, _ := f.e.Pipeline("p")
 	failed := 0
 	for i := 0; i < 12; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+		// 900 ms: under the 1 s budget, and the previous version's half (450 ms) holds a
+		// mobilenet request on a busy machine (300 ms of a 600 ms deadline once did not).
+		ctx, cancel := context.WithTimeout(context.Background(), 900*time.Millisecond)
 		var out string
 		_, err := p.Pipeline.Run(ctx, bytes.NewReader(f.img), len(f.img), func(b []byte, _ string) error {
 			out = string(b)
