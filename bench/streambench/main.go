@@ -41,12 +41,13 @@ var (
 	rss     = flag.Duration("rss", 0, "instead of the comparison: run a 30 fps stream into edgehost's detect this long and report its RSS every 30 s (flat: within ±10% of the first sample after 60 s)")
 	rates   = flag.String("fps", "30,5,200", "camera frame rates")
 	threads = flag.Int("threads", 1, "TFLite threads, both sides (the shipped config's ssd: 1)")
-	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c), edgehost-2 (the same with inflight = 2, 2 workers), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), edgehost-alt (edgehost with the pre plugin -pre-alt: another build, as a baseline in the same run), python")
+	whos    = flag.String("who", "edgehost,edgehost-ffmpeg,python", "what to run: edgehost (MJPEG parts to imagepre-c; 2 workers as the shipped detect, inflight left to its default: the workers, at most the cores), edgehost-1 (the same with inflight = 1: one frame at a time, the default before 2026-12-07), edgehost-ffmpeg (decoder = \"ffmpeg\": raw 300x300 frames; ffmpeg's CPU counted), edgehost-alt (edgehost with the pre plugin -pre-alt: another build, as a baseline in the same run), python")
 	preAlt  = flag.String("pre-alt", "", "the pre plugin edgehost-alt runs (say, imagepre-c.wasm built from an older commit)")
 )
 
 type result struct {
 	Received, Processed, Dropped float64 // per second
+	Late                         float64 // per second, of Dropped: overtaken by a newer frame's result
 	P50, P99                     float64 // ms
 	CPUms                        float64 // CPU ms per processed frame
 }
@@ -98,15 +99,15 @@ func main() {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Camera stream into detect (ssd_detect.tflite, %d thread), 640x427 MJPEG frames from a Go camera on loopback, results to mosquitto; %d interleaved rounds of %gs (after %gs warm-up), medians of rounds. CPU: process CPU time (user+system) per processed frame.\n\n", *threads, *rounds, *seconds, *warmup)
-	b.WriteString("| camera | who | received fps | processed fps | dropped fps | latency p50 ms | p99 ms | CPU ms/frame |\n|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| camera | who | received fps | processed fps | dropped fps | of which late | latency p50 ms | p99 ms | CPU ms/frame |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, k := range order {
 		m := median(all[k])
 		who, f, _ := strings.Cut(k, "@")
-		fmt.Fprintf(&b, "| %s fps | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", f, who, m.Received, m.Processed, m.Dropped, m.P50, m.P99, m.CPUms)
+		fmt.Fprintf(&b, "| %s fps | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", f, who, m.Received, m.Processed, m.Dropped, m.Late, m.P50, m.P99, m.CPUms)
 	}
 	b.WriteString("\n| camera | ratio | processed fps | latency p50 | p99 | CPU per frame |\n|---|---|---|---|---|---|\n")
 	for _, f := range strings.Split(*rates, ",") {
-		for _, w := range []string{"edgehost", "edgehost-alt", "edgehost-2", "edgehost-ffmpeg"} {
+		for _, w := range []string{"edgehost", "edgehost-1", "edgehost-alt", "edgehost-ffmpeg"} {
 			if len(all[w+"@"+f]) == 0 || len(all["python@"+f]) == 0 {
 				continue
 			}
@@ -133,9 +134,10 @@ func median(rs []result) result {
 		}
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
-	return result{pick(func(r result) float64 { return r.Received }), pick(func(r result) float64 { return r.Processed }),
-		pick(func(r result) float64 { return r.Dropped }), pick(func(r result) float64 { return r.P50 }),
-		pick(func(r result) float64 { return r.P99 }), pick(func(r result) float64 { return r.CPUms })}
+	return result{Received: pick(func(r result) float64 { return r.Received }), Processed: pick(func(r result) float64 { return r.Processed }),
+		Dropped: pick(func(r result) float64 { return r.Dropped }), P50: pick(func(r result) float64 { return r.P50 }),
+		P99: pick(func(r result) float64 { return r.P99 }), CPUms: pick(func(r result) float64 { return r.CPUms }),
+		Late: pick(func(r result) float64 { return r.Late })}
 }
 
 func freePort() int {
@@ -189,8 +191,10 @@ func cpuTime(pid int) time.Duration {
 }
 
 type streamStatus struct {
-	Received, Processed, Dropped, DroppedFPS int64
-	FFmpegPID                                int `json:"ffmpeg_pid"`
+	Received, Processed, Dropped int64
+	DroppedFPS                   int64 `json:"dropped_fps"`
+	DroppedLate                  int64 `json:"dropped_late"`
+	FFmpegPID                    int   `json:"ffmpeg_pid"`
 }
 
 func status(base string) (streamStatus, error) {
@@ -215,9 +219,9 @@ type edgehost struct {
 
 func startEdgehost(camURL, broker, who string) (*edgehost, error) {
 	ffmpeg := who == "edgehost-ffmpeg"
-	workers, inflight := 1, ""
-	if who == "edgehost-2" {
-		workers, inflight = 2, "inflight = 2\n"
+	workers, inflight := 2, ""
+	if who == "edgehost-1" {
+		inflight = "inflight = 1\n"
 	}
 	dir, _ := os.MkdirTemp("", "streambench-eh")
 	port := freePort()
@@ -347,7 +351,7 @@ func runEdgehost(camURL, broker, who string) (result, error) {
 	d := t1.Sub(t0).Seconds()
 	proc := float64(st1.Processed - st0.Processed)
 	r := result{Received: float64(st1.Received-st0.Received) / d, Processed: proc / d,
-		Dropped: float64(st1.Dropped-st0.Dropped+st1.DroppedFPS-st0.DroppedFPS) / d}
+		Dropped: float64(st1.Dropped-st0.Dropped+st1.DroppedFPS-st0.DroppedFPS) / d, Late: float64(st1.DroppedLate-st0.DroppedLate) / d}
 	if len(lat) > 0 {
 		r.P50, r.P99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
 	}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -53,11 +54,13 @@ type Stream struct {
 	// MaxFrameBytes bounds one MJPEG part (and is checked against a raw frame's size); a
 	// larger part drops the connection. Default 8 MiB, at most server.max_body_bytes.
 	MaxFrameBytes int64 `toml:"max_frame_bytes"`
-	// Inflight is how many frames of the stream run at once (default 1: results in order,
-	// latency one frame's). 2 or more lets a frame start while a slow one finishes, on the
-	// pipeline's other workers (it needs that many workers): more frames processed when the
-	// frame time is close to the camera's interval, results possibly out of order (the
-	// sequence number tells).
+	// Inflight is how many frames of the stream run at once, at most the pipeline's workers.
+	// Default: the pipeline's workers, at most the machine's cores (runtime.NumCPU), so that
+	// each frame in flight has a core: a frame starts while a slow one finishes, and a camera
+	// whose interval is close to the frame time keeps its frames. Results still go out in
+	// frame order: a frame that finishes after a newer frame's result went out is dropped
+	// (counted as dropped, reason "late"), never published out of order. 1 is the strict
+	// mode: one frame at a time, every frame taken is answered, throughput one worker's.
 	Inflight int `toml:"inflight"`
 	// MQTTBroker and MQTTTopic, both or neither: every result (and error) is published there
 	// (QoS 0: a result nobody took in time is not worth queueing), as the SSE event's JSON.
@@ -176,7 +179,7 @@ func (s *Stream) complete(pipeline string, workers int, maxBody int64, abs func(
 		}
 	}
 	if s.Inflight == 0 {
-		s.Inflight = 1
+		s.Inflight = max(1, min(workers, runtime.NumCPU()))
 	} else if s.Inflight < 1 || s.Inflight > workers {
 		bad(fmt.Sprintf("inflight %d must be between 1 and the pipeline's workers (%d)", s.Inflight, workers), key("inflight")...)
 	}

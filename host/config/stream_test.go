@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +43,11 @@ path = "post.wasm"
 	}
 	if s.Decoder != "mjpeg" || s.Width != 640 || s.Height != 480 || s.PixelFormat != "rgb24" || s.FFmpeg != "ffmpeg" ||
 		s.ReconnectMin.Duration != 100*time.Millisecond || s.ReconnectMax.Duration != time.Second ||
-		s.ReadTimeout.Duration != 5*time.Second || s.MaxFrameBytes != 8<<20 || !*s.Realtime || s.Inflight != 1 || s.RTSPTransport != "tcp" {
+		s.ReadTimeout.Duration != 5*time.Second || s.MaxFrameBytes != 8<<20 || !*s.Realtime || s.Inflight != min(2, runtime.NumCPU()) || s.RTSPTransport != "tcp" {
 		t.Errorf("defaults: %+v", s)
+	}
+	if s, err = parse("url = \"http://cam.local/stream\"\ninflight = 1"); err != nil || s.Inflight != 1 {
+		t.Errorf("explicit inflight = 1 (strict, one frame at a time) must stay 1: %+v %v", s, err)
 	}
 	s, err = parse("url = \"clip.mp4\"\nloop = true\nffmpeg = \"bin/ffmpeg\"")
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // *Metrics records nothing.
 type Metrics struct {
 	Received, Processed, Failed, Bad, Reconnects *prometheus.CounterVec
-	Dropped                                      *prometheus.CounterVec // by reason: busy, fps
+	Dropped                                      *prometheus.CounterVec // by reason: busy, fps, late
 	Latency                                      *prometheus.HistogramVec
 	Connected                                    *prometheus.GaugeVec
 }
@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Failed:     c("frames_failed_total", "Frames whose pipeline run failed."),
 		Bad:        c("bad_parts_total", "MJPEG parts that were not JPEGs (skipped)."),
 		Reconnects: c("reconnects_total", "Connections to the camera (or ffmpeg runs) made again."),
-		Dropped:    c("frames_dropped_total", "Frames dropped: replaced by a newer one while the pipeline was busy (busy), or over the fps cap (fps).", "reason"),
+		Dropped:    c("frames_dropped_total", "Frames dropped: replaced by a newer one while the pipeline was busy (busy), over the fps cap (fps), or finished after a newer frame's result was out (late; inflight > 1).", "reason"),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edgehost_stream_latency_seconds",
 			Help:    "Capture (whole frame read) to result.",
 			Buckets: []float64{.005, .01, .02, .035, .05, .075, .1, .15, .25, .5, 1, 2.5}}, []string{"stream"}),

@@ -18,7 +18,8 @@ import (
 // Stats are a stream's counters since it started (its /status entry).
 type Stats struct {
 	Received, Processed, Failed atomic.Int64
-	Dropped                     atomic.Int64 // replaced in the slot while the pipeline was busy
+	Dropped                     atomic.Int64 // replaced in the slot while the runners were busy, or late
+	DroppedLate                 atomic.Int64 // of Dropped: finished after a newer frame's result went out
 	DroppedFPS                  atomic.Int64 // over the fps cap
 	Bad                         atomic.Int64 // MJPEG parts that are not JPEGs
 	Reconnects                  atomic.Int64
@@ -27,20 +28,21 @@ type Stats struct {
 
 // Status is a stream's state for /status.
 type Status struct {
-	URL        string    `json:"url"`
-	Decoder    string    `json:"decoder"`
-	Connected  bool      `json:"connected"`
-	FFmpegPID  int64     `json:"ffmpeg_pid,omitempty"`
-	Received   int64     `json:"received"`
-	Processed  int64     `json:"processed"`
-	Failed     int64     `json:"failed"`
-	Dropped    int64     `json:"dropped"`
-	DroppedFPS int64     `json:"dropped_fps"`
-	Bad        int64     `json:"bad_parts"`
-	Reconnects int64     `json:"reconnects"`
-	LastError  string    `json:"last_error,omitempty"`
-	LastResult time.Time `json:"last_result,omitzero"`
-	Started    time.Time `json:"started"`
+	URL         string    `json:"url"`
+	Decoder     string    `json:"decoder"`
+	Connected   bool      `json:"connected"`
+	FFmpegPID   int64     `json:"ffmpeg_pid,omitempty"`
+	Received    int64     `json:"received"`
+	Processed   int64     `json:"processed"`
+	Failed      int64     `json:"failed"`
+	Dropped     int64     `json:"dropped"`      // busy and late
+	DroppedLate int64     `json:"dropped_late"` // of dropped: overtaken by a newer frame (inflight > 1)
+	DroppedFPS  int64     `json:"dropped_fps"`
+	Bad         int64     `json:"bad_parts"`
+	Reconnects  int64     `json:"reconnects"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastResult  time.Time `json:"last_result,omitzero"`
+	Started     time.Time `json:"started"`
 }
 
 // Stream is one running camera stream. Start it with Start; Stop ends it.
@@ -57,6 +59,17 @@ type Stream struct {
 	pid     atomic.Int64
 	seq     atomic.Uint64
 	started time.Time
+	// do runs one frame through the pipeline; nil: the pipeline lookup returns (tests set
+	// their own, to give frames chosen durations).
+	do func(ctx context.Context, f *Frame, result func(b []byte, ct string) error) error
+
+	// order publishes results in frame order: last is the newest sequence number
+	// published; a result older than it (a frame overtaken by a newer one, inflight > 1)
+	// is dropped as "late", never published out of order.
+	order struct {
+		sync.Mutex
+		last uint64
+	}
 
 	mu         sync.Mutex
 	lastErr    string
@@ -76,16 +89,24 @@ func Start(name string, cfg config.Stream, lookup func() (*pipeline.Pipeline, bo
 	}
 	s := &Stream{name: name, cfg: cfg, lookup: lookup, hub: hub, m: m, box: newMailbox(), pool: newBufPool(),
 		log: log.Named("stream").With("pipeline", name, "url", cfg.URL), started: time.Now()}
+	ctx := s.startRunners()
+	s.done.Add(1)
+	go s.reader(ctx)
+	s.log.Info("stream started", "decoder", cfg.Decoder, "inflight", max(1, cfg.Inflight))
+	return s
+}
+
+// startRunners starts the cfg.Inflight runners (at least one) and returns the stream's
+// context.
+func (s *Stream) startRunners() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	n := max(1, cfg.Inflight)
-	s.done.Add(1 + n)
-	go s.reader(ctx)
+	n := max(1, s.cfg.Inflight)
+	s.done.Add(n)
 	for range n {
 		go s.runner(ctx)
 	}
-	s.log.Info("stream started", "decoder", cfg.Decoder)
-	return s
+	return ctx
 }
 
 // Config is the stream's config.
@@ -106,7 +127,7 @@ func (s *Stream) Status() Status {
 	defer s.mu.Unlock()
 	return Status{URL: s.cfg.URL, Decoder: s.cfg.Decoder, Connected: s.stats.Connected.Load(), FFmpegPID: s.pid.Load(),
 		Received: s.stats.Received.Load(), Processed: s.stats.Processed.Load(), Failed: s.stats.Failed.Load(),
-		Dropped: s.stats.Dropped.Load(), DroppedFPS: s.stats.DroppedFPS.Load(), Bad: s.stats.Bad.Load(),
+		Dropped: s.stats.Dropped.Load(), DroppedLate: s.stats.DroppedLate.Load(), DroppedFPS: s.stats.DroppedFPS.Load(), Bad: s.stats.Bad.Load(),
 		Reconnects: s.stats.Reconnects.Load(), LastError: s.lastErr, LastResult: s.lastResult, Started: s.started}
 }
 
@@ -159,12 +180,7 @@ func (s *Stream) reader(ctx context.Context) {
 				}
 				next = next.Add(interval)
 			}
-			f := &Frame{Seq: seq, Captured: now, Data: *buf, Raw: raw, buf: buf}
-			if old := s.box.put(f); old != nil {
-				s.pool.put(old.buf)
-				s.stats.Dropped.Add(1)
-				s.m.dropped(s.name, "busy")
-			}
+			s.offer(&Frame{Seq: seq, Captured: now, Data: *buf, Raw: raw, buf: buf})
 		}
 		var err error
 		if s.cfg.FFmpegInput() {
@@ -193,6 +209,16 @@ func (s *Stream) reader(ctx context.Context) {
 	}
 }
 
+// offer leaves f in the mailbox; a frame no runner took yet (all inflight runners busy) is
+// replaced: dropped and counted as "busy".
+func (s *Stream) offer(f *Frame) {
+	if old := s.box.put(f); old != nil {
+		s.pool.put(old.buf)
+		s.stats.Dropped.Add(1)
+		s.m.dropped(s.name, "busy")
+	}
+}
+
 // runner takes the newest frame and runs it through the pipeline serving now.
 func (s *Stream) runner(ctx context.Context) {
 	defer s.done.Done()
@@ -208,26 +234,35 @@ func (s *Stream) runner(ctx context.Context) {
 
 func (s *Stream) process(ctx context.Context, f *Frame) {
 	ev := Event{Stream: s.name, Seq: f.Seq, Captured: f.Captured}
-	p, ok := s.lookup()
-	var err error
-	if !ok {
-		err = errors.New("pipeline is not serving")
-	} else {
-		_, err = p.Do(ctx, pipeline.Request{Body: bytes.NewReader(f.Data), Size: len(f.Data), Frame: f.Raw},
-			func(b []byte, ct string) error {
-				ev.ContentType = ct
-				if json.Valid(b) && (ct == "application/json" || ct == "") {
-					ev.Result = append(json.RawMessage(nil), b...)
-				} else {
-					ev.ResultBytes = append([]byte(nil), b...)
-				}
-				return nil
-			})
+	do := s.do
+	if do == nil {
+		do = s.pipelineDo
 	}
+	err := do(ctx, f, func(b []byte, ct string) error {
+		ev.ContentType = ct
+		if json.Valid(b) && (ct == "application/json" || ct == "") {
+			ev.Result = append(json.RawMessage(nil), b...)
+		} else {
+			ev.ResultBytes = append([]byte(nil), b...)
+		}
+		return nil
+	})
 	done := time.Now()
 	if ctx.Err() != nil && err != nil {
 		return // stopping: the frame is not answered
 	}
+	// In frame order: with several frames in flight a newer one may have finished first;
+	// its result is out already, so this one is late (a stale answer) and is dropped, as a
+	// frame replaced in the mailbox is. The lock also keeps Publish in sequence order.
+	s.order.Lock()
+	defer s.order.Unlock()
+	if f.Seq < s.order.last {
+		s.stats.Dropped.Add(1)
+		s.stats.DroppedLate.Add(1)
+		s.m.dropped(s.name, "late")
+		return
+	}
+	s.order.last = f.Seq
 	ev.Done = done
 	ev.LatencyMS = float64(done.Sub(f.Captured).Microseconds()) / 1000
 	if err != nil {
@@ -243,4 +278,14 @@ func (s *Stream) process(ctx context.Context, f *Frame) {
 		s.mu.Unlock()
 	}
 	s.hub.Publish(ev)
+}
+
+// pipelineDo runs f through the pipeline serving under the stream's name now.
+func (s *Stream) pipelineDo(ctx context.Context, f *Frame, result func(b []byte, ct string) error) error {
+	p, ok := s.lookup()
+	if !ok {
+		return errors.New("pipeline is not serving")
+	}
+	_, err := p.Do(ctx, pipeline.Request{Body: bytes.NewReader(f.Data), Size: len(f.Data), Frame: f.Raw}, result)
+	return err
 }
