@@ -253,7 +253,8 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 	defer starting.Store(false)
 	wait := time.NewTimer(startWait)
 	defer wait.Stop()
-	settled := map[bool]bool{} // by connection (true: the publishing one)
+	settled := map[bool]bool{}  // by connection (true: the publishing one)
+	dropped := map[bool]error{} // the last attempt's error, for a connection whose every attempt was dropped
 	for len(settled) < 2 {
 		select {
 		case o := <-outcomes:
@@ -263,12 +264,38 @@ func Start(ctx context.Context, e *engine.Engine, name string, cfg config.MQTT, 
 			}
 			if o.err == nil || unreachable(o.err) {
 				settled[o.out] = true
-			} // else dropped after connecting (a TLS alert may come as a reset): see the next try
+				delete(dropped, o.out)
+			} else {
+				// Dropped after connecting: a TLS alert may come as a reset (the broker
+				// closes the socket with the CONNECT unread, and the RST discards the alert
+				// before the client reads it); see the next try.
+				dropped[o.out] = o.err
+			}
 		case <-wait.C:
+			// No attempt of a connection got through, and none failed to reach the broker:
+			// the broker took every connection and closed it. That is no broker being down;
+			// it is what a broker that refuses the client (a certificate it requires, most
+			// often) looks like when its alert is lost.
+			for out, err := range dropped {
+				if settled[out] {
+					continue
+				}
+				b.abort()
+				return nil, fmt.Errorf("pipeline %s: mqtt broker %s: %s", name, cfg.Broker, droppedWhy(cfg.Broker, err))
+			}
 			return b, nil
 		}
 	}
 	return b, nil
+}
+
+// droppedWhy says what a broker that closed every connection right after accepting it
+// during Start most likely refused.
+func droppedWhy(broker string, err error) string {
+	if strings.HasPrefix(broker, "mqtts://") || strings.HasPrefix(broker, "ssl://") || strings.HasPrefix(broker, "tls://") {
+		return fmt.Sprintf("the broker refused the TLS handshake or closed every connection right after it for %v (a client certificate it requires? cert_file, key_file): %v", startWait, err)
+	}
+	return fmt.Sprintf("the broker closed every connection right after accepting it for %v: %v", startWait, err)
 }
 
 // outcome is one connection attempt's: err nil when up; out for the publishing connection.
@@ -277,8 +304,9 @@ type outcome struct {
 	err error
 }
 
-// startWait bounds how long Start waits for the connection attempts' outcome.
-const startWait = 10 * time.Second
+// startWait bounds how long Start waits for the connection attempts' outcome (a variable
+// for the tests).
+var startWait = 10 * time.Second
 
 // abort stops a bridge that never served: its workers and connection managers.
 func (b *Bridge) abort() {

@@ -158,6 +158,39 @@ func TestTLSAndPassword(t *testing.T) {
 		}
 		t.Logf("%s: Start failed in %v: %v", c.name, time.Since(start).Round(time.Millisecond), err)
 	}
+	// A broker that takes every connection and resets it at once (what a broker refusing the
+	// client looks like when the RST overtakes its TLS alert, seen under -race on a busy
+	// machine): Start fails saying so, instead of returning a bridge that never connects.
+	restore := mqtt.SetStartWait(2 * time.Second)
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	go func() {
+		for {
+			c, err := rl.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // close with RST
+			c.Close()
+		}
+	}()
+	rcfg := f.cfg
+	rcfg.ClientID, rcfg.Broker = "edgehost-reset", "mqtts://"+rl.Addr().String()
+	if b, err := mqtt.Start(context.Background(), f.e, "p", rcfg, 30*time.Second, mqtt.NewMetrics(prometheus.NewRegistry()), f.log); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		b.Close(ctx)
+		cancel()
+		t.Error("a broker that resets every connection: Start succeeded")
+	} else if !strings.Contains(err.Error(), "closed every connection right after it") {
+		t.Errorf("a broker that resets every connection: %v", err)
+	} else {
+		t.Logf("a broker that resets every connection: %v", err)
+	}
+	restore()
+
 	// A broker that is down is no config error: Start returns, the bridge retries.
 	cfg := f.cfg
 	cfg.ClientID, cfg.Broker = "edgehost-down", "mqtts://127.0.0.1:"+strconv.Itoa(testservers.FreePort(t))
