@@ -155,8 +155,8 @@ func (r *Runtime) cached(key string) bool {
 	if r.disk == nil {
 		return false
 	}
-	for _, keys := range r.disk.records {
-		if keys[key] {
+	for rel, keys := range r.disk.records {
+		if keys[key] && !isInstrumented(rel) {
 			return true
 		}
 	}
@@ -554,7 +554,9 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	if cfg.Unmetered {
 		_, err = wasm.Validate(ctx, b, r.limits, abi.HostModule)
 	} else {
-		ib, err = wasm.Instrument(ctx, b, wasm.Options{Limits: r.limits, HostModule: abi.HostModule,
+		// From cache_dir when this host validated and rewrote these bytes before (the
+		// entry's MAC verifies: instrumented.go).
+		ib, err = r.instrument(ctx, b, sum, wasm.Options{Limits: r.limits, HostModule: abi.HostModule,
 			TableEntries: tableEntries(cfg.MemoryLimit, r.limits)})
 	}
 	if err != nil {
