@@ -83,52 +83,56 @@ func instrumentKey(sum [32]byte, o wasm.Options) string {
 }
 
 // instrument returns b validated and rewritten with fuel checks (wasm.Instrument), from
-// cache_dir when this host stored the result for the same bytes, options and binary.
-func (r *Runtime) instrument(ctx context.Context, b []byte, sum [32]byte, o wasm.Options) ([]byte, error) {
+// cache_dir when this host stored the result for the same bytes, options and binary, and
+// the result's sha256 (the module key).
+func (r *Runtime) instrument(ctx context.Context, b []byte, sum [32]byte, o wasm.Options) ([]byte, [32]byte, error) {
 	skey := ""
 	if r.disk != nil { // set at NewRuntime, cleared only by Close
 		skey = instrumentKey(sum, o)
 	}
 	if skey != "" {
-		if ib := r.disk.loadInstrumented(skey); ib != nil {
-			return ib, nil
+		if ib, key := r.disk.loadInstrumented(skey); ib != nil {
+			return ib, key, nil // the MAC check hashed it already
 		}
 	}
 	ib, err := wasm.Instrument(ctx, b, o)
-	if err != nil || skey == "" {
-		return ib, err
+	if err != nil {
+		return nil, [32]byte{}, err
 	}
 	key := sha256.Sum256(ib)
-	r.cacheMu.Lock()
-	if r.disk != nil {
-		r.disk.storeInstrumented(skey, hex.EncodeToString(key[:]), ib)
+	if skey != "" {
+		r.cacheMu.Lock()
+		if r.disk != nil {
+			r.disk.storeInstrumented(skey, hex.EncodeToString(key[:]), ib)
+		}
+		r.cacheMu.Unlock()
 	}
-	r.cacheMu.Unlock()
-	return ib, nil
+	return ib, key, nil
 }
 
-// loadInstrumented reads the instrumented entry skey and returns its bytes if its MAC
-// verifies, else nil. It reads only fields fixed at open (no Runtime.cacheMu needed).
-func (c *diskCache) loadInstrumented(skey string) []byte {
+// loadInstrumented reads the instrumented entry skey and returns its bytes and their
+// sha256 if its MAC verifies, else nil. It reads only fields fixed at open (no
+// Runtime.cacheMu needed).
+func (c *diskCache) loadInstrumented(skey string) ([]byte, [32]byte) {
 	rel := filepath.Join(instrumentedDir, skey)
 	if c.realFolders(rel) != nil {
-		return nil
+		return nil, [32]byte{}
 	}
 	r, ok := c.readRecord(rel)
 	if !ok {
-		return nil
+		return nil, [32]byte{}
 	}
 	b, err := readRegular(filepath.Join(c.own, rel), maxInstrumented)
 	if err != nil {
-		return nil
+		return nil, [32]byte{}
 	}
 	sum := sha256.Sum256(b)
 	if !hmac.Equal([]byte(r.MAC), []byte(c.mac(rel, sum[:]))) {
 		c.log.Warn("instrumented module in cache_dir fails its check (corrupted or written by someone else): not used, validating again",
 			"entry", filepath.Join(c.own, rel))
-		return nil
+		return nil, [32]byte{}
 	}
-	return b
+	return b, sum
 }
 
 // storeInstrumented writes ib as the instrumented entry skey, recorded for the module key
