@@ -181,8 +181,30 @@ func (e *Engine) build(ctx context.Context, cfg *config.Config, names []string, 
 	}()
 	built := make([]*Pipeline, len(names))
 	errs := make([]error, len(names))
-	modelsReady := make(chan struct{})
-	var modelsErr error // written before modelsReady closes
+	// Each pipeline waits only for the models it uses (its own, and those its plugins may
+	// call), not for every model: the first pipelines serve while later models load.
+	type modelWait struct {
+		done chan struct{} // closed once the model is loaded, or never will be
+		ok   bool          // written before done closes
+	}
+	modelDone := map[string]*modelWait{} // not changed once the goroutines start
+	for _, n := range cfg.ModelNames() {
+		modelDone[n] = &modelWait{done: make(chan struct{})}
+	}
+	waitModels := func(names ...string) bool {
+		for _, n := range names {
+			w := modelDone[n]
+			if w == nil {
+				return false
+			}
+			<-w.done
+			if !w.ok {
+				return false
+			}
+		}
+		return true
+	}
+	var modelsErr error // read once every goroutine is done
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for i, name := range names {
@@ -193,11 +215,11 @@ func (e *Engine) build(ctx context.Context, cfg *config.Config, names []string, 
 			if g := gate[name]; g != nil {
 				<-g
 			}
-			if len(grantedModels(pc)) > 0 {
-				<-modelsReady // the plugin's init may ask for the models it may call
-				if modelsErr != nil {
-					return
-				}
+			granted := grantedModels(pc)
+			// The plugin's init may ask for the models it may call.
+			if !waitModels(granted...) {
+				errs[i] = fmt.Errorf("pipeline %s: a model its plugins may call did not load", name)
+				return
 			}
 			sem <- struct{}{}
 			pre, post, err := e.loadPlugins(ctx, pc, quick)
@@ -206,10 +228,10 @@ func (e *Engine) build(ctx context.Context, cfg *config.Config, names []string, 
 				errs[i] = fmt.Errorf("pipeline %s: %w", name, err)
 				return
 			}
-			<-modelsReady
-			if modelsErr != nil {
+			if !waitModels(append(granted, pc.Model)...) {
 				pre.Release(ctx)
 				post.Release(ctx)
+				errs[i] = fmt.Errorf("pipeline %s: model %q did not load", name, pc.Model)
 				return
 			}
 			sem <- struct{}{}
@@ -237,8 +259,14 @@ func (e *Engine) build(ctx context.Context, cfg *config.Config, names []string, 
 			modelsErr = err
 			break
 		}
+		modelDone[name].ok = true
+		close(modelDone[name].done)
 	}
-	close(modelsReady)
+	for _, w := range modelDone {
+		if !w.ok {
+			close(w.done) // a model that failed, and those after it: never loaded
+		}
+	}
 	wg.Wait()
 	if modelsErr != nil {
 		return modelsErr
