@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -109,14 +110,18 @@ func cmdServe(g *globals, args []string) error {
 		stop() // one front end failing stops the other
 		httpDone <- err
 	}()
-	// stopServing stops both front ends and returns the first error of err and theirs.
+	// stopServing stops both front ends and returns the first error of err and theirs; a
+	// front end's own error wins over a start cancelled because that front end stopped.
 	stopServing := func(err error) error {
 		stop()
-		if herr := <-httpDone; err == nil {
-			err = herr
+		herr, gerr := <-httpDone, <-grpcDone
+		if errors.Is(err, context.Canceled) && (herr != nil || gerr != nil) {
+			err = nil
 		}
-		if gerr := <-grpcDone; err == nil {
-			err = gerr
+		for _, fe := range []error{herr, gerr} {
+			if err == nil {
+				err = fe
+			}
 		}
 		return err
 	}
