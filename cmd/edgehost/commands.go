@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/edgehost/edgehost/abi"
@@ -68,46 +70,20 @@ func cmdServe(g *globals, args []string) error {
 	defer stop()
 	// Plugins not in the compilation cache start on wazero's interpreter and are compiled
 	// in the background (wasm_engine = "auto"; RATIONALE.md, "Cold start: interpreter first").
-	e, err := engine.NewWith(ctx, cfg, log, engine.Options{InterpreterFirst: true})
-	if err != nil {
-		return err
-	}
-	defer e.Close(context.Background())
-	// Compiling the plugins leaves the heap at its peak (~100 MiB of garbage for the shipped
-	// config) while little of it stays live: hand it back before serving (RATIONALE.md, RSS).
-	debug.FreeOSMemory()
-	tflite.TrimCHeap() // the same for glibc's arenas (interpreters built and freed)
-	go func() {
-		// The same once the plugins that started on the interpreter are compiled and swapped
-		// in: the compiles and the interpreter versions leave as much garbage again.
-		if e.WaitCompiled(ctx) == nil {
-			debug.FreeOSMemory()
-			tflite.TrimCHeap()
-		}
-	}()
-	srv := server.New(e, cfg.Server, log)
-	if *cfg.Runtime.Watch {
-		w, err := e.Watch(ctx)
-		if err != nil {
-			return err
-		}
-		defer w.Close()
-	}
-	defer e.PollSources(ctx)()                                        // registry tags ([oci] poll_interval); nothing to do without sources
-	stopMQTT, err := mqtt.StartAll(ctx, e, srv.Metrics.Registry, log) // [pipelines.NAME.mqtt]
+	// The listeners open at once and each pipeline is served as soon as it is built; until
+	// then a request to it is answered 503 (class "starting") and /v2/health/ready says
+	// not ready. A pipeline that fails to build stops serve with its error, as before.
+	e, err := engine.Start(ctx, cfg, log, engine.Options{InterpreterFirst: true})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
-		defer cancel()
-		stopMQTT(sctx)
+		stop()                        // ends a start still building (serve failed early)
+		e.Close(context.Background()) // waits for the start to end first
 	}()
-	// Camera streams ([pipelines.NAME.stream]): started now, kept in step with the config by
-	// reloads, stopped (ffmpeg killed) before the pipelines close; their results to SSE and MQTT.
-	sink := mqtt.StartStreamSink(e, srv.Metrics.Registry, log)
-	e.StartStreams(stream.NewMetrics(srv.Metrics.Registry))
-	defer sink.Close(context.Background())
+	var started atomic.Bool
+	srv := server.New(e, cfg.Server, log)
+	srv.SetReady(started.Load)
 	l, err := net.Listen("tcp", cfg.Server.Address)
 	if err != nil {
 		return err
@@ -128,13 +104,69 @@ func cmdServe(g *globals, args []string) error {
 	} else {
 		grpcDone <- nil
 	}
-	log.Info("serving", "address", l.Addr().String(), "config", cfg.File, "pipelines", strings.Join(cfg.PipelineNames(), ","))
-	err = srv.Serve(ctx, l)
-	stop() // one front end failing stops the other
-	if gerr := <-grpcDone; err == nil {
-		err = gerr
+	httpDone := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ctx, l)
+		stop() // one front end failing stops the other
+		httpDone <- err
+	}()
+	// stopServing stops both front ends and returns the first error of err and theirs; a
+	// front end's own error wins over a start cancelled because that front end stopped.
+	stopServing := func(err error) error {
+		stop()
+		herr, gerr := <-httpDone, <-grpcDone
+		if errors.Is(err, context.Canceled) && (herr != nil || gerr != nil) {
+			err = nil
+		}
+		for _, fe := range []error{herr, gerr} {
+			if err == nil {
+				err = fe
+			}
+		}
+		return err
 	}
+	log.Info("listening while the pipelines load", "address", l.Addr().String(), "pipelines", strings.Join(cfg.PipelineNames(), ","))
+	if err := e.WaitStarted(); err != nil {
+		return stopServing(err)
+	}
+	// Compiling the plugins leaves the heap at its peak (~100 MiB of garbage for the shipped
+	// config) while little of it stays live: hand it back before serving (RATIONALE.md, RSS).
+	debug.FreeOSMemory()
+	tflite.TrimCHeap() // the same for glibc's arenas (interpreters built and freed)
+	go func() {
+		// The same once the plugins that started on the interpreter are compiled and swapped
+		// in: the compiles and the interpreter versions leave as much garbage again.
+		if e.WaitCompiled(ctx) == nil {
+			debug.FreeOSMemory()
+			tflite.TrimCHeap()
+		}
+	}()
+	if *cfg.Runtime.Watch {
+		w, err := e.Watch(ctx)
+		if err != nil {
+			return stopServing(err)
+		}
+		defer w.Close()
+	}
+	defer e.PollSources(ctx)()                                        // registry tags ([oci] poll_interval); nothing to do without sources
+	stopMQTT, err := mqtt.StartAll(ctx, e, srv.Metrics.Registry, log) // [pipelines.NAME.mqtt]
 	if err != nil {
+		return stopServing(err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout.Duration)
+		defer cancel()
+		stopMQTT(sctx)
+	}()
+	// Camera streams ([pipelines.NAME.stream]): started now, kept in step with the config by
+	// reloads, stopped (ffmpeg killed) before the pipelines close; their results to SSE and MQTT.
+	sink := mqtt.StartStreamSink(e, srv.Metrics.Registry, log)
+	e.StartStreams(stream.NewMetrics(srv.Metrics.Registry))
+	defer sink.Close(context.Background())
+	started.Store(true)
+	log.Info("serving", "address", l.Addr().String(), "config", cfg.File, "pipelines", strings.Join(cfg.PipelineNames(), ","))
+	<-ctx.Done() // a signal, or a front end that stopped (it calls stop)
+	if err := stopServing(nil); err != nil {
 		return err
 	}
 	log.Info("stopped cleanly")

@@ -194,7 +194,7 @@ path = %q
 		}
 	}
 	runaway(budget)
-	entries, _ := filepath.Glob(filepath.Join(dir, "cache", "edgehost-compiled", "*", "*"))
+	entries, _ := filepath.Glob(filepath.Join(dir, "cache", "edgehost-compiled", "wazero-*", "*"))
 	if len(entries) == 0 {
 		t.Errorf("no compiled code in cache_dir after the background compile")
 	}

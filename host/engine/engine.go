@@ -58,6 +58,12 @@ type Engine struct {
 	upgrading   atomic.Int32  // pipelines still waiting for their compiled plugins
 	upgraded    chan struct{} // closed when none is left
 	swapGate    <-chan struct{}
+
+	// Start builds in the background: started closes when it is done (startErr then set);
+	// starting holds the pipelines not yet built (guarded by mu).
+	started  chan struct{}
+	startErr error
+	starting map[string]bool
 }
 
 // Model is a loaded model with a pool of interpreters for bare-model requests.
@@ -94,10 +100,30 @@ type Options struct {
 
 	// swapGate, when set (tests), holds every swap onto compiled plugins until it closes.
 	swapGate <-chan struct{}
+	// buildGate (tests) holds the build of the named pipelines until their channel closes.
+	buildGate map[string]<-chan struct{}
 }
 
 // NewWith is New with options.
 func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Options) (*Engine, error) {
+	e, err := Start(ctx, cfg, log, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.WaitStarted(); err != nil {
+		e.Close(ctx)
+		return nil, err
+	}
+	return e, nil
+}
+
+// Start is NewWith without waiting for the pipelines: it returns once the runtime exists
+// and the models and pipelines are loading, and each pipeline is served (Pipeline finds it)
+// as soon as it is built, while the others still are (RATIONALE.md, "Cold start:
+// interpreter first", second round). Until then Starting reports it. WaitStarted returns
+// when every one is built, or with the error NewWith would have returned; the caller then
+// closes the engine (Close waits for the start to end first).
+func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, o Options) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -132,10 +158,53 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 	// sooner. Only with wasm_engine = "auto": "compiler" asks for compiled code from the start.
 	quick := o.InterpreterFirst && cfg.Runtime.WasmEngine == "auto" && rt.Engine() == plugin.EngineCompiler
 	names := cfg.PipelineNames()
+	e.starting = map[string]bool{}
+	for _, name := range names {
+		e.starting[name] = true
+	}
+	e.started = make(chan struct{})
+	e.swapGate = o.swapGate
+	go func() {
+		defer close(e.started)
+		e.startErr = e.build(ctx, cfg, names, quick, o.buildGate)
+	}()
+	return e, nil
+}
+
+// build loads the models and builds the pipelines of a Start, publishing each pipeline as
+// soon as it is built.
+func (e *Engine) build(ctx context.Context, cfg *config.Config, names []string, quick bool, gate map[string]<-chan struct{}) error {
+	defer func() {
+		e.mu.Lock()
+		e.starting = nil // built, or the start failed: nothing is starting any more
+		e.mu.Unlock()
+	}()
 	built := make([]*Pipeline, len(names))
 	errs := make([]error, len(names))
-	modelsReady := make(chan struct{})
-	var modelsErr error // written before modelsReady closes
+	// Each pipeline waits only for the models it uses (its own, and those its plugins may
+	// call), not for every model: the first pipelines serve while later models load.
+	type modelWait struct {
+		done chan struct{} // closed once the model is loaded, or never will be
+		ok   bool          // written before done closes
+	}
+	modelDone := map[string]*modelWait{} // not changed once the goroutines start
+	for _, n := range cfg.ModelNames() {
+		modelDone[n] = &modelWait{done: make(chan struct{})}
+	}
+	waitModels := func(names ...string) bool {
+		for _, n := range names {
+			w := modelDone[n]
+			if w == nil {
+				return false
+			}
+			<-w.done
+			if !w.ok {
+				return false
+			}
+		}
+		return true
+	}
+	var modelsErr error // read once every goroutine is done
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	for i, name := range names {
@@ -143,11 +212,14 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 		go func() {
 			defer wg.Done()
 			pc := cfg.Pipelines[name]
-			if len(grantedModels(pc)) > 0 {
-				<-modelsReady // the plugin's init may ask for the models it may call
-				if modelsErr != nil {
-					return
-				}
+			if g := gate[name]; g != nil {
+				<-g
+			}
+			granted := grantedModels(pc)
+			// The plugin's init may ask for the models it may call.
+			if !waitModels(granted...) {
+				errs[i] = fmt.Errorf("pipeline %s: a model its plugins may call did not load", name)
+				return
 			}
 			sem <- struct{}{}
 			pre, post, err := e.loadPlugins(ctx, pc, quick)
@@ -156,15 +228,21 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 				errs[i] = fmt.Errorf("pipeline %s: %w", name, err)
 				return
 			}
-			<-modelsReady
-			if modelsErr != nil {
+			if !waitModels(append(granted, pc.Model)...) {
 				pre.Release(ctx)
 				post.Release(ctx)
+				errs[i] = fmt.Errorf("pipeline %s: model %q did not load", name, pc.Model)
 				return
 			}
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			built[i], errs[i] = e.assemblePipeline(ctx, name, pc, pre, post)
+			if errs[i] == nil {
+				e.mu.Lock()
+				e.pipelines[name] = built[i] // served from now on
+				delete(e.starting, name)
+				e.mu.Unlock()
+			}
 		}()
 	}
 	for _, name := range cfg.ModelNames() {
@@ -181,30 +259,47 @@ func NewWith(ctx context.Context, cfg *config.Config, log hclog.Logger, o Option
 			modelsErr = err
 			break
 		}
+		modelDone[name].ok = true
+		close(modelDone[name].done)
 	}
-	close(modelsReady)
+	for _, w := range modelDone {
+		if !w.ok {
+			close(w.done) // a model that failed, and those after it: never loaded
+		}
+	}
 	wg.Wait()
 	if modelsErr != nil {
-		e.Close(ctx)
-		return nil, modelsErr
-	}
-	for i, name := range names {
-		if built[i] != nil {
-			e.pipelines[name] = built[i]
-		}
+		return modelsErr
 	}
 	for _, err := range errs {
 		if err != nil {
-			e.Close(ctx)
-			return nil, err
+			return err
 		}
 	}
-	if n := rt.PruneCache(); n > 0 {
-		log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
+	if n := e.rt.PruneCache(); n > 0 {
+		e.log.Info("compilation cache pruned", "removed", n, "dir", cfg.Runtime.CacheDir)
 	}
-	e.swapGate = o.swapGate
 	e.startUpgrades(names)
-	return e, nil
+	return nil
+}
+
+// WaitStarted waits until Start has built every pipeline; it returns the first error in
+// config order (a model or a pipeline that failed), as NewWith would have. It may be
+// called any number of times.
+func (e *Engine) WaitStarted() error {
+	if e.started == nil {
+		return nil
+	}
+	<-e.started
+	return e.startErr
+}
+
+// Starting reports whether name is a configured pipeline that Start is still building
+// (not yet served).
+func (e *Engine) Starting(name string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.starting[name]
 }
 
 func (e *Engine) loadModel(name string, mc config.Model) (*Model, error) {
@@ -447,10 +542,20 @@ func (e *Engine) Config() *config.Config {
 // ErrNotFound is returned for an unknown pipeline or model.
 var ErrNotFound = errors.New("not found")
 
+// ErrStarting is returned for a pipeline that Start is still building (Starting): the
+// client may retry in a moment.
+var ErrStarting = errors.New("starting")
+
+// StartingError is the error for pipeline name while Starting(name).
+func StartingError(name string) error {
+	return fmt.Errorf("pipeline %q is %w: its plugins and models are still loading (GET /v2/health/ready turns ready once every pipeline is)", name, ErrStarting)
+}
+
 // Close drains and releases everything.
 func (e *Engine) Close(ctx context.Context) {
-	e.stopUpgrades()  // before the reload lock, which an upgrade takes to swap
-	e.reloadMu.Lock() // no reload runs meanwhile
+	_ = e.WaitStarted() // a Start still building (cancel its ctx to end it sooner)
+	e.stopUpgrades()    // before the reload lock, which an upgrade takes to swap
+	e.reloadMu.Lock()   // no reload runs meanwhile
 	defer e.reloadMu.Unlock()
 	e.rt.KeepCache() // a clean stop keeps the compiled plugins for the next start
 	e.stopStreams()  // before the pipelines they run on

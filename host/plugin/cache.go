@@ -303,7 +303,7 @@ func (c *diskCache) reportForeign() {
 // again and store replaces it). It returns the entries recorded for key.
 func (c *diskCache) fetch(key string) (rels []string) {
 	for rel, keys := range c.records {
-		if !keys[key] {
+		if !keys[key] || isInstrumented(rel) {
 			continue
 		}
 		rels = append(rels, rel)

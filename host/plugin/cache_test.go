@@ -17,7 +17,8 @@ func cacheFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(p, "edgehost-compiled") && !strings.HasSuffix(p, ".edgehost") {
+		if err == nil && !d.IsDir() && strings.Contains(p, "edgehost-compiled") && !strings.HasSuffix(p, ".edgehost") &&
+			!strings.Contains(p, "/instrumented/") { // validated modules, not compiled code (instrumented.go)
 			out = append(out, p)
 		}
 		return nil

@@ -155,8 +155,8 @@ func (r *Runtime) cached(key string) bool {
 	if r.disk == nil {
 		return false
 	}
-	for _, keys := range r.disk.records {
-		if keys[key] {
+	for rel, keys := range r.disk.records {
+		if keys[key] && !isInstrumented(rel) {
 			return true
 		}
 	}
@@ -551,17 +551,20 @@ func (r *Runtime) LoadBytes(ctx context.Context, cfg Config, b []byte) (*Module,
 	// rewritten (Instrument validates first): the rewrite assumes valid input and adds
 	// indices that a module must not name.
 	ib := b
+	var ikey [32]byte
 	if cfg.Unmetered {
 		_, err = wasm.Validate(ctx, b, r.limits, abi.HostModule)
+		ikey = sum
 	} else {
-		ib, err = wasm.Instrument(ctx, b, wasm.Options{Limits: r.limits, HostModule: abi.HostModule,
+		// From cache_dir when this host validated and rewrote these bytes before (the
+		// entry's MAC verifies: instrumented.go).
+		ib, ikey, err = r.instrument(ctx, b, sum, wasm.Options{Limits: r.limits, HostModule: abi.HostModule,
 			TableEntries: tableEntries(cfg.MemoryLimit, r.limits)})
 	}
 	if err != nil {
 		return fail("rejected: %v", err)
 	}
-	ikey := sha256.Sum256(ib)
-	cacheKey := hex.EncodeToString(ikey[:])
+	cacheKey := hex.EncodeToString(ikey[:]) // sha256 of ib
 	wrt := r.rt
 	if cfg.InterpretUncached && r.engine == EngineCompiler && !r.cached(cacheKey) {
 		if wrt, err = r.interpreter(ctx); err != nil {

@@ -14,11 +14,13 @@ import (
 
 // Error classes, as reported in JSON errors and the errors metric.
 const (
-	ClassBadInput      = "bad_input"
-	ClassNotFound      = "not_found"
-	ClassTooLarge      = "too_large"
-	ClassUnsupported   = "unsupported"
-	ClassOverloaded    = "overloaded"
+	ClassBadInput    = "bad_input"
+	ClassNotFound    = "not_found"
+	ClassTooLarge    = "too_large"
+	ClassUnsupported = "unsupported"
+	ClassOverloaded  = "overloaded"
+	// A pipeline that serve is still building at start (engine.ErrStarting).
+	ClassStarting      = "starting"
 	ClassPluginTrap    = "plugin_trap"
 	ClassPluginError   = "plugin_error"
 	ClassTimeout       = "timeout"
@@ -45,6 +47,7 @@ var errorTable = map[string]struct {
 	ClassTooLarge:      {http.StatusRequestEntityTooLarge, codes.ResourceExhausted},
 	ClassUnsupported:   {http.StatusUnsupportedMediaType, codes.InvalidArgument},
 	ClassOverloaded:    {http.StatusServiceUnavailable, codes.Unavailable},
+	ClassStarting:      {http.StatusServiceUnavailable, codes.Unavailable},
 	ClassPluginTrap:    {http.StatusInternalServerError, codes.Internal},
 	ClassPluginError:   {http.StatusInternalServerError, codes.Internal},
 	ClassPluginTimeout: {http.StatusInternalServerError, codes.Internal},
@@ -111,6 +114,8 @@ func classOf(err error) string {
 		return ClassBadInput
 	case errors.Is(err, engine.ErrNotFound):
 		return ClassNotFound
+	case errors.Is(err, engine.ErrStarting):
+		return ClassStarting
 	case errors.Is(err, pipeline.ErrOverloaded), errors.Is(err, plugin.ErrModelBusy):
 		return ClassOverloaded
 	case errors.As(err, &seq):

@@ -48,6 +48,9 @@ func (s *Server) Lookup(name string) (*engine.Pipeline, *engine.Model, error) {
 	if m, ok := s.e.Model(name); ok {
 		return nil, m, nil
 	}
+	if s.e.Starting(name) {
+		return nil, nil, engine.StartingError(name)
+	}
 	return nil, nil, fmt.Errorf("%w: model %q is neither a pipeline nor a model", engine.ErrNotFound, name)
 }
 

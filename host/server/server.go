@@ -344,6 +344,9 @@ func (s *Server) body(w http.ResponseWriter, r *http.Request) (body []byte, rele
 
 func (s *Server) pipeline(name string) (*engine.Pipeline, error) {
 	p, ok := s.e.Pipeline(name)
+	if !ok && s.e.Starting(name) {
+		return nil, engine.StartingError(name)
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: pipeline %q (GET /v1/pipelines lists them)", engine.ErrNotFound, name)
 	}
