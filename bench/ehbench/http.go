@@ -448,34 +448,54 @@ func benchHTTP(s settings) *httpResult {
 			}
 		}
 	}
-	logf("HTTP: %d requests per target, 1 client, interleaved request by request", s.httpReqs)
+	// 1 client, in blocks: each target in turn gets latBlock requests in a row after
+	// latSettle of uncounted ones, for as many rounds as give httpReqs counted requests. Not
+	// request by request: a server that looks at what other processes use (edgehost's idle
+	// interpreter, section "Adaptive parallelism") would see the other servers' requests of a
+	// moment ago and take the machine for busy, which one server alone on a board never does.
+	// Rounds still alternate the targets, so drift is shared.
+	logf("HTTP: %d requests per target, 1 client, in blocks of %d after %v uncounted, targets alternating", s.httpReqs, latBlock, latSettle)
 	type snap struct{ sum, count float64 }
-	before := map[*target]snap{}
-	for _, t := range r.targets {
-		if strings.HasPrefix(t.name, "edgehost") {
-			sum, n := metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
-			before[t] = snap{sum, n}
-		}
-	}
-	for i := range s.httpReqs {
+	srvSum := map[*target]snap{}
+	rounds := (s.httpReqs + latBlock - 1) / latBlock
+	for i := range rounds {
 		for k := range r.targets {
 			t := r.targets[(k+i)%len(r.targets)]
-			if d, err := t.do(c); err != nil {
-				t.failed(err)
-			} else {
-				t.lat = append(t.lat, d)
-				var ms float64
-				if _, err := fmt.Sscanf(t.lastTiming, "total;dur=%g", &ms); err == nil {
-					t.srvTimes = append(t.srvTimes, time.Duration(ms*1e6))
+			for settle := time.Now(); time.Since(settle) < latSettle; {
+				if _, err := t.do(c); err != nil {
+					logf("settling %s: %v", t.name, err)
+					break
 				}
+			}
+			var b snap
+			edge := strings.HasPrefix(t.name, "edgehost")
+			if edge {
+				b.sum, b.count = metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
+			}
+			for range min(latBlock, s.httpReqs-i*latBlock) {
+				if d, err := t.do(c); err != nil {
+					t.failed(err)
+				} else {
+					t.lat = append(t.lat, d)
+					var ms float64
+					if _, err := fmt.Sscanf(t.lastTiming, "total;dur=%g", &ms); err == nil {
+						t.srvTimes = append(t.srvTimes, time.Duration(ms*1e6))
+					}
+				}
+			}
+			if edge {
+				sum, n := metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
+				acc := srvSum[t]
+				acc.sum += sum - b.sum
+				acc.count += n - b.count
+				srvSum[t] = acc
 			}
 		}
 	}
 	for _, t := range r.targets {
-		if b, ok := before[t]; ok {
-			sum, n := metricTotal(t.srv.addr, strings.TrimPrefix(t.path, "/v1/pipelines/"))
-			if n > b.count {
-				t.srvMean = time.Duration((sum - b.sum) / (n - b.count) * 1e9)
+		if a, ok := srvSum[t]; ok {
+			if a.count > 0 {
+				t.srvMean = time.Duration(a.sum / a.count * 1e9)
 			}
 		} else if len(t.srvTimes) == len(t.lat) {
 			t.srvMean = mean(t.srvTimes)
@@ -495,6 +515,14 @@ func benchHTTP(s settings) *httpResult {
 	}
 	return r
 }
+
+// The 1-client phase's blocks (see run): latBlock counted requests after latSettle of
+// uncounted ones, long enough for edgehost's load sampler (two 250 ms windows) to see the
+// other servers idle.
+const (
+	latBlock  = 10
+	latSettle = 700 * time.Millisecond
+)
 
 // saturate runs n clients back to back for d and returns the requests/s completed (HTTP
 // 200) within d; failures are counted on t.
@@ -529,8 +557,8 @@ func saturate(c *http.Client, t *target, n int, d time.Duration) float64 {
 func (h *httpResult) write(w io.Writer, s settings) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("\n**HTTP, shipped %s** (edgehost `serve`; its idle interpreters on, the default) against bench/litert_server.py (FastAPI + uvicorn, Pillow draft + resize, ai-edge-litert) run four ways: as shipped (one 1-thread interpreter per model behind a lock), num_threads=%d (latency), a pool of %d 1-thread interpreters per model, and %d uvicorn processes (throughput); on 127.0.0.1. ", h.config, h.cores, h.workers, h.workers)
-	p("Latency: %d requests per target, 1 client, interleaved request by request (p99 of %d is about the maximum); *HTTP adds*: the client's mean latency minus the server's mean time from the body read to the result over the same requests (edgehost's `edgehost_stage_seconds{stage=\"total\"}`, the Python server's `Server-Timing`); throughput: %v clients for %d s per target, targets alternating, %d rounds (mean, range):\n\n",
-		s.httpReqs, s.httpReqs, s.clients, s.tputSecs, s.tputRounds)
+	p("Latency: %d requests per target, 1 client, in blocks of %d after %v of uncounted requests, targets alternating block by block (p99 of %d is about the maximum); *HTTP adds*: the client's mean latency minus the server's mean time from the body read to the result over the same requests (edgehost's `edgehost_stage_seconds{stage=\"total\"}`, the Python server's `Server-Timing`); throughput: %v clients for %d s per target, targets alternating, %d rounds (mean, range):\n\n",
+		s.httpReqs, latBlock, latSettle, s.httpReqs, s.clients, s.tputSecs, s.tputRounds)
 	p("| target | p50 ms | p99 ms | failed | HTTP adds, ms |")
 	for _, n := range s.clients {
 		p(" req/s, %d clients |", n)
