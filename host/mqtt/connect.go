@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/edgehost/edgehost/host/config"
@@ -109,8 +110,13 @@ func fatal(err error) string {
 }
 
 // unreachable says whether err is a failure to reach the broker at all (no connection, or
-// no answer in time): it may be down, and is retried with backoff.
+// no answer in time): it may be down, and is retried with backoff. A reset while dialling
+// is not: something took the connection and reset it (the kernel completed the handshake
+// for a listener that then closed it with RST), as a broker that refuses the client does.
 func unreachable(err error) bool {
 	var op *net.OpError
-	return (errors.As(err, &op) && op.Op == "dial") || errors.Is(err, context.DeadlineExceeded)
+	if errors.As(err, &op) && op.Op == "dial" {
+		return !errors.Is(err, syscall.ECONNRESET)
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }
