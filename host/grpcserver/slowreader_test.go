@@ -34,8 +34,9 @@ import (
 type rawCall struct {
 	conn  net.Conn
 	done  chan struct{}
-	ended chan string  // the server ended stream 1: "RST_STREAM CODE" or "trailers"
-	data  atomic.Int64 // DATA bytes received on stream 1 (none while the window is 0)
+	ended chan string   // the server ended stream 1: "RST_STREAM CODE" or "trailers"
+	data  atomic.Int64  // DATA bytes received on stream 1 (none while the window is 0)
+	heads chan struct{} // closed at the response headers of stream 1 (an answer on its way)
 
 	mu     sync.Mutex
 	frames map[string]int // frames received, by type and stream, for failure messages
@@ -64,7 +65,7 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
 		t.Fatal(err)
 	}
-	r := &rawCall{conn: c, done: make(chan struct{}), ended: make(chan string, 2), frames: map[string]int{}}
+	r := &rawCall{conn: c, done: make(chan struct{}), ended: make(chan string, 2), frames: map[string]int{}, heads: make(chan struct{})}
 	window := make(chan int32, 64) // the server's window updates for the upload
 	go func() {
 		defer close(r.done)
@@ -92,6 +93,8 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 			case *http2.HeadersFrame:
 				if f.StreamID == 1 && f.StreamEnded() {
 					r.ended <- "trailers"
+				} else if f.StreamID == 1 {
+					close(r.heads)
 				}
 			case *http2.DataFrame:
 				if f.StreamID == 1 {
@@ -157,9 +160,10 @@ func startRawCall(t *testing.T, addr string, msg []byte, uploadStall bool) *rawC
 // 4 × max_body_bytes) instead of being queued too. After the cut, calls work again.
 // A client that stalls its upload is reset by the upload deadline.
 func TestSlowReaderCut(t *testing.T) {
-	env := setup(t)
+	// Before setup: run alone, setup starts the shared servers, whose Serve reads GuardTick.
 	old := grpcserver.GuardTick
 	grpcserver.GuardTick = 50 * time.Millisecond
+	env := setup(t)
 	t.Cleanup(func() { grpcserver.GuardTick = old })
 	cfg := env.cfg.Server
 	cfg.TransferTimeout = config.Duration{Duration: time.Second}
@@ -205,6 +209,16 @@ func TestSlowReaderCut(t *testing.T) {
 
 	start := time.Now()
 	slow := startRawCall(t, gl.Addr().String(), msg, false)
+	// Its answer admitted (response headers sent) before the second client asks: the guard
+	// refuses a finished answer while another is unsent, so a second answer finishing at the
+	// same moment as the slow reader's could have the slow reader's refused instead.
+	select {
+	case <-slow.heads:
+	case how := <-slow.ended:
+		t.Fatalf("the slow reader's call ended before an answer was held: %s (%v)", how, slow)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no answer for the slow reader after 60 s (%v)", slow)
+	}
 	// While its response is held: a second big response is refused, saying why.
 	var refused error
 	for time.Since(start) < 30*time.Second {
