@@ -16,6 +16,7 @@ import (
 	"github.com/edgehost/edgehost/host/grpcserver"
 	pb "github.com/edgehost/edgehost/host/grpcserver/inference"
 	"github.com/edgehost/edgehost/host/server"
+	"github.com/edgehost/edgehost/internal/testservers"
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -170,7 +171,7 @@ func TestSlowReaderCut(t *testing.T) {
 	cfg.MaxBodyBytes = 2 << 20 // the queued bound is 8 MiB: one deadlab response fits, two do not
 	cfg.RequestTimeout = config.Duration{Duration: 60 * time.Second}
 	srv := server.New(env.e, cfg, hclog.NewNullLogger())
-	logBuf := &syncWriter{} // the guard's view of each connection, shown if the cut fails
+	logBuf := &testservers.LogBuffer{} // the guard's view of each connection, shown if the cut fails
 	glog := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logBuf})
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -239,14 +240,14 @@ func TestSlowReaderCut(t *testing.T) {
 	t.Logf("while held: %v (slow reader: %v)", status.Convert(refused).Message(), slow)
 	select {
 	case <-slow.done:
-		t.Logf("slow reader's connection closed %v after its call; guard log %d bytes", time.Since(start).Round(time.Millisecond), logBuf.Len())
+		t.Logf("slow reader's connection closed %v after its call; guard log %d bytes", time.Since(start).Round(time.Millisecond), len(logBuf.String()))
 	case <-time.After(60 * time.Second):
 		select {
 		case err := <-served:
 			t.Logf("Serve returned early: %v", err)
 		default:
 		}
-		t.Fatalf("the slow reader's connection is still open after 60 s (%v); the guard's log:\n%s", slow, logBuf.tail())
+		t.Fatalf("the slow reader's connection is still open after 60 s (%v); the guard's log:\n%s", slow, tail(logBuf.String()))
 	}
 	if gs.SlowReadersCut() < 1 {
 		t.Errorf("SlowReadersCut = %d", gs.SlowReadersCut())
@@ -285,28 +286,5 @@ func TestSlowReaderCut(t *testing.T) {
 	}
 }
 
-// syncWriter is a log buffer written by the server's goroutines and read by the test.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(b)
-}
-
-func (s *syncWriter) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
-// tail is the last 8 KiB written.
-func (s *syncWriter) tail() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.b.String()
-	return t[max(0, len(t)-8192):]
-}
+// tail is the last 8 KiB of s.
+func tail(s string) string { return s[max(0, len(s)-8192):] }
